@@ -1,0 +1,141 @@
+// billing-exporter: samples the customer's PostgreSQL on its own schedule and serves the latest
+// sample as Prometheus metrics. See README.md for configuration and the metric reference.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "src/config.h"
+#include "src/exposition.h"
+#include "src/http_server.h"
+#include "src/log.h"
+#include "src/postgres_collector.h"
+#include "src/sampler.h"
+
+namespace {
+
+using namespace billing::exporter;
+
+constexpr int kExitUsage = 2;
+
+constexpr const char* kUsage =
+    "usage: billing-exporter [--config FILE] [--listen ADDR:PORT] [--check-config] [--version]\n"
+    "Environment (overrides the file): DATABASE_URL, CUSTOMER_ID, SAMPLE_INTERVAL,\n"
+    "EXPORTER_BASIC_AUTH_USERNAME, EXPORTER_BASIC_AUTH_PASSWORD. See README.md.\n";
+
+struct Args {
+  std::optional<std::string> config_path;
+  std::optional<std::string> listen;
+  bool check_config = false;
+  bool version = false;
+  bool help = false;
+};
+
+// Returns an error message, or "" when the arguments are fine.
+std::string ParseArgs(int argc, char** argv, Args& args) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const std::string& flag) -> std::optional<std::string> {
+      if (arg.rfind(flag + "=", 0) == 0) return arg.substr(flag.size() + 1);
+      if (arg == flag && i + 1 < argc) return std::string(argv[++i]);
+      return std::nullopt;
+    };
+    if (arg == "--check-config") {
+      args.check_config = true;
+    } else if (arg == "--version") {
+      args.version = true;
+    } else if (arg == "--help" || arg == "-h") {
+      args.help = true;
+    } else if (arg.rfind("--config", 0) == 0) {
+      if (!(args.config_path = value("--config"))) return "--config needs a file path";
+    } else if (arg.rfind("--listen", 0) == 0) {
+      if (!(args.listen = value("--listen"))) return "--listen needs ADDR:PORT";
+      if (auto error = ValidateListenAddress(*args.listen); !error.empty()) return "--listen: " + error;
+    } else {
+      return "unknown argument '" + arg + "'";
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (auto error = ParseArgs(argc, argv, args); !error.empty()) {
+    std::cerr << "billing-exporter: " << error << "\n" << kUsage;
+    return kExitUsage;
+  }
+  if (args.help) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args.version) {
+    std::cout << "billing-exporter " << BILLING_VERSION << "\n";
+    return 0;
+  }
+
+  auto loaded = LoadConfig(args.config_path, ProcessEnvironment());
+  if (auto* error = std::get_if<ConfigError>(&loaded)) {
+    std::cerr << "billing-exporter: config error: " << error->ToString() << "\n";
+    return kExitUsage;
+  }
+  ExporterConfig config = std::get<ExporterConfig>(std::move(loaded));
+  if (args.listen) config.listen = *args.listen;
+  if (args.check_config) {
+    std::cout << "config ok\n";
+    return 0;
+  }
+
+  // Signals are taken by sigwait in this thread only; every thread started below inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  Exposition exposition(config.constant_labels, BILLING_VERSION);
+  std::vector<std::unique_ptr<Collector>> collectors;
+  if (config.postgres.url) {
+    collectors.push_back(
+        std::make_unique<PostgresCatalogCollector>(config.postgres, config.sample_interval));
+    if (!config.postgres.exact_count_tables.empty()) {
+      collectors.push_back(std::make_unique<PostgresExactCountCollector>(config.postgres));
+    }
+  }
+  for (const auto& collector : collectors) exposition.Register(collector->Name(), collector->Interval());
+
+  std::unique_ptr<HttpServer> server;
+  try {
+    server = std::make_unique<HttpServer>(
+        HttpOptions{config.listen, config.basic_auth_username, config.basic_auth_password},
+        exposition);
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, "http", e.what());
+    return 1;
+  }
+  Log(LogLevel::kInfo, "http",
+      "listening on " + config.listen.substr(0, config.listen.rfind(':')) + ":" +
+          std::to_string(server->port()));
+
+  {
+    std::vector<std::unique_ptr<Sampler>> samplers;
+    for (const auto& collector : collectors) {
+      samplers.push_back(std::make_unique<Sampler>(*collector, exposition));
+    }
+    Log(LogLevel::kInfo, "main",
+        "sampling " + (config.postgres.url ? config.postgres.url->Redacted() : std::string("-")) +
+            " every " + std::to_string(config.sample_interval.count()) + "ms");
+    int received = 0;
+    sigwait(&signals, &received);
+    Log(LogLevel::kInfo, "main", std::string("received ") + strsignal(received) + ", shutting down");
+    server.reset();  // stop serving first, then stop the samplers (each finishes its sample)
+  }
+  Log(LogLevel::kInfo, "main", "stopped");
+  return 0;
+}

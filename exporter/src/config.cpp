@@ -1,0 +1,315 @@
+#include "config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "duration.h"
+
+namespace billing::exporter {
+namespace {
+
+// Thrown inside this file only; ParseConfig turns it into a ConfigError value.
+struct FieldError {
+  std::string field;
+  std::string message;
+};
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+std::string Child(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+void RequireMap(const YAML::Node& node, const std::string& path) {
+  if (!node.IsMap()) throw FieldError{path.empty() ? "config" : path, "must be a mapping of keys to values"};
+}
+
+// Rejects keys this version does not know, so a typo never silently falls back to a default.
+void CheckKeys(const YAML::Node& node, const std::string& path,
+               const std::vector<std::string>& allowed) {
+  RequireMap(node, path);
+  for (const auto& entry : node) {
+    if (!entry.first.IsScalar()) throw FieldError{path.empty() ? "config" : path, "keys must be strings"};
+    const auto key = entry.first.as<std::string>();
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      throw FieldError{Child(path, key), "unknown key; valid keys here are: " + Join(allowed)};
+    }
+  }
+}
+
+std::string ScalarText(const YAML::Node& node, const std::string& field, const char* expected) {
+  if (!node.IsScalar()) throw FieldError{field, std::string("must be ") + expected};
+  return node.Scalar();
+}
+
+std::string GetString(const YAML::Node& node, const std::string& field) {
+  return ScalarText(node, field, "a string");
+}
+
+std::chrono::milliseconds ToDuration(const std::string& text, const std::string& field) {
+  auto duration = ParseDuration(text);
+  if (!duration) {
+    throw FieldError{field, "'" + text +
+                                "' is not a duration; write an integer with a unit, e.g. 500ms, 15s, 5m, 1h"};
+  }
+  return *duration;
+}
+
+std::chrono::milliseconds GetDuration(const YAML::Node& node, const std::string& field) {
+  return ToDuration(ScalarText(node, field, "a duration such as 15s"), field);
+}
+
+std::uint64_t GetUnsigned(const YAML::Node& node, const std::string& field) {
+  const auto text = ScalarText(node, field, "a non-negative integer");
+  std::uint64_t value = 0;
+  const auto* begin = text.data();
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) {
+    throw FieldError{field, "'" + text + "' is not a non-negative integer"};
+  }
+  return value;
+}
+
+std::vector<std::string> GetStringList(const YAML::Node& node, const std::string& field) {
+  if (!node.IsSequence()) throw FieldError{field, "must be a list of strings"};
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    out.push_back(GetString(node[i], field + "[" + std::to_string(i) + "]"));
+  }
+  return out;
+}
+
+void RequireAtLeast(std::chrono::milliseconds value, std::chrono::milliseconds minimum,
+                    const std::string& field) {
+  if (value < minimum) throw FieldError{field, "must be at least " + FormatDuration(minimum)};
+}
+
+const std::regex& LabelNamePattern() {
+  static const std::regex pattern("[a-zA-Z_][a-zA-Z0-9_]*");
+  return pattern;
+}
+
+// Customer ids name Kubernetes namespaces (customer-{id}), so they are DNS-1123 labels.
+void ValidateCustomerId(const std::string& id, const std::string& field) {
+  static const std::regex pattern("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  if (id.size() > 54 || !std::regex_match(id, pattern)) {
+    throw FieldError{field, "'" + id +
+                                "' is not a valid customer id; use 1-54 lowercase letters, digits "
+                                "and '-', starting and ending with a letter or digit"};
+  }
+}
+
+// Labels the exporter sets itself; a constant label of the same name would clash.
+const std::vector<std::string>& ReservedLabels() {
+  static const std::vector<std::string> names = {
+      "customer_id", "schema", "table", "part", "database", "collector", "version", "topic_group"};
+  return names;
+}
+
+QualifiedTable ParseQualifiedTable(const YAML::Node& node, const std::string& field) {
+  QualifiedTable table;
+  if (node.IsMap()) {
+    CheckKeys(node, field, {"schema", "table"});
+    table.schema = node["schema"] ? GetString(node["schema"], field + ".schema") : "public";
+    if (!node["table"]) throw FieldError{field + ".table", "is required"};
+    table.table = GetString(node["table"], field + ".table");
+  } else {
+    const auto text = ScalarText(node, field, "\"schema.table\" or {schema: ..., table: ...}");
+    const auto dot = text.find('.');
+    if (dot == std::string::npos) {
+      table.schema = "public";
+      table.table = text;
+    } else {
+      table.schema = text.substr(0, dot);
+      table.table = text.substr(dot + 1);
+    }
+  }
+  if (table.schema.empty() || table.table.empty()) {
+    throw FieldError{field, "needs a non-empty schema and table name; for names containing '.', "
+                            "write {schema: ..., table: ...}"};
+  }
+  return table;
+}
+
+void ParsePostgres(const YAML::Node& node, PostgresConfig& pg, std::string& url_text) {
+  const std::string path = "postgres";
+  CheckKeys(node, path,
+            {"url", "connect_timeout", "statement_timeout", "reconnect_backoff_max",
+             "include_schemas", "exclude_schemas", "include_tables", "exclude_tables",
+             "max_table_series", "exact_count"});
+  if (node["url"]) url_text = GetString(node["url"], "postgres.url");
+  if (node["connect_timeout"]) pg.connect_timeout = GetDuration(node["connect_timeout"], "postgres.connect_timeout");
+  if (node["statement_timeout"]) pg.statement_timeout = GetDuration(node["statement_timeout"], "postgres.statement_timeout");
+  if (node["reconnect_backoff_max"]) pg.reconnect_backoff_max = GetDuration(node["reconnect_backoff_max"], "postgres.reconnect_backoff_max");
+  if (node["include_schemas"]) pg.include_schemas = GetStringList(node["include_schemas"], "postgres.include_schemas");
+  if (node["exclude_schemas"]) pg.exclude_schemas = GetStringList(node["exclude_schemas"], "postgres.exclude_schemas");
+  if (node["include_tables"]) pg.include_tables = GetStringList(node["include_tables"], "postgres.include_tables");
+  if (node["exclude_tables"]) pg.exclude_tables = GetStringList(node["exclude_tables"], "postgres.exclude_tables");
+  if (node["max_table_series"]) {
+    pg.max_table_series = GetUnsigned(node["max_table_series"], "postgres.max_table_series");
+    if (pg.max_table_series < 1 || pg.max_table_series > 100000) {
+      throw FieldError{"postgres.max_table_series", "must be between 1 and 100000"};
+    }
+  }
+  if (const auto exact = node["exact_count"]) {
+    const std::string exact_path = "postgres.exact_count";
+    CheckKeys(exact, exact_path, {"tables", "interval", "timeout"});
+    if (const auto tables = exact["tables"]) {
+      if (!tables.IsSequence()) throw FieldError{exact_path + ".tables", "must be a list of tables"};
+      for (std::size_t i = 0; i < tables.size(); ++i) {
+        pg.exact_count_tables.push_back(
+            ParseQualifiedTable(tables[i], exact_path + ".tables[" + std::to_string(i) + "]"));
+      }
+    }
+    if (exact["interval"]) pg.exact_count_interval = GetDuration(exact["interval"], exact_path + ".interval");
+    if (exact["timeout"]) pg.exact_count_timeout = GetDuration(exact["timeout"], exact_path + ".timeout");
+  }
+  RequireAtLeast(pg.connect_timeout, std::chrono::seconds(1), "postgres.connect_timeout");
+  RequireAtLeast(pg.statement_timeout, std::chrono::milliseconds(100), "postgres.statement_timeout");
+  RequireAtLeast(pg.reconnect_backoff_max, std::chrono::milliseconds(100), "postgres.reconnect_backoff_max");
+  RequireAtLeast(pg.exact_count_interval, std::chrono::seconds(1), "postgres.exact_count.interval");
+  RequireAtLeast(pg.exact_count_timeout, std::chrono::milliseconds(100), "postgres.exact_count.timeout");
+}
+
+ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
+  ExporterConfig config;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw FieldError{"config", "invalid YAML at line " + std::to_string(e.mark.line + 1) +
+                                   ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg};
+  }
+
+  std::string customer_id;
+  std::string url_text;
+  if (root && !root.IsNull()) {
+    CheckKeys(root, "", {"customer_id", "listen", "sample_interval", "constant_labels", "web", "postgres"});
+    if (root["customer_id"]) customer_id = GetString(root["customer_id"], "customer_id");
+    if (root["listen"]) config.listen = GetString(root["listen"], "listen");
+    if (root["sample_interval"]) config.sample_interval = GetDuration(root["sample_interval"], "sample_interval");
+    if (const auto labels = root["constant_labels"]) {
+      RequireMap(labels, "constant_labels");
+      for (const auto& entry : labels) {
+        const auto name = GetString(entry.first, "constant_labels");
+        const auto field = "constant_labels." + name;
+        if (!std::regex_match(name, LabelNamePattern()) || name.rfind("__", 0) == 0) {
+          throw FieldError{field, "is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"};
+        }
+        const auto& reserved = ReservedLabels();
+        if (std::find(reserved.begin(), reserved.end(), name) != reserved.end()) {
+          throw FieldError{field, "is a label the exporter sets itself; choose another name (customer_id comes from customer_id or CUSTOMER_ID)"};
+        }
+        config.constant_labels.emplace_back(name, GetString(entry.second, field));
+      }
+    }
+    if (const auto web = root["web"]) {
+      CheckKeys(web, "web", {"basic_auth"});
+      if (const auto auth = web["basic_auth"]) {
+        CheckKeys(auth, "web.basic_auth", {"username", "password"});
+        if (auth["username"]) config.basic_auth_username = GetString(auth["username"], "web.basic_auth.username");
+        if (auth["password"]) config.basic_auth_password = GetString(auth["password"], "web.basic_auth.password");
+      }
+    }
+    if (const auto pg = root["postgres"]) ParsePostgres(pg, config.postgres, url_text);
+  }
+
+  // The environment overrides the file: a Kubernetes Secret supplies these.
+  if (auto v = env("CUSTOMER_ID")) customer_id = *v;
+  if (auto v = env("SAMPLE_INTERVAL")) config.sample_interval = ToDuration(*v, "SAMPLE_INTERVAL");
+  if (auto v = env("DATABASE_URL")) url_text = *v;
+  if (auto v = env("EXPORTER_BASIC_AUTH_USERNAME")) config.basic_auth_username = *v;
+  if (auto v = env("EXPORTER_BASIC_AUTH_PASSWORD")) config.basic_auth_password = *v;
+
+  RequireAtLeast(config.sample_interval, std::chrono::milliseconds(100), "sample_interval");
+  if (!customer_id.empty()) {
+    ValidateCustomerId(customer_id, env("CUSTOMER_ID") ? "CUSTOMER_ID" : "customer_id");
+    config.constant_labels.insert(config.constant_labels.begin(), {"customer_id", customer_id});
+  }
+  if (auto error = ValidateListenAddress(config.listen); !error.empty()) throw FieldError{"listen", error};
+  if (config.basic_auth_username.empty() != config.basic_auth_password.empty()) {
+    throw FieldError{"web.basic_auth", "set both username and password (or EXPORTER_BASIC_AUTH_USERNAME and EXPORTER_BASIC_AUTH_PASSWORD), or neither"};
+  }
+  if (!url_text.empty()) {
+    auto parsed = DatabaseUrl::Parse(url_text);
+    if (auto* error = std::get_if<std::string>(&parsed)) {
+      throw FieldError{env("DATABASE_URL") ? "DATABASE_URL" : "postgres.url", *error};
+    }
+    config.postgres.url = std::get<DatabaseUrl>(std::move(parsed));
+  }
+  if (!config.postgres.url) {
+    throw FieldError{"DATABASE_URL", "nothing to collect: set DATABASE_URL (or postgres.url) to the customer's PostgreSQL"};
+  }
+  return config;
+}
+
+}  // namespace
+
+EnvLookup ProcessEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+std::variant<ExporterConfig, ConfigError> ParseConfig(const std::string& yaml_text,
+                                                      const EnvLookup& env) {
+  try {
+    return Parse(yaml_text, env);
+  } catch (const FieldError& e) {
+    return ConfigError{e.field, e.message};
+  } catch (const YAML::Exception& e) {
+    return ConfigError{"config", e.what()};
+  }
+}
+
+std::variant<ExporterConfig, ConfigError> LoadConfig(const std::optional<std::string>& path,
+                                                     const EnvLookup& env) {
+  std::string text;
+  if (path) {
+    std::ifstream in(*path);
+    if (!in) return ConfigError{"--config", "cannot read '" + *path + "'; check the path and its permissions"};
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    text = buffer.str();
+  }
+  auto result = ParseConfig(text, env);
+  if (auto* error = std::get_if<ConfigError>(&result); error && path) {
+    error->message += " (in " + *path + ")";
+  }
+  return result;
+}
+
+std::string ValidateListenAddress(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return "'" + listen + "' is not HOST:PORT; write e.g. 0.0.0.0:9090";
+  }
+  const auto host = listen.substr(0, colon);
+  static const std::regex host_pattern("[A-Za-z0-9.-]+");
+  if (!std::regex_match(host, host_pattern)) {
+    return "'" + host + "' is not an IPv4 address or host name; write e.g. 0.0.0.0:9090";
+  }
+  const auto port_text = listen.substr(colon + 1);
+  unsigned port = 0;
+  const auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
+    return "'" + port_text + "' is not a port number (0-65535)";
+  }
+  return "";
+}
+
+}  // namespace billing::exporter

@@ -1,0 +1,71 @@
+// The exporter's configuration: a YAML file, overridden by environment variables, validated into
+// one value before anything starts. Every error names the field (its YAML path or variable).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "database_url.h"
+
+namespace billing::exporter {
+
+struct QualifiedTable {
+  std::string schema;
+  std::string table;
+};
+
+struct PostgresConfig {
+  std::optional<DatabaseUrl> url;  // unset: the PostgreSQL collector is off
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds statement_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds reconnect_backoff_max{std::chrono::seconds(30)};
+  // Glob patterns (fnmatch): schemas match the schema name, tables match "schema.table".
+  // Empty include lists include everything.
+  std::vector<std::string> include_schemas;
+  std::vector<std::string> exclude_schemas;
+  std::vector<std::string> include_tables;
+  std::vector<std::string> exclude_tables;
+  std::size_t max_table_series = 500;
+  std::vector<QualifiedTable> exact_count_tables;
+  std::chrono::milliseconds exact_count_interval{std::chrono::minutes(5)};
+  std::chrono::milliseconds exact_count_timeout{std::chrono::seconds(10)};
+};
+
+struct ExporterConfig {
+  std::string listen = "0.0.0.0:9090";
+  std::chrono::milliseconds sample_interval{std::chrono::seconds(15)};
+  // Labels on every series, customer_id first when set.
+  std::vector<std::pair<std::string, std::string>> constant_labels;
+  std::string basic_auth_username;  // both empty: no authentication on /metrics
+  std::string basic_auth_password;
+  PostgresConfig postgres;
+};
+
+struct ConfigError {
+  std::string field;    // YAML path ("postgres.statement_timeout") or variable ("DATABASE_URL")
+  std::string message;  // what is wrong and how to fix it
+  std::string ToString() const { return field + ": " + message; }
+};
+
+/// Looks an environment variable up; nullopt when unset. Injected so tests need no setenv.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnvironment();
+
+/// Parses `yaml_text` (may be empty: all defaults) and applies the environment on top.
+/// `source` names the file in messages.
+std::variant<ExporterConfig, ConfigError> ParseConfig(const std::string& yaml_text,
+                                                      const EnvLookup& env);
+
+/// Reads `path` (nullopt: no file) and calls ParseConfig.
+std::variant<ExporterConfig, ConfigError> LoadConfig(const std::optional<std::string>& path,
+                                                     const EnvLookup& env);
+
+/// Validates "HOST:PORT" (IPv4 address or host name, port 0-65535); returns an error message or "".
+std::string ValidateListenAddress(const std::string& listen);
+
+}  // namespace billing::exporter

@@ -1,0 +1,160 @@
+#include "http_server.h"
+
+#include <civetweb.h>
+
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "log.h"
+
+namespace billing::exporter {
+namespace {
+
+std::string Base64(const std::string& in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// Compares without an early exit, so response time does not reveal how much of a guess matched.
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+bool AcceptsGzip(const char* accept_encoding) {
+  if (accept_encoding == nullptr) return false;
+  const char* at = std::strstr(accept_encoding, "gzip");
+  if (at == nullptr) return false;
+  // "gzip;q=0" (any zero weight) means the client refuses it.
+  const char* q = at + 4;
+  while (*q == ' ') ++q;
+  if (std::strncmp(q, ";q=", 3) != 0) return true;
+  return std::strtod(q + 3, nullptr) > 0;
+}
+
+bool IsGetOrHead(mg_connection* conn, bool& head) {
+  const char* method = mg_get_request_info(conn)->request_method;
+  head = std::strcmp(method, "HEAD") == 0;
+  return head || std::strcmp(method, "GET") == 0;
+}
+
+int SendText(mg_connection* conn, int status, const char* status_text, const std::string& body,
+             const char* extra_headers = "") {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\n%s\r\n",
+            status, status_text, body.size(), extra_headers);
+  mg_write(conn, body.data(), body.size());
+  return status;
+}
+
+int LogCivetweb(const mg_connection*, const char* message) {
+  Log(LogLevel::kWarn, "http", message);
+  return 1;
+}
+
+}  // namespace
+
+void HttpServer::ContextDeleter::operator()(mg_context* context) const { mg_stop(context); }
+
+HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
+    : options_(options), exposition_(exposition) {
+  if (!options_.basic_auth_username.empty()) {
+    expected_authorization_ =
+        "Basic " + Base64(options_.basic_auth_username + ":" + options_.basic_auth_password);
+  }
+  mg_init_library(0);
+  std::array<const char*, 11> civet_options = {
+      "listening_ports", options_.listen.c_str(),
+      // A few threads: scrapes only copy a prepared buffer, and this bounds parallel scrapes.
+      "num_threads", "4",
+      "request_timeout_ms", "10000",
+      "enable_keep_alive", "yes",
+      "keep_alive_timeout_ms", "60000",
+      nullptr};
+  mg_callbacks callbacks{};
+  callbacks.log_message = LogCivetweb;
+  context_.reset(mg_start(&callbacks, this, civet_options.data()));
+  if (!context_) {
+    throw std::runtime_error("cannot listen on " + options_.listen +
+                             " (address in use or not available here?)");
+  }
+  mg_set_request_handler(context_.get(), "/metrics$", &HttpServer::HandleMetrics, this);
+  mg_set_request_handler(context_.get(), "/healthz$", &HttpServer::HandleHealthz, this);
+  mg_set_request_handler(context_.get(), "/readyz$", &HttpServer::HandleReadyz, this);
+
+  std::array<mg_server_port, 4> ports{};
+  const int count = mg_get_server_ports(context_.get(), static_cast<int>(ports.size()), ports.data());
+  if (count > 0) port_ = ports[0].port;
+}
+
+HttpServer::~HttpServer() = default;
+
+bool HttpServer::Authorized(mg_connection* conn) const {
+  if (expected_authorization_.empty()) return true;
+  const char* header = mg_get_header(conn, "Authorization");
+  return header != nullptr && ConstantTimeEquals(header, expected_authorization_);
+}
+
+int HttpServer::HandleMetrics(mg_connection* conn, void* self_ptr) {
+  const auto& self = *static_cast<const HttpServer*>(self_ptr);
+  bool head = false;
+  if (!IsGetOrHead(conn, head)) return SendText(conn, 405, "Method Not Allowed", "use GET\n", "Allow: GET, HEAD\r\n");
+  if (!self.Authorized(conn)) {
+    return SendText(conn, 401, "Unauthorized", "authentication required\n",
+                    "WWW-Authenticate: Basic realm=\"billing-exporter\"\r\n");
+  }
+  // Holding the shared_ptr keeps this page alive even if a new sample replaces it meanwhile.
+  const auto page = self.exposition_.Current();
+  const bool gzip = AcceptsGzip(mg_get_header(conn, "Accept-Encoding"));
+  const std::string& body = gzip ? page->gzip : page->text;
+  mg_printf(conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            "Content-Length: %zu\r\n%sVary: Accept-Encoding\r\nCache-Control: no-store\r\n\r\n",
+            body.size(), gzip ? "Content-Encoding: gzip\r\n" : "");
+  if (!head) mg_write(conn, body.data(), body.size());
+  return 200;
+}
+
+int HttpServer::HandleHealthz(mg_connection* conn, void*) {
+  return SendText(conn, 200, "OK", "ok\n");
+}
+
+int HttpServer::HandleReadyz(mg_connection* conn, void* self_ptr) {
+  const auto& self = *static_cast<const HttpServer*>(self_ptr);
+  std::string body;
+  bool ready = true;
+  for (const auto& health : self.exposition_.Health()) {
+    ready = ready && health.ready;
+    body += health.name + (health.ready ? ": ready (" : ": not ready (") + health.detail + ")\n";
+  }
+  return ready ? SendText(conn, 200, "OK", body)
+               : SendText(conn, 503, "Service Unavailable", body);
+}
+
+}  // namespace billing::exporter

@@ -1,0 +1,48 @@
+// The exporter's HTTP listener (CivetWeb): /metrics serves the current page as prepared bytes
+// (gzip when the client accepts it), /healthz says the process is alive, /readyz says whether every
+// collector sampled successfully within three intervals.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "exposition.h"
+
+struct mg_context;
+struct mg_connection;
+
+namespace billing::exporter {
+
+struct HttpOptions {
+  std::string listen;  // HOST:PORT; port 0 picks a free port
+  std::string basic_auth_username;  // both empty: /metrics open
+  std::string basic_auth_password;
+};
+
+class HttpServer {
+ public:
+  /// Starts listening; throws std::runtime_error naming the address if it cannot.
+  HttpServer(const HttpOptions& options, const Exposition& exposition);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const { return port_; }
+
+ private:
+  static int HandleMetrics(mg_connection* conn, void* self);
+  static int HandleHealthz(mg_connection* conn, void* self);
+  static int HandleReadyz(mg_connection* conn, void* self);
+  bool Authorized(mg_connection* conn) const;
+
+  const HttpOptions options_;
+  const Exposition& exposition_;
+  std::string expected_authorization_;  // "Basic base64(user:password)", or empty
+  struct ContextDeleter {
+    void operator()(mg_context* context) const;
+  };
+  std::unique_ptr<mg_context, ContextDeleter> context_;
+  int port_ = 0;
+};
+
+}  // namespace billing::exporter

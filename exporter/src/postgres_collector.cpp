@@ -1,0 +1,217 @@
+#include "postgres_collector.h"
+
+#include <sys/socket.h>
+
+#include <pqxx/pqxx>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "log.h"
+
+namespace billing::exporter {
+namespace {
+
+// Every user table (partitions included, partitioned parents excluded: they hold no rows of their
+// own), with sizes split so that table + index + toast is exactly pg_total_relation_size as
+// evaluated in the same row. Schemas starting with pg_ are reserved for the system (catalog,
+// toast, temp), so excluding them excludes nothing a user created.
+constexpr const char* kTablesQuery = R"sql(
+SELECT n.nspname, c.relname,
+       COALESCE(s.n_live_tup, 0)::bigint,
+       COALESCE(s.n_tup_ins, 0)::bigint,
+       sz.total - sz.idx - sz.toast,
+       sz.idx,
+       sz.toast
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
+CROSS JOIN LATERAL (
+  SELECT COALESCE(pg_catalog.pg_total_relation_size(c.oid), 0) AS total,
+         COALESCE(pg_catalog.pg_indexes_size(c.oid), 0) AS idx,
+         CASE WHEN c.reltoastrelid = 0 THEN 0
+              ELSE COALESCE(pg_catalog.pg_total_relation_size(c.reltoastrelid), 0) END AS toast
+) sz
+WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+)sql";
+
+constexpr const char* kDatabaseQuery = R"sql(
+SELECT pg_catalog.current_database(),
+       pg_catalog.pg_database_size(pg_catalog.current_database()),
+       EXTRACT(EPOCH FROM d.stats_reset)::float8,
+       EXTRACT(EPOCH FROM pg_catalog.pg_postmaster_start_time())::float8
+FROM pg_catalog.pg_stat_database d
+WHERE d.datname = pg_catalog.current_database()
+)sql";
+
+std::int64_t NonNegative(std::int64_t value) { return value < 0 ? 0 : value; }
+
+// Shuts the socket down if the guarded call outlives its deadline: libpq then fails the blocked
+// read at once, which statement_timeout cannot do when the server itself is frozen.
+class SocketWatchdog {
+ public:
+  SocketWatchdog(int socket, std::chrono::milliseconds timeout)
+      : thread_([this, socket, timeout] {
+          std::unique_lock lock(mutex_);
+          if (!cv_.wait_for(lock, timeout, [this] { return done_; }) && socket >= 0) {
+            ::shutdown(socket, SHUT_RDWR);
+          }
+        }) {}
+  ~SocketWatchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  SocketWatchdog(const SocketWatchdog&) = delete;
+  SocketWatchdog& operator=(const SocketWatchdog&) = delete;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts after the members it uses exist
+};
+
+std::string Seconds(std::chrono::milliseconds d) {
+  // libpq's connect_timeout is whole seconds and treats values below 2 as 2.
+  return std::to_string(std::max<std::int64_t>(2, (d.count() + 999) / 1000));
+}
+
+}  // namespace
+
+PgSession::PgSession(std::string component, const PostgresConfig& config,
+                     std::chrono::milliseconds query_timeout)
+    : component_(std::move(component)),
+      config_(config),
+      query_timeout_(query_timeout),
+      backoff_(std::chrono::milliseconds(500), config.reconnect_backoff_max) {}
+
+PgSession::~PgSession() = default;
+
+std::string PgSession::Connect() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_attempt_) {
+    return "not connected; next attempt in " +
+           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now).count()) +
+           "ms";
+  }
+  const auto conninfo = config_.url->ConnectionString({
+      {"application_name", "billing-exporter"},
+      {"connect_timeout", Seconds(config_.connect_timeout)},
+      {"keepalives", "1"},
+      {"keepalives_idle", "30"},
+      {"tcp_user_timeout", std::to_string(config_.connect_timeout.count() + query_timeout_.count())},
+  });
+  try {
+    auto connection = std::make_unique<pqxx::connection>(conninfo);
+    pqxx::nontransaction setup(*connection);
+    // Session settings rather than startup options, so this also works through poolers.
+    setup.exec("SET default_transaction_read_only = on; SET statement_timeout = " +
+               std::to_string(query_timeout_.count()) + "; SET lock_timeout = " +
+               std::to_string(query_timeout_.count()));
+    setup.commit();
+    connection_ = std::move(connection);
+    backoff_.Reset();
+    Log(LogLevel::kInfo, component_, "connected to " + config_.url->Redacted());
+    return "";
+  } catch (const std::exception& e) {
+    next_attempt_ = std::chrono::steady_clock::now() + backoff_.NextDelay();
+    return "cannot connect to " + config_.url->Redacted() + ": " +
+           Scrub(e.what(), config_.url->password());
+  }
+}
+
+std::string PgSession::RunErased(const std::function<void(pqxx::connection&)>& work) {
+  if (!connection_) {
+    if (auto error = Connect(); !error.empty()) return error;
+  }
+  try {
+    // The watchdog allows the server's own timeout to fire first, plus time for the answer.
+    SocketWatchdog watchdog(connection_->sock(), query_timeout_ + std::chrono::seconds(2));
+    work(*connection_);
+    return "";
+  } catch (const std::exception& e) {
+    std::string error = Scrub(e.what(), config_.url->password());
+    if (auto newline = error.find('\n'); newline != std::string::npos) error.resize(newline);
+    const bool broken = dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
+                        !connection_->is_open();
+    if (broken) {
+      connection_.reset();
+      next_attempt_ = std::chrono::steady_clock::now() + backoff_.NextDelay();
+      Log(LogLevel::kWarn, component_, "connection lost: " + error);
+    }
+    return error;
+  }
+}
+
+CatalogSample ReadCatalog(pqxx::connection& connection) {
+  CatalogSample sample;
+  pqxx::read_transaction tx(connection);
+  const auto db = tx.exec(kDatabaseQuery);
+  if (db.size() != 1) throw std::runtime_error("pg_stat_database has no row for the current database");
+  sample.database = db[0][0].as<std::string>();
+  sample.database_size_bytes = NonNegative(db[0][1].as<std::int64_t>());
+  if (!db[0][2].is_null()) sample.stats_reset_unix_seconds = db[0][2].as<double>();
+  sample.postmaster_start_unix_seconds = db[0][3].as<double>();
+
+  const auto rows = tx.exec(kTablesQuery);
+  sample.tables.reserve(rows.size());
+  for (const auto& row : rows) {
+    sample.tables.push_back(TableStats{
+        .schema = row[0].as<std::string>(),
+        .table = row[1].as<std::string>(),
+        .live_rows = NonNegative(row[2].as<std::int64_t>()),
+        .rows_inserted = NonNegative(row[3].as<std::int64_t>()),
+        .table_bytes = NonNegative(row[4].as<std::int64_t>()),
+        .index_bytes = NonNegative(row[5].as<std::int64_t>()),
+        .toast_bytes = NonNegative(row[6].as<std::int64_t>()),
+    });
+  }
+  tx.commit();
+  return sample;
+}
+
+PostgresCatalogCollector::PostgresCatalogCollector(const PostgresConfig& config,
+                                                   std::chrono::milliseconds interval)
+    : config_(config),
+      interval_(interval),
+      selection_{config.include_schemas, config.exclude_schemas, config.include_tables,
+                 config.exclude_tables, config.max_table_series},
+      session_("postgres", config, config.statement_timeout) {}
+
+SampleResult PostgresCatalogCollector::Sample() {
+  CatalogSample sample;
+  auto error = session_.Run([&](pqxx::connection& c) { sample = ReadCatalog(c); });
+  if (!error.empty()) return SampleResult{DownFamilies(), false, std::move(error)};
+  return SampleResult{CatalogFamilies(sample, selection_), true, ""};
+}
+
+PostgresExactCountCollector::PostgresExactCountCollector(const PostgresConfig& config)
+    : config_(config), session_("postgres_exact_count", config, config.exact_count_timeout) {}
+
+SampleResult PostgresExactCountCollector::Sample() {
+  std::vector<ExactCount> counts;
+  std::string errors;
+  for (const auto& table : config_.exact_count_tables) {
+    auto error = session_.Run([&](pqxx::connection& c) {
+      pqxx::read_transaction tx(c);
+      // Both parts quoted by the server's own rules: config text never becomes SQL syntax.
+      const auto rows = tx.exec("SELECT count(*) FROM " + tx.quote_name(table.schema) + "." +
+                                tx.quote_name(table.table));
+      counts.push_back(ExactCount{table.schema, table.table, rows[0][0].as<std::int64_t>()});
+      tx.commit();
+    });
+    if (!error.empty()) {
+      errors += (errors.empty() ? "" : "; ") + table.schema + "." + table.table + ": " + error;
+    }
+  }
+  return SampleResult{ExactCountFamilies(counts), errors.empty(), std::move(errors)};
+}
+
+}  // namespace billing::exporter

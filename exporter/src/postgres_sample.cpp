@@ -1,0 +1,172 @@
+#include "postgres_sample.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <tuple>
+
+#include "metric_names.h"
+
+namespace billing::exporter {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+bool MatchesAny(const std::string& name, const std::vector<std::string>& patterns) {
+  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& pattern) {
+    return fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+  });
+}
+
+ClientMetric Gauge(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.gauge.value = value;
+  return metric;
+}
+
+ClientMetric Counter(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.counter.value = value;
+  return metric;
+}
+
+MetricFamily UpFamily(bool up) {
+  return MetricFamily{names::kPostgresUp,
+                      "1 if the last sample of the customer's PostgreSQL succeeded, else 0.",
+                      MetricType::Gauge,
+                      {Gauge({}, up ? 1 : 0)}};
+}
+
+}  // namespace
+
+bool Selected(const std::string& name, const std::vector<std::string>& include,
+              const std::vector<std::string>& exclude) {
+  return (include.empty() || MatchesAny(name, include)) && !MatchesAny(name, exclude);
+}
+
+std::vector<TableStats> SelectTables(std::vector<TableStats> tables,
+                                     const TableSelection& selection) {
+  std::erase_if(tables, [&](const TableStats& t) {
+    return !Selected(t.schema, selection.include_schemas, selection.exclude_schemas) ||
+           !Selected(t.schema + "." + t.table, selection.include_tables, selection.exclude_tables);
+  });
+  auto by_name = [](const TableStats& a, const TableStats& b) {
+    return std::tie(a.schema, a.table) < std::tie(b.schema, b.table);
+  };
+  if (tables.size() <= selection.max_table_series) {
+    std::sort(tables.begin(), tables.end(), by_name);
+    return tables;
+  }
+  const auto keep = static_cast<std::ptrdiff_t>(selection.max_table_series);
+  std::nth_element(tables.begin(), tables.begin() + keep, tables.end(),
+                   [&](const TableStats& a, const TableStats& b) {
+                     if (a.TotalBytes() != b.TotalBytes()) return a.TotalBytes() > b.TotalBytes();
+                     return by_name(a, b);
+                   });
+  // The empty schema name cannot collide with a real table: PostgreSQL has no empty identifiers.
+  TableStats other;
+  other.table = "other";
+  for (auto it = tables.begin() + keep; it != tables.end(); ++it) {
+    other.live_rows += it->live_rows;
+    other.rows_inserted += it->rows_inserted;
+    other.table_bytes += it->table_bytes;
+    other.index_bytes += it->index_bytes;
+    other.toast_bytes += it->toast_bytes;
+  }
+  tables.resize(selection.max_table_series);
+  std::sort(tables.begin(), tables.end(), by_name);
+  tables.push_back(std::move(other));
+  return tables;
+}
+
+std::vector<MetricFamily> CatalogFamilies(const CatalogSample& sample,
+                                          const TableSelection& selection) {
+  std::size_t selected_count = 0;
+  for (const auto& t : sample.tables) {
+    if (Selected(t.schema, selection.include_schemas, selection.exclude_schemas) &&
+        Selected(t.schema + "." + t.table, selection.include_tables, selection.exclude_tables)) {
+      ++selected_count;
+    }
+  }
+  const auto tables = SelectTables(sample.tables, selection);
+
+  MetricFamily rows{names::kTableRowsEstimated,
+                    "PostgreSQL's estimate of live rows in the table (n_live_tup).",
+                    MetricType::Gauge, {}};
+  MetricFamily inserted{names::kTableRowsInserted,
+                        "Rows inserted into the table since PostgreSQL's statistics were last reset "
+                        "(n_tup_ins), exactly as PostgreSQL reports it.",
+                        MetricType::Counter, {}};
+  MetricFamily size{names::kTableSize,
+                    "Bytes on disk of the table's heap (part=table), indexes (part=index) and TOAST "
+                    "(part=toast); their sum is pg_total_relation_size.",
+                    MetricType::Gauge, {}};
+  rows.metric.reserve(tables.size());
+  inserted.metric.reserve(tables.size());
+  size.metric.reserve(tables.size() * 3);
+  for (const auto& t : tables) {
+    std::vector<ClientMetric::Label> labels = {{"schema", t.schema}, {"table", t.table}};
+    rows.metric.push_back(Gauge(labels, static_cast<double>(t.live_rows)));
+    inserted.metric.push_back(Counter(labels, static_cast<double>(t.rows_inserted)));
+    auto part = [&](const char* name, std::int64_t bytes) {
+      auto part_labels = labels;
+      part_labels.push_back({"part", name});
+      size.metric.push_back(Gauge(std::move(part_labels), static_cast<double>(bytes)));
+    };
+    part("table", t.table_bytes);
+    part("index", t.index_bytes);
+    part("toast", t.toast_bytes);
+  }
+
+  std::vector<MetricFamily> families;
+  families.push_back(UpFamily(true));
+  families.push_back(MetricFamily{names::kDatabaseSize,
+                                  "Bytes on disk of the customer's database (pg_database_size).",
+                                  MetricType::Gauge,
+                                  {Gauge({{"database", sample.database}},
+                                         static_cast<double>(sample.database_size_bytes))}});
+  families.push_back(MetricFamily{names::kTables,
+                                  "User tables selected for export (before the series cap folds "
+                                  "the smallest into the 'other' row).",
+                                  MetricType::Gauge,
+                                  {Gauge({}, static_cast<double>(selected_count))}});
+  families.push_back(MetricFamily{
+      names::kStatsReset,
+      "Unix time PostgreSQL's statistics counters (rows inserted) were last reset; 0 if never. "
+      "A change marks a counter reset.",
+      MetricType::Gauge,
+      {Gauge({}, sample.stats_reset_unix_seconds.value_or(0))}});
+  families.push_back(MetricFamily{names::kPostgresStartTime,
+                                  "Unix time the PostgreSQL server started.", MetricType::Gauge,
+                                  {Gauge({}, sample.postmaster_start_unix_seconds)}});
+  families.push_back(std::move(rows));
+  families.push_back(std::move(inserted));
+  families.push_back(std::move(size));
+  return families;
+}
+
+std::vector<MetricFamily> DownFamilies() {
+  std::vector<MetricFamily> families;
+  families.push_back(UpFamily(false));
+  return families;
+}
+
+std::vector<MetricFamily> ExactCountFamilies(const std::vector<ExactCount>& counts) {
+  MetricFamily rows{names::kTableRows,
+                    "Exact row count (count(*)) of the tables the configuration lists, taken on "
+                    "their own slower cadence.",
+                    MetricType::Gauge, {}};
+  for (const auto& c : counts) {
+    rows.metric.push_back(
+        Gauge({{"schema", c.schema}, {"table", c.table}}, static_cast<double>(c.rows)));
+  }
+  std::vector<MetricFamily> families;
+  if (!rows.metric.empty()) families.push_back(std::move(rows));
+  return families;
+}
+
+}  // namespace billing::exporter

@@ -1,0 +1,47 @@
+#include "sampler.h"
+
+#include "log.h"
+
+namespace billing::exporter {
+
+Sampler::Sampler(Collector& collector, Exposition& exposition)
+    : collector_(collector),
+      exposition_(exposition),
+      thread_([this](std::stop_token stop) { Run(stop); }) {}
+
+Sampler::~Sampler() {
+  thread_.request_stop();
+  thread_.join();
+}
+
+void Sampler::Run(std::stop_token stop) {
+  using Clock = std::chrono::steady_clock;
+  auto next = Clock::now();
+  bool was_ok = true;
+  std::string last_error;
+  while (!stop.stop_requested()) {
+    const auto started = Clock::now();
+    SampleResult result = collector_.Sample();
+    const auto took = Clock::now() - started;
+    exposition_.Publish(collector_.Name(), std::move(result.families), result.ok, took,
+                        std::chrono::system_clock::now());
+
+    // Log changes of state, not every failed sample: a database down for a day is one line.
+    if (!result.ok && (was_ok || result.error != last_error)) {
+      Log(LogLevel::kWarn, collector_.Name(), "sample failed: " + result.error);
+    } else if (result.ok && !was_ok) {
+      Log(LogLevel::kInfo, collector_.Name(), "sampling again");
+    }
+    was_ok = result.ok;
+    last_error = std::move(result.error);
+
+    // Keep the cadence fixed; after an overrun, start the next sample one interval from now
+    // rather than bursting to catch up.
+    next += collector_.Interval();
+    if (next < Clock::now()) next = Clock::now() + collector_.Interval();
+    std::unique_lock lock(mutex_);
+    wake_.wait_until(lock, stop, next, [] { return false; });
+  }
+}
+
+}  // namespace billing::exporter
