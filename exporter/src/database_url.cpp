@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <initializer_list>
 #include <memory>
 
 namespace billing::exporter {
@@ -25,6 +26,41 @@ std::string QuoteConninfoValue(const std::string& value) {
   return out;
 }
 
+std::string DropQuoted(const std::string& text) {
+  std::string out;
+  bool quoted = false;
+  for (char c : text) {
+    if (c == '"') {
+      if (!quoted) out += "\"...\"";
+      quoted = !quoted;
+    } else if (!quoted) {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// "5432" or, for several hosts, "5432,5433".
+bool IsPortList(const std::string& ports) {
+  std::size_t start = 0;
+  while (true) {
+    const auto end = ports.find(',', start);
+    const auto port = ports.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+    const int number = std::stoi(port);
+    if (number < 1 || number > 65535) return false;
+    if (end == std::string::npos) return true;
+    start = end + 1;
+  }
+}
+
+bool IsOneOf(const std::string& value, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed) {
+    if (value == a) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& text) {
@@ -33,18 +69,28 @@ std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& tex
   std::unique_ptr<PQconninfoOption, ConninfoFree> options(PQconninfoParse(text.c_str(), &raw_error));
   std::unique_ptr<char, PqFree> error(raw_error);
   if (!options) {
-    // libpq's message describes the syntax problem; it can quote part of the input, so only the
-    // first line (which names the problem, not the value) is kept, scrubbed of any password text.
+    // libpq's message names the problem and quotes the offending part of the input, which may be
+    // the password: keep the first line and drop every quoted part.
     std::string message = error ? error.get() : "out of memory";
     if (auto newline = message.find('\n'); newline != std::string::npos) message.resize(newline);
+    message = DropQuoted(message);
     return "is not a valid libpq connection string (" + message +
            "); expected postgresql://user:password@host:5432/dbname";
   }
   DatabaseUrl url;
   for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option) {
     if (option->val == nullptr || option->val[0] == '\0') continue;
-    url.options_.emplace_back(option->keyword, option->val);
-    if (std::string(option->keyword) == "password") url.password_ = option->val;
+    const std::string keyword = option->keyword;
+    const std::string value = option->val;
+    // libpq only checks these when it connects; a typo should fail at start-up instead.
+    if (keyword == "port" && !IsPortList(value)) {
+      return "has port '" + value + "', which is not a number between 1 and 65535";
+    }
+    if (keyword == "sslmode" && !IsOneOf(value, {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})) {
+      return "has sslmode '" + value + "'; use disable, allow, prefer, require, verify-ca or verify-full";
+    }
+    url.options_.emplace_back(keyword, value);
+    if (keyword == "password") url.password_ = value;
   }
   return url;
 }

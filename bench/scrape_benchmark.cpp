@@ -1,0 +1,88 @@
+// Hot paths of a scrape of a 10,000-table sample: what a sample costs once (select, serialise,
+// gzip) and what each scrape costs afterwards (hand out the prepared page over HTTP). The second
+// must not depend on the database: it never touches it.
+#include <benchmark/benchmark.h>
+
+#include "exposition.h"
+#include "http_server.h"
+#include "postgres_sample.h"
+#include "testbed.h"
+
+namespace {
+
+using namespace billing::exporter;
+
+CatalogSample MakeSample(int tables) {
+  CatalogSample sample;
+  sample.database = "sensors";
+  sample.database_size_bytes = 1LL << 34;
+  for (int i = 0; i < tables; ++i) {
+    TableStats t;
+    t.schema = i % 10 == 0 ? "tenant_data" : "public";
+    t.table = "sensor_readings_" + std::to_string(i);
+    t.live_rows = 1000LL * i;
+    t.rows_inserted = 1500LL * i;
+    t.table_bytes = 8192LL * (i + 1);
+    t.index_bytes = 4096LL * (i + 1);
+    t.toast_bytes = i % 3 == 0 ? 8192 : 0;
+    sample.tables.push_back(std::move(t));
+  }
+  return sample;
+}
+
+TableSelection Uncapped() {
+  TableSelection selection;
+  selection.max_table_series = 100000;
+  return selection;
+}
+
+// Once per sample: catalog rows -> families -> text + gzip page.
+void BM_PublishSample(benchmark::State& state) {
+  const auto sample = MakeSample(static_cast<int>(state.range(0)));
+  Exposition exposition({{"customer_id", "abc123"}}, "bench");
+  exposition.Register("postgres", std::chrono::seconds(15));
+  for (auto _ : state) {
+    exposition.Publish("postgres", CatalogFamilies(sample, Uncapped()), true, std::chrono::milliseconds(1),
+                       std::chrono::system_clock::now());
+  }
+  state.counters["page_bytes"] = static_cast<double>(exposition.Current()->text.size());
+  state.counters["gzip_bytes"] = static_cast<double>(exposition.Current()->gzip.size());
+}
+BENCHMARK(BM_PublishSample)->Arg(100)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+// Once per scrape: a full HTTP GET of /metrics over loopback, plain or gzip.
+void BM_ServeScrape(benchmark::State& state) {
+  const auto sample = MakeSample(static_cast<int>(state.range(0)));
+  const bool gzip = state.range(1) != 0;
+  Exposition exposition({{"customer_id", "abc123"}}, "bench");
+  exposition.Register("postgres", std::chrono::seconds(15));
+  exposition.Publish("postgres", CatalogFamilies(sample, Uncapped()), true, std::chrono::milliseconds(1),
+                     std::chrono::system_clock::now());
+  const int port = billing::testbed::FreePort();
+  HttpServer server(HttpOptions{"127.0.0.1:" + std::to_string(port), "", ""}, exposition);
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+  std::vector<std::string> headers;
+  if (gzip) headers.push_back("Accept-Encoding: gzip");
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    const auto response = billing::testbed::HttpGet(url, headers);
+    if (response.status != 200) state.SkipWithError("scrape failed");
+    bytes = response.body.size();
+  }
+  state.counters["response_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_ServeScrape)->Args({100, 0})->Args({10000, 0})->Args({10000, 1})->Unit(benchmark::kMicrosecond);
+
+// What a scrape does besides I/O: take a reference to the current page.
+void BM_CurrentPage(benchmark::State& state) {
+  Exposition exposition({}, "bench");
+  exposition.Register("postgres", std::chrono::seconds(15));
+  exposition.Publish("postgres", CatalogFamilies(MakeSample(10000), Uncapped()), true,
+                     std::chrono::milliseconds(1), std::chrono::system_clock::now());
+  for (auto _ : state) benchmark::DoNotOptimize(exposition.Current());
+}
+BENCHMARK(BM_CurrentPage);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,94 @@
+// The command line: bad input gets a one-line error naming the field and exit status 2, for the
+// daemon and --check-config alike; the documented example config is valid.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "testbed.h"
+
+namespace {
+
+using billing::testbed::CommandResult;
+using billing::testbed::RunCommand;
+using billing::testbed::TempDir;
+
+constexpr const char* kExporter = BILLING_EXPORTER_PATH;
+const std::vector<std::pair<std::string, std::string>> kGoodEnv = {
+    {"DATABASE_URL", "postgresql://billing:hunter2@127.0.0.1:1/sensors"}};
+
+class CliTest : public ::testing::Test {
+ protected:
+  std::string Write(const std::string& yaml) {
+    const auto path = dir_.path() / ("c" + std::to_string(++n_) + ".yaml");
+    std::ofstream(path) << yaml;
+    return path.string();
+  }
+  TempDir dir_;
+  int n_ = 0;
+};
+
+void ExpectUsageError(const CommandResult& result, const std::string& field) {
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find(field), std::string::npos) << "no '" << field << "' in: " << result.output;
+  // One line, ending in a newline.
+  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+  EXPECT_EQ(result.output.find("hunter2"), std::string::npos) << result.output;
+}
+
+TEST_F(CliTest, BadConfigFilesNameTheField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"postgres: [unclosed", "invalid YAML"},
+      {"sample_intervall: 15s", "sample_intervall"},
+      {"postgres: {max_table_series: lots}", "postgres.max_table_series"},
+      {"sample_interval: 15", "sample_interval"},
+      {"postgres: {statement_timeout: 5 seconds}", "postgres.statement_timeout"},
+  };
+  for (const auto& [yaml, field] : cases) {
+    const auto path = Write(yaml);
+    for (bool check_only : {true, false}) {
+      std::vector<std::string> argv = {kExporter, "--config", path, "--listen", "127.0.0.1:1"};
+      if (check_only) argv.push_back("--check-config");
+      SCOPED_TRACE(yaml + (check_only ? " (--check-config)" : ""));
+      ExpectUsageError(RunCommand(argv, kGoodEnv, std::chrono::seconds(10)), field);
+    }
+  }
+}
+
+TEST_F(CliTest, BadEnvironmentNamesTheVariable) {
+  ExpectUsageError(RunCommand({kExporter, "--check-config"},
+                              {{"DATABASE_URL", "postgresql://billing:hunter2@host:port/db"}}),
+                   "DATABASE_URL");
+  ExpectUsageError(RunCommand({kExporter, "--check-config"}, {kGoodEnv[0], {"SAMPLE_INTERVAL", "soon"}}),
+                   "SAMPLE_INTERVAL");
+  ExpectUsageError(RunCommand({kExporter, "--check-config"}, {kGoodEnv[0], {"CUSTOMER_ID", "Not Valid"}}),
+                   "CUSTOMER_ID");
+  ExpectUsageError(RunCommand({kExporter}, {}), "DATABASE_URL");
+}
+
+TEST_F(CliTest, BadArguments) {
+  EXPECT_EQ(RunCommand({kExporter, "--bogus"}, kGoodEnv).exit_code, 2);
+  EXPECT_EQ(RunCommand({kExporter, "--listen", "nowhere"}, kGoodEnv).exit_code, 2);
+  EXPECT_EQ(RunCommand({kExporter, "--config", (dir_.path() / "missing.yaml").string()}, kGoodEnv).exit_code, 2);
+}
+
+TEST_F(CliTest, CheckConfigAcceptsTheDocumentedExample) {
+  const auto result = RunCommand(
+      {kExporter, "--check-config", "--config", std::string(BILLING_SOURCE_DIR) + "/exporter/config.example.yaml"}, {});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.output, "config ok\n");
+}
+
+TEST_F(CliTest, Version) {
+  const auto result = RunCommand({kExporter, "--version"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.output.rfind("billing-exporter ", 0), 0u) << result.output;
+}
+
+TEST_F(CliTest, ListenFailureIsReported) {
+  // An address this machine does not have (TEST-NET-1): bind fails at once, nothing is sent.
+  const auto result = RunCommand({kExporter, "--listen", "192.0.2.1:9090"}, kGoodEnv, std::chrono::seconds(10));
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("cannot listen on 192.0.2.1:9090"), std::string::npos) << result.output;
+}
+
+}  // namespace

@@ -1,0 +1,146 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace billing::exporter {
+namespace {
+
+using std::chrono::milliseconds;
+
+EnvLookup Env(std::map<std::string, std::string> vars = {}) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const std::map<std::string, std::string> kDb = {{"DATABASE_URL", "postgresql://u:pw@h:5432/d"}};
+
+ExporterConfig MustParse(const std::string& yaml, const EnvLookup& env) {
+  auto result = ParseConfig(yaml, env);
+  if (auto* error = std::get_if<ConfigError>(&result)) ADD_FAILURE() << error->ToString();
+  return std::get<ExporterConfig>(std::move(result));
+}
+
+ConfigError MustFail(const std::string& yaml, const EnvLookup& env) {
+  auto result = ParseConfig(yaml, env);
+  EXPECT_TRUE(std::holds_alternative<ConfigError>(result)) << yaml;
+  if (auto* error = std::get_if<ConfigError>(&result)) return *error;
+  return {};
+}
+
+TEST(ConfigTest, DefaultsWithOnlyDatabaseUrl) {
+  const auto config = MustParse("", Env(kDb));
+  EXPECT_EQ(config.listen, "0.0.0.0:9090");
+  EXPECT_EQ(config.sample_interval, milliseconds(15000));
+  EXPECT_TRUE(config.constant_labels.empty());
+  ASSERT_TRUE(config.postgres.url.has_value());
+  EXPECT_EQ(config.postgres.url->password(), "pw");
+  EXPECT_EQ(config.postgres.max_table_series, 500u);
+}
+
+TEST(ConfigTest, FullFileIsRead) {
+  const auto config = MustParse(R"(
+customer_id: abc123
+listen: 127.0.0.1:9191
+sample_interval: 30s
+constant_labels: {region: eu-west}
+web:
+  basic_auth: {username: prom, password: scrape}
+postgres:
+  url: postgresql://u:pw@db:5432/sensors
+  statement_timeout: 2s
+  include_schemas: [public, "tenant_*"]
+  exclude_tables: ["public.tmp_*"]
+  max_table_series: 50
+  exact_count:
+    tables: [devices, "audit.events", {schema: "odd.schema", table: "a.b"}]
+    interval: 10m
+    timeout: 20s
+)",
+                                Env());
+  EXPECT_EQ(config.listen, "127.0.0.1:9191");
+  EXPECT_EQ(config.sample_interval, milliseconds(30000));
+  ASSERT_EQ(config.constant_labels.size(), 2u);
+  EXPECT_EQ(config.constant_labels[0], (std::pair<std::string, std::string>{"customer_id", "abc123"}));
+  EXPECT_EQ(config.constant_labels[1], (std::pair<std::string, std::string>{"region", "eu-west"}));
+  EXPECT_EQ(config.basic_auth_username, "prom");
+  EXPECT_EQ(config.postgres.statement_timeout, milliseconds(2000));
+  EXPECT_EQ(config.postgres.include_schemas, (std::vector<std::string>{"public", "tenant_*"}));
+  EXPECT_EQ(config.postgres.max_table_series, 50u);
+  ASSERT_EQ(config.postgres.exact_count_tables.size(), 3u);
+  EXPECT_EQ(config.postgres.exact_count_tables[0].schema, "public");
+  EXPECT_EQ(config.postgres.exact_count_tables[0].table, "devices");
+  EXPECT_EQ(config.postgres.exact_count_tables[1].schema, "audit");
+  EXPECT_EQ(config.postgres.exact_count_tables[2].schema, "odd.schema");
+  EXPECT_EQ(config.postgres.exact_count_tables[2].table, "a.b");
+  EXPECT_EQ(config.postgres.exact_count_interval, milliseconds(600000));
+}
+
+TEST(ConfigTest, EnvironmentOverridesTheFile) {
+  const auto config = MustParse("customer_id: fromfile\nsample_interval: 30s\npostgres: {url: 'postgresql://a@b/c'}\n",
+                                Env({{"CUSTOMER_ID", "fromenv"},
+                                     {"SAMPLE_INTERVAL", "1s"},
+                                     {"DATABASE_URL", "postgresql://x:y@z:1/w"}}));
+  EXPECT_EQ(config.constant_labels.at(0).second, "fromenv");
+  EXPECT_EQ(config.sample_interval, milliseconds(1000));
+  EXPECT_EQ(config.postgres.url->Redacted(), "x@z:1/w");
+}
+
+TEST(ConfigTest, ErrorsNameTheField) {
+  struct Case {
+    std::string yaml;
+    std::map<std::string, std::string> env;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {"listen: [1, 2", kDb, "config"},                           // invalid YAML
+      {"sample_intervall: 15s", kDb, "sample_intervall"},         // unknown key (typo)
+      {"postgres: {urll: x}", kDb, "postgres.urll"},              // unknown nested key
+      {"sample_interval: 15", kDb, "sample_interval"},            // bare number
+      {"sample_interval: fast", kDb, "sample_interval"},          // bad duration
+      {"sample_interval: [15s]", kDb, "sample_interval"},         // wrong type
+      {"postgres: {max_table_series: many}", kDb, "postgres.max_table_series"},
+      {"postgres: {max_table_series: 0}", kDb, "postgres.max_table_series"},
+      {"postgres: {include_tables: public}", kDb, "postgres.include_tables"},
+      {"postgres: {exact_count: {tables: [{schema: s}]}}", kDb, "postgres.exact_count.tables[0].table"},
+      {"postgres: {exact_count: {timeout: 1x}}", kDb, "postgres.exact_count.timeout"},
+      {"constant_labels: {\"bad-name\": x}", kDb, "constant_labels.bad-name"},
+      {"constant_labels: {schema: x}", kDb, "constant_labels.schema"},
+      {"listen: nowhere", kDb, "listen"},
+      {"listen: 0.0.0.0:99999", kDb, "listen"},
+      {"web: {basic_auth: {username: u}}", kDb, "web.basic_auth"},
+      {"", {{"DATABASE_URL", "postgresql://u:pw@h:notaport/d"}}, "DATABASE_URL"},
+      {"postgres: {url: 'postgresql://u@h:bad/d'}", {}, "postgres.url"},
+      {"", {{"DATABASE_URL", "postgresql://u@h/d"}, {"SAMPLE_INTERVAL", "1 second"}}, "SAMPLE_INTERVAL"},
+      {"", {{"DATABASE_URL", "postgresql://u@h/d"}, {"CUSTOMER_ID", "ABC_123"}}, "CUSTOMER_ID"},
+      {"customer_id: \"\"\nsample_interval: 10ms", kDb, "sample_interval"},
+      {"", {}, "DATABASE_URL"},  // nothing to collect
+      {"- a\n- b", kDb, "config"},
+  };
+  for (const auto& c : cases) {
+    const auto error = MustFail(c.yaml, Env(c.env));
+    EXPECT_EQ(error.field, c.field) << c.yaml << " -> " << error.ToString();
+    EXPECT_FALSE(error.message.empty());
+    EXPECT_EQ(error.ToString().find('\n'), std::string::npos) << error.ToString();
+  }
+}
+
+TEST(ConfigTest, ErrorsNeverContainThePassword) {
+  const auto error = MustFail("", Env({{"DATABASE_URL", "postgresql://u:hunter2@h:bad/d"}}));
+  EXPECT_EQ(error.ToString().find("hunter2"), std::string::npos) << error.ToString();
+}
+
+TEST(ConfigTest, ListenAddressValidation) {
+  EXPECT_EQ(ValidateListenAddress("0.0.0.0:9090"), "");
+  EXPECT_EQ(ValidateListenAddress("localhost:0"), "");
+  EXPECT_NE(ValidateListenAddress(":9090"), "");
+  EXPECT_NE(ValidateListenAddress("host:"), "");
+  EXPECT_NE(ValidateListenAddress("host:-1"), "");
+}
+
+}  // namespace
+}  // namespace billing::exporter

@@ -1,0 +1,52 @@
+#include "database_url.h"
+
+#include <gtest/gtest.h>
+
+namespace billing::exporter {
+namespace {
+
+DatabaseUrl MustParse(const std::string& text) {
+  auto parsed = DatabaseUrl::Parse(text);
+  EXPECT_TRUE(std::holds_alternative<DatabaseUrl>(parsed)) << text;
+  return std::get<DatabaseUrl>(std::move(parsed));
+}
+
+TEST(DatabaseUrlTest, AcceptsUriAndKeywordForms) {
+  auto uri = MustParse("postgresql://billing:s3cr%40t@db.example:6543/sensors?sslmode=require");
+  EXPECT_EQ(uri.password(), "s3cr@t");
+  EXPECT_EQ(uri.DatabaseName(), "sensors");
+  EXPECT_EQ(uri.Redacted(), "billing@db.example:6543/sensors");
+
+  auto keywords = MustParse("host=10.0.0.1 port=5432 user=u password='p w' dbname=d");
+  EXPECT_EQ(keywords.password(), "p w");
+  EXPECT_EQ(keywords.Redacted(), "u@10.0.0.1:5432/d");
+}
+
+TEST(DatabaseUrlTest, RejectsMalformedWithoutEchoingTheSecret) {
+  for (const char* bad : {"postgresql://u:hunter2@host:notaport/db", "postgresql://u:hunter2@[::1/db",
+                          "host=x hunter2", "postgresql://u:hunter2@h/d?nosuchoption=1"}) {
+    auto parsed = DatabaseUrl::Parse(bad);
+    ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << bad;
+    EXPECT_EQ(std::get<std::string>(parsed).find("hunter2"), std::string::npos)
+        << std::get<std::string>(parsed);
+  }
+  EXPECT_TRUE(std::holds_alternative<std::string>(DatabaseUrl::Parse("")));
+}
+
+TEST(DatabaseUrlTest, ConnectionStringQuotesAndOverrides) {
+  auto url = MustParse("postgresql://u:it's\\x@h:1/d?application_name=mine");
+  const auto conninfo = url.ConnectionString({{"application_name", "billing-exporter"}});
+  EXPECT_NE(conninfo.find("password='it\\'s\\\\x'"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("application_name='billing-exporter'"), std::string::npos);
+  EXPECT_EQ(conninfo.find("mine"), std::string::npos);
+  // What we build must itself be a valid libpq string with the same password.
+  EXPECT_EQ(MustParse(conninfo).password(), "it's\\x");
+}
+
+TEST(DatabaseUrlTest, ScrubReplacesEveryOccurrence) {
+  EXPECT_EQ(Scrub("a pw b pw", "pw"), "a *** b ***");
+  EXPECT_EQ(Scrub("nothing", ""), "nothing");
+}
+
+}  // namespace
+}  // namespace billing::exporter

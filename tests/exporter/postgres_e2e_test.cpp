@@ -1,0 +1,359 @@
+// The billing-exporter binary against a real PostgreSQL 15: values equal PostgreSQL's own answers,
+// counters survive exporter restarts, identifiers are escaped, cardinality is capped, and outages
+// are survived without a restart.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <numeric>
+
+#include "testbed.h"
+
+namespace {
+
+using namespace billing::testbed;
+using namespace std::chrono_literals;
+
+constexpr const char* kExporter = BILLING_EXPORTER_PATH;
+
+// Shared by the tests that do not stop the server; each test uses its own database.
+std::unique_ptr<PostgresServer> shared_pg;
+
+class PostgresE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { shared_pg = std::make_unique<PostgresServer>(); }
+  static void TearDownTestSuite() { shared_pg.reset(); }
+
+  // A fresh database named after the test.
+  std::string NewDatabase() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = std::string("t_") + info->name();
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    shared_pg->CreateDatabase(name);
+    return name;
+  }
+
+  std::unique_ptr<ExporterProcess> StartExporter(const std::string& database_url,
+                                                 const std::string& config_yaml = "",
+                                                 std::vector<std::pair<std::string, std::string>> env = {}) {
+    std::vector<std::string> args;
+    if (!config_yaml.empty()) {
+      config_path_ = config_dir_.path() / ("config-" + std::to_string(++configs_) + ".yaml");
+      std::ofstream(config_path_) << config_yaml;
+      args = {"--config", config_path_.string()};
+    }
+    env.emplace_back("DATABASE_URL", database_url);
+    env.emplace_back("CUSTOMER_ID", "abc123");
+    env.emplace_back("SAMPLE_INTERVAL", "300ms");
+    auto exporter = std::make_unique<ExporterProcess>(kExporter, args, env);
+    EXPECT_TRUE(exporter->WaitHealthy()) << exporter->process().Log();
+    return exporter;
+  }
+
+  TempDir config_dir_;
+  std::filesystem::path config_path_;
+  int configs_ = 0;
+};
+
+double PsqlNumber(const PostgresServer& pg, const std::string& sql, const std::string& db) {
+  return std::stod(pg.Psql(sql, db));
+}
+
+// Waits until `name{labels}` in a scrape equals `expected()`; both are re-read on each poll.
+::testing::AssertionResult EventuallyEquals(const ExporterProcess& exporter, const std::string& name,
+                                            const std::map<std::string, std::string>& labels,
+                                            const std::function<double()>& expected,
+                                            std::chrono::milliseconds timeout = 30s) {
+  std::optional<double> seen;
+  double want = 0;
+  const bool ok = WaitFor(
+      [&] {
+        want = expected();
+        seen = FindValue(exporter.Scrape(), name, labels);
+        return seen && *seen == want;
+      },
+      timeout, 100ms);
+  if (ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << name << " was " << (seen ? std::to_string(*seen) : "absent")
+                                       << ", PostgreSQL says " << want;
+}
+
+TEST_F(PostgresE2eTest, ValuesEqualPostgresOwnAnswers) {
+  const auto db = NewDatabase();
+  shared_pg->Psql(R"sql(
+    CREATE TABLE devices (id serial PRIMARY KEY, name text NOT NULL);
+    CREATE TABLE readings (id bigserial PRIMARY KEY, device_id int, payload text);
+    CREATE INDEX ON readings (device_id);
+    INSERT INTO devices (name) SELECT 'device-' || g FROM generate_series(1, 37) g;
+    -- Incompressible payloads large enough to be stored out of line, so TOAST is non-zero.
+    INSERT INTO readings (device_id, payload)
+      SELECT g % 37, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 200) i)
+      FROM generate_series(1, 1234) g;
+  )sql", db);
+  auto exporter = StartExporter(shared_pg->Url(db), R"(
+postgres:
+  exact_count: {tables: [public.devices, public.readings], interval: 1s}
+)");
+  const std::map<std::string, std::string> readings = {{"schema", "public"}, {"table", "readings"}};
+  const std::map<std::string, std::string> devices = {{"schema", "public"}, {"table", "devices"}};
+
+  auto size_of = [&](const std::string& expr) { return [&, expr] { return PsqlNumber(*shared_pg, "SELECT " + expr, db); }; };
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", readings, [] { return 1234; }));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", devices, [] { return 37; }));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", readings, size_of("count(*) FROM readings")));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", devices, size_of("count(*) FROM devices")));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_database_size_bytes", {{"database", db}},
+                               size_of("pg_database_size(current_database())")));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_tables", {}, [] { return 2; }));
+
+  // table + index + toast = pg_total_relation_size, and each part is what PostgreSQL says it is.
+  const auto samples = exporter->Scrape();
+  auto part = [&](const char* name) {
+    auto labels = readings;
+    labels["part"] = name;
+    return FindValue(samples, "iotistic_postgres_table_size_bytes", labels).value_or(-1);
+  };
+  const double total = PsqlNumber(*shared_pg, "SELECT pg_total_relation_size('readings')", db);
+  EXPECT_EQ(part("table") + part("index") + part("toast"), total);
+  EXPECT_EQ(part("index"), PsqlNumber(*shared_pg, "SELECT pg_indexes_size('readings')", db));
+  const double toast = PsqlNumber(*shared_pg,
+      "SELECT pg_total_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'readings'::regclass", db);
+  EXPECT_EQ(part("toast"), toast);
+  EXPECT_GT(toast, 0);
+  EXPECT_EQ(FindValue(samples, "iotistic_postgres_up", {{"customer_id", "abc123"}}), 1);
+
+  // Known inserts move the counter by exactly that many.
+  shared_pg->Psql("INSERT INTO readings (device_id, payload) SELECT 1, 'x' FROM generate_series(1, 500)", db);
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", readings, [] { return 1734; }));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", readings, [] { return 1734; }));
+}
+
+TEST_F(PostgresE2eTest, ExporterRestartKeepsCountersAndStatsResetIsVisible) {
+  const auto db = NewDatabase();
+  shared_pg->Psql("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 250);", db);
+  const std::map<std::string, std::string> t = {{"schema", "public"}, {"table", "t"}};
+  double reset_before = -1;
+  {
+    auto exporter = StartExporter(shared_pg->Url(db));
+    ASSERT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", t, [] { return 250; }));
+    reset_before = FindValue(exporter->Scrape(), "iotistic_postgres_stats_reset_timestamp_seconds").value_or(-1);
+    EXPECT_EQ(WEXITSTATUS(exporter->Stop()), 0);
+  }
+  auto exporter = StartExporter(shared_pg->Url(db));
+  std::vector<MetricSample> first;
+  ASSERT_TRUE(WaitFor([&] { first = exporter->Scrape(); return FindValue(first, "iotistic_postgres_up") == 1; }, 20s));
+  // The very first sample after the restart continues from where the counter was.
+  EXPECT_EQ(FindValue(first, "iotistic_postgres_table_rows_inserted_total", t), 250);
+  EXPECT_EQ(FindValue(first, "iotistic_postgres_stats_reset_timestamp_seconds"), reset_before);
+
+  // A statistics reset drops the counter and moves the reset time: a reset is always visible.
+  shared_pg->Psql("SELECT pg_stat_reset()", db);
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", t, [] { return 0; }));
+  const auto after = FindValue(exporter->Scrape(), "iotistic_postgres_stats_reset_timestamp_seconds").value_or(0);
+  EXPECT_GT(after, reset_before);
+  EXPECT_NEAR(after, PsqlNumber(*shared_pg,
+      "SELECT extract(epoch FROM stats_reset) FROM pg_stat_database WHERE datname = current_database()", db), 1e-3);
+}
+
+TEST_F(PostgresE2eTest, AwkwardIdentifiersAreEscapedAndCannotInjectSql) {
+  const auto db = NewDatabase();
+  const std::string long_name(63, 'L');
+  shared_pg->Psql(R"sql(
+    CREATE SCHEMA "Tenant Schema";
+    CREATE SCHEMA "dot.schema";
+    CREATE TABLE victim (x int);
+    CREATE TABLE "MixedCase" (x int);
+    CREATE TABLE "with space" (x int);
+    CREATE TABLE "quo""te" (x int);
+    CREATE TABLE "back\slash" (x int);
+    CREATE TABLE "dot.schema"."a.b" (x int);
+    CREATE TABLE "Tenant Schema"."ünïcødé_表" (x int);
+    CREATE TABLE ")sql" + long_name + R"sql(" (x int);
+    CREATE TABLE "x""; DROP TABLE victim; --" (x int);
+    CREATE TABLE measurements (ts date, v int) PARTITION BY RANGE (ts);
+    CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+    INSERT INTO "MixedCase" SELECT generate_series(1, 1);
+    INSERT INTO "with space" SELECT generate_series(1, 2);
+    INSERT INTO "quo""te" SELECT generate_series(1, 3);
+    INSERT INTO "back\slash" SELECT generate_series(1, 4);
+    INSERT INTO "dot.schema"."a.b" SELECT generate_series(1, 5);
+    INSERT INTO "Tenant Schema"."ünïcødé_表" SELECT generate_series(1, 6);
+    INSERT INTO ")sql" + long_name + R"sql(" SELECT generate_series(1, 7);
+    INSERT INTO "x""; DROP TABLE victim; --" SELECT generate_series(1, 8);
+    INSERT INTO measurements SELECT '2026-06-01', generate_series(1, 9);
+  )sql", db);
+  auto exporter = StartExporter(shared_pg->Url(db), R"(
+postgres:
+  exact_count:
+    interval: 1s
+    tables:
+      - {schema: public, table: 'x"; DROP TABLE victim; --'}
+      - {schema: dot.schema, table: a.b}
+      - {schema: Tenant Schema, table: "ünïcødé_表"}
+      - public.measurements
+)");
+  const std::vector<std::tuple<std::string, std::string, double>> expected = {
+      {"public", "MixedCase", 1}, {"public", "with space", 2}, {"public", "quo\"te", 3},
+      {"public", "back\\slash", 4}, {"dot.schema", "a.b", 5}, {"Tenant Schema", "ünïcødé_表", 6},
+      {"public", long_name, 7}, {"public", "x\"; DROP TABLE victim; --", 8},
+      {"public", "measurements_2026", 9}};
+  for (const auto& [schema, table, rows] : expected) {
+    EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total",
+                                 {{"schema", schema}, {"table", table}}, [rows = rows] { return rows; }))
+        << schema << "." << table;
+  }
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows",
+                               {{"schema", "public"}, {"table", "x\"; DROP TABLE victim; --"}}, [] { return 8; }));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", {{"schema", "dot.schema"}, {"table", "a.b"}}, [] { return 5; }));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows",
+                               {{"schema", "Tenant Schema"}, {"table", "ünïcødé_表"}}, [] { return 6; }));
+  // A partitioned table counts through its parent; its partitions carry the per-table series.
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", {{"schema", "public"}, {"table", "measurements"}}, [] { return 9; }));
+  EXPECT_EQ(shared_pg->Psql("SELECT count(*) FROM victim", db), "0");
+  EXPECT_EQ(FindValue(exporter->Scrape(), "iotistic_exporter_sample_errors_total", {{"collector", "postgres_exact_count"}}), 0);
+}
+
+TEST_F(PostgresE2eTest, TenThousandTablesStayWithinTheCapAndOtherAddsUp) {
+  const auto db = NewDatabase();
+  shared_pg->Psql(R"sql(
+    DO $$
+    BEGIN
+      FOR i IN 1..10000 LOOP
+        EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v text)', i);
+        -- Commit in batches: one transaction holding 20,000 relation locks exhausts the lock table.
+        IF i % 500 = 0 THEN COMMIT; END IF;
+      END LOOP;
+      FOR i IN 1..300 LOOP
+        EXECUTE format('INSERT INTO t%s SELECT g, repeat(''x'', 100) FROM generate_series(1, %s) g', i * 7, i);
+      END LOOP;
+    END $$;
+  )sql", db);
+  auto exporter = StartExporter(shared_pg->Url(db), "postgres: {max_table_series: 100}\n");
+  const double inserted_total = 300.0 * 301 / 2;
+  std::vector<MetricSample> samples;
+  ASSERT_TRUE(WaitFor([&] {
+    samples = exporter->Scrape();
+    double sum = 0;
+    for (const auto& s : FindAll(samples, "iotistic_postgres_table_rows_inserted_total")) sum += s.value;
+    return sum == inserted_total;
+  }, 60s)) << "rows inserted never added up to " << inserted_total;
+
+  EXPECT_EQ(FindValue(samples, "iotistic_postgres_tables"), 10000);
+  for (const char* name : {"iotistic_postgres_table_rows_estimated", "iotistic_postgres_table_rows_inserted_total"}) {
+    EXPECT_EQ(FindAll(samples, name).size(), 101u) << name;
+  }
+  EXPECT_EQ(FindAll(samples, "iotistic_postgres_table_size_bytes").size(), 303u);
+  ASSERT_TRUE(FindValue(samples, "iotistic_postgres_table_rows_inserted_total", {{"schema", ""}, {"table", "other"}}));
+
+  // Every table's bytes are in exactly one series, the `other` row included.
+  double exported_bytes = 0;
+  for (const auto& s : FindAll(samples, "iotistic_postgres_table_size_bytes")) exported_bytes += s.value;
+  EXPECT_EQ(exported_bytes, PsqlNumber(*shared_pg,
+      "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE c.relkind = 'r' AND n.nspname = 'public'", db));
+  // The kept tables are the largest: none is smaller than the largest folded into `other`.
+  std::map<std::string, double> kept_bytes;
+  for (const auto& s : FindAll(samples, "iotistic_postgres_table_size_bytes")) {
+    if (s.labels.at("table") != "other") kept_bytes[s.labels.at("table")] += s.value;
+  }
+  ASSERT_EQ(kept_bytes.size(), 100u);
+  double smallest_kept = 1e18;
+  for (const auto& [table, bytes] : kept_bytes) smallest_kept = std::min(smallest_kept, bytes);
+  EXPECT_GE(smallest_kept, PsqlNumber(*shared_pg,
+      "SELECT pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY 1 DESC OFFSET 100 LIMIT 1", db));
+  EXPECT_GT(smallest_kept, PsqlNumber(*shared_pg, "SELECT pg_total_relation_size('t1')", db));
+}
+
+TEST_F(PostgresE2eTest, GzipAndBasicAuth) {
+  const auto db = NewDatabase();
+  auto exporter = StartExporter(shared_pg->Url(db), "",
+                                {{"EXPORTER_BASIC_AUTH_USERNAME", "prom"}, {"EXPORTER_BASIC_AUTH_PASSWORD", "s3cret"}});
+  const auto url = exporter->BaseUrl() + "/metrics";
+  EXPECT_EQ(HttpGet(url).status, 401);
+  EXPECT_EQ(HttpGet(url, {"Authorization: Basic cHJvbTp3cm9uZw=="}).status, 401);  // prom:wrong
+  EXPECT_EQ(HttpGet(exporter->BaseUrl() + "/healthz").status, 200);
+  const std::string auth = "Authorization: Basic cHJvbTpzM2NyZXQ=";  // prom:s3cret
+  HttpResponse plain, gzip;
+  ASSERT_TRUE(WaitFor([&] {
+    plain = HttpGet(url, {auth});
+    gzip = HttpGet(url, {auth, "Accept-Encoding: gzip"});
+    return FindValue(ParseMetricsText(plain.body), "iotistic_postgres_up") == 1 && plain.body == Gunzip(gzip.body);
+  }, 20s));
+  EXPECT_EQ(plain.status, 200);
+  EXPECT_EQ(plain.headers.count("content-encoding"), 0u);
+  EXPECT_EQ(gzip.headers["content-encoding"], "gzip");
+  EXPECT_LT(gzip.body.size(), plain.body.size());
+  EXPECT_NE(plain.headers["content-type"].find("version=0.0.4"), std::string::npos);
+}
+
+TEST_F(PostgresE2eTest, PromtoolFindsNothingWrong) {
+  const auto db = NewDatabase();
+  shared_pg->Psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1);", db);
+  auto exporter = StartExporter(shared_pg->Url(db), "postgres: {exact_count: {tables: [t], interval: 1s}}\n");
+  HttpResponse response;
+  ASSERT_TRUE(WaitFor([&] {
+    response = HttpGet(exporter->BaseUrl() + "/metrics");
+    return FindValue(ParseMetricsText(response.body), "iotistic_postgres_table_rows") == 1;
+  }, 20s));
+  const auto file = config_dir_.path() / "metrics.txt";
+  std::ofstream(file) << response.body;
+  const auto result = RunCommand({"sh", "-c", "promtool check metrics < '" + file.string() + "'"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.output, "") << result.output;
+}
+
+// Own server: this test stops and starts it.
+TEST(PostgresOutageTest, DownAtStartThenUpThenDownThenUpWithoutRestart) {
+  PostgresServer pg;
+  pg.Stop();
+  TempDir dir;
+  const auto config = dir.path() / "config.yaml";
+  std::ofstream(config) << "postgres: {reconnect_backoff_max: 1s, connect_timeout: 2s}\n";
+  ExporterProcess exporter(kExporter, {"--config", config.string()},
+                           {{"DATABASE_URL", pg.Url()}, {"SAMPLE_INTERVAL", "300ms"}, {"CUSTOMER_ID", "down1"}});
+  ASSERT_TRUE(exporter.WaitHealthy()) << exporter.process().Log();
+
+  auto up = [&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up"); };
+  ASSERT_TRUE(WaitFor([&] { return up() == 0.0; }, 20s));
+  EXPECT_EQ(HttpGet(exporter.BaseUrl() + "/readyz").status, 503);
+  EXPECT_EQ(HttpGet(exporter.BaseUrl() + "/metrics").status, 200);
+
+  pg.Start();
+  ASSERT_TRUE(WaitFor([&] { return up() == 1.0; }, 30s)) << exporter.process().Log();
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(exporter.BaseUrl() + "/readyz").status == 200; }, 10s));
+
+  pg.Stop();
+  ASSERT_TRUE(WaitFor([&] { return up() == 0.0; }, 20s));
+  EXPECT_EQ(HttpGet(exporter.BaseUrl() + "/metrics").status, 200);
+  const auto errors = FindValue(exporter.Scrape(), "iotistic_exporter_sample_errors_total", {{"collector", "postgres"}});
+  EXPECT_GT(errors.value_or(0), 0);
+
+  pg.Start();
+  ASSERT_TRUE(WaitFor([&] { return up() == 1.0; }, 30s)) << exporter.process().Log();
+  EXPECT_TRUE(exporter.process().Running());
+
+  // The password appears nowhere the exporter writes.
+  const auto metrics = HttpGet(exporter.BaseUrl() + "/metrics").body;
+  EXPECT_EQ(metrics.find(pg.password()), std::string::npos);
+  EXPECT_EQ(WEXITSTATUS(exporter.Stop()), 0);
+  const auto log = exporter.process().Log();
+  EXPECT_NE(log.find("cannot connect"), std::string::npos) << log;
+  EXPECT_EQ(log.find(pg.password()), std::string::npos) << log;
+}
+
+TEST(PostgresOutageTest, WrongPasswordIsReportedWithoutLeakingIt) {
+  PostgresServer pg;
+  std::string url = pg.Url();
+  const auto at = url.find(pg.password());
+  ASSERT_NE(at, std::string::npos);
+  url.replace(at, pg.password().size(), "Wr0ngPassw0rd");
+  ExporterProcess exporter(kExporter, {}, {{"DATABASE_URL", url}, {"SAMPLE_INTERVAL", "300ms"}});
+  ASSERT_TRUE(exporter.WaitHealthy());
+  ASSERT_TRUE(WaitFor([&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up") == 0.0; }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return exporter.process().Log().find("password authentication failed") != std::string::npos; }, 20s))
+      << exporter.process().Log();
+  EXPECT_EQ(exporter.process().Log().find("Wr0ngPassw0rd"), std::string::npos);
+  EXPECT_EQ(HttpGet(exporter.BaseUrl() + "/metrics").body.find("Wr0ngPassw0rd"), std::string::npos);
+}
+
+}  // namespace
