@@ -1,6 +1,7 @@
-// Hot paths of a scrape of a 10,000-table sample: what a sample costs once (select, serialise,
-// gzip) and what each scrape costs afterwards (hand out the prepared page over HTTP). The second
-// must not depend on the database: it never touches it.
+// Hot paths of a scrape of a 10,000-table sample: what a sample costs once
+// (select, serialise, gzip) and what each scrape costs afterwards (hand out the
+// prepared page over HTTP). The second must not depend on the database: it
+// never touches it.
 #include <benchmark/benchmark.h>
 
 #include "exposition.h"
@@ -42,8 +43,8 @@ void BM_PublishSample(benchmark::State& state) {
   Exposition exposition({{"customer_id", "abc123"}}, "bench");
   exposition.Register("postgres", std::chrono::seconds(15));
   for (auto _ : state) {
-    exposition.Publish("postgres", CatalogFamilies(sample, Uncapped()), true, std::chrono::milliseconds(1),
-                       std::chrono::system_clock::now());
+    exposition.Publish("postgres", CatalogFamilies(sample, Uncapped()), true,
+                       std::chrono::milliseconds(1), std::chrono::system_clock::now());
   }
   state.counters["page_bytes"] = static_cast<double>(exposition.Current()->text.size());
   state.counters["gzip_bytes"] = static_cast<double>(exposition.Current()->gzip.size());
@@ -56,8 +57,8 @@ void BM_ServeScrape(benchmark::State& state) {
   const bool gzip = state.range(1) != 0;
   Exposition exposition({{"customer_id", "abc123"}}, "bench");
   exposition.Register("postgres", std::chrono::seconds(15));
-  exposition.Publish("postgres", CatalogFamilies(sample, Uncapped()), true, std::chrono::milliseconds(1),
-                     std::chrono::system_clock::now());
+  exposition.Publish("postgres", CatalogFamilies(sample, Uncapped()), true,
+                     std::chrono::milliseconds(1), std::chrono::system_clock::now());
   const int port = billing::testbed::FreePort();
   HttpServer server(HttpOptions{"127.0.0.1:" + std::to_string(port), "", ""}, exposition);
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
@@ -71,7 +72,11 @@ void BM_ServeScrape(benchmark::State& state) {
   }
   state.counters["response_bytes"] = static_cast<double>(bytes);
 }
-BENCHMARK(BM_ServeScrape)->Args({100, 0})->Args({10000, 0})->Args({10000, 1})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ServeScrape)
+    ->Args({100, 0})
+    ->Args({10000, 0})
+    ->Args({10000, 1})
+    ->Unit(benchmark::kMicrosecond);
 
 // What a scrape does besides I/O: take a reference to the current page.
 void BM_CurrentPage(benchmark::State& state) {

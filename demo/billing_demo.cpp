@@ -1,6 +1,7 @@
-// `make demo`: a private PostgreSQL with a tenant's schema, a writer inserting sensor readings the
-// way the platform's API does, and the billing exporter sampling it; prints the figures a person
-// cares about until Ctrl-C (or --duration), then stops everything it started.
+// `make demo`: a private PostgreSQL with a tenant's schema, a writer inserting
+// sensor readings the way the platform's API does, and the billing exporter
+// sampling it; prints the figures a person cares about until Ctrl-C (or
+// --duration), then stops everything it started.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -42,16 +43,22 @@ INSERT INTO devices (serial, model)
   FROM generate_series(1, 50) g;
 )sql";
 
-// Inserts a batch of readings every 100 ms, as the API would from device traffic.
+// Inserts a batch of readings every 100 ms, as the API would from device
+// traffic.
 void Writer(const std::string& url, int rows_per_second, std::atomic<long>& written) {
   try {
     pqxx::connection connection(url);
     while (!g_stop) {
       pqxx::work tx(connection);
-      tx.exec("INSERT INTO sensor_readings (device_id, temperature_c, humidity_pct, payload) "
-              "SELECT 1 + (random() * 49)::int, 15 + random() * 10, 30 + random() * 40, "
-              "jsonb_build_object('fw', '1.4.2', 'rssi', -40 - (random() * 50)::int, 'batt', random()) "
-              "FROM generate_series(1, " + std::to_string(std::max(1, rows_per_second / 10)) + ")");
+      tx.exec(
+          "INSERT INTO sensor_readings (device_id, temperature_c, "
+          "humidity_pct, payload) "
+          "SELECT 1 + (random() * 49)::int, 15 + random() * 10, 30 + random() "
+          "* 40, "
+          "jsonb_build_object('fw', '1.4.2', 'rssi', -40 - (random() * "
+          "50)::int, 'batt', random()) "
+          "FROM generate_series(1, " +
+          std::to_string(std::max(1, rows_per_second / 10)) + ")");
       tx.commit();
       written += std::max(1, rows_per_second / 10);
       std::this_thread::sleep_for(100ms);  // pacing the load, not synchronisation
@@ -87,11 +94,15 @@ int main(int argc, char** argv) {
   int rate = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--exporter") exporter_path = argv[i + 1];
-    else if (flag == "--duration") duration_seconds = std::stoi(argv[i + 1]);
-    else if (flag == "--rate") rate = std::stoi(argv[i + 1]);
+    if (flag == "--exporter")
+      exporter_path = argv[i + 1];
+    else if (flag == "--duration")
+      duration_seconds = std::stoi(argv[i + 1]);
+    else if (flag == "--rate")
+      rate = std::stoi(argv[i + 1]);
     else {
-      std::cerr << "usage: billing-demo [--exporter PATH] [--duration SECONDS] [--rate ROWS_PER_S]\n";
+      std::cerr << "usage: billing-demo [--exporter PATH] [--duration SECONDS] "
+                   "[--rate ROWS_PER_S]\n";
       return 2;
     }
   }
@@ -105,21 +116,26 @@ int main(int argc, char** argv) {
   std::atomic<long> written{0};
   std::thread writer(Writer, pg.Url("sensors"), rate, std::ref(written));
 
-  ExporterProcess exporter(exporter_path, {},
-                           {{"DATABASE_URL", pg.Url("sensors")}, {"CUSTOMER_ID", "demo"}, {"SAMPLE_INTERVAL", "1s"}});
+  ExporterProcess exporter(
+      exporter_path, {},
+      {{"DATABASE_URL", pg.Url("sensors")}, {"CUSTOMER_ID", "demo"}, {"SAMPLE_INTERVAL", "1s"}});
   if (!exporter.WaitHealthy()) {
     g_stop = true;
     writer.join();
     std::cerr << "the exporter did not start:\n" << exporter.process().Log();
     return 1;
   }
-  std::cout << "\nbilling-exporter for customer 'demo' is serving " << exporter.BaseUrl() << "/metrics\n"
+  std::cout << "\nbilling-exporter for customer 'demo' is serving " << exporter.BaseUrl()
+            << "/metrics\n"
             << "  browser:    " << exporter.BaseUrl() << "/metrics   (also /healthz, /readyz)\n"
-            << "  Prometheus: scrape_configs: [{job_name: billing, static_configs: [{targets: ['127.0.0.1:"
+            << "  Prometheus: scrape_configs: [{job_name: billing, "
+               "static_configs: [{targets: ['127.0.0.1:"
             << exporter.port() << "']}]}]\n"
-            << "  writer:     ~" << rate << " sensor readings/s into sensors.public.sensor_readings\n"
+            << "  writer:     ~" << rate
+            << " sensor readings/s into sensors.public.sensor_readings\n"
             << "Ctrl-C stops everything.\n\n";
-  std::printf("%8s  %14s  %12s  %12s  %12s  %10s\n", "time", "rows inserted", "rows/s", "table rows", "storage", "pg up");
+  std::printf("%8s  %14s  %12s  %12s  %12s  %10s\n", "time", "rows inserted", "rows/s",
+              "table rows", "storage", "pg up");
 
   const auto start = std::chrono::steady_clock::now();
   double last_inserted = -1;
@@ -133,19 +149,22 @@ int main(int argc, char** argv) {
     const double per_second = last_inserted < 0 ? 0 : (inserted - last_inserted) / seconds;
     last_inserted = inserted;
     last_time = now;
-    std::printf("%7.0fs  %14.0f  %12.1f  %12.0f  %12s  %10.0f\n",
-                std::chrono::duration<double>(now - start).count(), inserted, per_second,
-                Sum(samples, "iotistic_postgres_table_rows_estimated"),
-                Bytes(FindValue(samples, "iotistic_postgres_database_size_bytes").value_or(0)).c_str(),
-                FindValue(samples, "iotistic_postgres_up").value_or(0));
+    std::printf(
+        "%7.0fs  %14.0f  %12.1f  %12.0f  %12s  %10.0f\n",
+        std::chrono::duration<double>(now - start).count(), inserted, per_second,
+        Sum(samples, "iotistic_postgres_table_rows_estimated"),
+        Bytes(FindValue(samples, "iotistic_postgres_database_size_bytes").value_or(0)).c_str(),
+        FindValue(samples, "iotistic_postgres_up").value_or(0));
     std::fflush(stdout);
     if (duration_seconds > 0 && now - start >= std::chrono::seconds(duration_seconds)) break;
   }
   g_stop = true;
   writer.join();
   std::cout << "\nStopping: the writer wrote " << written << " readings and the exporter counted "
-            << std::max(0.0, last_inserted) << " rows inserted; exporter, PostgreSQL and their temporary "
+            << std::max(0.0, last_inserted)
+            << " rows inserted; exporter, PostgreSQL and their temporary "
             << "data are removed." << std::endl;
-  // A run in which the exporter never counted a row is a failure (the smoke test relies on this).
+  // A run in which the exporter never counted a row is a failure (the smoke
+  // test relies on this).
   return last_inserted > 0 ? 0 : 1;
 }

@@ -1,5 +1,6 @@
-// billing-exporter: samples the customer's PostgreSQL on its own schedule and serves the latest
-// sample as Prometheus metrics. See README.md for configuration and the metric reference.
+// billing-exporter: samples the customer's PostgreSQL on its own schedule and
+// serves the latest sample as Prometheus metrics. See README.md for
+// configuration and the metric reference.
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -23,9 +24,12 @@ using namespace billing::exporter;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "usage: billing-exporter [--config FILE] [--listen ADDR:PORT] [--check-config] [--version]\n"
-    "Environment (overrides the file): DATABASE_URL, CUSTOMER_ID, SAMPLE_INTERVAL,\n"
-    "EXPORTER_BASIC_AUTH_USERNAME, EXPORTER_BASIC_AUTH_PASSWORD. See README.md.\n";
+    "usage: billing-exporter [--config FILE] [--listen ADDR:PORT] "
+    "[--check-config] [--version]\n"
+    "Environment (overrides the file): DATABASE_URL, CUSTOMER_ID, "
+    "SAMPLE_INTERVAL,\n"
+    "EXPORTER_BASIC_AUTH_USERNAME, EXPORTER_BASIC_AUTH_PASSWORD. See "
+    "README.md.\n";
 
 struct Args {
   std::optional<std::string> config_path;
@@ -54,7 +58,8 @@ std::string ParseArgs(int argc, char** argv, Args& args) {
       if (!(args.config_path = value("--config"))) return "--config needs a file path";
     } else if (arg.rfind("--listen", 0) == 0) {
       if (!(args.listen = value("--listen"))) return "--listen needs ADDR:PORT";
-      if (auto error = ValidateListenAddress(*args.listen); !error.empty()) return "--listen: " + error;
+      if (auto error = ValidateListenAddress(*args.listen); !error.empty())
+        return "--listen: " + error;
     } else {
       return "unknown argument '" + arg + "'";
     }
@@ -91,7 +96,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Signals are taken by sigwait in this thread only; every thread started below inherits the mask.
+  // Signals are taken by sigwait in this thread only; every thread started
+  // below inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -108,7 +114,8 @@ int main(int argc, char** argv) {
       collectors.push_back(std::make_unique<PostgresExactCountCollector>(config.postgres));
     }
   }
-  for (const auto& collector : collectors) exposition.Register(collector->Name(), collector->Interval());
+  for (const auto& collector : collectors)
+    exposition.Register(collector->Name(), collector->Interval());
 
   std::unique_ptr<HttpServer> server;
   try {
@@ -133,8 +140,10 @@ int main(int argc, char** argv) {
             " every " + std::to_string(config.sample_interval.count()) + "ms");
     int received = 0;
     sigwait(&signals, &received);
-    Log(LogLevel::kInfo, "main", std::string("received ") + strsignal(received) + ", shutting down");
-    server.reset();  // stop serving first, then stop the samplers (each finishes its sample)
+    Log(LogLevel::kInfo, "main",
+        std::string("received ") + strsignal(received) + ", shutting down");
+    server.reset();  // stop serving first, then stop the samplers (each
+                     // finishes its sample)
   }
   Log(LogLevel::kInfo, "main", "stopped");
   return 0;

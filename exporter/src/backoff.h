@@ -1,4 +1,5 @@
-// Capped exponential backoff with full jitter, for reconnecting to a source that went away.
+// Capped exponential backoff with full jitter, for reconnecting to a source
+// that went away.
 #pragma once
 
 #include <chrono>
@@ -13,9 +14,9 @@ class Backoff {
           std::uint64_t seed = std::random_device{}())
       : initial_(initial), max_(max), rng_(seed) {}
 
-  /// The wait before the next attempt: uniform in [ceiling/2, ceiling], where the ceiling doubles
-  /// with every consecutive failure up to `max`. Jitter keeps many exporters from reconnecting to a
-  /// restarted server in lockstep.
+  /// The wait before the next attempt: uniform in [ceiling/2, ceiling], where
+  /// the ceiling doubles with every consecutive failure up to `max`. Jitter
+  /// keeps many exporters from reconnecting to a restarted server in lockstep.
   std::chrono::milliseconds NextDelay() {
     auto ceiling = initial_;
     for (unsigned i = 0; i < failures_ && ceiling < max_; ++i) ceiling *= 2;

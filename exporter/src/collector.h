@@ -1,20 +1,22 @@
-// The seam between what is sampled and how it is served: a collector takes one sample of its
-// source and returns it as metric families. It owns its connection; the Sampler calls it on the
-// collector's own schedule, never from a scrape.
+// The seam between what is sampled and how it is served: a collector takes one
+// sample of its source and returns it as metric families. It owns its
+// connection; the Sampler calls it on the collector's own schedule, never from
+// a scrape.
 #pragma once
+
+#include <prometheus/metric_family.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <prometheus/metric_family.h>
-
 namespace billing::exporter {
 
 struct SampleResult {
-  /// What to serve until the next sample. On failure this still carries what is known (e.g.
-  /// iotistic_postgres_up 0); series that could not be read are absent rather than stale.
+  /// What to serve until the next sample. On failure this still carries what is
+  /// known (e.g. iotistic_postgres_up 0); series that could not be read are
+  /// absent rather than stale.
   std::vector<prometheus::MetricFamily> families;
   bool ok = false;
   std::string error;  // why it failed; safe to log (no secrets)

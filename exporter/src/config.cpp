@@ -32,15 +32,18 @@ std::string Child(const std::string& path, const std::string& key) {
 }
 
 void RequireMap(const YAML::Node& node, const std::string& path) {
-  if (!node.IsMap()) throw FieldError{path.empty() ? "config" : path, "must be a mapping of keys to values"};
+  if (!node.IsMap())
+    throw FieldError{path.empty() ? "config" : path, "must be a mapping of keys to values"};
 }
 
-// Rejects keys this version does not know, so a typo never silently falls back to a default.
+// Rejects keys this version does not know, so a typo never silently falls back
+// to a default.
 void CheckKeys(const YAML::Node& node, const std::string& path,
                const std::vector<std::string>& allowed) {
   RequireMap(node, path);
   for (const auto& entry : node) {
-    if (!entry.first.IsScalar()) throw FieldError{path.empty() ? "config" : path, "keys must be strings"};
+    if (!entry.first.IsScalar())
+      throw FieldError{path.empty() ? "config" : path, "keys must be strings"};
     const auto key = entry.first.as<std::string>();
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       throw FieldError{Child(path, key), "unknown key; valid keys here are: " + Join(allowed)};
@@ -61,7 +64,8 @@ std::chrono::milliseconds ToDuration(const std::string& text, const std::string&
   auto duration = ParseDuration(text);
   if (!duration) {
     throw FieldError{field, "'" + text +
-                                "' is not a duration; write an integer with a unit, e.g. 500ms, 15s, 5m, 1h"};
+                                "' is not a duration; write an integer with a "
+                                "unit, e.g. 500ms, 15s, 5m, 1h"};
   }
   return *duration;
 }
@@ -101,7 +105,8 @@ const std::regex& LabelNamePattern() {
   return pattern;
 }
 
-// Customer ids name Kubernetes namespaces (customer-{id}), so they are DNS-1123 labels.
+// Customer ids name Kubernetes namespaces (customer-{id}), so they are DNS-1123
+// labels.
 void ValidateCustomerId(const std::string& id, const std::string& field) {
   static const std::regex pattern("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
   if (id.size() > 54 || !std::regex_match(id, pattern)) {
@@ -111,7 +116,8 @@ void ValidateCustomerId(const std::string& id, const std::string& field) {
   }
 }
 
-// Labels the exporter sets itself; a constant label of the same name would clash.
+// Labels the exporter sets itself; a constant label of the same name would
+// clash.
 const std::vector<std::string>& ReservedLabels() {
   static const std::vector<std::string> names = {
       "customer_id", "schema", "table", "part", "database", "collector", "version", "topic_group"};
@@ -137,26 +143,35 @@ QualifiedTable ParseQualifiedTable(const YAML::Node& node, const std::string& fi
     }
   }
   if (table.schema.empty() || table.table.empty()) {
-    throw FieldError{field, "needs a non-empty schema and table name; for names containing '.', "
-                            "write {schema: ..., table: ...}"};
+    throw FieldError{field,
+                     "needs a non-empty schema and table name; for names containing '.', "
+                     "write {schema: ..., table: ...}"};
   }
   return table;
 }
 
 void ParsePostgres(const YAML::Node& node, PostgresConfig& pg, std::string& url_text) {
   const std::string path = "postgres";
-  CheckKeys(node, path,
-            {"url", "connect_timeout", "statement_timeout", "reconnect_backoff_max",
-             "include_schemas", "exclude_schemas", "include_tables", "exclude_tables",
-             "max_table_series", "exact_count"});
+  CheckKeys(
+      node, path,
+      {"url", "connect_timeout", "statement_timeout", "reconnect_backoff_max", "include_schemas",
+       "exclude_schemas", "include_tables", "exclude_tables", "max_table_series", "exact_count"});
   if (node["url"]) url_text = GetString(node["url"], "postgres.url");
-  if (node["connect_timeout"]) pg.connect_timeout = GetDuration(node["connect_timeout"], "postgres.connect_timeout");
-  if (node["statement_timeout"]) pg.statement_timeout = GetDuration(node["statement_timeout"], "postgres.statement_timeout");
-  if (node["reconnect_backoff_max"]) pg.reconnect_backoff_max = GetDuration(node["reconnect_backoff_max"], "postgres.reconnect_backoff_max");
-  if (node["include_schemas"]) pg.include_schemas = GetStringList(node["include_schemas"], "postgres.include_schemas");
-  if (node["exclude_schemas"]) pg.exclude_schemas = GetStringList(node["exclude_schemas"], "postgres.exclude_schemas");
-  if (node["include_tables"]) pg.include_tables = GetStringList(node["include_tables"], "postgres.include_tables");
-  if (node["exclude_tables"]) pg.exclude_tables = GetStringList(node["exclude_tables"], "postgres.exclude_tables");
+  if (node["connect_timeout"])
+    pg.connect_timeout = GetDuration(node["connect_timeout"], "postgres.connect_timeout");
+  if (node["statement_timeout"])
+    pg.statement_timeout = GetDuration(node["statement_timeout"], "postgres.statement_timeout");
+  if (node["reconnect_backoff_max"])
+    pg.reconnect_backoff_max =
+        GetDuration(node["reconnect_backoff_max"], "postgres.reconnect_backoff_max");
+  if (node["include_schemas"])
+    pg.include_schemas = GetStringList(node["include_schemas"], "postgres.include_schemas");
+  if (node["exclude_schemas"])
+    pg.exclude_schemas = GetStringList(node["exclude_schemas"], "postgres.exclude_schemas");
+  if (node["include_tables"])
+    pg.include_tables = GetStringList(node["include_tables"], "postgres.include_tables");
+  if (node["exclude_tables"])
+    pg.exclude_tables = GetStringList(node["exclude_tables"], "postgres.exclude_tables");
   if (node["max_table_series"]) {
     pg.max_table_series = GetUnsigned(node["max_table_series"], "postgres.max_table_series");
     if (pg.max_table_series < 1 || pg.max_table_series > 100000) {
@@ -167,20 +182,26 @@ void ParsePostgres(const YAML::Node& node, PostgresConfig& pg, std::string& url_
     const std::string exact_path = "postgres.exact_count";
     CheckKeys(exact, exact_path, {"tables", "interval", "timeout"});
     if (const auto tables = exact["tables"]) {
-      if (!tables.IsSequence()) throw FieldError{exact_path + ".tables", "must be a list of tables"};
+      if (!tables.IsSequence())
+        throw FieldError{exact_path + ".tables", "must be a list of tables"};
       for (std::size_t i = 0; i < tables.size(); ++i) {
         pg.exact_count_tables.push_back(
             ParseQualifiedTable(tables[i], exact_path + ".tables[" + std::to_string(i) + "]"));
       }
     }
-    if (exact["interval"]) pg.exact_count_interval = GetDuration(exact["interval"], exact_path + ".interval");
-    if (exact["timeout"]) pg.exact_count_timeout = GetDuration(exact["timeout"], exact_path + ".timeout");
+    if (exact["interval"])
+      pg.exact_count_interval = GetDuration(exact["interval"], exact_path + ".interval");
+    if (exact["timeout"])
+      pg.exact_count_timeout = GetDuration(exact["timeout"], exact_path + ".timeout");
   }
   RequireAtLeast(pg.connect_timeout, std::chrono::seconds(1), "postgres.connect_timeout");
-  RequireAtLeast(pg.statement_timeout, std::chrono::milliseconds(100), "postgres.statement_timeout");
-  RequireAtLeast(pg.reconnect_backoff_max, std::chrono::milliseconds(100), "postgres.reconnect_backoff_max");
+  RequireAtLeast(pg.statement_timeout, std::chrono::milliseconds(100),
+                 "postgres.statement_timeout");
+  RequireAtLeast(pg.reconnect_backoff_max, std::chrono::milliseconds(100),
+                 "postgres.reconnect_backoff_max");
   RequireAtLeast(pg.exact_count_interval, std::chrono::seconds(1), "postgres.exact_count.interval");
-  RequireAtLeast(pg.exact_count_timeout, std::chrono::milliseconds(100), "postgres.exact_count.timeout");
+  RequireAtLeast(pg.exact_count_timeout, std::chrono::milliseconds(100),
+                 "postgres.exact_count.timeout");
 }
 
 ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
@@ -196,21 +217,27 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
   std::string customer_id;
   std::string url_text;
   if (root && !root.IsNull()) {
-    CheckKeys(root, "", {"customer_id", "listen", "sample_interval", "constant_labels", "web", "postgres"});
+    CheckKeys(root, "",
+              {"customer_id", "listen", "sample_interval", "constant_labels", "web", "postgres"});
     if (root["customer_id"]) customer_id = GetString(root["customer_id"], "customer_id");
     if (root["listen"]) config.listen = GetString(root["listen"], "listen");
-    if (root["sample_interval"]) config.sample_interval = GetDuration(root["sample_interval"], "sample_interval");
+    if (root["sample_interval"])
+      config.sample_interval = GetDuration(root["sample_interval"], "sample_interval");
     if (const auto labels = root["constant_labels"]) {
       RequireMap(labels, "constant_labels");
       for (const auto& entry : labels) {
         const auto name = GetString(entry.first, "constant_labels");
         const auto field = "constant_labels." + name;
         if (!std::regex_match(name, LabelNamePattern()) || name.rfind("__", 0) == 0) {
-          throw FieldError{field, "is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"};
+          throw FieldError{field,
+                           "is not a valid Prometheus label name "
+                           "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"};
         }
         const auto& reserved = ReservedLabels();
         if (std::find(reserved.begin(), reserved.end(), name) != reserved.end()) {
-          throw FieldError{field, "is a label the exporter sets itself; choose another name (customer_id comes from customer_id or CUSTOMER_ID)"};
+          throw FieldError{field,
+                           "is a label the exporter sets itself; choose another name "
+                           "(customer_id comes from customer_id or CUSTOMER_ID)"};
         }
         config.constant_labels.emplace_back(name, GetString(entry.second, field));
       }
@@ -219,8 +246,10 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
       CheckKeys(web, "web", {"basic_auth"});
       if (const auto auth = web["basic_auth"]) {
         CheckKeys(auth, "web.basic_auth", {"username", "password"});
-        if (auth["username"]) config.basic_auth_username = GetString(auth["username"], "web.basic_auth.username");
-        if (auth["password"]) config.basic_auth_password = GetString(auth["password"], "web.basic_auth.password");
+        if (auth["username"])
+          config.basic_auth_username = GetString(auth["username"], "web.basic_auth.username");
+        if (auth["password"])
+          config.basic_auth_password = GetString(auth["password"], "web.basic_auth.password");
       }
     }
     if (const auto pg = root["postgres"]) ParsePostgres(pg, config.postgres, url_text);
@@ -238,9 +267,12 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
     ValidateCustomerId(customer_id, env("CUSTOMER_ID") ? "CUSTOMER_ID" : "customer_id");
     config.constant_labels.insert(config.constant_labels.begin(), {"customer_id", customer_id});
   }
-  if (auto error = ValidateListenAddress(config.listen); !error.empty()) throw FieldError{"listen", error};
+  if (auto error = ValidateListenAddress(config.listen); !error.empty())
+    throw FieldError{"listen", error};
   if (config.basic_auth_username.empty() != config.basic_auth_password.empty()) {
-    throw FieldError{"web.basic_auth", "set both username and password (or EXPORTER_BASIC_AUTH_USERNAME and EXPORTER_BASIC_AUTH_PASSWORD), or neither"};
+    throw FieldError{"web.basic_auth",
+                     "set both username and password (or EXPORTER_BASIC_AUTH_USERNAME and "
+                     "EXPORTER_BASIC_AUTH_PASSWORD), or neither"};
   }
   if (!url_text.empty()) {
     auto parsed = DatabaseUrl::Parse(url_text);
@@ -250,7 +282,9 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
     config.postgres.url = std::get<DatabaseUrl>(std::move(parsed));
   }
   if (!config.postgres.url) {
-    throw FieldError{"DATABASE_URL", "nothing to collect: set DATABASE_URL (or postgres.url) to the customer's PostgreSQL"};
+    throw FieldError{"DATABASE_URL",
+                     "nothing to collect: set DATABASE_URL (or postgres.url) "
+                     "to the customer's PostgreSQL"};
   }
   return config;
 }
@@ -281,7 +315,9 @@ std::variant<ExporterConfig, ConfigError> LoadConfig(const std::optional<std::st
   std::string text;
   if (path) {
     std::ifstream in(*path);
-    if (!in) return ConfigError{"--config", "cannot read '" + *path + "'; check the path and its permissions"};
+    if (!in)
+      return ConfigError{"--config",
+                         "cannot read '" + *path + "'; check the path and its permissions"};
     std::ostringstream buffer;
     buffer << in.rdbuf();
     text = buffer.str();
@@ -305,8 +341,10 @@ std::string ValidateListenAddress(const std::string& listen) {
   }
   const auto port_text = listen.substr(colon + 1);
   unsigned port = 0;
-  const auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
+  const auto [ptr, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() ||
+      port > 65535) {
     return "'" + port_text + "' is not a port number (0-65535)";
   }
   return "";

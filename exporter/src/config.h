@@ -1,5 +1,6 @@
-// The exporter's configuration: a YAML file, overridden by environment variables, validated into
-// one value before anything starts. Every error names the field (its YAML path or variable).
+// The exporter's configuration: a YAML file, overridden by environment
+// variables, validated into one value before anything starts. Every error names
+// the field (its YAML path or variable).
 #pragma once
 
 #include <chrono>
@@ -24,8 +25,8 @@ struct PostgresConfig {
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   std::chrono::milliseconds statement_timeout{std::chrono::seconds(5)};
   std::chrono::milliseconds reconnect_backoff_max{std::chrono::seconds(30)};
-  // Glob patterns (fnmatch): schemas match the schema name, tables match "schema.table".
-  // Empty include lists include everything.
+  // Glob patterns (fnmatch): schemas match the schema name, tables match
+  // "schema.table". Empty include lists include everything.
   std::vector<std::string> include_schemas;
   std::vector<std::string> exclude_schemas;
   std::vector<std::string> include_tables;
@@ -47,17 +48,19 @@ struct ExporterConfig {
 };
 
 struct ConfigError {
-  std::string field;    // YAML path ("postgres.statement_timeout") or variable ("DATABASE_URL")
+  std::string field;    // YAML path ("postgres.statement_timeout") or variable
+                        // ("DATABASE_URL")
   std::string message;  // what is wrong and how to fix it
   std::string ToString() const { return field + ": " + message; }
 };
 
-/// Looks an environment variable up; nullopt when unset. Injected so tests need no setenv.
+/// Looks an environment variable up; nullopt when unset. Injected so tests need
+/// no setenv.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 EnvLookup ProcessEnvironment();
 
-/// Parses `yaml_text` (may be empty: all defaults) and applies the environment on top.
-/// `source` names the file in messages.
+/// Parses `yaml_text` (may be empty: all defaults) and applies the environment
+/// on top. `source` names the file in messages.
 std::variant<ExporterConfig, ConfigError> ParseConfig(const std::string& yaml_text,
                                                       const EnvLookup& env);
 
@@ -65,7 +68,8 @@ std::variant<ExporterConfig, ConfigError> ParseConfig(const std::string& yaml_te
 std::variant<ExporterConfig, ConfigError> LoadConfig(const std::optional<std::string>& path,
                                                      const EnvLookup& env);
 
-/// Validates "HOST:PORT" (IPv4 address or host name, port 0-65535); returns an error message or "".
+/// Validates "HOST:PORT" (IPv4 address or host name, port 0-65535); returns an
+/// error message or "".
 std::string ValidateListenAddress(const std::string& listen);
 
 }  // namespace billing::exporter

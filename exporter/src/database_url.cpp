@@ -15,7 +15,8 @@ struct PqFree {
   void operator()(char* p) const { PQfreemem(p); }
 };
 
-// libpq key=value quoting: single quotes around the value, backslash before ' and \.
+// libpq key=value quoting: single quotes around the value, backslash before '
+// and \.
 std::string QuoteConninfoValue(const std::string& value) {
   std::string out = "'";
   for (char c : value) {
@@ -45,8 +46,11 @@ bool IsPortList(const std::string& ports) {
   std::size_t start = 0;
   while (true) {
     const auto end = ports.find(',', start);
-    const auto port = ports.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+    const auto port =
+        ports.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos)
+      return false;
     const int number = std::stoi(port);
     if (number < 1 || number > 65535) return false;
     if (end == std::string::npos) return true;
@@ -64,13 +68,18 @@ bool IsOneOf(const std::string& value, std::initializer_list<const char*> allowe
 }  // namespace
 
 std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& text) {
-  if (text.empty()) return std::string("is empty; expected a libpq URI such as postgresql://user:password@host:5432/dbname");
+  if (text.empty())
+    return std::string(
+        "is empty; expected a libpq URI such as "
+        "postgresql://user:password@host:5432/dbname");
   char* raw_error = nullptr;
-  std::unique_ptr<PQconninfoOption, ConninfoFree> options(PQconninfoParse(text.c_str(), &raw_error));
+  std::unique_ptr<PQconninfoOption, ConninfoFree> options(
+      PQconninfoParse(text.c_str(), &raw_error));
   std::unique_ptr<char, PqFree> error(raw_error);
   if (!options) {
-    // libpq's message names the problem and quotes the offending part of the input, which may be
-    // the password: keep the first line and drop every quoted part.
+    // libpq's message names the problem and quotes the offending part of the
+    // input, which may be the password: keep the first line and drop every
+    // quoted part.
     std::string message = error ? error.get() : "out of memory";
     if (auto newline = message.find('\n'); newline != std::string::npos) message.resize(newline);
     message = DropQuoted(message);
@@ -82,12 +91,15 @@ std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& tex
     if (option->val == nullptr || option->val[0] == '\0') continue;
     const std::string keyword = option->keyword;
     const std::string value = option->val;
-    // libpq only checks these when it connects; a typo should fail at start-up instead.
+    // libpq only checks these when it connects; a typo should fail at start-up
+    // instead.
     if (keyword == "port" && !IsPortList(value)) {
       return "has port '" + value + "', which is not a number between 1 and 65535";
     }
-    if (keyword == "sslmode" && !IsOneOf(value, {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})) {
-      return "has sslmode '" + value + "'; use disable, allow, prefer, require, verify-ca or verify-full";
+    if (keyword == "sslmode" &&
+        !IsOneOf(value, {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})) {
+      return "has sslmode '" + value +
+             "'; use disable, allow, prefer, require, verify-ca or verify-full";
     }
     url.options_.emplace_back(keyword, value);
     if (keyword == "password") url.password_ = value;

@@ -41,7 +41,8 @@ std::string SerializeText(std::vector<prometheus::MetricFamily> families,
 
 std::string GzipCompress(const std::string& data) {
   z_stream stream{};
-  // windowBits 15 + 16 selects the gzip wrapper; level 6 is zlib's default speed/size balance.
+  // windowBits 15 + 16 selects the gzip wrapper; level 6 is zlib's default
+  // speed/size balance.
   if (deflateInit2(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     throw std::runtime_error("deflateInit2 failed");
   }
@@ -80,7 +81,8 @@ void Exposition::Publish(const std::string& collector,
                          std::vector<prometheus::MetricFamily> families, bool ok,
                          std::chrono::duration<double> took,
                          std::chrono::system_clock::time_point finished_at) {
-  // Serialise outside the lock: with thousands of tables this is the expensive part.
+  // Serialise outside the lock: with thousands of tables this is the expensive
+  // part.
   std::string serialized = SerializeText(std::move(families), constant_labels_);
   std::lock_guard lock(mutex_);
   for (auto& state : collectors_) {
@@ -116,9 +118,9 @@ std::vector<CollectorHealth> Exposition::Health(Clock::time_point now) const {
     } else {
       const auto age = now - *state.last_success;
       health.ready = age <= 3 * state.interval;
-      health.detail = "last successful sample " +
-                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age).count()) +
-                      "s ago";
+      health.detail =
+          "last successful sample " +
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age).count()) + "s ago";
     }
     out.push_back(std::move(health));
   }
@@ -127,14 +129,17 @@ std::vector<CollectorHealth> Exposition::Health(Clock::time_point now) const {
 
 std::string Exposition::SerializeOwnMetrics() const {
   using prometheus::MetricType;
-  prometheus::MetricFamily duration{names::kSampleDuration,
-                                    "Seconds the collector's last sample took.", MetricType::Gauge, {}};
-  prometheus::MetricFamily last{names::kLastSampleTimestamp,
-                                "Unix time of the collector's last successful sample (0: none yet).",
-                                MetricType::Gauge, {}};
+  prometheus::MetricFamily duration{
+      names::kSampleDuration, "Seconds the collector's last sample took.", MetricType::Gauge, {}};
+  prometheus::MetricFamily last{
+      names::kLastSampleTimestamp,
+      "Unix time of the collector's last successful sample (0: none yet).",
+      MetricType::Gauge,
+      {}};
   prometheus::MetricFamily errors{names::kSampleErrors,
                                   "Samples that failed since the exporter started.",
-                                  MetricType::Counter, {}};
+                                  MetricType::Counter,
+                                  {}};
   for (const auto& state : collectors_) {
     const std::vector<prometheus::ClientMetric::Label> labels = {{"collector", state.name}};
     duration.metric.push_back(GaugeMetric(labels, state.last_duration_seconds));
@@ -144,8 +149,10 @@ std::string Exposition::SerializeOwnMetrics() const {
     error_count.counter.value = static_cast<double>(state.errors);
     errors.metric.push_back(std::move(error_count));
   }
-  prometheus::MetricFamily build{names::kBuildInfo, "The exporter's version; always 1.",
-                                 MetricType::Gauge, {GaugeMetric({{"version", version_}}, 1)}};
+  prometheus::MetricFamily build{names::kBuildInfo,
+                                 "The exporter's version; always 1.",
+                                 MetricType::Gauge,
+                                 {GaugeMetric({{"version", version_}}, 1)}};
   std::vector<prometheus::MetricFamily> families;
   if (!collectors_.empty()) {
     families = {std::move(duration), std::move(last), std::move(errors)};

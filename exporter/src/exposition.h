@@ -1,7 +1,10 @@
-// Holds the latest sample of every collector and the page a scrape serves. Publishing a sample
-// serialises the page once (plain and gzip); a scrape only takes a reference to the current page,
-// so its cost does not depend on the database's size or speed.
+// Holds the latest sample of every collector and the page a scrape serves.
+// Publishing a sample serialises the page once (plain and gzip); a scrape only
+// takes a reference to the current page, so its cost does not depend on the
+// database's size or speed.
 #pragma once
+
+#include <prometheus/metric_family.h>
 
 #include <chrono>
 #include <cstdint>
@@ -11,8 +14,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 namespace billing::exporter {
 
@@ -32,12 +33,12 @@ class Exposition {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Exposition(std::vector<std::pair<std::string, std::string>> constant_labels,
-             std::string version);
+  Exposition(std::vector<std::pair<std::string, std::string>> constant_labels, std::string version);
   Exposition(const Exposition&) = delete;
   Exposition& operator=(const Exposition&) = delete;
 
-  /// Declares a collector before sampling starts, so its self-metrics appear from the first page.
+  /// Declares a collector before sampling starts, so its self-metrics appear
+  /// from the first page.
   void Register(const std::string& collector, std::chrono::milliseconds interval);
 
   /// Replaces `collector`'s families with a new sample and rebuilds the page.
@@ -69,7 +70,8 @@ class Exposition {
   std::shared_ptr<const Page> page_;        // guarded by mutex_
 };
 
-/// Serialises families in the text format, with `constant_labels` first on every series.
+/// Serialises families in the text format, with `constant_labels` first on
+/// every series.
 std::string SerializeText(std::vector<prometheus::MetricFamily> families,
                           const std::vector<std::pair<std::string, std::string>>& constant_labels);
 

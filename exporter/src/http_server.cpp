@@ -37,7 +37,8 @@ std::string Base64(const std::string& in) {
   return out;
 }
 
-// Compares without an early exit, so response time does not reveal how much of a guess matched.
+// Compares without an early exit, so response time does not reveal how much of
+// a guess matched.
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -66,7 +67,8 @@ bool IsGetOrHead(mg_connection* conn, bool& head) {
 int SendText(mg_connection* conn, int status, const char* status_text, const std::string& body,
              const char* extra_headers = "") {
   mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; "
+            "charset=utf-8\r\nContent-Length: %zu\r\n"
             "Cache-Control: no-store\r\n%s\r\n",
             status, status_text, body.size(), extra_headers);
   mg_write(conn, body.data(), body.size());
@@ -89,14 +91,12 @@ HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
         "Basic " + Base64(options_.basic_auth_username + ":" + options_.basic_auth_password);
   }
   mg_init_library(0);
-  std::array<const char*, 11> civet_options = {
-      "listening_ports", options_.listen.c_str(),
-      // A few threads: scrapes only copy a prepared buffer, and this bounds parallel scrapes.
-      "num_threads", "4",
-      "request_timeout_ms", "10000",
-      "enable_keep_alive", "yes",
-      "keep_alive_timeout_ms", "60000",
-      nullptr};
+  std::array<const char*, 11> civet_options = {"listening_ports", options_.listen.c_str(),
+                                               // A few threads: scrapes only copy a prepared
+                                               // buffer, and this bounds parallel scrapes.
+                                               "num_threads", "4", "request_timeout_ms", "10000",
+                                               "enable_keep_alive", "yes", "keep_alive_timeout_ms",
+                                               "60000", nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogCivetweb;
   context_.reset(mg_start(&callbacks, this, civet_options.data()));
@@ -109,7 +109,8 @@ HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
   mg_set_request_handler(context_.get(), "/readyz$", &HttpServer::HandleReadyz, this);
 
   std::array<mg_server_port, 4> ports{};
-  const int count = mg_get_server_ports(context_.get(), static_cast<int>(ports.size()), ports.data());
+  const int count =
+      mg_get_server_ports(context_.get(), static_cast<int>(ports.size()), ports.data());
   if (count > 0) port_ = ports[0].port;
 }
 
@@ -124,18 +125,22 @@ bool HttpServer::Authorized(mg_connection* conn) const {
 int HttpServer::HandleMetrics(mg_connection* conn, void* self_ptr) {
   const auto& self = *static_cast<const HttpServer*>(self_ptr);
   bool head = false;
-  if (!IsGetOrHead(conn, head)) return SendText(conn, 405, "Method Not Allowed", "use GET\n", "Allow: GET, HEAD\r\n");
+  if (!IsGetOrHead(conn, head))
+    return SendText(conn, 405, "Method Not Allowed", "use GET\n", "Allow: GET, HEAD\r\n");
   if (!self.Authorized(conn)) {
     return SendText(conn, 401, "Unauthorized", "authentication required\n",
                     "WWW-Authenticate: Basic realm=\"billing-exporter\"\r\n");
   }
-  // Holding the shared_ptr keeps this page alive even if a new sample replaces it meanwhile.
+  // Holding the shared_ptr keeps this page alive even if a new sample replaces
+  // it meanwhile.
   const auto page = self.exposition_.Current();
   const bool gzip = AcceptsGzip(mg_get_header(conn, "Accept-Encoding"));
   const std::string& body = gzip ? page->gzip : page->text;
   mg_printf(conn,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-            "Content-Length: %zu\r\n%sVary: Accept-Encoding\r\nCache-Control: no-store\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
+            "charset=utf-8\r\n"
+            "Content-Length: %zu\r\n%sVary: Accept-Encoding\r\nCache-Control: "
+            "no-store\r\n\r\n",
             body.size(), gzip ? "Content-Encoding: gzip\r\n" : "");
   if (!head) mg_write(conn, body.data(), body.size());
   return 200;
@@ -153,8 +158,7 @@ int HttpServer::HandleReadyz(mg_connection* conn, void* self_ptr) {
     ready = ready && health.ready;
     body += health.name + (health.ready ? ": ready (" : ": not ready (") + health.detail + ")\n";
   }
-  return ready ? SendText(conn, 200, "OK", body)
-               : SendText(conn, 503, "Service Unavailable", body);
+  return ready ? SendText(conn, 200, "OK", body) : SendText(conn, 503, "Service Unavailable", body);
 }
 
 }  // namespace billing::exporter

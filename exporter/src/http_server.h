@@ -1,6 +1,7 @@
-// The exporter's HTTP listener (CivetWeb): /metrics serves the current page as prepared bytes
-// (gzip when the client accepts it), /healthz says the process is alive, /readyz says whether every
-// collector sampled successfully within three intervals.
+// The exporter's HTTP listener (CivetWeb): /metrics serves the current page as
+// prepared bytes (gzip when the client accepts it), /healthz says the process
+// is alive, /readyz says whether every collector sampled successfully within
+// three intervals.
 #pragma once
 
 #include <memory>
@@ -14,14 +15,15 @@ struct mg_connection;
 namespace billing::exporter {
 
 struct HttpOptions {
-  std::string listen;  // HOST:PORT; port 0 picks a free port
+  std::string listen;               // HOST:PORT; port 0 picks a free port
   std::string basic_auth_username;  // both empty: /metrics open
   std::string basic_auth_password;
 };
 
 class HttpServer {
  public:
-  /// Starts listening; throws std::runtime_error naming the address if it cannot.
+  /// Starts listening; throws std::runtime_error naming the address if it
+  /// cannot.
   HttpServer(const HttpOptions& options, const Exposition& exposition);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

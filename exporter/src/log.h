@@ -1,5 +1,5 @@
-// One-line structured logs on stderr: ts=... level=... component=... msg="...". Callers must not
-// pass secrets; connection errors go through Scrub() first.
+// One-line structured logs on stderr: ts=... level=... component=... msg="...".
+// Callers must not pass secrets; connection errors go through Scrub() first.
 #pragma once
 
 #include <string_view>

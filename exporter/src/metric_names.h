@@ -1,5 +1,6 @@
-// The metric contract (DESIGN.md, "Metric contract"): names shared with the provisioner's usage
-// job, the recording rules and the dashboards. Change them only together with docs/DESIGN.md.
+// The metric contract (DESIGN.md, "Metric contract"): names shared with the
+// provisioner's usage job, the recording rules and the dashboards. Change them
+// only together with docs/DESIGN.md.
 #pragma once
 
 namespace billing::exporter::names {
@@ -15,7 +16,8 @@ inline constexpr const char* kStatsReset = "iotistic_postgres_stats_reset_timest
 inline constexpr const char* kPostgresStartTime = "iotistic_postgres_start_time_seconds";
 
 inline constexpr const char* kSampleDuration = "iotistic_exporter_sample_duration_seconds";
-inline constexpr const char* kLastSampleTimestamp = "iotistic_exporter_last_sample_timestamp_seconds";
+inline constexpr const char* kLastSampleTimestamp =
+    "iotistic_exporter_last_sample_timestamp_seconds";
 inline constexpr const char* kSampleErrors = "iotistic_exporter_sample_errors_total";
 inline constexpr const char* kBuildInfo = "iotistic_exporter_build_info";
 

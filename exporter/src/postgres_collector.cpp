@@ -2,11 +2,10 @@
 
 #include <sys/socket.h>
 
-#include <pqxx/pqxx>
-
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <thread>
 
 #include "log.h"
@@ -14,10 +13,11 @@
 namespace billing::exporter {
 namespace {
 
-// Every user table (partitions included, partitioned parents excluded: they hold no rows of their
-// own), with sizes split so that table + index + toast is exactly pg_total_relation_size as
-// evaluated in the same row. Schemas starting with pg_ are reserved for the system (catalog,
-// toast, temp), so excluding them excludes nothing a user created.
+// Every user table (partitions included, partitioned parents excluded: they
+// hold no rows of their own), with sizes split so that table + index + toast is
+// exactly pg_total_relation_size as evaluated in the same row. Schemas starting
+// with pg_ are reserved for the system (catalog, toast, temp), so excluding
+// them excludes nothing a user created.
 constexpr const char* kTablesQuery = R"sql(
 SELECT n.nspname, c.relname,
        COALESCE(s.n_live_tup, 0)::bigint,
@@ -49,8 +49,9 @@ WHERE d.datname = pg_catalog.current_database()
 
 std::int64_t NonNegative(std::int64_t value) { return value < 0 ? 0 : value; }
 
-// Shuts the socket down if the guarded call outlives its deadline: libpq then fails the blocked
-// read at once, which statement_timeout cannot do when the server itself is frozen.
+// Shuts the socket down if the guarded call outlives its deadline: libpq then
+// fails the blocked read at once, which statement_timeout cannot do when the
+// server itself is frozen.
 class SocketWatchdog {
  public:
   SocketWatchdog(int socket, std::chrono::milliseconds timeout)
@@ -98,7 +99,8 @@ std::string PgSession::Connect() {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_attempt_) {
     return "not connected; next attempt in " +
-           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now).count()) +
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now).count()) +
            "ms";
   }
   const auto conninfo = config_.url->ConnectionString({
@@ -106,15 +108,17 @@ std::string PgSession::Connect() {
       {"connect_timeout", Seconds(config_.connect_timeout)},
       {"keepalives", "1"},
       {"keepalives_idle", "30"},
-      {"tcp_user_timeout", std::to_string(config_.connect_timeout.count() + query_timeout_.count())},
+      {"tcp_user_timeout",
+       std::to_string(config_.connect_timeout.count() + query_timeout_.count())},
   });
   try {
     auto connection = std::make_unique<pqxx::connection>(conninfo);
     pqxx::nontransaction setup(*connection);
-    // Session settings rather than startup options, so this also works through poolers.
+    // Session settings rather than startup options, so this also works through
+    // poolers.
     setup.exec("SET default_transaction_read_only = on; SET statement_timeout = " +
-               std::to_string(query_timeout_.count()) + "; SET lock_timeout = " +
-               std::to_string(query_timeout_.count()));
+               std::to_string(query_timeout_.count()) +
+               "; SET lock_timeout = " + std::to_string(query_timeout_.count()));
     setup.commit();
     connection_ = std::move(connection);
     backoff_.Reset();
@@ -132,15 +136,16 @@ std::string PgSession::RunErased(const std::function<void(pqxx::connection&)>& w
     if (auto error = Connect(); !error.empty()) return error;
   }
   try {
-    // The watchdog allows the server's own timeout to fire first, plus time for the answer.
+    // The watchdog allows the server's own timeout to fire first, plus time for
+    // the answer.
     SocketWatchdog watchdog(connection_->sock(), query_timeout_ + std::chrono::seconds(2));
     work(*connection_);
     return "";
   } catch (const std::exception& e) {
     std::string error = Scrub(e.what(), config_.url->password());
     if (auto newline = error.find('\n'); newline != std::string::npos) error.resize(newline);
-    const bool broken = dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
-                        !connection_->is_open();
+    const bool broken =
+        dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr || !connection_->is_open();
     if (broken) {
       connection_.reset();
       next_attempt_ = std::chrono::steady_clock::now() + backoff_.NextDelay();
@@ -154,7 +159,8 @@ CatalogSample ReadCatalog(pqxx::connection& connection) {
   CatalogSample sample;
   pqxx::read_transaction tx(connection);
   const auto db = tx.exec(kDatabaseQuery);
-  if (db.size() != 1) throw std::runtime_error("pg_stat_database has no row for the current database");
+  if (db.size() != 1)
+    throw std::runtime_error("pg_stat_database has no row for the current database");
   sample.database = db[0][0].as<std::string>();
   sample.database_size_bytes = NonNegative(db[0][1].as<std::int64_t>());
   if (!db[0][2].is_null()) sample.stats_reset_unix_seconds = db[0][2].as<double>();
@@ -201,7 +207,8 @@ SampleResult PostgresExactCountCollector::Sample() {
   for (const auto& table : config_.exact_count_tables) {
     auto error = session_.Run([&](pqxx::connection& c) {
       pqxx::read_transaction tx(c);
-      // Both parts quoted by the server's own rules: config text never becomes SQL syntax.
+      // Both parts quoted by the server's own rules: config text never becomes
+      // SQL syntax.
       const auto rows = tx.exec("SELECT count(*) FROM " + tx.quote_name(table.schema) + "." +
                                 tx.quote_name(table.table));
       counts.push_back(ExactCount{table.schema, table.table, rows[0][0].as<std::int64_t>()});

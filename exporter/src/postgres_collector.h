@@ -1,13 +1,13 @@
-// I/O half of the PostgreSQL collector: one persistent, read-only connection per collector, every
-// statement under statement_timeout, reconnect with capped exponential backoff.
+// I/O half of the PostgreSQL collector: one persistent, read-only connection
+// per collector, every statement under statement_timeout, reconnect with capped
+// exponential backoff.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <string>
-
 #include <pqxx/connection>
+#include <string>
 
 #include "backoff.h"
 #include "collector.h"
@@ -16,9 +16,10 @@
 
 namespace billing::exporter {
 
-/// A connection that is opened on demand, re-opened after it breaks (not before its backoff has
-/// passed) and whose every query is bounded by a client-side watchdog as well as the server's
-/// statement_timeout, so a frozen server cannot hang the sampler.
+/// A connection that is opened on demand, re-opened after it breaks (not before
+/// its backoff has passed) and whose every query is bounded by a client-side
+/// watchdog as well as the server's statement_timeout, so a frozen server
+/// cannot hang the sampler.
 class PgSession {
  public:
   PgSession(std::string component, const PostgresConfig& config,
@@ -27,9 +28,9 @@ class PgSession {
   PgSession(const PgSession&) = delete;
   PgSession& operator=(const PgSession&) = delete;
 
-  /// Runs `work` on the connection, connecting first if needed. Exceptions from `work` are
-  /// returned as an error message (scrubbed of the password); a broken connection is closed so
-  /// the next call reconnects after the backoff.
+  /// Runs `work` on the connection, connecting first if needed. Exceptions from
+  /// `work` are returned as an error message (scrubbed of the password); a
+  /// broken connection is closed so the next call reconnects after the backoff.
   template <typename Work>
   std::string Run(Work&& work);
 
@@ -50,8 +51,9 @@ std::string PgSession::Run(Work&& work) {
   return RunErased(std::function<void(pqxx::connection&)>(std::forward<Work>(work)));
 }
 
-/// Samples the catalog: every user table's estimated rows, rows inserted and sizes, the database
-/// size and the statistics' reset time, in one read-only transaction.
+/// Samples the catalog: every user table's estimated rows, rows inserted and
+/// sizes, the database size and the statistics' reset time, in one read-only
+/// transaction.
 class PostgresCatalogCollector final : public Collector {
  public:
   PostgresCatalogCollector(const PostgresConfig& config, std::chrono::milliseconds interval);
@@ -67,8 +69,9 @@ class PostgresCatalogCollector final : public Collector {
   PgSession session_;
 };
 
-/// Exact count(*) of the configured tables, each under its own timeout, on a slower cadence and
-/// its own connection, so a long count never delays the catalog sample billing depends on.
+/// Exact count(*) of the configured tables, each under its own timeout, on a
+/// slower cadence and its own connection, so a long count never delays the
+/// catalog sample billing depends on.
 class PostgresExactCountCollector final : public Collector {
  public:
   explicit PostgresExactCountCollector(const PostgresConfig& config);

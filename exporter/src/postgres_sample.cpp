@@ -67,7 +67,8 @@ std::vector<TableStats> SelectTables(std::vector<TableStats> tables,
                      if (a.TotalBytes() != b.TotalBytes()) return a.TotalBytes() > b.TotalBytes();
                      return by_name(a, b);
                    });
-  // The empty schema name cannot collide with a real table: PostgreSQL has no empty identifiers.
+  // The empty schema name cannot collide with a real table: PostgreSQL has no
+  // empty identifiers.
   TableStats other;
   other.table = "other";
   for (auto it = tables.begin() + keep; it != tables.end(); ++it) {
@@ -96,15 +97,20 @@ std::vector<MetricFamily> CatalogFamilies(const CatalogSample& sample,
 
   MetricFamily rows{names::kTableRowsEstimated,
                     "PostgreSQL's estimate of live rows in the table (n_live_tup).",
-                    MetricType::Gauge, {}};
+                    MetricType::Gauge,
+                    {}};
   MetricFamily inserted{names::kTableRowsInserted,
-                        "Rows inserted into the table since PostgreSQL's statistics were last reset "
+                        "Rows inserted into the table since PostgreSQL's "
+                        "statistics were last reset "
                         "(n_tup_ins), exactly as PostgreSQL reports it.",
-                        MetricType::Counter, {}};
+                        MetricType::Counter,
+                        {}};
   MetricFamily size{names::kTableSize,
-                    "Bytes on disk of the table's heap (part=table), indexes (part=index) and TOAST "
+                    "Bytes on disk of the table's heap (part=table), indexes "
+                    "(part=index) and TOAST "
                     "(part=toast); their sum is pg_total_relation_size.",
-                    MetricType::Gauge, {}};
+                    MetricType::Gauge,
+                    {}};
   rows.metric.reserve(tables.size());
   inserted.metric.reserve(tables.size());
   size.metric.reserve(tables.size() * 3);
@@ -124,24 +130,25 @@ std::vector<MetricFamily> CatalogFamilies(const CatalogSample& sample,
 
   std::vector<MetricFamily> families;
   families.push_back(UpFamily(true));
-  families.push_back(MetricFamily{names::kDatabaseSize,
-                                  "Bytes on disk of the customer's database (pg_database_size).",
-                                  MetricType::Gauge,
-                                  {Gauge({{"database", sample.database}},
-                                         static_cast<double>(sample.database_size_bytes))}});
+  families.push_back(MetricFamily{
+      names::kDatabaseSize,
+      "Bytes on disk of the customer's database (pg_database_size).",
+      MetricType::Gauge,
+      {Gauge({{"database", sample.database}}, static_cast<double>(sample.database_size_bytes))}});
   families.push_back(MetricFamily{names::kTables,
                                   "User tables selected for export (before the series cap folds "
                                   "the smallest into the 'other' row).",
                                   MetricType::Gauge,
                                   {Gauge({}, static_cast<double>(selected_count))}});
-  families.push_back(MetricFamily{
-      names::kStatsReset,
-      "Unix time PostgreSQL's statistics counters (rows inserted) were last reset; 0 if never. "
-      "A change marks a counter reset.",
-      MetricType::Gauge,
-      {Gauge({}, sample.stats_reset_unix_seconds.value_or(0))}});
+  families.push_back(MetricFamily{names::kStatsReset,
+                                  "Unix time PostgreSQL's statistics counters (rows inserted) "
+                                  "were last reset; 0 if never. "
+                                  "A change marks a counter reset.",
+                                  MetricType::Gauge,
+                                  {Gauge({}, sample.stats_reset_unix_seconds.value_or(0))}});
   families.push_back(MetricFamily{names::kPostgresStartTime,
-                                  "Unix time the PostgreSQL server started.", MetricType::Gauge,
+                                  "Unix time the PostgreSQL server started.",
+                                  MetricType::Gauge,
                                   {Gauge({}, sample.postmaster_start_unix_seconds)}});
   families.push_back(std::move(rows));
   families.push_back(std::move(inserted));
@@ -157,9 +164,11 @@ std::vector<MetricFamily> DownFamilies() {
 
 std::vector<MetricFamily> ExactCountFamilies(const std::vector<ExactCount>& counts) {
   MetricFamily rows{names::kTableRows,
-                    "Exact row count (count(*)) of the tables the configuration lists, taken on "
+                    "Exact row count (count(*)) of the tables the "
+                    "configuration lists, taken on "
                     "their own slower cadence.",
-                    MetricType::Gauge, {}};
+                    MetricType::Gauge,
+                    {}};
   for (const auto& c : counts) {
     rows.metric.push_back(
         Gauge({{"schema", c.schema}, {"table", c.table}}, static_cast<double>(c.rows)));

@@ -1,13 +1,14 @@
-// Pure half of the PostgreSQL collector: what one catalog sample holds, and how it becomes metric
-// families under the configured table selection and series cap. No I/O here.
+// Pure half of the PostgreSQL collector: what one catalog sample holds, and how
+// it becomes metric families under the configured table selection and series
+// cap. No I/O here.
 #pragma once
+
+#include <prometheus/metric_family.h>
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 namespace billing::exporter {
 
@@ -18,7 +19,7 @@ struct TableStats {
   std::int64_t rows_inserted = 0;  // n_tup_ins: cumulative since the statistics' reset
   std::int64_t table_bytes = 0;    // heap, free space map, visibility map
   std::int64_t index_bytes = 0;
-  std::int64_t toast_bytes = 0;    // TOAST table and its index
+  std::int64_t toast_bytes = 0;  // TOAST table and its index
   std::int64_t TotalBytes() const { return table_bytes + index_bytes + toast_bytes; }
 };
 
@@ -38,20 +39,25 @@ struct TableSelection {
   std::size_t max_table_series = 500;
 };
 
-/// Applies include/exclude patterns, then keeps the `max_table_series` largest tables (by total
-/// bytes, ties by name) and folds the rest into one row {schema="", table="other"} whose values are
-/// their sums. The result is ordered by schema and table; the `other` row, if any, comes last.
-std::vector<TableStats> SelectTables(std::vector<TableStats> tables, const TableSelection& selection);
+/// Applies include/exclude patterns, then keeps the `max_table_series` largest
+/// tables (by total bytes, ties by name) and folds the rest into one row
+/// {schema="", table="other"} whose values are their sums. The result is
+/// ordered by schema and table; the `other` row, if any, comes last.
+std::vector<TableStats> SelectTables(std::vector<TableStats> tables,
+                                     const TableSelection& selection);
 
-/// True if `name` matches the include list (or it is empty) and no exclude pattern.
+/// True if `name` matches the include list (or it is empty) and no exclude
+/// pattern.
 bool Selected(const std::string& name, const std::vector<std::string>& include,
               const std::vector<std::string>& exclude);
 
-/// The families of a successful catalog sample (iotistic_postgres_up 1 included).
+/// The families of a successful catalog sample (iotistic_postgres_up 1
+/// included).
 std::vector<prometheus::MetricFamily> CatalogFamilies(const CatalogSample& sample,
                                                       const TableSelection& selection);
 
-/// The families when the database could not be sampled: only iotistic_postgres_up 0.
+/// The families when the database could not be sampled: only
+/// iotistic_postgres_up 0.
 std::vector<prometheus::MetricFamily> DownFamilies();
 
 struct ExactCount {

@@ -26,7 +26,8 @@ void Sampler::Run(std::stop_token stop) {
     exposition_.Publish(collector_.Name(), std::move(result.families), result.ok, took,
                         std::chrono::system_clock::now());
 
-    // Log changes of state, not every failed sample: a database down for a day is one line.
+    // Log changes of state, not every failed sample: a database down for a day
+    // is one line.
     if (!result.ok && (was_ok || result.error != last_error)) {
       Log(LogLevel::kWarn, collector_.Name(), "sample failed: " + result.error);
     } else if (result.ok && !was_ok) {
@@ -35,8 +36,8 @@ void Sampler::Run(std::stop_token stop) {
     was_ok = result.ok;
     last_error = std::move(result.error);
 
-    // Keep the cadence fixed; after an overrun, start the next sample one interval from now
-    // rather than bursting to catch up.
+    // Keep the cadence fixed; after an overrun, start the next sample one
+    // interval from now rather than bursting to catch up.
     next += collector_.Interval();
     if (next < Clock::now()) next = Clock::now() + collector_.Interval();
     std::unique_lock lock(mutex_);

@@ -1,4 +1,5 @@
-// Runs one collector on its own thread and schedule, publishing every sample to the Exposition.
+// Runs one collector on its own thread and schedule, publishing every sample to
+// the Exposition.
 #pragma once
 
 #include <condition_variable>
@@ -11,7 +12,8 @@ namespace billing::exporter {
 
 class Sampler {
  public:
-  /// Starts sampling at once, then every collector.Interval(). Both references must outlive this.
+  /// Starts sampling at once, then every collector.Interval(). Both references
+  /// must outlive this.
   Sampler(Collector& collector, Exposition& exposition);
   /// Stops after the sample in progress, if any, and joins the thread.
   ~Sampler();

@@ -1,5 +1,6 @@
-// The command line: bad input gets a one-line error naming the field and exit status 2, for the
-// daemon and --check-config alike; the documented example config is valid.
+// The command line: bad input gets a one-line error naming the field and exit
+// status 2, for the daemon and --check-config alike; the documented example
+// config is valid.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -29,7 +30,8 @@ class CliTest : public ::testing::Test {
 
 void ExpectUsageError(const CommandResult& result, const std::string& field) {
   EXPECT_EQ(result.exit_code, 2) << result.output;
-  EXPECT_NE(result.output.find(field), std::string::npos) << "no '" << field << "' in: " << result.output;
+  EXPECT_NE(result.output.find(field), std::string::npos)
+      << "no '" << field << "' in: " << result.output;
   // One line, ending in a newline.
   EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
   EXPECT_EQ(result.output.find("hunter2"), std::string::npos) << result.output;
@@ -58,22 +60,28 @@ TEST_F(CliTest, BadEnvironmentNamesTheVariable) {
   ExpectUsageError(RunCommand({kExporter, "--check-config"},
                               {{"DATABASE_URL", "postgresql://billing:hunter2@host:port/db"}}),
                    "DATABASE_URL");
-  ExpectUsageError(RunCommand({kExporter, "--check-config"}, {kGoodEnv[0], {"SAMPLE_INTERVAL", "soon"}}),
-                   "SAMPLE_INTERVAL");
-  ExpectUsageError(RunCommand({kExporter, "--check-config"}, {kGoodEnv[0], {"CUSTOMER_ID", "Not Valid"}}),
-                   "CUSTOMER_ID");
+  ExpectUsageError(
+      RunCommand({kExporter, "--check-config"}, {kGoodEnv[0], {"SAMPLE_INTERVAL", "soon"}}),
+      "SAMPLE_INTERVAL");
+  ExpectUsageError(
+      RunCommand({kExporter, "--check-config"}, {kGoodEnv[0], {"CUSTOMER_ID", "Not Valid"}}),
+      "CUSTOMER_ID");
   ExpectUsageError(RunCommand({kExporter}, {}), "DATABASE_URL");
 }
 
 TEST_F(CliTest, BadArguments) {
   EXPECT_EQ(RunCommand({kExporter, "--bogus"}, kGoodEnv).exit_code, 2);
   EXPECT_EQ(RunCommand({kExporter, "--listen", "nowhere"}, kGoodEnv).exit_code, 2);
-  EXPECT_EQ(RunCommand({kExporter, "--config", (dir_.path() / "missing.yaml").string()}, kGoodEnv).exit_code, 2);
+  EXPECT_EQ(RunCommand({kExporter, "--config", (dir_.path() / "missing.yaml").string()}, kGoodEnv)
+                .exit_code,
+            2);
 }
 
 TEST_F(CliTest, CheckConfigAcceptsTheDocumentedExample) {
-  const auto result = RunCommand(
-      {kExporter, "--check-config", "--config", std::string(BILLING_SOURCE_DIR) + "/exporter/config.example.yaml"}, {});
+  const auto result =
+      RunCommand({kExporter, "--check-config", "--config",
+                  std::string(BILLING_SOURCE_DIR) + "/exporter/config.example.yaml"},
+                 {});
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_EQ(result.output, "config ok\n");
 }
@@ -85,10 +93,13 @@ TEST_F(CliTest, Version) {
 }
 
 TEST_F(CliTest, ListenFailureIsReported) {
-  // An address this machine does not have (TEST-NET-1): bind fails at once, nothing is sent.
-  const auto result = RunCommand({kExporter, "--listen", "192.0.2.1:9090"}, kGoodEnv, std::chrono::seconds(10));
+  // An address this machine does not have (TEST-NET-1): bind fails at once,
+  // nothing is sent.
+  const auto result =
+      RunCommand({kExporter, "--listen", "192.0.2.1:9090"}, kGoodEnv, std::chrono::seconds(10));
   EXPECT_EQ(result.exit_code, 1) << result.output;
-  EXPECT_NE(result.output.find("cannot listen on 192.0.2.1:9090"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("cannot listen on 192.0.2.1:9090"), std::string::npos)
+      << result.output;
 }
 
 }  // namespace

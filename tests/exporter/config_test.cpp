@@ -65,7 +65,8 @@ postgres:
   EXPECT_EQ(config.listen, "127.0.0.1:9191");
   EXPECT_EQ(config.sample_interval, milliseconds(30000));
   ASSERT_EQ(config.constant_labels.size(), 2u);
-  EXPECT_EQ(config.constant_labels[0], (std::pair<std::string, std::string>{"customer_id", "abc123"}));
+  EXPECT_EQ(config.constant_labels[0],
+            (std::pair<std::string, std::string>{"customer_id", "abc123"}));
   EXPECT_EQ(config.constant_labels[1], (std::pair<std::string, std::string>{"region", "eu-west"}));
   EXPECT_EQ(config.basic_auth_username, "prom");
   EXPECT_EQ(config.postgres.statement_timeout, milliseconds(2000));
@@ -81,10 +82,12 @@ postgres:
 }
 
 TEST(ConfigTest, EnvironmentOverridesTheFile) {
-  const auto config = MustParse("customer_id: fromfile\nsample_interval: 30s\npostgres: {url: 'postgresql://a@b/c'}\n",
-                                Env({{"CUSTOMER_ID", "fromenv"},
-                                     {"SAMPLE_INTERVAL", "1s"},
-                                     {"DATABASE_URL", "postgresql://x:y@z:1/w"}}));
+  const auto config = MustParse(
+      "customer_id: fromfile\nsample_interval: 30s\npostgres: {url: "
+      "'postgresql://a@b/c'}\n",
+      Env({{"CUSTOMER_ID", "fromenv"},
+           {"SAMPLE_INTERVAL", "1s"},
+           {"DATABASE_URL", "postgresql://x:y@z:1/w"}}));
   EXPECT_EQ(config.constant_labels.at(0).second, "fromenv");
   EXPECT_EQ(config.sample_interval, milliseconds(1000));
   EXPECT_EQ(config.postgres.url->Redacted(), "x@z:1/w");
@@ -97,16 +100,17 @@ TEST(ConfigTest, ErrorsNameTheField) {
     std::string field;
   };
   const std::vector<Case> cases = {
-      {"listen: [1, 2", kDb, "config"},                           // invalid YAML
-      {"sample_intervall: 15s", kDb, "sample_intervall"},         // unknown key (typo)
-      {"postgres: {urll: x}", kDb, "postgres.urll"},              // unknown nested key
-      {"sample_interval: 15", kDb, "sample_interval"},            // bare number
-      {"sample_interval: fast", kDb, "sample_interval"},          // bad duration
-      {"sample_interval: [15s]", kDb, "sample_interval"},         // wrong type
+      {"listen: [1, 2", kDb, "config"},                    // invalid YAML
+      {"sample_intervall: 15s", kDb, "sample_intervall"},  // unknown key (typo)
+      {"postgres: {urll: x}", kDb, "postgres.urll"},       // unknown nested key
+      {"sample_interval: 15", kDb, "sample_interval"},     // bare number
+      {"sample_interval: fast", kDb, "sample_interval"},   // bad duration
+      {"sample_interval: [15s]", kDb, "sample_interval"},  // wrong type
       {"postgres: {max_table_series: many}", kDb, "postgres.max_table_series"},
       {"postgres: {max_table_series: 0}", kDb, "postgres.max_table_series"},
       {"postgres: {include_tables: public}", kDb, "postgres.include_tables"},
-      {"postgres: {exact_count: {tables: [{schema: s}]}}", kDb, "postgres.exact_count.tables[0].table"},
+      {"postgres: {exact_count: {tables: [{schema: s}]}}", kDb,
+       "postgres.exact_count.tables[0].table"},
       {"postgres: {exact_count: {timeout: 1x}}", kDb, "postgres.exact_count.timeout"},
       {"constant_labels: {\"bad-name\": x}", kDb, "constant_labels.bad-name"},
       {"constant_labels: {schema: x}", kDb, "constant_labels.schema"},
@@ -115,7 +119,9 @@ TEST(ConfigTest, ErrorsNameTheField) {
       {"web: {basic_auth: {username: u}}", kDb, "web.basic_auth"},
       {"", {{"DATABASE_URL", "postgresql://u:pw@h:notaport/d"}}, "DATABASE_URL"},
       {"postgres: {url: 'postgresql://u@h:bad/d'}", {}, "postgres.url"},
-      {"", {{"DATABASE_URL", "postgresql://u@h/d"}, {"SAMPLE_INTERVAL", "1 second"}}, "SAMPLE_INTERVAL"},
+      {"",
+       {{"DATABASE_URL", "postgresql://u@h/d"}, {"SAMPLE_INTERVAL", "1 second"}},
+       "SAMPLE_INTERVAL"},
       {"", {{"DATABASE_URL", "postgresql://u@h/d"}, {"CUSTOMER_ID", "ABC_123"}}, "CUSTOMER_ID"},
       {"customer_id: \"\"\nsample_interval: 10ms", kDb, "sample_interval"},
       {"", {}, "DATABASE_URL"},  // nothing to collect

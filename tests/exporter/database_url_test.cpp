@@ -23,8 +23,9 @@ TEST(DatabaseUrlTest, AcceptsUriAndKeywordForms) {
 }
 
 TEST(DatabaseUrlTest, RejectsMalformedWithoutEchoingTheSecret) {
-  for (const char* bad : {"postgresql://u:hunter2@host:notaport/db", "postgresql://u:hunter2@[::1/db",
-                          "host=x hunter2", "postgresql://u:hunter2@h/d?nosuchoption=1"}) {
+  for (const char* bad :
+       {"postgresql://u:hunter2@host:notaport/db", "postgresql://u:hunter2@[::1/db",
+        "host=x hunter2", "postgresql://u:hunter2@h/d?nosuchoption=1"}) {
     auto parsed = DatabaseUrl::Parse(bad);
     ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << bad;
     EXPECT_EQ(std::get<std::string>(parsed).find("hunter2"), std::string::npos)

@@ -1,6 +1,6 @@
-// The billing-exporter binary against a real PostgreSQL 15: values equal PostgreSQL's own answers,
-// counters survive exporter restarts, identifiers are escaped, cardinality is capped, and outages
-// are survived without a restart.
+// The billing-exporter binary against a real PostgreSQL 15: values equal
+// PostgreSQL's own answers, counters survive exporter restarts, identifiers are
+// escaped, cardinality is capped, and outages are survived without a restart.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -15,7 +15,8 @@ using namespace std::chrono_literals;
 
 constexpr const char* kExporter = BILLING_EXPORTER_PATH;
 
-// Shared by the tests that do not stop the server; each test uses its own database.
+// Shared by the tests that do not stop the server; each test uses its own
+// database.
 std::unique_ptr<PostgresServer> shared_pg;
 
 class PostgresE2eTest : public ::testing::Test {
@@ -32,9 +33,9 @@ class PostgresE2eTest : public ::testing::Test {
     return name;
   }
 
-  std::unique_ptr<ExporterProcess> StartExporter(const std::string& database_url,
-                                                 const std::string& config_yaml = "",
-                                                 std::vector<std::pair<std::string, std::string>> env = {}) {
+  std::unique_ptr<ExporterProcess> StartExporter(
+      const std::string& database_url, const std::string& config_yaml = "",
+      std::vector<std::pair<std::string, std::string>> env = {}) {
     std::vector<std::string> args;
     if (!config_yaml.empty()) {
       config_path_ = config_dir_.path() / ("config-" + std::to_string(++configs_) + ".yaml");
@@ -58,8 +59,10 @@ double PsqlNumber(const PostgresServer& pg, const std::string& sql, const std::s
   return std::stod(pg.Psql(sql, db));
 }
 
-// Waits until `name{labels}` in a scrape equals `expected()`; both are re-read on each poll.
-::testing::AssertionResult EventuallyEquals(const ExporterProcess& exporter, const std::string& name,
+// Waits until `name{labels}` in a scrape equals `expected()`; both are re-read
+// on each poll.
+::testing::AssertionResult EventuallyEquals(const ExporterProcess& exporter,
+                                            const std::string& name,
                                             const std::map<std::string, std::string>& labels,
                                             const std::function<double()>& expected,
                                             std::chrono::milliseconds timeout = 30s) {
@@ -73,8 +76,9 @@ double PsqlNumber(const PostgresServer& pg, const std::string& sql, const std::s
       },
       timeout, 100ms);
   if (ok) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << name << " was " << (seen ? std::to_string(*seen) : "absent")
-                                       << ", PostgreSQL says " << want;
+  return ::testing::AssertionFailure()
+         << name << " was " << (seen ? std::to_string(*seen) : "absent") << ", PostgreSQL says "
+         << want;
 }
 
 TEST_F(PostgresE2eTest, ValuesEqualPostgresOwnAnswers) {
@@ -88,7 +92,8 @@ TEST_F(PostgresE2eTest, ValuesEqualPostgresOwnAnswers) {
     INSERT INTO readings (device_id, payload)
       SELECT g % 37, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 200) i)
       FROM generate_series(1, 1234) g;
-  )sql", db);
+  )sql",
+                  db);
   auto exporter = StartExporter(shared_pg->Url(db), R"(
 postgres:
   exact_count: {tables: [public.devices, public.readings], interval: 1s}
@@ -96,16 +101,24 @@ postgres:
   const std::map<std::string, std::string> readings = {{"schema", "public"}, {"table", "readings"}};
   const std::map<std::string, std::string> devices = {{"schema", "public"}, {"table", "devices"}};
 
-  auto size_of = [&](const std::string& expr) { return [&, expr] { return PsqlNumber(*shared_pg, "SELECT " + expr, db); }; };
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", readings, [] { return 1234; }));
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", devices, [] { return 37; }));
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", readings, size_of("count(*) FROM readings")));
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", devices, size_of("count(*) FROM devices")));
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_database_size_bytes", {{"database", db}},
+  auto size_of = [&](const std::string& expr) {
+    return [&, expr] { return PsqlNumber(*shared_pg, "SELECT " + expr, db); };
+  };
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", readings,
+                               [] { return 1234; }));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", devices,
+                               [] { return 37; }));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", readings,
+                               size_of("count(*) FROM readings")));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", devices,
+                               size_of("count(*) FROM devices")));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_database_size_bytes",
+                               {{"database", db}},
                                size_of("pg_database_size(current_database())")));
   EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_tables", {}, [] { return 2; }));
 
-  // table + index + toast = pg_total_relation_size, and each part is what PostgreSQL says it is.
+  // table + index + toast = pg_total_relation_size, and each part is what
+  // PostgreSQL says it is.
   const auto samples = exporter->Scrape();
   auto part = [&](const char* name) {
     auto labels = readings;
@@ -116,15 +129,22 @@ postgres:
   EXPECT_EQ(part("table") + part("index") + part("toast"), total);
   EXPECT_EQ(part("index"), PsqlNumber(*shared_pg, "SELECT pg_indexes_size('readings')", db));
   const double toast = PsqlNumber(*shared_pg,
-      "SELECT pg_total_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'readings'::regclass", db);
+                                  "SELECT pg_total_relation_size(reltoastrelid) FROM pg_class "
+                                  "WHERE oid = 'readings'::regclass",
+                                  db);
   EXPECT_EQ(part("toast"), toast);
   EXPECT_GT(toast, 0);
   EXPECT_EQ(FindValue(samples, "iotistic_postgres_up", {{"customer_id", "abc123"}}), 1);
 
   // Known inserts move the counter by exactly that many.
-  shared_pg->Psql("INSERT INTO readings (device_id, payload) SELECT 1, 'x' FROM generate_series(1, 500)", db);
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", readings, [] { return 1734; }));
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", readings, [] { return 1734; }));
+  shared_pg->Psql(
+      "INSERT INTO readings (device_id, payload) SELECT 1, 'x' FROM "
+      "generate_series(1, 500)",
+      db);
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", readings,
+                               [] { return 1734; }));
+  EXPECT_TRUE(
+      EventuallyEquals(*exporter, "iotistic_postgres_table_rows", readings, [] { return 1734; }));
 }
 
 TEST_F(PostgresE2eTest, ExporterRestartKeepsCountersAndStatsResetIsVisible) {
@@ -134,24 +154,39 @@ TEST_F(PostgresE2eTest, ExporterRestartKeepsCountersAndStatsResetIsVisible) {
   double reset_before = -1;
   {
     auto exporter = StartExporter(shared_pg->Url(db));
-    ASSERT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", t, [] { return 250; }));
-    reset_before = FindValue(exporter->Scrape(), "iotistic_postgres_stats_reset_timestamp_seconds").value_or(-1);
+    ASSERT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", t,
+                                 [] { return 250; }));
+    reset_before = FindValue(exporter->Scrape(), "iotistic_postgres_stats_reset_timestamp_seconds")
+                       .value_or(-1);
     EXPECT_EQ(WEXITSTATUS(exporter->Stop()), 0);
   }
   auto exporter = StartExporter(shared_pg->Url(db));
   std::vector<MetricSample> first;
-  ASSERT_TRUE(WaitFor([&] { first = exporter->Scrape(); return FindValue(first, "iotistic_postgres_up") == 1; }, 20s));
-  // The very first sample after the restart continues from where the counter was.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        first = exporter->Scrape();
+        return FindValue(first, "iotistic_postgres_up") == 1;
+      },
+      20s));
+  // The very first sample after the restart continues from where the counter
+  // was.
   EXPECT_EQ(FindValue(first, "iotistic_postgres_table_rows_inserted_total", t), 250);
   EXPECT_EQ(FindValue(first, "iotistic_postgres_stats_reset_timestamp_seconds"), reset_before);
 
-  // A statistics reset drops the counter and moves the reset time: a reset is always visible.
+  // A statistics reset drops the counter and moves the reset time: a reset is
+  // always visible.
   shared_pg->Psql("SELECT pg_stat_reset()", db);
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", t, [] { return 0; }));
-  const auto after = FindValue(exporter->Scrape(), "iotistic_postgres_stats_reset_timestamp_seconds").value_or(0);
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total", t,
+                               [] { return 0; }));
+  const auto after =
+      FindValue(exporter->Scrape(), "iotistic_postgres_stats_reset_timestamp_seconds").value_or(0);
   EXPECT_GT(after, reset_before);
-  EXPECT_NEAR(after, PsqlNumber(*shared_pg,
-      "SELECT extract(epoch FROM stats_reset) FROM pg_stat_database WHERE datname = current_database()", db), 1e-3);
+  EXPECT_NEAR(after,
+              PsqlNumber(*shared_pg,
+                         "SELECT extract(epoch FROM stats_reset) FROM "
+                         "pg_stat_database WHERE datname = current_database()",
+                         db),
+              1e-3);
 }
 
 TEST_F(PostgresE2eTest, AwkwardIdentifiersAreEscapedAndCannotInjectSql) {
@@ -167,7 +202,8 @@ TEST_F(PostgresE2eTest, AwkwardIdentifiersAreEscapedAndCannotInjectSql) {
     CREATE TABLE "back\slash" (x int);
     CREATE TABLE "dot.schema"."a.b" (x int);
     CREATE TABLE "Tenant Schema"."ünïcødé_表" (x int);
-    CREATE TABLE ")sql" + long_name + R"sql(" (x int);
+    CREATE TABLE ")sql" +
+                      long_name + R"sql(" (x int);
     CREATE TABLE "x""; DROP TABLE victim; --" (x int);
     CREATE TABLE measurements (ts date, v int) PARTITION BY RANGE (ts);
     CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
@@ -177,10 +213,12 @@ TEST_F(PostgresE2eTest, AwkwardIdentifiersAreEscapedAndCannotInjectSql) {
     INSERT INTO "back\slash" SELECT generate_series(1, 4);
     INSERT INTO "dot.schema"."a.b" SELECT generate_series(1, 5);
     INSERT INTO "Tenant Schema"."ünïcødé_表" SELECT generate_series(1, 6);
-    INSERT INTO ")sql" + long_name + R"sql(" SELECT generate_series(1, 7);
+    INSERT INTO ")sql" +
+                      long_name + R"sql(" SELECT generate_series(1, 7);
     INSERT INTO "x""; DROP TABLE victim; --" SELECT generate_series(1, 8);
     INSERT INTO measurements SELECT '2026-06-01', generate_series(1, 9);
-  )sql", db);
+  )sql",
+                  db);
   auto exporter = StartExporter(shared_pg->Url(db), R"(
 postgres:
   exact_count:
@@ -192,24 +230,34 @@ postgres:
       - public.measurements
 )");
   const std::vector<std::tuple<std::string, std::string, double>> expected = {
-      {"public", "MixedCase", 1}, {"public", "with space", 2}, {"public", "quo\"te", 3},
-      {"public", "back\\slash", 4}, {"dot.schema", "a.b", 5}, {"Tenant Schema", "ünïcødé_表", 6},
-      {"public", long_name, 7}, {"public", "x\"; DROP TABLE victim; --", 8},
+      {"public", "MixedCase", 1},        {"public", "with space", 2},
+      {"public", "quo\"te", 3},          {"public", "back\\slash", 4},
+      {"dot.schema", "a.b", 5},          {"Tenant Schema", "ünïcødé_表", 6},
+      {"public", long_name, 7},          {"public", "x\"; DROP TABLE victim; --", 8},
       {"public", "measurements_2026", 9}};
   for (const auto& [schema, table, rows] : expected) {
     EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows_inserted_total",
-                                 {{"schema", schema}, {"table", table}}, [rows = rows] { return rows; }))
+                                 {{"schema", schema}, {"table", table}},
+                                 [rows = rows] { return rows; }))
         << schema << "." << table;
   }
   EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows",
-                               {{"schema", "public"}, {"table", "x\"; DROP TABLE victim; --"}}, [] { return 8; }));
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", {{"schema", "dot.schema"}, {"table", "a.b"}}, [] { return 5; }));
+                               {{"schema", "public"}, {"table", "x\"; DROP TABLE victim; --"}},
+                               [] { return 8; }));
   EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows",
-                               {{"schema", "Tenant Schema"}, {"table", "ünïcødé_表"}}, [] { return 6; }));
-  // A partitioned table counts through its parent; its partitions carry the per-table series.
-  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows", {{"schema", "public"}, {"table", "measurements"}}, [] { return 9; }));
+                               {{"schema", "dot.schema"}, {"table", "a.b"}}, [] { return 5; }));
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows",
+                               {{"schema", "Tenant Schema"}, {"table", "ünïcødé_表"}},
+                               [] { return 6; }));
+  // A partitioned table counts through its parent; its partitions carry the
+  // per-table series.
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_table_rows",
+                               {{"schema", "public"}, {"table", "measurements"}},
+                               [] { return 9; }));
   EXPECT_EQ(shared_pg->Psql("SELECT count(*) FROM victim", db), "0");
-  EXPECT_EQ(FindValue(exporter->Scrape(), "iotistic_exporter_sample_errors_total", {{"collector", "postgres_exact_count"}}), 0);
+  EXPECT_EQ(FindValue(exporter->Scrape(), "iotistic_exporter_sample_errors_total",
+                      {{"collector", "postgres_exact_count"}}),
+            0);
 }
 
 TEST_F(PostgresE2eTest, TenThousandTablesStayWithinTheCapAndOtherAddsUp) {
@@ -226,31 +274,42 @@ TEST_F(PostgresE2eTest, TenThousandTablesStayWithinTheCapAndOtherAddsUp) {
         EXECUTE format('INSERT INTO t%s SELECT g, repeat(''x'', 100) FROM generate_series(1, %s) g', i * 7, i);
       END LOOP;
     END $$;
-  )sql", db);
+  )sql",
+                  db);
   auto exporter = StartExporter(shared_pg->Url(db), "postgres: {max_table_series: 100}\n");
   const double inserted_total = 300.0 * 301 / 2;
   std::vector<MetricSample> samples;
-  ASSERT_TRUE(WaitFor([&] {
-    samples = exporter->Scrape();
-    double sum = 0;
-    for (const auto& s : FindAll(samples, "iotistic_postgres_table_rows_inserted_total")) sum += s.value;
-    return sum == inserted_total;
-  }, 60s)) << "rows inserted never added up to " << inserted_total;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        samples = exporter->Scrape();
+        double sum = 0;
+        for (const auto& s : FindAll(samples, "iotistic_postgres_table_rows_inserted_total"))
+          sum += s.value;
+        return sum == inserted_total;
+      },
+      60s))
+      << "rows inserted never added up to " << inserted_total;
 
   EXPECT_EQ(FindValue(samples, "iotistic_postgres_tables"), 10000);
-  for (const char* name : {"iotistic_postgres_table_rows_estimated", "iotistic_postgres_table_rows_inserted_total"}) {
+  for (const char* name :
+       {"iotistic_postgres_table_rows_estimated", "iotistic_postgres_table_rows_inserted_total"}) {
     EXPECT_EQ(FindAll(samples, name).size(), 101u) << name;
   }
   EXPECT_EQ(FindAll(samples, "iotistic_postgres_table_size_bytes").size(), 303u);
-  ASSERT_TRUE(FindValue(samples, "iotistic_postgres_table_rows_inserted_total", {{"schema", ""}, {"table", "other"}}));
+  ASSERT_TRUE(FindValue(samples, "iotistic_postgres_table_rows_inserted_total",
+                        {{"schema", ""}, {"table", "other"}}));
 
   // Every table's bytes are in exactly one series, the `other` row included.
   double exported_bytes = 0;
-  for (const auto& s : FindAll(samples, "iotistic_postgres_table_size_bytes")) exported_bytes += s.value;
+  for (const auto& s : FindAll(samples, "iotistic_postgres_table_size_bytes"))
+    exported_bytes += s.value;
   EXPECT_EQ(exported_bytes, PsqlNumber(*shared_pg,
-      "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE c.relkind = 'r' AND n.nspname = 'public'", db));
-  // The kept tables are the largest: none is smaller than the largest folded into `other`.
+                                       "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                                       "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                       "WHERE c.relkind = 'r' AND n.nspname = 'public'",
+                                       db));
+  // The kept tables are the largest: none is smaller than the largest folded
+  // into `other`.
   std::map<std::string, double> kept_bytes;
   for (const auto& s : FindAll(samples, "iotistic_postgres_table_size_bytes")) {
     if (s.labels.at("table") != "other") kept_bytes[s.labels.at("table")] += s.value;
@@ -259,26 +318,34 @@ TEST_F(PostgresE2eTest, TenThousandTablesStayWithinTheCapAndOtherAddsUp) {
   double smallest_kept = 1e18;
   for (const auto& [table, bytes] : kept_bytes) smallest_kept = std::min(smallest_kept, bytes);
   EXPECT_GE(smallest_kept, PsqlNumber(*shared_pg,
-      "SELECT pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY 1 DESC OFFSET 100 LIMIT 1", db));
+                                      "SELECT pg_total_relation_size(c.oid) FROM pg_class c "
+                                      "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                      "WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER "
+                                      "BY 1 DESC OFFSET 100 LIMIT 1",
+                                      db));
   EXPECT_GT(smallest_kept, PsqlNumber(*shared_pg, "SELECT pg_total_relation_size('t1')", db));
 }
 
 TEST_F(PostgresE2eTest, GzipAndBasicAuth) {
   const auto db = NewDatabase();
-  auto exporter = StartExporter(shared_pg->Url(db), "",
-                                {{"EXPORTER_BASIC_AUTH_USERNAME", "prom"}, {"EXPORTER_BASIC_AUTH_PASSWORD", "s3cret"}});
+  auto exporter = StartExporter(
+      shared_pg->Url(db), "",
+      {{"EXPORTER_BASIC_AUTH_USERNAME", "prom"}, {"EXPORTER_BASIC_AUTH_PASSWORD", "s3cret"}});
   const auto url = exporter->BaseUrl() + "/metrics";
   EXPECT_EQ(HttpGet(url).status, 401);
-  EXPECT_EQ(HttpGet(url, {"Authorization: Basic cHJvbTp3cm9uZw=="}).status, 401);  // prom:wrong
+  EXPECT_EQ(HttpGet(url, {"Authorization: Basic cHJvbTp3cm9uZw=="}).status,
+            401);  // prom:wrong
   EXPECT_EQ(HttpGet(exporter->BaseUrl() + "/healthz").status, 200);
   const std::string auth = "Authorization: Basic cHJvbTpzM2NyZXQ=";  // prom:s3cret
   HttpResponse plain, gzip;
-  ASSERT_TRUE(WaitFor([&] {
-    plain = HttpGet(url, {auth});
-    gzip = HttpGet(url, {auth, "Accept-Encoding: gzip"});
-    return FindValue(ParseMetricsText(plain.body), "iotistic_postgres_up") == 1 && plain.body == Gunzip(gzip.body);
-  }, 20s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        plain = HttpGet(url, {auth});
+        gzip = HttpGet(url, {auth, "Accept-Encoding: gzip"});
+        return FindValue(ParseMetricsText(plain.body), "iotistic_postgres_up") == 1 &&
+               plain.body == Gunzip(gzip.body);
+      },
+      20s));
   EXPECT_EQ(plain.status, 200);
   EXPECT_EQ(plain.headers.count("content-encoding"), 0u);
   EXPECT_EQ(gzip.headers["content-encoding"], "gzip");
@@ -289,12 +356,15 @@ TEST_F(PostgresE2eTest, GzipAndBasicAuth) {
 TEST_F(PostgresE2eTest, PromtoolFindsNothingWrong) {
   const auto db = NewDatabase();
   shared_pg->Psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1);", db);
-  auto exporter = StartExporter(shared_pg->Url(db), "postgres: {exact_count: {tables: [t], interval: 1s}}\n");
+  auto exporter =
+      StartExporter(shared_pg->Url(db), "postgres: {exact_count: {tables: [t], interval: 1s}}\n");
   HttpResponse response;
-  ASSERT_TRUE(WaitFor([&] {
-    response = HttpGet(exporter->BaseUrl() + "/metrics");
-    return FindValue(ParseMetricsText(response.body), "iotistic_postgres_table_rows") == 1;
-  }, 20s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        response = HttpGet(exporter->BaseUrl() + "/metrics");
+        return FindValue(ParseMetricsText(response.body), "iotistic_postgres_table_rows") == 1;
+      },
+      20s));
   const auto file = config_dir_.path() / "metrics.txt";
   std::ofstream(file) << response.body;
   const auto result = RunCommand({"sh", "-c", "promtool check metrics < '" + file.string() + "'"});
@@ -309,8 +379,9 @@ TEST(PostgresOutageTest, DownAtStartThenUpThenDownThenUpWithoutRestart) {
   TempDir dir;
   const auto config = dir.path() / "config.yaml";
   std::ofstream(config) << "postgres: {reconnect_backoff_max: 1s, connect_timeout: 2s}\n";
-  ExporterProcess exporter(kExporter, {"--config", config.string()},
-                           {{"DATABASE_URL", pg.Url()}, {"SAMPLE_INTERVAL", "300ms"}, {"CUSTOMER_ID", "down1"}});
+  ExporterProcess exporter(
+      kExporter, {"--config", config.string()},
+      {{"DATABASE_URL", pg.Url()}, {"SAMPLE_INTERVAL", "300ms"}, {"CUSTOMER_ID", "down1"}});
   ASSERT_TRUE(exporter.WaitHealthy()) << exporter.process().Log();
 
   auto up = [&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up"); };
@@ -325,7 +396,8 @@ TEST(PostgresOutageTest, DownAtStartThenUpThenDownThenUpWithoutRestart) {
   pg.Stop();
   ASSERT_TRUE(WaitFor([&] { return up() == 0.0; }, 20s));
   EXPECT_EQ(HttpGet(exporter.BaseUrl() + "/metrics").status, 200);
-  const auto errors = FindValue(exporter.Scrape(), "iotistic_exporter_sample_errors_total", {{"collector", "postgres"}});
+  const auto errors = FindValue(exporter.Scrape(), "iotistic_exporter_sample_errors_total",
+                                {{"collector", "postgres"}});
   EXPECT_GT(errors.value_or(0), 0);
 
   pg.Start();
@@ -349,11 +421,90 @@ TEST(PostgresOutageTest, WrongPasswordIsReportedWithoutLeakingIt) {
   url.replace(at, pg.password().size(), "Wr0ngPassw0rd");
   ExporterProcess exporter(kExporter, {}, {{"DATABASE_URL", url}, {"SAMPLE_INTERVAL", "300ms"}});
   ASSERT_TRUE(exporter.WaitHealthy());
-  ASSERT_TRUE(WaitFor([&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up") == 0.0; }, 20s));
-  ASSERT_TRUE(WaitFor([&] { return exporter.process().Log().find("password authentication failed") != std::string::npos; }, 20s))
+  ASSERT_TRUE(
+      WaitFor([&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up") == 0.0; }, 20s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return exporter.process().Log().find("password authentication failed") != std::string::npos;
+      },
+      20s))
       << exporter.process().Log();
   EXPECT_EQ(exporter.process().Log().find("Wr0ngPassw0rd"), std::string::npos);
   EXPECT_EQ(HttpGet(exporter.BaseUrl() + "/metrics").body.find("Wr0ngPassw0rd"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+using namespace billing::testbed;
+using namespace std::chrono_literals;
+
+// A database that cannot answer (a table locked by a customer's long
+// ALTER/VACUUM FULL) never makes a scrape wait: scrapes keep answering from the
+// last sample while sampling times out.
+TEST(PostgresSlowDatabaseTest, ScrapesNeverWaitOnTheDatabase) {
+  PostgresServer pg;
+  pg.Psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
+  TempDir dir;
+  const auto config = dir.path() / "config.yaml";
+  std::ofstream(config) << "postgres: {statement_timeout: 1s}\n";
+  ExporterProcess exporter(BILLING_EXPORTER_PATH, {"--config", config.string()},
+                           {{"DATABASE_URL", pg.Url()}, {"SAMPLE_INTERVAL", "200ms"}});
+  ASSERT_TRUE(exporter.WaitHealthy());
+  ASSERT_TRUE(
+      WaitFor([&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up") == 1.0; }, 20s));
+
+  Process locker({.argv = {"psql", "-X", "-q", pg.Url(), "-c",
+                           "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; "
+                           "SELECT pg_sleep(6); COMMIT;"},
+                  .env = {},
+                  .unset_env = {},
+                  .log_path = dir.path() / "locker.log",
+                  .run_as_user = std::nullopt});
+  // While the lock is held, samples block on it until statement_timeout and
+  // fail...
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return FindValue(exporter.Scrape(), "iotistic_exporter_sample_errors_total",
+                         {{"collector", "postgres"}}) > 0;
+      },
+      20s))
+      << exporter.process().Log();
+  // ...and every scrape meanwhile is answered at once from the latest sample.
+  int answered_while_locked = 0;
+  for (int i = 0; i < 20 && locker.Running(); ++i) {
+    const auto response = HttpGet(exporter.BaseUrl() + "/metrics", {}, 2s);
+    ASSERT_EQ(response.status, 200) << response.error;
+    if (locker.Running()) ++answered_while_locked;
+  }
+  EXPECT_GT(answered_while_locked, 5);
+  ASSERT_TRUE(locker.Wait(30s).has_value());
+  EXPECT_TRUE(
+      WaitFor([&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up") == 1.0; }, 20s));
+}
+
+// Prometheus itself scrapes the exporter and sees the same numbers.
+TEST(PostgresPrometheusTest, PrometheusScrapesTheExporter) {
+  PostgresServer pg;
+  pg.Psql("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 42);");
+  ExporterProcess exporter(
+      BILLING_EXPORTER_PATH, {},
+      {{"DATABASE_URL", pg.Url()}, {"SAMPLE_INTERVAL", "200ms"}, {"CUSTOMER_ID", "prom1"}});
+  ASSERT_TRUE(exporter.WaitHealthy());
+  PrometheusServer prometheus({"127.0.0.1:" + std::to_string(exporter.port())}, 1s);
+  std::string answer;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        answer = prometheus.Query(
+            "iotistic_postgres_table_rows_inserted_total{customer_id=\"prom1\","
+            "table=\"t\"}");
+        return answer.find("\"42\"") != std::string::npos;
+      },
+      60s, 250ms))
+      << answer;
+  answer = prometheus.Query("up");
+  EXPECT_NE(answer.find("\"1\""), std::string::npos) << answer;
 }
 
 }  // namespace

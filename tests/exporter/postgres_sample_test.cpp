@@ -12,7 +12,8 @@ using testbed::FindAll;
 using testbed::FindValue;
 using testbed::ParseMetricsText;
 
-TableStats Table(std::string schema, std::string table, std::int64_t bytes, std::int64_t inserted = 0) {
+TableStats Table(std::string schema, std::string table, std::int64_t bytes,
+                 std::int64_t inserted = 0) {
   TableStats t;
   t.schema = std::move(schema);
   t.table = std::move(table);
@@ -71,15 +72,17 @@ TEST(SelectTablesTest, NoOtherRowAtOrBelowTheCap) {
 }
 
 TEST(CatalogFamiliesTest, AwkwardIdentifiersSurviveSerialisation) {
-  const std::vector<std::string> names = {"MixedCase", "with space", "quo\"te", "back\\slash",
-                                          "new\nline", "dot.ted", "ünïcødé_表",
-                                          std::string(63, 'x'), "'; DROP TABLE x; --"};
+  const std::vector<std::string> names = {
+      "MixedCase",   "with space",         "quo\"te",
+      "back\\slash", "new\nline",          "dot.ted",
+      "ünïcødé_表",  std::string(63, 'x'), "'; DROP TABLE x; --"};
   CatalogSample sample;
   sample.database = "db \"1\"";
   sample.database_size_bytes = 123456789;
   sample.stats_reset_unix_seconds = 1700000000.5;
   for (const auto& name : names) sample.tables.push_back(Table("Sch ema", name, 8192, 7));
-  const auto text = SerializeText(CatalogFamilies(sample, TableSelection{}), {{"customer_id", "abc"}});
+  const auto text =
+      SerializeText(CatalogFamilies(sample, TableSelection{}), {{"customer_id", "abc"}});
   const auto samples = ParseMetricsText(text);
   for (const auto& name : names) {
     EXPECT_EQ(FindValue(samples, "iotistic_postgres_table_rows_inserted_total",
