@@ -1,6 +1,7 @@
-// Test harness: private PostgreSQL 15, Mosquitto 2.0 and Prometheus 2.42 instances on 127.0.0.1,
-// child processes, HTTP GET and a Prometheus text-format parser, shared by every test suite, the
-// benchmarks and `make demo`. Every handle is RAII: destroying it stops what it started (by PID) and
+// Test harness: private PostgreSQL 15, Mosquitto 2.0 and Prometheus 2.42
+// instances on 127.0.0.1, child processes, HTTP GET and a Prometheus
+// text-format parser, shared by every test suite, the benchmarks and `make
+// demo`. Every handle is RAII: destroying it stops what it started (by PID) and
 // removes its temporary directory.
 //
 // Thread-safety: none of these classes may be used from two threads at once.
@@ -23,11 +24,13 @@ namespace billing::testbed {
 /// A free TCP port on 127.0.0.1 (bind to port 0, read it back, close).
 int FreePort();
 
-/// Polls `condition` every `poll` until it returns true or `timeout` passes; returns its last answer.
+/// Polls `condition` every `poll` until it returns true or `timeout` passes;
+/// returns its last answer.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
              std::chrono::milliseconds poll = std::chrono::milliseconds(50));
 
-/// A directory under $TMPDIR (or /tmp) removed with everything in it on destruction.
+/// A directory under $TMPDIR (or /tmp) removed with everything in it on
+/// destruction.
 class TempDir {
  public:
   explicit TempDir(const std::string& prefix = "billing-test");
@@ -46,9 +49,10 @@ class Process {
  public:
   struct Options {
     std::vector<std::string> argv;  // argv[0] is the program path
-    std::vector<std::pair<std::string, std::string>> env;  // set on top of the inherited environment
-    std::vector<std::string> unset_env;                    // removed from the inherited environment
-    std::filesystem::path log_path;                        // required
+    std::vector<std::pair<std::string, std::string>>
+        env;                                 // set on top of the inherited environment
+    std::vector<std::string> unset_env;      // removed from the inherited environment
+    std::filesystem::path log_path;          // required
     std::optional<std::string> run_as_user;  // e.g. "postgres" when running as root
   };
   explicit Process(Options options);
@@ -58,11 +62,12 @@ class Process {
 
   pid_t pid() const { return pid_; }
   bool Running();
-  /// Sends `signal`, waits up to `timeout` for exit (then SIGKILL); returns the exit status as
-  /// from waitpid (use WIFEXITED/WEXITSTATUS), or -1 if it had already been reaped.
+  /// Sends `signal`, waits up to `timeout` for exit (then SIGKILL); returns the
+  /// exit status as from waitpid (use WIFEXITED/WEXITSTATUS), or -1 if it had
+  /// already been reaped.
   int Stop(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(20));
-  /// Waits for the process to exit on its own; returns the exit code (128+signal if killed) or
-  /// nullopt on timeout.
+  /// Waits for the process to exit on its own; returns the exit code
+  /// (128+signal if killed) or nullopt on timeout.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
   /// Everything the process wrote so far.
   std::string Log() const;
@@ -74,7 +79,8 @@ class Process {
   std::optional<int> exit_status_;
 };
 
-/// Runs a program to completion; returns its exit code and combined stdout+stderr.
+/// Runs a program to completion; returns its exit code and combined
+/// stdout+stderr.
 struct CommandResult {
   int exit_code = -1;
   std::string output;
@@ -83,12 +89,14 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::vector<std::pair<std::string, std::string>>& env = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
-/// A private PostgreSQL 15 cluster: initdb into a temp dir, listening on 127.0.0.1:<free port> only,
-/// password (scram-sha-256) authentication for TCP. When run as root, the server runs as the
-/// "postgres" system user. Data survive Stop()/Start().
+/// A private PostgreSQL 15 cluster: initdb into a temp dir, listening on
+/// 127.0.0.1:<free port> only, password (scram-sha-256) authentication for TCP.
+/// When run as root, the server runs as the "postgres" system user. Data
+/// survive Stop()/Start().
 class PostgresServer {
  public:
-  PostgresServer();  // initdb and start; throws std::runtime_error with the server log on failure
+  PostgresServer();  // initdb and start; throws std::runtime_error with the
+                     // server log on failure
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
@@ -103,8 +111,9 @@ class PostgresServer {
   void Start();  // starts again on the same port with the same data; idempotent
   bool running() const { return process_ != nullptr; }
 
-  /// Runs SQL (possibly several statements) through psql as the superuser; throws on error.
-  /// Returns psql's unaligned, tuples-only output (fields separated by '|', rows by '\n').
+  /// Runs SQL (possibly several statements) through psql as the superuser;
+  /// throws on error. Returns psql's unaligned, tuples-only output (fields
+  /// separated by '|', rows by '\n').
   std::string Psql(const std::string& sql, const std::string& database = "postgres") const;
   void CreateDatabase(const std::string& name) const;
 
@@ -116,8 +125,9 @@ class PostgresServer {
   std::unique_ptr<Process> process_;
 };
 
-/// A private Mosquitto 2.0 broker on 127.0.0.1:<free port>, anonymous access, $SYS published every
-/// `sys_interval_seconds`. Restart keeps the port (a restarted broker starts its counters at zero).
+/// A private Mosquitto 2.0 broker on 127.0.0.1:<free port>, anonymous access,
+/// $SYS published every `sys_interval_seconds`. Restart keeps the port (a
+/// restarted broker starts its counters at zero).
 class MosquittoServer {
  public:
   explicit MosquittoServer(int sys_interval_seconds = 1);
@@ -138,7 +148,8 @@ class MosquittoServer {
   std::unique_ptr<Process> process_;
 };
 
-/// A private Prometheus 2.42 server on 127.0.0.1:<free port> scraping `targets` ("host:port").
+/// A private Prometheus 2.42 server on 127.0.0.1:<free port> scraping `targets`
+/// ("host:port").
 class PrometheusServer {
  public:
   PrometheusServer(const std::vector<std::string>& targets,
@@ -150,7 +161,8 @@ class PrometheusServer {
 
   int port() const { return port_; }
   std::string Url() const;  // http://127.0.0.1:PORT
-  /// GET /api/v1/query?query=...; returns the raw JSON body; throws on HTTP failure.
+  /// GET /api/v1/query?query=...; returns the raw JSON body; throws on HTTP
+  /// failure.
   std::string Query(const std::string& promql) const;
 
  private:
@@ -160,15 +172,16 @@ class PrometheusServer {
 };
 
 struct HttpResponse {
-  long status = 0;  // 0 when the connection failed
-  std::string body;  // as received (not decompressed)
+  long status = 0;                             // 0 when the connection failed
+  std::string body;                            // as received (not decompressed)
   std::map<std::string, std::string> headers;  // lower-case names
-  std::string error;  // transport error text when status == 0
+  std::string error;                           // transport error text when status == 0
 };
 HttpResponse HttpGet(const std::string& url, const std::vector<std::string>& request_headers = {},
                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-/// Decompresses a gzip stream; throws std::runtime_error if it is not valid gzip.
+/// Decompresses a gzip stream; throws std::runtime_error if it is not valid
+/// gzip.
 std::string Gunzip(const std::string& compressed);
 
 /// One sample of the Prometheus text exposition format.
@@ -177,16 +190,19 @@ struct MetricSample {
   std::map<std::string, std::string> labels;  // values unescaped
   double value = 0;
 };
-/// Parses the text format (comments skipped, label values unescaped); throws on a malformed line.
+/// Parses the text format (comments skipped, label values unescaped); throws on
+/// a malformed line.
 std::vector<MetricSample> ParseMetricsText(const std::string& text);
-/// The value of the one sample with this name whose labels include `labels`; nullopt if none.
+/// The value of the one sample with this name whose labels include `labels`;
+/// nullopt if none.
 std::optional<double> FindValue(const std::vector<MetricSample>& samples, const std::string& name,
                                 const std::map<std::string, std::string>& labels = {});
 /// Every sample with this name whose labels include `labels`.
 std::vector<MetricSample> FindAll(const std::vector<MetricSample>& samples, const std::string& name,
                                   const std::map<std::string, std::string>& labels = {});
 
-/// The billing-exporter binary running as a child process on 127.0.0.1:<free port>.
+/// The billing-exporter binary running as a child process on 127.0.0.1:<free
+/// port>.
 class ExporterProcess {
  public:
   ExporterProcess(const std::filesystem::path& binary, std::vector<std::string> args,
@@ -197,7 +213,8 @@ class ExporterProcess {
 
   int port() const { return port_; }
   std::string BaseUrl() const;  // http://127.0.0.1:PORT
-  /// Waits until GET /healthz answers 200; false on timeout or if the process exited.
+  /// Waits until GET /healthz answers 200; false on timeout or if the process
+  /// exited.
   bool WaitHealthy(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   /// GET /metrics parsed; empty if the request failed.
   std::vector<MetricSample> Scrape() const;
