@@ -1,4 +1,4 @@
-// billing-exporter: samples the customer's PostgreSQL on its own schedule and
+// billing-exporter: samples the customer's PostgreSQL and MQTT broker on their own schedules and
 // serves the latest sample as Prometheus metrics. See README.md for
 // configuration and the metric reference.
 #include <csignal>
@@ -14,6 +14,7 @@
 #include "src/exposition.h"
 #include "src/http_server.h"
 #include "src/log.h"
+#include "src/mqtt_collector.h"
 #include "src/postgres_collector.h"
 #include "src/sampler.h"
 
@@ -114,8 +115,12 @@ int main(int argc, char** argv) {
       collectors.push_back(std::make_unique<PostgresExactCountCollector>(config.postgres));
     }
   }
-  for (const auto& collector : collectors)
+  if (!config.mqtt.url.empty()) {
+    collectors.push_back(std::make_unique<MqttCollector>(config.mqtt, config.sample_interval));
+  }
+  for (const auto& collector : collectors) {
     exposition.Register(collector->Name(), collector->Interval());
+  }
 
   std::unique_ptr<HttpServer> server;
   try {
@@ -136,8 +141,9 @@ int main(int argc, char** argv) {
       samplers.push_back(std::make_unique<Sampler>(*collector, exposition));
     }
     Log(LogLevel::kInfo, "main",
-        "sampling " + (config.postgres.url ? config.postgres.url->Redacted() : std::string("-")) +
-            " every " + std::to_string(config.sample_interval.count()) + "ms");
+        "sampling every " + std::to_string(config.sample_interval.count()) + "ms: postgres " +
+            (config.postgres.url ? config.postgres.url->Redacted() : std::string("off")) + ", mqtt " +
+            (config.mqtt.url.empty() ? std::string("off") : config.mqtt.url));
     int received = 0;
     sigwait(&signals, &received);
     Log(LogLevel::kInfo, "main",

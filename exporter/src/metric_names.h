@@ -22,3 +22,26 @@ inline constexpr const char* kSampleErrors = "iotistic_exporter_sample_errors_to
 inline constexpr const char* kBuildInfo = "iotistic_exporter_build_info";
 
 }  // namespace billing::exporter::names
+
+namespace billing::exporter::names {
+
+inline constexpr const char* kMqttUp = "iotistic_mqtt_up";
+inline constexpr const char* kBrokerPublishReceived =
+    "iotistic_mqtt_broker_publish_messages_received_total";
+inline constexpr const char* kBrokerPublishSent = "iotistic_mqtt_broker_publish_messages_sent_total";
+inline constexpr const char* kBrokerPublishDropped =
+    "iotistic_mqtt_broker_publish_messages_dropped_total";
+inline constexpr const char* kBrokerBytesReceived = "iotistic_mqtt_broker_bytes_received_total";
+inline constexpr const char* kBrokerBytesSent = "iotistic_mqtt_broker_bytes_sent_total";
+inline constexpr const char* kBrokerNetworkBytesReceived =
+    "iotistic_mqtt_broker_network_bytes_received_total";
+inline constexpr const char* kBrokerNetworkBytesSent = "iotistic_mqtt_broker_network_bytes_sent_total";
+inline constexpr const char* kBrokerClientsConnected = "iotistic_mqtt_broker_clients_connected";
+inline constexpr const char* kBrokerSubscriptions = "iotistic_mqtt_broker_subscriptions";
+inline constexpr const char* kBrokerRetainedMessages = "iotistic_mqtt_broker_retained_messages";
+inline constexpr const char* kBrokerStartTime = "iotistic_mqtt_broker_start_time_seconds";
+inline constexpr const char* kMqttMessages = "iotistic_mqtt_messages_total";
+inline constexpr const char* kMqttPayloadBytes = "iotistic_mqtt_payload_bytes_total";
+inline constexpr const char* kMqttSysPayloadErrors = "iotistic_mqtt_sys_payload_errors_total";
+
+}  // namespace billing::exporter::names

@@ -994,8 +994,10 @@ void PostgresServer::CreateDatabase(const std::string& name) const {
 // ---------------------------------------------------------------------------------------------
 // Mosquitto
 
-MosquittoServer::MosquittoServer(int sys_interval_seconds)
-    : dir_(std::make_unique<TempDir>("billing-mqtt")), sys_interval_seconds_(sys_interval_seconds) {
+MosquittoServer::MosquittoServer(int sys_interval_seconds, std::string extra_config)
+    : dir_(std::make_unique<TempDir>("billing-mqtt")),
+      sys_interval_seconds_(sys_interval_seconds),
+      extra_config_(std::move(extra_config)) {
   for (int attempt = 1;; ++attempt) {
     port_ = FreePort();
     try {
@@ -1034,7 +1036,8 @@ void MosquittoServer::Start() {
                         "log_type error\n"
                         "log_type warning\n"
                         "log_type notice\n"
-                        "log_type information\n");
+                        "log_type information\n" +
+                        extra_config_);
   Process::Options options;
   options.argv = {FindProgram("/usr/sbin/mosquitto", "mosquitto"), "-c", config.string()};
   options.log_path = dir / "mosquitto.log";

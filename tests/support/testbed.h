@@ -125,12 +125,12 @@ class PostgresServer {
   std::unique_ptr<Process> process_;
 };
 
-/// A private Mosquitto 2.0 broker on 127.0.0.1:<free port>, anonymous access,
-/// $SYS published every `sys_interval_seconds`. Restart keeps the port (a
-/// restarted broker starts its counters at zero).
+/// A private Mosquitto 2.0 broker on 127.0.0.1:<free port>, anonymous access, $SYS published every
+/// `sys_interval_seconds`, `extra_config` appended to its mosquitto.conf. Restart keeps the port
+/// (a restarted broker starts its counters at zero).
 class MosquittoServer {
  public:
-  explicit MosquittoServer(int sys_interval_seconds = 1);
+  explicit MosquittoServer(int sys_interval_seconds = 1, std::string extra_config = "");
   ~MosquittoServer();
   MosquittoServer(const MosquittoServer&) = delete;
   MosquittoServer& operator=(const MosquittoServer&) = delete;
@@ -145,6 +145,7 @@ class MosquittoServer {
   std::unique_ptr<TempDir> dir_;
   int port_ = 0;
   int sys_interval_seconds_;
+  std::string extra_config_;
   std::unique_ptr<Process> process_;
 };
 
