@@ -4,3 +4,4 @@
 set -euo pipefail
 build_dir=${1:-build}
 "$build_dir/bench/scrape_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+"$build_dir/bench/mqtt_throughput" --seconds-per-step 3
