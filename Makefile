@@ -22,7 +22,8 @@ test: build format-check
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 900 -LE bench
 
 demo: build
-	@$(BUILD_DIR)/demo/billing-demo --exporter $(BUILD_DIR)/exporter/billing-exporter
+	@$(BUILD_DIR)/demo/billing-demo --exporter $(BUILD_DIR)/exporter/billing-exporter \
+	  --simulator $(BUILD_DIR)/tools/device-simulator/device-simulator
 
 bench: build
 	@bash bench/run.sh $(BUILD_DIR)

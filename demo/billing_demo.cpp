@@ -2,10 +2,13 @@
 // sensor readings the way the platform's API does, and the billing exporter
 // sampling it; prints the figures a person cares about until Ctrl-C (or
 // --duration), then stops everything it started.
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <pqxx/pqxx>
 #include <thread>
 
@@ -18,7 +21,10 @@ using billing::testbed::ExporterProcess;
 using billing::testbed::FindAll;
 using billing::testbed::FindValue;
 using billing::testbed::MetricSample;
+using billing::testbed::MosquittoServer;
 using billing::testbed::PostgresServer;
+using billing::testbed::Process;
+using billing::testbed::TempDir;
 
 std::atomic<bool> g_stop{false};
 
@@ -90,18 +96,21 @@ std::string Bytes(double b) {
 
 int main(int argc, char** argv) {
   std::string exporter_path = "build/exporter/billing-exporter";
+  std::string simulator_path = "build/tools/device-simulator/device-simulator";
   int duration_seconds = 0;  // 0: until Ctrl-C
   int rate = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--exporter")
       exporter_path = argv[i + 1];
+    else if (flag == "--simulator")
+      simulator_path = argv[i + 1];
     else if (flag == "--duration")
       duration_seconds = std::stoi(argv[i + 1]);
     else if (flag == "--rate")
       rate = std::stoi(argv[i + 1]);
     else {
-      std::cerr << "usage: billing-demo [--exporter PATH] [--duration SECONDS] "
+      std::cerr << "usage: billing-demo [--exporter PATH] [--simulator PATH] [--duration SECONDS] "
                    "[--rate ROWS_PER_S]\n";
       return 2;
     }
@@ -116,9 +125,28 @@ int main(int argc, char** argv) {
   std::atomic<long> written{0};
   std::thread writer(Writer, pg.Url("sensors"), rate, std::ref(written));
 
-  ExporterProcess exporter(
-      exporter_path, {},
-      {{"DATABASE_URL", pg.Url("sensors")}, {"CUSTOMER_ID", "demo"}, {"SAMPLE_INTERVAL", "1s"}});
+  std::cout << "Starting a private Mosquitto 2.0 and simulated devices ..." << std::endl;
+  MosquittoServer broker(1);
+  TempDir dir("billing-demo");
+  // Two fleets on their own topic trees, so the per-group breakdown has something to show.
+  std::vector<std::unique_ptr<Process>> fleets;
+  const std::vector<std::array<std::string, 3>> kFleets = {{"sensors", "40", "400"},
+                                                           {"gateways", "5", "50"}};
+  for (const auto& [prefix, devices, rate] : kFleets) {
+    fleets.push_back(std::make_unique<Process>(Process::Options{
+        .argv = {simulator_path, "--url", broker.Url(), "--topic-prefix", prefix, "--devices", devices,
+                 "--rate", rate, "--duration", "86400", "--qos", "1", "--client-id", "demo-" + prefix},
+        .env = {},
+        .unset_env = {},
+        .log_path = dir.path() / (prefix + ".log"),
+        .run_as_user = std::nullopt}));
+  }
+
+  ExporterProcess exporter(exporter_path, {},
+                           {{"DATABASE_URL", pg.Url("sensors")},
+                            {"MQTT_URL", broker.Url()},
+                            {"CUSTOMER_ID", "demo"},
+                            {"SAMPLE_INTERVAL", "1s"}});
   if (!exporter.WaitHealthy()) {
     g_stop = true;
     writer.join();
@@ -133,38 +161,60 @@ int main(int argc, char** argv) {
             << exporter.port() << "']}]}]\n"
             << "  writer:     ~" << rate
             << " sensor readings/s into sensors.public.sensor_readings\n"
+            << "  devices:    40 sensors (~400 msg/s) and 5 gateways (~50 msg/s) publishing to "
+            << broker.Url() << "\n"
             << "Ctrl-C stops everything.\n\n";
-  std::printf("%8s  %14s  %12s  %12s  %12s  %10s\n", "time", "rows inserted", "rows/s",
-              "table rows", "storage", "pg up");
+  std::printf("%6s %13s %8s %10s %10s | %10s %8s %10s  %s\n", "time", "rows inserted", "rows/s",
+              "table rows", "storage", "mqtt msgs", "msgs/s", "bytes/s", "msgs/s per topic group");
 
   const auto start = std::chrono::steady_clock::now();
-  double last_inserted = -1;
+  std::optional<std::vector<MetricSample>> previous;
   auto last_time = start;
+  double inserted = 0, messages = 0;
   while (!g_stop) {
     std::this_thread::sleep_for(2s);  // display refresh, not synchronisation
     const auto samples = exporter.Scrape();
     const auto now = std::chrono::steady_clock::now();
-    const double inserted = Sum(samples, "iotistic_postgres_table_rows_inserted_total");
     const double seconds = std::chrono::duration<double>(now - last_time).count();
-    const double per_second = last_inserted < 0 ? 0 : (inserted - last_inserted) / seconds;
-    last_inserted = inserted;
-    last_time = now;
-    std::printf(
-        "%7.0fs  %14.0f  %12.1f  %12.0f  %12s  %10.0f\n",
-        std::chrono::duration<double>(now - start).count(), inserted, per_second,
-        Sum(samples, "iotistic_postgres_table_rows_estimated"),
-        Bytes(FindValue(samples, "iotistic_postgres_database_size_bytes").value_or(0)).c_str(),
-        FindValue(samples, "iotistic_postgres_up").value_or(0));
+    // Rates from the exporter's own counters between two scrapes, as Prometheus' rate() would.
+    auto rate = [&](const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+      if (!previous) return 0.0;
+      double delta = 0;
+      for (const auto& s : FindAll(samples, name, labels)) delta += s.value;
+      for (const auto& s : FindAll(*previous, name, labels)) delta -= s.value;
+      return delta / seconds;
+    };
+    inserted = Sum(samples, "iotistic_postgres_table_rows_inserted_total");
+    messages = Sum(samples, "iotistic_mqtt_messages_total");
+    std::string groups;
+    for (const auto& s : FindAll(samples, "iotistic_mqtt_messages_total")) {
+      const auto& group = s.labels.at("topic_group");
+      char part[64];
+      std::snprintf(part, sizeof part, "%s %.0f  ", group.c_str(), rate("iotistic_mqtt_messages_total", {{"topic_group", group}}));
+      groups += part;
+    }
+    std::printf("%5.0fs %13.0f %8.1f %10.0f %10s | %10.0f %8.1f %10s  %s\n",
+                std::chrono::duration<double>(now - start).count(), inserted,
+                rate("iotistic_postgres_table_rows_inserted_total"),
+                Sum(samples, "iotistic_postgres_table_rows_estimated"),
+                Bytes(FindValue(samples, "iotistic_postgres_database_size_bytes").value_or(0)).c_str(),
+                messages, rate("iotistic_mqtt_messages_total"),
+                (Bytes(rate("iotistic_mqtt_payload_bytes_total")) + "/s").c_str(), groups.c_str());
     std::fflush(stdout);
+    previous = samples;
+    last_time = now;
     if (duration_seconds > 0 && now - start >= std::chrono::seconds(duration_seconds)) break;
   }
   g_stop = true;
   writer.join();
+  for (auto& fleet : fleets) fleet->Stop(SIGTERM);
   std::cout << "\nStopping: the writer wrote " << written << " readings and the exporter counted "
-            << std::max(0.0, last_inserted)
-            << " rows inserted; exporter, PostgreSQL and their temporary "
-            << "data are removed." << std::endl;
-  // A run in which the exporter never counted a row is a failure (the smoke
-  // test relies on this).
-  return last_inserted > 0 ? 0 : 1;
+            << inserted << " rows inserted; the devices' summaries:\n";
+  for (auto& fleet : fleets) std::cout << "  " << fleet->Log();
+  std::cout << "The exporter counted " << messages << " MQTT messages. Exporter, PostgreSQL, Mosquitto and "
+            << "their temporary data are removed." << std::endl;
+  // A run in which the exporter counted no row or no message is a failure (the smoke test relies
+  // on this).
+  return inserted > 0 && messages > 0 ? 0 : 1;
 }
+
