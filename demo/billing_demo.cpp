@@ -133,13 +133,14 @@ int main(int argc, char** argv) {
   const std::vector<std::array<std::string, 3>> kFleets = {{"sensors", "40", "400"},
                                                            {"gateways", "5", "50"}};
   for (const auto& [prefix, devices, rate] : kFleets) {
-    fleets.push_back(std::make_unique<Process>(Process::Options{
-        .argv = {simulator_path, "--url", broker.Url(), "--topic-prefix", prefix, "--devices", devices,
-                 "--rate", rate, "--duration", "86400", "--qos", "1", "--client-id", "demo-" + prefix},
-        .env = {},
-        .unset_env = {},
-        .log_path = dir.path() / (prefix + ".log"),
-        .run_as_user = std::nullopt}));
+    fleets.push_back(std::make_unique<Process>(
+        Process::Options{.argv = {simulator_path, "--url", broker.Url(), "--topic-prefix", prefix,
+                                  "--devices", devices, "--rate", rate, "--duration", "86400",
+                                  "--qos", "1", "--client-id", "demo-" + prefix},
+                         .env = {},
+                         .unset_env = {},
+                         .log_path = dir.path() / (prefix + ".log"),
+                         .run_as_user = std::nullopt}));
   }
 
   ExporterProcess exporter(exporter_path, {},
@@ -177,7 +178,8 @@ int main(int argc, char** argv) {
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - last_time).count();
     // Rates from the exporter's own counters between two scrapes, as Prometheus' rate() would.
-    auto rate = [&](const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+    auto rate = [&](const std::string& name,
+                    const std::map<std::string, std::string>& labels = {}) {
       if (!previous) return 0.0;
       double delta = 0;
       for (const auto& s : FindAll(samples, name, labels)) delta += s.value;
@@ -190,16 +192,18 @@ int main(int argc, char** argv) {
     for (const auto& s : FindAll(samples, "iotistic_mqtt_messages_total")) {
       const auto& group = s.labels.at("topic_group");
       char part[64];
-      std::snprintf(part, sizeof part, "%s %.0f  ", group.c_str(), rate("iotistic_mqtt_messages_total", {{"topic_group", group}}));
+      std::snprintf(part, sizeof part, "%s %.0f  ", group.c_str(),
+                    rate("iotistic_mqtt_messages_total", {{"topic_group", group}}));
       groups += part;
     }
-    std::printf("%5.0fs %13.0f %8.1f %10.0f %10s | %10.0f %8.1f %10s  %s\n",
-                std::chrono::duration<double>(now - start).count(), inserted,
-                rate("iotistic_postgres_table_rows_inserted_total"),
-                Sum(samples, "iotistic_postgres_table_rows_estimated"),
-                Bytes(FindValue(samples, "iotistic_postgres_database_size_bytes").value_or(0)).c_str(),
-                messages, rate("iotistic_mqtt_messages_total"),
-                (Bytes(rate("iotistic_mqtt_payload_bytes_total")) + "/s").c_str(), groups.c_str());
+    std::printf(
+        "%5.0fs %13.0f %8.1f %10.0f %10s | %10.0f %8.1f %10s  %s\n",
+        std::chrono::duration<double>(now - start).count(), inserted,
+        rate("iotistic_postgres_table_rows_inserted_total"),
+        Sum(samples, "iotistic_postgres_table_rows_estimated"),
+        Bytes(FindValue(samples, "iotistic_postgres_database_size_bytes").value_or(0)).c_str(),
+        messages, rate("iotistic_mqtt_messages_total"),
+        (Bytes(rate("iotistic_mqtt_payload_bytes_total")) + "/s").c_str(), groups.c_str());
     std::fflush(stdout);
     previous = samples;
     last_time = now;
@@ -211,10 +215,10 @@ int main(int argc, char** argv) {
   std::cout << "\nStopping: the writer wrote " << written << " readings and the exporter counted "
             << inserted << " rows inserted; the devices' summaries:\n";
   for (auto& fleet : fleets) std::cout << "  " << fleet->Log();
-  std::cout << "The exporter counted " << messages << " MQTT messages. Exporter, PostgreSQL, Mosquitto and "
+  std::cout << "The exporter counted " << messages
+            << " MQTT messages. Exporter, PostgreSQL, Mosquitto and "
             << "their temporary data are removed." << std::endl;
   // A run in which the exporter counted no row or no message is a failure (the smoke test relies
   // on this).
   return inserted > 0 && messages > 0 ? 0 : 1;
 }
-

@@ -142,8 +142,8 @@ int main(int argc, char** argv) {
     }
     Log(LogLevel::kInfo, "main",
         "sampling every " + std::to_string(config.sample_interval.count()) + "ms: postgres " +
-            (config.postgres.url ? config.postgres.url->Redacted() : std::string("off")) + ", mqtt " +
-            (config.mqtt.url.empty() ? std::string("off") : config.mqtt.url));
+            (config.postgres.url ? config.postgres.url->Redacted() : std::string("off")) +
+            ", mqtt " + (config.mqtt.url.empty() ? std::string("off") : config.mqtt.url));
     int received = 0;
     sigwait(&signals, &received);
     Log(LogLevel::kInfo, "main",

@@ -19,8 +19,10 @@ struct ValueInfo {
 // wire, protocol overhead included.
 constexpr std::array<ValueInfo, static_cast<std::size_t>(BrokerValue::kCount)> kValueInfo = {{
     {"$SYS/broker/publish/messages/received", names::kBrokerPublishReceived,
-     prometheus::MetricType::Counter, "PUBLISH messages the broker received, as the broker reports it."},
-    {"$SYS/broker/publish/messages/sent", names::kBrokerPublishSent, prometheus::MetricType::Counter,
+     prometheus::MetricType::Counter,
+     "PUBLISH messages the broker received, as the broker reports it."},
+    {"$SYS/broker/publish/messages/sent", names::kBrokerPublishSent,
+     prometheus::MetricType::Counter,
      "PUBLISH messages the broker sent, as the broker reports it."},
     {"$SYS/broker/publish/messages/dropped", names::kBrokerPublishDropped,
      prometheus::MetricType::Counter, "PUBLISH messages the broker dropped (queues full)."},
@@ -61,7 +63,8 @@ std::optional<std::uint64_t> ParseSysCount(std::string_view payload) {
 
 std::optional<std::uint64_t> ParseUptime(std::string_view payload) {
   constexpr std::string_view kSuffix = " seconds";
-  if (payload.size() <= kSuffix.size() || payload.substr(payload.size() - kSuffix.size()) != kSuffix) {
+  if (payload.size() <= kSuffix.size() ||
+      payload.substr(payload.size() - kSuffix.size()) != kSuffix) {
     return std::nullopt;
   }
   return ParseSysCount(payload.substr(0, payload.size() - kSuffix.size()));
@@ -78,7 +81,8 @@ void BrokerStats::OnSysMessage(std::string_view topic, std::string_view payload,
     if (!live) return;
     // Uptime has one-second resolution, so each estimate of the start time jitters by a second.
     // Keep the first estimate until the uptime goes backwards (the broker restarted) or the
-    // estimate moves by more than that jitter (we reconnected to a broker that restarted meanwhile).
+    // estimate moves by more than that jitter (we reconnected to a broker that restarted
+    // meanwhile).
     const double estimate = std::round(now_unix - static_cast<double>(*uptime));
     const double current = start_time_.load(std::memory_order_relaxed);
     if (current == 0 || *uptime < last_uptime_ || std::abs(estimate - current) > 2) {

@@ -2,14 +2,14 @@
 // the MQTT delivery thread, read by the sampler; lock-free.
 #pragma once
 
+#include <prometheus/metric_family.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 namespace billing::exporter {
 

@@ -207,17 +207,18 @@ void ParsePostgres(const YAML::Node& node, PostgresConfig& pg, std::string& url_
 }
 
 void ParseMqtt(const YAML::Node& node, MqttConfig& mqtt) {
-  CheckKeys(node, "mqtt",
-            {"url", "username", "password", "ca_file", "client_id", "topics", "shared_group", "qos",
-             "topic_group_levels", "topic_group_patterns", "max_topic_groups",
-             "reconnect_backoff_max"});
+  CheckKeys(
+      node, "mqtt",
+      {"url", "username", "password", "ca_file", "client_id", "topics", "shared_group", "qos",
+       "topic_group_levels", "topic_group_patterns", "max_topic_groups", "reconnect_backoff_max"});
   if (node["url"]) mqtt.url = GetString(node["url"], "mqtt.url");
   if (node["username"]) mqtt.username = GetString(node["username"], "mqtt.username");
   if (node["password"]) mqtt.password = GetString(node["password"], "mqtt.password");
   if (node["ca_file"]) mqtt.ca_file = GetString(node["ca_file"], "mqtt.ca_file");
   if (node["client_id"]) mqtt.client_id = GetString(node["client_id"], "mqtt.client_id");
   if (node["topics"]) mqtt.topics = GetStringList(node["topics"], "mqtt.topics");
-  if (node["shared_group"]) mqtt.shared_group = GetString(node["shared_group"], "mqtt.shared_group");
+  if (node["shared_group"])
+    mqtt.shared_group = GetString(node["shared_group"], "mqtt.shared_group");
   if (node["qos"]) {
     const auto qos = GetUnsigned(node["qos"], "mqtt.qos");
     if (qos > 2) throw FieldError{"mqtt.qos", "must be 0, 1 or 2"};
@@ -230,7 +231,8 @@ void ParseMqtt(const YAML::Node& node, MqttConfig& mqtt) {
     }
   }
   if (node["topic_group_patterns"]) {
-    mqtt.topic_group_patterns = GetStringList(node["topic_group_patterns"], "mqtt.topic_group_patterns");
+    mqtt.topic_group_patterns =
+        GetStringList(node["topic_group_patterns"], "mqtt.topic_group_patterns");
   }
   if (node["max_topic_groups"]) {
     mqtt.max_topic_groups = GetUnsigned(node["max_topic_groups"], "mqtt.max_topic_groups");
@@ -239,20 +241,23 @@ void ParseMqtt(const YAML::Node& node, MqttConfig& mqtt) {
     }
   }
   if (node["reconnect_backoff_max"]) {
-    mqtt.reconnect_backoff_max = GetDuration(node["reconnect_backoff_max"], "mqtt.reconnect_backoff_max");
+    mqtt.reconnect_backoff_max =
+        GetDuration(node["reconnect_backoff_max"], "mqtt.reconnect_backoff_max");
   }
 }
 
 // Checks that need the file and the environment merged.
 void ValidateMqtt(MqttConfig& mqtt, const std::string& url_field, const std::string& customer_id) {
   if (auto error = ValidateMqttUrl(mqtt.url); !error.empty()) throw FieldError{url_field, error};
-  if (mqtt.topics.empty()) throw FieldError{"mqtt.topics", "needs at least one topic filter, e.g. [\"#\"]"};
+  if (mqtt.topics.empty())
+    throw FieldError{"mqtt.topics", "needs at least one topic filter, e.g. [\"#\"]"};
   for (std::size_t i = 0; i < mqtt.topics.size(); ++i) {
     if (auto error = ValidateTopicFilter(mqtt.topics[i]); !error.empty()) {
       throw FieldError{"mqtt.topics[" + std::to_string(i) + "]", error};
     }
     if (mqtt.topics[i].rfind("$share/", 0) == 0) {
-      throw FieldError{"mqtt.topics[" + std::to_string(i) + "]", "write the filter without $share/; set mqtt.shared_group instead"};
+      throw FieldError{"mqtt.topics[" + std::to_string(i) + "]",
+                       "write the filter without $share/; set mqtt.shared_group instead"};
     }
   }
   for (std::size_t i = 0; i < mqtt.topic_group_patterns.size(); ++i) {
@@ -261,25 +266,30 @@ void ValidateMqtt(MqttConfig& mqtt, const std::string& url_field, const std::str
     }
   }
   if (mqtt.topic_group_patterns.size() > mqtt.max_topic_groups) {
-    throw FieldError{"mqtt.topic_group_patterns", "has more patterns than mqtt.max_topic_groups allows"};
+    throw FieldError{"mqtt.topic_group_patterns",
+                     "has more patterns than mqtt.max_topic_groups allows"};
   }
   if (!mqtt.shared_group.empty() && mqtt.shared_group.find_first_of("/+#") != std::string::npos) {
     throw FieldError{"mqtt.shared_group", "must not contain '/', '+' or '#'"};
   }
   if (mqtt.username.empty() && !mqtt.password.empty()) {
-    throw FieldError{"MQTT_USERNAME", "a password is set without a user name; set MQTT_USERNAME (or mqtt.username)"};
+    throw FieldError{"MQTT_USERNAME",
+                     "a password is set without a user name; set MQTT_USERNAME (or mqtt.username)"};
   }
   if (!mqtt.ca_file.empty() && access(mqtt.ca_file.c_str(), R_OK) != 0) {
-    throw FieldError{"mqtt.ca_file", "cannot read '" + mqtt.ca_file + "'; check the path and its permissions"};
+    throw FieldError{"mqtt.ca_file",
+                     "cannot read '" + mqtt.ca_file + "'; check the path and its permissions"};
   }
-  RequireAtLeast(mqtt.reconnect_backoff_max, std::chrono::milliseconds(100), "mqtt.reconnect_backoff_max");
+  RequireAtLeast(mqtt.reconnect_backoff_max, std::chrono::milliseconds(100),
+                 "mqtt.reconnect_backoff_max");
   if (mqtt.client_id.empty()) {
     // Stable across restarts of this replica, so the broker keeps the session (and queues QoS 1
     // messages) while the exporter restarts.
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     mqtt.client_id = "billing-exporter-" + (customer_id.empty() ? std::string(host) : customer_id);
-    if (!mqtt.shared_group.empty() && !customer_id.empty()) mqtt.client_id += std::string("-") + host;
+    if (!mqtt.shared_group.empty() && !customer_id.empty())
+      mqtt.client_id += std::string("-") + host;
   }
 }
 
@@ -296,9 +306,9 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
   std::string customer_id;
   std::string url_text;
   if (root && !root.IsNull()) {
-    CheckKeys(root, "",
-              {"customer_id", "listen", "sample_interval", "constant_labels", "web", "postgres",
-               "mqtt"});
+    CheckKeys(
+        root, "",
+        {"customer_id", "listen", "sample_interval", "constant_labels", "web", "postgres", "mqtt"});
     if (root["customer_id"]) customer_id = GetString(root["customer_id"], "customer_id");
     if (root["listen"]) config.listen = GetString(root["listen"], "listen");
     if (root["sample_interval"])

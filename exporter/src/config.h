@@ -41,14 +41,15 @@ struct MqttConfig {
   std::string url;  // empty: the MQTT collector is off. tcp://host:1883, ssl://host:8883
   std::string username;
   std::string password;
-  std::string ca_file;  // PEM bundle to verify an ssl:// broker; empty: the system's
+  std::string ca_file;    // PEM bundle to verify an ssl:// broker; empty: the system's
   std::string client_id;  // stable, so the broker keeps our session across reconnects
   std::vector<std::string> topics{"#"};  // filters counted per topic group
-  std::string shared_group;  // set: subscribe as $share/<group>/<filter> (replicas never double count)
+  std::string
+      shared_group;  // set: subscribe as $share/<group>/<filter> (replicas never double count)
   int qos = 1;
-  std::size_t topic_group_levels = 1;           // a group is the first N levels of the topic...
+  std::size_t topic_group_levels = 1;             // a group is the first N levels of the topic...
   std::vector<std::string> topic_group_patterns;  // ...unless it matches one of these filters
-  std::size_t max_topic_groups = 100;           // beyond: the "other" group
+  std::size_t max_topic_groups = 100;             // beyond: the "other" group
   std::chrono::milliseconds reconnect_backoff_max{std::chrono::seconds(30)};
 };
 

@@ -28,14 +28,16 @@ namespace billing::exporter::names {
 inline constexpr const char* kMqttUp = "iotistic_mqtt_up";
 inline constexpr const char* kBrokerPublishReceived =
     "iotistic_mqtt_broker_publish_messages_received_total";
-inline constexpr const char* kBrokerPublishSent = "iotistic_mqtt_broker_publish_messages_sent_total";
+inline constexpr const char* kBrokerPublishSent =
+    "iotistic_mqtt_broker_publish_messages_sent_total";
 inline constexpr const char* kBrokerPublishDropped =
     "iotistic_mqtt_broker_publish_messages_dropped_total";
 inline constexpr const char* kBrokerBytesReceived = "iotistic_mqtt_broker_bytes_received_total";
 inline constexpr const char* kBrokerBytesSent = "iotistic_mqtt_broker_bytes_sent_total";
 inline constexpr const char* kBrokerNetworkBytesReceived =
     "iotistic_mqtt_broker_network_bytes_received_total";
-inline constexpr const char* kBrokerNetworkBytesSent = "iotistic_mqtt_broker_network_bytes_sent_total";
+inline constexpr const char* kBrokerNetworkBytesSent =
+    "iotistic_mqtt_broker_network_bytes_sent_total";
 inline constexpr const char* kBrokerClientsConnected = "iotistic_mqtt_broker_clients_connected";
 inline constexpr const char* kBrokerSubscriptions = "iotistic_mqtt_broker_subscriptions";
 inline constexpr const char* kBrokerRetainedMessages = "iotistic_mqtt_broker_retained_messages";

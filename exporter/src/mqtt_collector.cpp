@@ -28,13 +28,16 @@ MqttCollector::MqttCollector(const MqttConfig& config, std::chrono::milliseconds
       ledger_(config.topic_group_patterns, config.topic_group_levels, config.max_topic_groups),
       connect_listener_([this](const std::string& why) { OnConnectFailed(why); }),
       subscribe_listener_([this](const std::string& why) {
-        OnConnectionLost("the broker refused a subscription (" + why + "); check the ACL for the exporter's user");
+        OnConnectionLost("the broker refused a subscription (" + why +
+                         "); check the ACL for the exporter's user");
       }),
       backoff_(std::chrono::milliseconds(500), config.reconnect_backoff_max) {
   // No persistence: the broker keeps our session (clean_session=false), not a local file.
-  client_ = std::make_unique<mqtt::async_client>(config_.url, config_.client_id, mqtt::create_options(MQTTVERSION_3_1_1));
+  client_ = std::make_unique<mqtt::async_client>(config_.url, config_.client_id,
+                                                 mqtt::create_options(MQTTVERSION_3_1_1));
   client_->set_connected_handler([this](const std::string&) { OnConnected(); });
-  client_->set_connection_lost_handler([this](const std::string& cause) { OnConnectionLost(cause); });
+  client_->set_connection_lost_handler(
+      [this](const std::string& cause) { OnConnectionLost(cause); });
   client_->set_message_callback([this](mqtt::const_message_ptr message) {
     const auto& topic = message->get_topic_ref();
     const auto& payload = message->get_payload_ref();
@@ -51,7 +54,8 @@ MqttCollector::MqttCollector(const MqttConfig& config, std::chrono::milliseconds
 
 MqttCollector::~MqttCollector() {
   try {
-    if (client_->is_connected()) client_->disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(3));
+    if (client_->is_connected())
+      client_->disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(3));
   } catch (const std::exception& e) {
     Log(LogLevel::kWarn, name_, std::string("disconnect: ") + e.what());
   }
@@ -60,12 +64,13 @@ MqttCollector::~MqttCollector() {
 void MqttCollector::StartConnect() {
   if (connecting_.exchange(true)) return;
   subscribed_ = false;
-  auto options = mqtt::connect_options_builder()
-                     .clean_session(false)
-                     .keep_alive_interval(std::chrono::seconds(20))
-                     .connect_timeout(std::chrono::seconds(10))
-                     .automatic_reconnect(false)  // reconnects are ours: with backoff, also at start
-                     .finalize();
+  auto options =
+      mqtt::connect_options_builder()
+          .clean_session(false)
+          .keep_alive_interval(std::chrono::seconds(20))
+          .connect_timeout(std::chrono::seconds(10))
+          .automatic_reconnect(false)  // reconnects are ours: with backoff, also at start
+          .finalize();
   if (!config_.username.empty()) options.set_user_name(config_.username);
   if (!config_.password.empty()) options.set_password(config_.password);
   if (config_.url.rfind("ssl://", 0) == 0 || config_.url.rfind("mqtts://", 0) == 0 ||
@@ -88,7 +93,8 @@ void MqttCollector::OnConnected() {
     // Callbacks must not block, so subscription failures arrive through the listener.
     client_->subscribe(kSysFilter, 0, nullptr, subscribe_listener_);
     for (const auto& filter : config_.topics) {
-      const auto full = config_.shared_group.empty() ? filter : "$share/" + config_.shared_group + "/" + filter;
+      const auto full =
+          config_.shared_group.empty() ? filter : "$share/" + config_.shared_group + "/" + filter;
       client_->subscribe(full, config_.qos, nullptr, subscribe_listener_);
     }
     subscribed_ = true;
@@ -135,19 +141,25 @@ SampleResult MqttCollector::Sample() {
   prometheus::ClientMetric up_metric;
   up_metric.gauge.value = up ? 1 : 0;
   result.families.push_back(prometheus::MetricFamily{
-      names::kMqttUp, "1 if the exporter is connected and subscribed to the customer's broker, else 0.",
-      prometheus::MetricType::Gauge, {up_metric}});
+      names::kMqttUp,
+      "1 if the exporter is connected and subscribed to the customer's broker, else 0.",
+      prometheus::MetricType::Gauge,
+      {up_metric}});
   if (up) {
     for (auto& family : broker_.Families()) result.families.push_back(std::move(family));
   }
 
   // Counts the exporter owns: from zero with the process, kept while the broker is away.
-  prometheus::MetricFamily messages{names::kMqttMessages,
-                                    "Messages the exporter received per topic group since it started.",
-                                    prometheus::MetricType::Counter, {}};
-  prometheus::MetricFamily bytes{names::kMqttPayloadBytes,
-                                 "Payload bytes the exporter received per topic group since it started.",
-                                 prometheus::MetricType::Counter, {}};
+  prometheus::MetricFamily messages{
+      names::kMqttMessages,
+      "Messages the exporter received per topic group since it started.",
+      prometheus::MetricType::Counter,
+      {}};
+  prometheus::MetricFamily bytes{
+      names::kMqttPayloadBytes,
+      "Payload bytes the exporter received per topic group since it started.",
+      prometheus::MetricType::Counter,
+      {}};
   for (const auto& group : ledger_.Snapshot()) {
     prometheus::ClientMetric m;
     m.label = {{"topic_group", group.group}};
@@ -162,9 +174,11 @@ SampleResult MqttCollector::Sample() {
   }
   prometheus::ClientMetric malformed;
   malformed.counter.value = static_cast<double>(broker_.malformed());
-  result.families.push_back(prometheus::MetricFamily{
-      names::kMqttSysPayloadErrors, "$SYS payloads that could not be parsed and were ignored.",
-      prometheus::MetricType::Counter, {malformed}});
+  result.families.push_back(
+      prometheus::MetricFamily{names::kMqttSysPayloadErrors,
+                               "$SYS payloads that could not be parsed and were ignored.",
+                               prometheus::MetricType::Counter,
+                               {malformed}});
 
   result.ok = up;
   if (!up) {

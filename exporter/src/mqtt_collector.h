@@ -63,8 +63,8 @@ class MqttCollector final : public Collector {
   std::atomic<bool> connecting_{false};
   std::atomic<bool> subscribed_{false};
   std::mutex error_mutex_;
-  std::string last_error_;  // guarded by error_mutex_
-  Backoff backoff_;         // sampler thread only
+  std::string last_error_;                                // guarded by error_mutex_
+  Backoff backoff_;                                       // sampler thread only
   std::chrono::steady_clock::time_point next_attempt_{};  // sampler thread only
 };
 

@@ -20,16 +20,19 @@ std::string_view NextLevel(std::string_view& rest, bool& done) {
 }  // namespace
 
 std::string ValidateMqttUrl(const std::string& url) {
-  static const std::regex pattern(R"(^(tcp|ssl|mqtt|mqtts|ws|wss)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})(/.*)?$)");
+  static const std::regex pattern(
+      R"(^(tcp|ssl|mqtt|mqtts|ws|wss)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})(/.*)?$)");
   std::smatch match;
   if (!std::regex_match(url, match, pattern)) {
     if (url.find('@') != std::string::npos) {
-      return "must not contain credentials; set MQTT_USERNAME and MQTT_PASSWORD (or mqtt.username/password)";
+      return "must not contain credentials; set MQTT_USERNAME and MQTT_PASSWORD (or "
+             "mqtt.username/password)";
     }
     return "'" + url + "' is not a broker address; write tcp://host:1883 or ssl://host:8883";
   }
   const int port = std::stoi(match[3].str());
-  if (port < 1 || port > 65535) return "has port " + match[3].str() + ", which is not between 1 and 65535";
+  if (port < 1 || port > 65535)
+    return "has port " + match[3].str() + ", which is not between 1 and 65535";
   return "";
 }
 
@@ -52,7 +55,8 @@ std::string ValidateTopicFilter(std::string_view filter) {
 }
 
 bool TopicMatches(std::string_view filter, std::string_view topic) {
-  if (!topic.empty() && topic[0] == '$' && !filter.empty() && (filter[0] == '+' || filter[0] == '#')) {
+  if (!topic.empty() && topic[0] == '$' && !filter.empty() &&
+      (filter[0] == '+' || filter[0] == '#')) {
     return false;
   }
   bool filter_done = false;

@@ -33,7 +33,8 @@ std::size_t UsageLedger::SlotFor(std::string_view topic) {
   }
   if (group.empty()) group = LeadingLevels(topic, group_levels_);
   if (const auto it = index_.find(group); it != index_.end()) return it->second;
-  const bool full = published_.load(std::memory_order_relaxed) - (other_slot_ != SIZE_MAX) >= max_groups_;
+  const bool full =
+      published_.load(std::memory_order_relaxed) - (other_slot_ != SIZE_MAX) >= max_groups_;
   if (!full && group != kOtherGroup) return NewSlot(group);
   if (other_slot_ == SIZE_MAX) other_slot_ = NewSlot(kOtherGroup);
   return other_slot_;

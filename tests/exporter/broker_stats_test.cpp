@@ -35,7 +35,8 @@ TEST(BrokerStatsTest, ExportsValuesExactlyAndIgnoresMalformedOnes) {
   stats.OnSysMessage("$SYS/broker/load/bytes/received/1min", "12.5", true, 1000);  // not exported
   EXPECT_EQ(stats.malformed(), 2u);
   const auto samples = Samples(stats);
-  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total"), 9007199254740992.0);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total"),
+            9007199254740992.0);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_clients_connected"), 7);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_bytes_received_total"), std::nullopt);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_start_time_seconds"), std::nullopt);

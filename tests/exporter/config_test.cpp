@@ -132,9 +132,13 @@ TEST(ConfigTest, ErrorsNameTheField) {
       {"mqtt: {url: 'tcp://h:1883', topics: ['devices/#/x']}", {}, "mqtt.topics[0]"},
       {"mqtt: {url: 'tcp://h:1883', topics: ['$share/g/#']}", {}, "mqtt.topics[0]"},
       {"mqtt: {url: 'tcp://h:1883', topics: []}", {}, "mqtt.topics"},
-      {"mqtt: {url: 'tcp://h:1883', topic_group_patterns: ['a+']}", {}, "mqtt.topic_group_patterns[0]"},
+      {"mqtt: {url: 'tcp://h:1883', topic_group_patterns: ['a+']}",
+       {},
+       "mqtt.topic_group_patterns[0]"},
       {"mqtt: {url: 'tcp://h:1883', topic_group_levels: 0}", {}, "mqtt.topic_group_levels"},
-      {"mqtt: {url: 'tcp://h:1883', max_topic_groups: 1, topic_group_patterns: [a, b]}", {}, "mqtt.topic_group_patterns"},
+      {"mqtt: {url: 'tcp://h:1883', max_topic_groups: 1, topic_group_patterns: [a, b]}",
+       {},
+       "mqtt.topic_group_patterns"},
       {"mqtt: {url: 'tcp://h:1883', shared_group: 'a/b'}", {}, "mqtt.shared_group"},
       {"mqtt: {url: 'tcp://h:1883', ca_file: /nonexistent/ca.pem}", {}, "mqtt.ca_file"},
       {"mqtt: {url: 'tcp://h:1883', topic: '#'}", {}, "mqtt.topic"},
@@ -148,18 +152,20 @@ TEST(ConfigTest, ErrorsNameTheField) {
 }
 
 TEST(ConfigTest, MqttOnlyWithEnvironment) {
-  const auto config = MustParse("mqtt: {topic_group_patterns: ['devices/+/telemetry'], shared_group: billing}\n",
-                                Env({{"MQTT_URL", "ssl://broker:8883"},
-                                     {"MQTT_USERNAME", "exporter"},
-                                     {"MQTT_PASSWORD", "pw"},
-                                     {"CUSTOMER_ID", "abc123"}}));
+  const auto config =
+      MustParse("mqtt: {topic_group_patterns: ['devices/+/telemetry'], shared_group: billing}\n",
+                Env({{"MQTT_URL", "ssl://broker:8883"},
+                     {"MQTT_USERNAME", "exporter"},
+                     {"MQTT_PASSWORD", "pw"},
+                     {"CUSTOMER_ID", "abc123"}}));
   EXPECT_FALSE(config.postgres.url.has_value());
   EXPECT_EQ(config.mqtt.url, "ssl://broker:8883");
   EXPECT_EQ(config.mqtt.username, "exporter");
   EXPECT_EQ(config.mqtt.topics, (std::vector<std::string>{"#"}));
   EXPECT_EQ(config.mqtt.qos, 1);
   // Replicas sharing a subscription need distinct client ids; the customer id keeps them stable.
-  EXPECT_EQ(config.mqtt.client_id.rfind("billing-exporter-abc123-", 0), 0u) << config.mqtt.client_id;
+  EXPECT_EQ(config.mqtt.client_id.rfind("billing-exporter-abc123-", 0), 0u)
+      << config.mqtt.client_id;
   const auto single = MustParse("", Env({{"MQTT_URL", "tcp://b:1883"}, {"CUSTOMER_ID", "abc123"}}));
   EXPECT_EQ(single.mqtt.client_id, "billing-exporter-abc123");
 }

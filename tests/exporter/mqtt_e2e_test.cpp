@@ -29,7 +29,8 @@ Sent Simulate(const MosquittoServer& broker, const std::vector<std::string>& arg
   EXPECT_EQ(result.exit_code, 0) << result.output;
   std::smatch m;
   Sent sent;
-  if (std::regex_search(result.output, m, std::regex(R"re("messages":(\d+),"payload_bytes":(\d+))re"))) {
+  if (std::regex_search(result.output, m,
+                        std::regex(R"re("messages":(\d+),"payload_bytes":(\d+))re"))) {
     sent.messages = std::stol(m[1]);
     sent.payload_bytes = std::stod(m[2]);
   } else {
@@ -70,7 +71,8 @@ class Watcher {
 
 class MqttE2eTest : public ::testing::Test {
  protected:
-  std::unique_ptr<ExporterProcess> StartExporter(const MosquittoServer& broker, const std::string& yaml) {
+  std::unique_ptr<ExporterProcess> StartExporter(const MosquittoServer& broker,
+                                                 const std::string& yaml) {
     const auto config = dir_.path() / ("config-" + std::to_string(++configs_) + ".yaml");
     std::ofstream(config) << yaml;
     auto exporter = std::make_unique<ExporterProcess>(
@@ -91,19 +93,27 @@ TEST_F(MqttE2eTest, HundredThousandQos1MessagesOver500TopicsCountedExactly) {
   MosquittoServer broker(1, kBrokerConfig);
   auto exporter = StartExporter(broker, kPerDevice);
   Watcher watch(*exporter);
-  ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 20s)) << exporter->process().Log();
+  ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 20s))
+      << exporter->process().Log();
 
-  const Sent sent = Simulate(broker, {"--devices", "500", "--messages", "100000", "--qos", "1", "--payload-max", "600"});
+  const Sent sent = Simulate(
+      broker, {"--devices", "500", "--messages", "100000", "--qos", "1", "--payload-max", "600"});
   ASSERT_EQ(sent.messages, 100000);
   std::vector<MetricSample> samples;
-  EXPECT_TRUE(WaitFor([&] {
-    samples = watch.Scrape();
-    return Sum(samples, "iotistic_mqtt_messages_total") == 100000 &&
-           FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") == 100000.0;
-  }, 120s, 200ms)) << "counted " << Sum(samples, "iotistic_mqtt_messages_total");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        samples = watch.Scrape();
+        return Sum(samples, "iotistic_mqtt_messages_total") == 100000 &&
+               FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") ==
+                   100000.0;
+      },
+      120s, 200ms))
+      << "counted " << Sum(samples, "iotistic_mqtt_messages_total");
   EXPECT_EQ(Sum(samples, "iotistic_mqtt_payload_bytes_total"), sent.payload_bytes);
   EXPECT_EQ(FindAll(samples, "iotistic_mqtt_messages_total").size(), 500u);
-  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_messages_total", {{"topic_group", "devices/dev-00001"}}), 200);
+  EXPECT_EQ(
+      FindValue(samples, "iotistic_mqtt_messages_total", {{"topic_group", "devices/dev-00001"}}),
+      200);
   // The broker's own totals, exactly as it reports them.
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_bytes_received_total"), sent.payload_bytes);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_publish_messages_dropped_total"), 0);
@@ -127,40 +137,55 @@ TEST_F(MqttE2eTest, BrokerRestartIsSurvivedAndVisible) {
 
   const Sent before = Simulate(broker, {"--devices", "50", "--messages", "20000"});
   double start_before = 0;
-  ASSERT_TRUE(WaitFor([&] {
-    const auto s = watch.Scrape();
-    start_before = FindValue(s, "iotistic_mqtt_broker_start_time_seconds").value_or(0);
-    return Sum(s, "iotistic_mqtt_messages_total") == before.messages &&
-           FindValue(s, "iotistic_mqtt_broker_publish_messages_received_total") == before.messages &&
-           start_before > 0;
-  }, 60s, 200ms));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto s = watch.Scrape();
+        start_before = FindValue(s, "iotistic_mqtt_broker_start_time_seconds").value_or(0);
+        return Sum(s, "iotistic_mqtt_messages_total") == before.messages &&
+               FindValue(s, "iotistic_mqtt_broker_publish_messages_received_total") ==
+                   before.messages &&
+               start_before > 0;
+      },
+      60s, 200ms));
   // Let the first broker live a few seconds, so its successor's start time is clearly different.
-  ASSERT_TRUE(WaitFor([&] {
-    return std::chrono::system_clock::now().time_since_epoch() > std::chrono::duration<double>(start_before + 4);
-  }, 10s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return std::chrono::system_clock::now().time_since_epoch() >
+               std::chrono::duration<double>(start_before + 4);
+      },
+      10s));
 
   broker.Stop();
   ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 0.0; }, 20s));
   EXPECT_EQ(HttpGet(exporter->BaseUrl() + "/metrics").status, 200);
-  EXPECT_EQ(Sum(watch.Scrape(), "iotistic_mqtt_messages_total"), before.messages);  // kept while down
+  EXPECT_EQ(Sum(watch.Scrape(), "iotistic_mqtt_messages_total"),
+            before.messages);  // kept while down
 
   broker.Start();
   double start_after = 0;
-  ASSERT_TRUE(WaitFor([&] {
-    const auto s = watch.Scrape();
-    start_after = FindValue(s, "iotistic_mqtt_broker_start_time_seconds").value_or(0);
-    return FindValue(s, "iotistic_mqtt_up") == 1.0 && start_after > start_before;
-  }, 30s, 200ms)) << exporter->process().Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto s = watch.Scrape();
+        start_after = FindValue(s, "iotistic_mqtt_broker_start_time_seconds").value_or(0);
+        return FindValue(s, "iotistic_mqtt_up") == 1.0 && start_after > start_before;
+      },
+      30s, 200ms))
+      << exporter->process().Log();
 
   const Sent after = Simulate(broker, {"--devices", "50", "--messages", "15000", "--seed", "2"});
   std::vector<MetricSample> samples;
-  EXPECT_TRUE(WaitFor([&] {
-    samples = watch.Scrape();
-    return Sum(samples, "iotistic_mqtt_messages_total") == before.messages + after.messages &&
-           FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") == after.messages;
-  }, 60s, 200ms)) << "counted " << Sum(samples, "iotistic_mqtt_messages_total") << ", broker says "
-                  << FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total").value_or(-1);
-  EXPECT_EQ(Sum(samples, "iotistic_mqtt_payload_bytes_total"), before.payload_bytes + after.payload_bytes);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        samples = watch.Scrape();
+        return Sum(samples, "iotistic_mqtt_messages_total") == before.messages + after.messages &&
+               FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") ==
+                   after.messages;
+      },
+      60s, 200ms))
+      << "counted " << Sum(samples, "iotistic_mqtt_messages_total") << ", broker says "
+      << FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total").value_or(-1);
+  EXPECT_EQ(Sum(samples, "iotistic_mqtt_payload_bytes_total"),
+            before.payload_bytes + after.payload_bytes);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_bytes_received_total"), after.payload_bytes);
   EXPECT_EQ(watch.decreases(), 0);
   EXPECT_TRUE(exporter->process().Running());
@@ -172,27 +197,35 @@ TEST_F(MqttE2eTest, ExporterRestartContinuesTheBrokerTotals) {
   double total_before = 0, start_before = 0;
   {
     auto exporter = StartExporter(broker, kPerDevice);
-    ASSERT_TRUE(WaitFor([&] {
-      const auto s = exporter->Scrape();
-      total_before = FindValue(s, "iotistic_mqtt_broker_publish_messages_received_total").value_or(0);
-      start_before = FindValue(s, "iotistic_mqtt_broker_start_time_seconds").value_or(0);
-      return total_before == sent.messages && start_before > 0;
-    }, 30s, 200ms));
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          const auto s = exporter->Scrape();
+          total_before =
+              FindValue(s, "iotistic_mqtt_broker_publish_messages_received_total").value_or(0);
+          start_before = FindValue(s, "iotistic_mqtt_broker_start_time_seconds").value_or(0);
+          return total_before == sent.messages && start_before > 0;
+        },
+        30s, 200ms));
     EXPECT_EQ(WEXITSTATUS(exporter->Stop()), 0);
   }
   auto exporter = StartExporter(broker, kPerDevice);
   std::vector<MetricSample> first;
-  ASSERT_TRUE(WaitFor([&] {
-    first = exporter->Scrape();
-    return FindValue(first, "iotistic_mqtt_broker_publish_messages_received_total").has_value();
-  }, 30s, 100ms));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        first = exporter->Scrape();
+        return FindValue(first, "iotistic_mqtt_broker_publish_messages_received_total").has_value();
+      },
+      30s, 100ms));
   // The first value the new exporter serves continues from where the old one was: no drop.
   EXPECT_EQ(FindValue(first, "iotistic_mqtt_broker_publish_messages_received_total"), total_before);
   double start_after = 0;
-  ASSERT_TRUE(WaitFor([&] {
-    start_after = FindValue(exporter->Scrape(), "iotistic_mqtt_broker_start_time_seconds").value_or(0);
-    return start_after > 0;
-  }, 30s, 100ms));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        start_after =
+            FindValue(exporter->Scrape(), "iotistic_mqtt_broker_start_time_seconds").value_or(0);
+        return start_after > 0;
+      },
+      30s, 100ms));
   // Estimated from one-second uptimes: the same start within that resolution, never a reset.
   EXPECT_NEAR(start_after, start_before, 2.0);
 }
@@ -205,13 +238,18 @@ TEST_F(MqttE2eTest, BrokerDownAtStartThenUp) {
   ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 0.0; }, 20s));
   EXPECT_EQ(HttpGet(exporter->BaseUrl() + "/metrics").status, 200);
   EXPECT_EQ(HttpGet(exporter->BaseUrl() + "/readyz").status, 503);
-  EXPECT_GT(FindValue(watch.Scrape(), "iotistic_exporter_sample_errors_total", {{"collector", "mqtt"}}).value_or(0), 0);
+  EXPECT_GT(
+      FindValue(watch.Scrape(), "iotistic_exporter_sample_errors_total", {{"collector", "mqtt"}})
+          .value_or(0),
+      0);
 
   broker.Start();
-  ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 30s)) << exporter->process().Log();
+  ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 30s))
+      << exporter->process().Log();
   EXPECT_TRUE(WaitFor([&] { return HttpGet(exporter->BaseUrl() + "/readyz").status == 200; }, 10s));
   const Sent sent = Simulate(broker, {"--devices", "5", "--messages", "100"});
-  EXPECT_TRUE(WaitFor([&] { return Sum(watch.Scrape(), "iotistic_mqtt_messages_total") == sent.messages; }, 30s));
+  EXPECT_TRUE(WaitFor(
+      [&] { return Sum(watch.Scrape(), "iotistic_mqtt_messages_total") == sent.messages; }, 30s));
 }
 
 TEST_F(MqttE2eTest, TenThousandTopicsWithACapOf100) {
@@ -221,14 +259,19 @@ TEST_F(MqttE2eTest, TenThousandTopicsWithACapOf100) {
   ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 20s));
   const Sent sent = Simulate(broker, {"--devices", "10000", "--messages", "30000", "--qos", "1"});
   std::vector<MetricSample> samples;
-  ASSERT_TRUE(WaitFor([&] {
-    samples = watch.Scrape();
-    return Sum(samples, "iotistic_mqtt_messages_total") == sent.messages;
-  }, 60s, 200ms)) << "counted " << Sum(samples, "iotistic_mqtt_messages_total");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        samples = watch.Scrape();
+        return Sum(samples, "iotistic_mqtt_messages_total") == sent.messages;
+      },
+      60s, 200ms))
+      << "counted " << Sum(samples, "iotistic_mqtt_messages_total");
   EXPECT_EQ(FindAll(samples, "iotistic_mqtt_messages_total").size(), 101u);
   EXPECT_EQ(FindAll(samples, "iotistic_mqtt_payload_bytes_total").size(), 101u);
   EXPECT_EQ(Sum(samples, "iotistic_mqtt_payload_bytes_total"), sent.payload_bytes);
-  EXPECT_GT(FindValue(samples, "iotistic_mqtt_messages_total", {{"topic_group", "other"}}).value_or(0), 0);
+  EXPECT_GT(
+      FindValue(samples, "iotistic_mqtt_messages_total", {{"topic_group", "other"}}).value_or(0),
+      0);
 }
 
 TEST_F(MqttE2eTest, PatternGroupsAndPostgresTogether) {
@@ -236,18 +279,25 @@ TEST_F(MqttE2eTest, PatternGroupsAndPostgresTogether) {
   PostgresServer pg;
   const auto config = dir_.path() / "both.yaml";
   std::ofstream(config) << "mqtt: {topic_group_patterns: ['devices/+/telemetry']}\n";
-  ExporterProcess exporter(kExporter, {"--config", config.string()},
-                           {{"MQTT_URL", broker.Url()}, {"DATABASE_URL", pg.Url()}, {"SAMPLE_INTERVAL", "300ms"}});
+  ExporterProcess exporter(
+      kExporter, {"--config", config.string()},
+      {{"MQTT_URL", broker.Url()}, {"DATABASE_URL", pg.Url()}, {"SAMPLE_INTERVAL", "300ms"}});
   ASSERT_TRUE(exporter.WaitHealthy());
-  ASSERT_TRUE(WaitFor([&] {
-    const auto s = exporter.Scrape();
-    return FindValue(s, "iotistic_mqtt_up") == 1.0 && FindValue(s, "iotistic_postgres_up") == 1.0;
-  }, 30s));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto s = exporter.Scrape();
+        return FindValue(s, "iotistic_mqtt_up") == 1.0 &&
+               FindValue(s, "iotistic_postgres_up") == 1.0;
+      },
+      30s));
   const Sent sent = Simulate(broker, {"--devices", "30", "--messages", "3000"});
-  EXPECT_TRUE(WaitFor([&] {
-    return FindValue(exporter.Scrape(), "iotistic_mqtt_messages_total", {{"topic_group", "devices/+/telemetry"}}) ==
-           static_cast<double>(sent.messages);
-  }, 30s));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return FindValue(exporter.Scrape(), "iotistic_mqtt_messages_total",
+                         {{"topic_group", "devices/+/telemetry"}}) ==
+               static_cast<double>(sent.messages);
+      },
+      30s));
   EXPECT_EQ(HttpGet(exporter.BaseUrl() + "/readyz").status, 200);
 }
 

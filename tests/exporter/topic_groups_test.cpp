@@ -6,7 +6,8 @@ namespace billing::exporter {
 namespace {
 
 TEST(TopicFilterTest, Validation) {
-  for (const char* good : {"#", "+", "devices/#", "devices/+/telemetry", "+/+/#", "a//b", "$SYS/broker/#"}) {
+  for (const char* good :
+       {"#", "+", "devices/#", "devices/+/telemetry", "+/+/#", "a//b", "$SYS/broker/#"}) {
     EXPECT_EQ(ValidateTopicFilter(good), "") << good;
   }
   for (const char* bad : {"", "devices/#/x", "dev#", "devices/+x", "a/b#", "#/a"}) {
@@ -38,12 +39,12 @@ TEST(TopicFilterTest, LeadingLevels) {
 }
 
 TEST(MqttUrlTest, Validation) {
-  for (const char* good : {"tcp://127.0.0.1:1883", "ssl://broker.example:8883", "mqtt://mosquitto:1883",
-                           "ws://h:9001/mqtt", "tcp://[::1]:1883"}) {
+  for (const char* good : {"tcp://127.0.0.1:1883", "ssl://broker.example:8883",
+                           "mqtt://mosquitto:1883", "ws://h:9001/mqtt", "tcp://[::1]:1883"}) {
     EXPECT_EQ(ValidateMqttUrl(good), "") << good;
   }
-  for (const char* bad : {"", "127.0.0.1:1883", "http://h:80", "tcp://h", "tcp://h:0", "tcp://h:70000",
-                          "tcp://user:pw@h:1883"}) {
+  for (const char* bad : {"", "127.0.0.1:1883", "http://h:80", "tcp://h", "tcp://h:0",
+                          "tcp://h:70000", "tcp://user:pw@h:1883"}) {
     EXPECT_NE(ValidateMqttUrl(bad), "") << bad;
   }
   EXPECT_EQ(ValidateMqttUrl("tcp://user:hunter2@h:1883").find("hunter2"), std::string::npos);

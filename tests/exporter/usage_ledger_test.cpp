@@ -61,13 +61,15 @@ TEST(UsageLedgerTest, ATopicNamedOtherJoinsTheOtherGroup) {
   EXPECT_EQ(groups.at("other").payload_bytes, 3u);
 }
 
-// A reader snapshotting while the writer counts sees monotonic values and, at the end, exact totals.
+// A reader snapshotting while the writer counts sees monotonic values and, at the end, exact
+// totals.
 TEST(UsageLedgerTest, ConcurrentSnapshotsAreConsistentAndFinalTotalsExact) {
   UsageLedger ledger({}, 2, 50);
   constexpr int kMessages = 2'000'000;
   std::atomic<bool> done{false};
   std::thread writer([&] {
-    for (int i = 0; i < kMessages; ++i) ledger.Count(i % 3 ? "a/" + std::to_string(i % 200) : "b/x", 3);
+    for (int i = 0; i < kMessages; ++i)
+      ledger.Count(i % 3 ? "a/" + std::to_string(i % 200) : "b/x", 3);
     done = true;
   });
   std::map<std::string, GroupCount> last;

@@ -22,12 +22,12 @@ std::atomic<bool> g_stop{false};
 struct Options {
   std::string url = "tcp://127.0.0.1:1883";
   int devices = 10;
-  long messages = 0;        // total to send; 0: no limit (then --duration or Ctrl-C ends it)
-  double duration_s = 0;    // 0: no limit
-  double rate = 0;          // messages per second over all devices; 0: as fast as possible
+  long messages = 0;      // total to send; 0: no limit (then --duration or Ctrl-C ends it)
+  double duration_s = 0;  // 0: no limit
+  double rate = 0;        // messages per second over all devices; 0: as fast as possible
   int qos = 1;
-  int window = 100;         // messages in flight (unacknowledged) at most
-  int payload_min = 40;     // bytes of JSON, before padding
+  int window = 100;      // messages in flight (unacknowledged) at most
+  int payload_min = 40;  // bytes of JSON, before padding
   int payload_max = 400;
   std::string topic_prefix = "devices";
   std::string client_id = "device-simulator";
@@ -47,24 +47,37 @@ bool ParseOptions(int argc, char** argv, Options& o) {
     if (i + 1 >= argc) return false;
     const std::string value = argv[++i];
     try {
-      if (flag == "--url") o.url = value;
-      else if (flag == "--devices") o.devices = std::stoi(value);
-      else if (flag == "--messages") o.messages = std::stol(value);
-      else if (flag == "--duration") o.duration_s = std::stod(value);
-      else if (flag == "--rate") o.rate = std::stod(value);
-      else if (flag == "--qos") o.qos = std::stoi(value);
-      else if (flag == "--window") o.window = std::stoi(value);
-      else if (flag == "--payload-max") o.payload_max = std::stoi(value);
-      else if (flag == "--topic-prefix") o.topic_prefix = value;
-      else if (flag == "--client-id") o.client_id = value;
-      else if (flag == "--seed") o.seed = std::stoull(value);
-      else return false;
+      if (flag == "--url")
+        o.url = value;
+      else if (flag == "--devices")
+        o.devices = std::stoi(value);
+      else if (flag == "--messages")
+        o.messages = std::stol(value);
+      else if (flag == "--duration")
+        o.duration_s = std::stod(value);
+      else if (flag == "--rate")
+        o.rate = std::stod(value);
+      else if (flag == "--qos")
+        o.qos = std::stoi(value);
+      else if (flag == "--window")
+        o.window = std::stoi(value);
+      else if (flag == "--payload-max")
+        o.payload_max = std::stoi(value);
+      else if (flag == "--topic-prefix")
+        o.topic_prefix = value;
+      else if (flag == "--client-id")
+        o.client_id = value;
+      else if (flag == "--seed")
+        o.seed = std::stoull(value);
+      else
+        return false;
     } catch (const std::exception&) {
       return false;
     }
   }
-  return o.devices > 0 && (o.qos == 0 || o.qos == 1) && o.window > 0 && o.payload_max >= o.payload_min &&
-         o.messages >= 0 && o.rate >= 0 && o.duration_s >= 0 && (o.messages > 0 || o.duration_s > 0);
+  return o.devices > 0 && (o.qos == 0 || o.qos == 1) && o.window > 0 &&
+         o.payload_max >= o.payload_min && o.messages >= 0 && o.rate >= 0 && o.duration_s >= 0 &&
+         (o.messages > 0 || o.duration_s > 0);
 }
 
 std::string DeviceName(int device) {
@@ -78,10 +91,11 @@ std::string Telemetry(const std::string& device, long seq, std::mt19937_64& rng,
                       int payload_max) {
   std::uniform_real_distribution<double> temperature(15, 30), humidity(20, 80), battery(0, 1);
   char body[256];
-  const int n = std::snprintf(body, sizeof body,
-                              "{\"device\":\"%s\",\"seq\":%ld,\"temperature_c\":%.2f,\"humidity_pct\":%.1f,"
-                              "\"battery\":%.2f,\"fw\":\"1.4.2\"",
-                              device.c_str(), seq, temperature(rng), humidity(rng), battery(rng));
+  const int n =
+      std::snprintf(body, sizeof body,
+                    "{\"device\":\"%s\",\"seq\":%ld,\"temperature_c\":%.2f,\"humidity_pct\":%.1f,"
+                    "\"battery\":%.2f,\"fw\":\"1.4.2\"",
+                    device.c_str(), seq, temperature(rng), humidity(rng), battery(rng));
   std::string payload(body, static_cast<std::size_t>(n));
   const int target = std::uniform_int_distribution<int>(payload_min, payload_max)(rng);
   if (static_cast<int>(payload.size()) + 10 < target) {
@@ -156,7 +170,8 @@ int main(int argc, char** argv) {
     }
     if (static_cast<int>(in_flight.size()) >= o.window) settle_oldest();
     const int device = static_cast<int>(published % o.devices);
-    auto payload = Telemetry(devices[device], published / o.devices, rng, o.payload_min, o.payload_max);
+    auto payload =
+        Telemetry(devices[device], published / o.devices, rng, o.payload_min, o.payload_max);
     const std::size_t bytes = payload.size();
     try {
       auto token = client.publish(topics[device], std::move(payload), o.qos, false);
@@ -171,14 +186,17 @@ int main(int argc, char** argv) {
     }
   }
   while (!in_flight.empty()) settle_oldest();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   try {
     client.disconnect()->wait();
   } catch (const std::exception&) {
   }
-  std::printf("{\"messages\":%ld,\"payload_bytes\":%llu,\"devices\":%d,\"qos\":%d,\"seconds\":%.3f,\"rate\":%.1f}\n",
-              sent, static_cast<unsigned long long>(sent_bytes), o.devices, o.qos, seconds,
-              seconds > 0 ? sent / seconds : 0.0);
+  std::printf(
+      "{\"messages\":%ld,\"payload_bytes\":%llu,\"devices\":%d,\"qos\":%d,\"seconds\":%.3f,"
+      "\"rate\":%.1f}\n",
+      sent, static_cast<unsigned long long>(sent_bytes), o.devices, o.qos, seconds,
+      seconds > 0 ? sent / seconds : 0.0);
   std::fflush(stdout);
   if (!error.empty()) {
     std::cerr << "device-simulator: stopped after an error: " << error << "\n";
