@@ -274,6 +274,48 @@ TEST_F(MqttE2eTest, TenThousandTopicsWithACapOf100) {
       0);
 }
 
+// Two replicas sharing one subscription: every message is counted once, by one of them.
+TEST_F(MqttE2eTest, SharedSubscriptionReplicasNeverCountTwice) {
+  MosquittoServer broker(1, kBrokerConfig);
+  const auto config = dir_.path() / "shared.yaml";
+  std::ofstream(config) << "mqtt: {shared_group: billing}\n";
+  std::vector<std::unique_ptr<ExporterProcess>> replicas;
+  for (const char* id : {"replica-a", "replica-b"}) {
+    replicas.push_back(std::make_unique<ExporterProcess>(
+        kExporter, std::vector<std::string>{"--config", config.string()},
+        std::vector<std::pair<std::string, std::string>>{
+            {"MQTT_URL", broker.Url()}, {"MQTT_CLIENT_ID", id}, {"SAMPLE_INTERVAL", "300ms"}}));
+    ASSERT_TRUE(replicas.back()->WaitHealthy());
+  }
+  for (auto& replica : replicas) {
+    ASSERT_TRUE(
+        WaitFor([&] { return FindValue(replica->Scrape(), "iotistic_mqtt_up") == 1.0; }, 20s));
+  }
+  const Sent sent = Simulate(broker, {"--devices", "10", "--messages", "4000"});
+  double a = 0, b = 0;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        a = Sum(replicas[0]->Scrape(), "iotistic_mqtt_messages_total");
+        b = Sum(replicas[1]->Scrape(), "iotistic_mqtt_messages_total");
+        return a + b >= sent.messages;
+      },
+      60s, 200ms))
+      << a << " + " << b;
+  // Once the broker's own total shows every message, any duplicate delivery would have arrived too.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return FindValue(replicas[0]->Scrape(),
+                         "iotistic_mqtt_broker_publish_messages_received_total") ==
+               static_cast<double>(sent.messages);
+      },
+      30s));
+  a = Sum(replicas[0]->Scrape(), "iotistic_mqtt_messages_total");
+  b = Sum(replicas[1]->Scrape(), "iotistic_mqtt_messages_total");
+  EXPECT_EQ(a + b, sent.messages);  // not 2N: each message went to one replica
+  EXPECT_GT(a, 0);
+  EXPECT_GT(b, 0);
+}
+
 TEST_F(MqttE2eTest, PatternGroupsAndPostgresTogether) {
   MosquittoServer broker(1, kBrokerConfig);
   PostgresServer pg;
