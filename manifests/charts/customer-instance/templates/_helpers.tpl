@@ -1,0 +1,97 @@
+{{/*
+Helpers of the customer-instance chart. The chart uses only the template functions that
+tools/chart-render supports (listed in README.md); the provisioner's C++ renderer
+(provisioner/src/render.cpp) produces the same objects, which the parity test checks.
+*/}}
+
+{{/* customer.id, validated: every object name is derived from it. */}}
+{{- define "customer-instance.id" -}}
+{{- $id := .Values.customer.id | toString -}}
+{{- if not $id -}}
+{{- fail "customer.id is required (a DNS-1123 label, e.g. abc123)" -}}
+{{- end -}}
+{{- if gt (len $id) 34 -}}
+{{- fail (printf "customer.id %q is longer than 34 characters (customer-{id}-postgres must fit Kubernetes' 52-character StatefulSet name limit)" $id) -}}
+{{- end -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $id) -}}
+{{- fail (printf "customer.id %q is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit)" $id) -}}
+{{- end -}}
+{{- $id -}}
+{{- end -}}
+
+{{/* customer-{id}: the release, namespace and object-name prefix. */}}
+{{- define "customer-instance.fullname" -}}
+{{- printf "customer-%s" (include "customer-instance.id" .) -}}
+{{- end -}}
+
+{{- define "customer-instance.namespace" -}}
+{{- include "customer-instance.fullname" . -}}
+{{- end -}}
+
+{{- define "customer-instance.host" -}}
+{{- printf "%s.%s" (include "customer-instance.id" .) .Values.domain.base -}}
+{{- end -}}
+
+{{/* Labels every object carries. Argument: (dict "root" $ "component" "api"); component may be "". */}}
+{{- define "customer-instance.labels" -}}
+{{- $root := .root -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/instance: {{ include "customer-instance.fullname" $root }}
+{{- if .component }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+app.kubernetes.io/part-of: iotistic
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version }}
+billing/customer: {{ include "customer-instance.id" $root }}
+{{- end -}}
+
+{{/* The subset of the labels that selectors use; stable across upgrades. */}}
+{{- define "customer-instance.selectorLabels" -}}
+{{- $root := .root -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/instance: {{ include "customer-instance.fullname" $root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+Every value check that is not about customer.id. Rendered (to nothing) from secret.yaml,
+which every release has. The C++ renderer makes the same checks (provisioner/src/spec.cpp).
+*/}}
+{{- define "customer-instance.validate" -}}
+{{- $v := .Values -}}
+{{- if not (regexMatch "^[^@[:space:]]+@[^@[:space:]]+$" ($v.customer.email | toString)) -}}
+{{- fail (printf "customer.email %q is not an email address" ($v.customer.email | toString)) -}}
+{{- end -}}
+{{- if not ($v.customer.companyName | toString) -}}
+{{- fail "customer.companyName is required" -}}
+{{- end -}}
+{{- if not ($v.license.key | toString) -}}
+{{- fail "license.key is required (the customer's JWT license key)" -}}
+{{- end -}}
+{{- $base := $v.domain.base | toString -}}
+{{- if or (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $base)) (gt (len $base) 200) -}}
+{{- fail (printf "domain.base %q is not a DNS-1123 subdomain of at most 200 characters (e.g. iotistic.cloud)" $base) -}}
+{{- end -}}
+{{- if not (regexMatch "^[A-Za-z0-9._~-]{8,}$" ($v.postgres.password | toString)) -}}
+{{- fail "postgres.password is required: at least 8 characters from A-Z a-z 0-9 . _ ~ - (it is embedded in DATABASE_URL)" -}}
+{{- end -}}
+{{- if not (regexMatch "^[a-z_][a-z0-9_]{0,62}$" ($v.postgres.username | toString)) -}}
+{{- fail (printf "postgres.username %q must be a lowercase SQL identifier" ($v.postgres.username | toString)) -}}
+{{- end -}}
+{{- if not (regexMatch "^[a-z_][a-z0-9_]{0,62}$" ($v.postgres.database | toString)) -}}
+{{- fail (printf "postgres.database %q must be a lowercase SQL identifier" ($v.postgres.database | toString)) -}}
+{{- end -}}
+{{- if not (regexMatch "^([0-9]+(ms|s|m|h))+$" ($v.exporter.sampleInterval | toString)) -}}
+{{- fail (printf "exporter.sampleInterval %q is not a duration such as 15s or 1m30s" ($v.exporter.sampleInterval | toString)) -}}
+{{- end -}}
+{{- if $v.exporter.basicAuth.password -}}
+{{- if not (regexMatch "^[^:[:space:]]+$" ($v.exporter.basicAuth.username | toString)) -}}
+{{- fail "exporter.basicAuth.username is required with a password, without ':' or spaces" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.ingress.enabled $v.ingress.exposeMetrics (not $v.exporter.basicAuth.password) -}}
+{{- fail "exporter.basicAuth.password is required when ingress.exposeMetrics is true: /metrics is never public without auth" -}}
+{{- end -}}
+{{- end -}}
