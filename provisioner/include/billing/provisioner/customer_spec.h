@@ -1,0 +1,94 @@
+// The validated form of the chart's values: what RenderStack needs, with every value checked
+// the way values.schema.json and the chart's templates check it. Pure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "billing/provisioner/result.h"
+#include "billing/provisioner/value.h"
+
+namespace billing::provisioner {
+
+/// Longest customer.id: the StatefulSet customer-{id}-postgres must stay within 52 characters
+/// (its pods get a controller-revision-hash label of name + 11 characters, at most 63).
+inline constexpr std::size_t kMaxCustomerIdLength = 34;
+
+/// An image, a port and resource requirements: what every workload has.
+struct WorkloadSpec {
+  std::string image;
+  std::int64_t port = 0;
+  /// {requests: {cpu: ..., memory: ...}, limits: {...}} with keys sorted, quantities checked.
+  Value resources;
+};
+
+struct CustomerSpec {
+  std::string id;  // DNS-1123 label, at most kMaxCustomerIdLength characters
+  std::string email;
+  std::string company_name;  // any text; rendered only as quoted or base64 data
+  std::string license_key;
+  std::string domain_base;  // DNS-1123 subdomain
+  bool create_namespace = false;
+
+  struct Postgres {
+    WorkloadSpec workload;
+    std::string database;
+    std::string username;
+    std::string password;  // URL-safe characters only: it is embedded in DATABASE_URL
+    std::string storage_size;
+    std::string storage_class;  // empty: the cluster's default StorageClass
+  } postgres;
+
+  struct Mosquitto {
+    WorkloadSpec workload;  // workload.port is the MQTT port
+    std::int64_t websocket_port = 0;
+    std::int64_t sys_interval_seconds = 0;
+    std::int64_t max_queued_messages = 0;  // 0: unlimited (mosquitto's meaning)
+  } mosquitto;
+
+  WorkloadSpec api;
+  WorkloadSpec dashboard;
+
+  struct Exporter {
+    WorkloadSpec workload;
+    std::string sample_interval;
+    std::string basic_auth_username;
+    std::string basic_auth_password;  // empty: /metrics without auth
+    bool service_monitor = false;
+    std::string service_monitor_interval;
+    std::string service_monitor_scrape_timeout;
+  } exporter;
+
+  struct Ingress {
+    bool enabled = false;
+    std::string class_name;
+    Value annotations;  // map of string to string, keys sorted
+    bool tls = false;
+    bool expose_metrics = false;
+  } ingress;
+
+  struct ResourceQuota {
+    bool enabled = false;
+    std::string cpu;
+    std::string memory;
+    std::string pvcs;
+    std::string services;
+  } resource_quota;
+
+  struct NetworkPolicy {
+    bool enabled = false;
+    std::string ingress_controller_namespace;
+    std::string prometheus_namespace;  // empty: no rule for Prometheus
+  } network_policy;
+};
+
+/// Checks merged values and returns the spec, or the first problem as "path: what is wrong".
+Result<CustomerSpec> ParseCustomerSpec(const Value& values);
+
+// Syntax checks shared with the tests (the same rules the Kubernetes API server applies).
+bool IsDns1123Label(const std::string& text);      // [a-z0-9]([-a-z0-9]*[a-z0-9])?, <= 63
+bool IsDns1123Subdomain(const std::string& text);  // dot-separated labels, <= 253
+bool IsQuantity(const std::string& text);          // resource.Quantity syntax
+bool IsQualifiedName(const std::string& text);     // label/annotation key: [prefix/]name
+
+}  // namespace billing::provisioner

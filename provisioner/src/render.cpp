@@ -1,0 +1,548 @@
+#include "billing/provisioner/render.h"
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+
+#include "billing/provisioner/values.h"
+
+// Each builder mirrors one template of manifests/charts/customer-instance/templates/ (named in
+// its comment); the parity test holds the two together, so change them in the same commit.
+
+namespace billing::provisioner {
+
+namespace {
+
+Value M(Value::Map entries) { return Value(std::move(entries)); }
+Value L(Value::List items) { return Value(std::move(items)); }
+
+std::string Base64(const std::string& data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < data.size(); i += 3) {
+    const std::uint32_t chunk = (static_cast<unsigned char>(data[i]) << 16) |
+                                (static_cast<unsigned char>(data[i + 1]) << 8) |
+                                static_cast<unsigned char>(data[i + 2]);
+    out += kAlphabet[(chunk >> 18) & 63];
+    out += kAlphabet[(chunk >> 12) & 63];
+    out += kAlphabet[(chunk >> 6) & 63];
+    out += kAlphabet[chunk & 63];
+  }
+  if (i < data.size()) {
+    std::uint32_t chunk = static_cast<unsigned char>(data[i]) << 16;
+    if (i + 1 < data.size()) chunk |= static_cast<unsigned char>(data[i + 1]) << 8;
+    out += kAlphabet[(chunk >> 18) & 63];
+    out += kAlphabet[(chunk >> 12) & 63];
+    out += i + 1 < data.size() ? kAlphabet[(chunk >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// Naming and labels shared by every builder (_helpers.tpl).
+class Stack {
+ public:
+  Stack(const CustomerSpec& spec, const ChartInfo& chart, const RenderOptions& options)
+      : spec_(spec), chart_(chart), options_(options), fullname_("customer-" + spec.id) {}
+
+  const CustomerSpec& spec() const { return spec_; }
+  const std::string& fullname() const { return fullname_; }
+  const std::string& ns() const { return fullname_; }
+  std::string Name(const std::string& suffix) const { return fullname_ + "-" + suffix; }
+  std::string SecretName() const { return Name("secrets"); }
+  std::string Host() const { return spec_.id + "." + spec_.domain_base; }
+
+  Value Labels(const std::string& component) const {
+    Value labels =
+        M({{"app.kubernetes.io/name", chart_.name}, {"app.kubernetes.io/instance", fullname_}});
+    if (!component.empty()) labels.Set("app.kubernetes.io/component", component);
+    labels.Set("app.kubernetes.io/part-of", "iotistic");
+    labels.Set("app.kubernetes.io/version", chart_.app_version);
+    labels.Set("app.kubernetes.io/managed-by", options_.managed_by);
+    labels.Set("helm.sh/chart", chart_.name + "-" + chart_.version);
+    labels.Set("billing/customer", spec_.id);
+    return labels;
+  }
+
+  Value SelectorLabels(const std::string& component) const {
+    return M({{"app.kubernetes.io/name", chart_.name},
+              {"app.kubernetes.io/instance", fullname_},
+              {"app.kubernetes.io/component", component}});
+  }
+
+  Value Metadata(const std::string& name, const std::string& component) const {
+    return M({{"name", name}, {"namespace", ns()}, {"labels", Labels(component)}});
+  }
+
+  KubeObject Object(std::string api_version, std::string kind, Value metadata,
+                    Value::Map body) const {
+    KubeObject object;
+    object.api_version = std::move(api_version);
+    object.kind = std::move(kind);
+    object.name = metadata.Find("name")->AsString();
+    if (const Value* namespace_name = metadata.Find("namespace")) {
+      object.namespace_name = namespace_name->AsString();
+    }
+    Value manifest = M({{"apiVersion", object.api_version},
+                        {"kind", object.kind},
+                        {"metadata", std::move(metadata)}});
+    for (auto& [key, value] : body) manifest.Set(key, std::move(value));
+    object.manifest = std::move(manifest);
+    return object;
+  }
+
+  Value SecretEnv(const std::string& name, const std::string& key) const {
+    return M({{"name", name},
+              {"valueFrom", M({{"secretKeyRef", M({{"name", SecretName()}, {"key", key}})}})}});
+  }
+
+  std::string MqttUrl() const {
+    return "tcp://" + Name("mosquitto") + ":" + std::to_string(spec_.mosquitto.workload.port);
+  }
+
+ private:
+  const CustomerSpec& spec_;
+  const ChartInfo& chart_;
+  const RenderOptions& options_;
+  std::string fullname_;
+};
+
+Value Env(const std::string& name, const std::string& value) {
+  return M({{"name", name}, {"value", value}});
+}
+
+Value ContainerPort(const std::string& name, std::int64_t port) {
+  return M({{"name", name}, {"containerPort", port}, {"protocol", "TCP"}});
+}
+
+Value ServicePort(const std::string& name, std::int64_t port) {
+  return M({{"name", name}, {"port", port}, {"targetPort", name}, {"protocol", "TCP"}});
+}
+
+Value Probe(Value::Map handler, int initial_delay, int period) {
+  Value probe = M(std::move(handler));
+  probe.Set("initialDelaySeconds", initial_delay);
+  probe.Set("periodSeconds", period);
+  return probe;
+}
+
+Value TcpProbe(const std::string& port, int initial_delay, int period) {
+  return Probe({{"tcpSocket", M({{"port", port}})}}, initial_delay, period);
+}
+
+Value HttpProbe(const std::string& path, const std::string& port, int initial_delay, int period) {
+  return Probe({{"httpGet", M({{"path", path}, {"port", port}})}}, initial_delay, period);
+}
+
+// A Deployment or StatefulSet pod template: labels, no service-account token (none of these
+// workloads talks to the Kubernetes API), the containers and volumes.
+Value PodTemplate(const Stack& stack, const std::string& component, Value::List containers,
+                  Value::List volumes) {
+  Value pod_spec =
+      M({{"automountServiceAccountToken", false}, {"containers", L(std::move(containers))}});
+  if (!volumes.empty()) pod_spec.Set("volumes", L(std::move(volumes)));
+  return M({{"metadata", M({{"labels", stack.Labels(component)}})}, {"spec", std::move(pod_spec)}});
+}
+
+KubeObject ClusterIpService(const Stack& stack, const std::string& component, Value::List ports,
+                            Value annotations = Value()) {
+  Value metadata = stack.Metadata(stack.Name(component), component);
+  if (!annotations.IsNull()) metadata.Set("annotations", std::move(annotations));
+  return stack.Object("v1", "Service", std::move(metadata),
+                      {{"spec", M({{"type", "ClusterIP"},
+                                   {"selector", stack.SelectorLabels(component)},
+                                   {"ports", L(std::move(ports))}})}});
+}
+
+KubeObject Deployment(const Stack& stack, const std::string& component, Value::List containers,
+                      Value::List volumes = {}) {
+  return stack.Object(
+      "apps/v1", "Deployment", stack.Metadata(stack.Name(component), component),
+      {{"spec", M({{"replicas", 1},
+                   {"selector", M({{"matchLabels", stack.SelectorLabels(component)}})},
+                   {"template",
+                    PodTemplate(stack, component, std::move(containers), std::move(volumes))}})}});
+}
+
+// namespace.yaml
+KubeObject NamespaceObject(const Stack& stack) {
+  Value metadata =
+      M({{"name", stack.ns()},
+         {"labels", stack.Labels("")},
+         {"annotations", M({{"iotistic.io/customer-email", stack.spec().email},
+                            {"iotistic.io/company-name", stack.spec().company_name}})}});
+  KubeObject object = stack.Object("v1", "Namespace", std::move(metadata), {});
+  return object;
+}
+
+// resourcequota.yaml
+KubeObject ResourceQuotaObject(const Stack& stack) {
+  const auto& quota = stack.spec().resource_quota;
+  return stack.Object("v1", "ResourceQuota", stack.Metadata(stack.Name("quota"), "quota"),
+                      {{"spec", M({{"hard", M({{"requests.cpu", quota.cpu},
+                                               {"limits.cpu", quota.cpu},
+                                               {"requests.memory", quota.memory},
+                                               {"limits.memory", quota.memory},
+                                               {"persistentvolumeclaims", quota.pvcs},
+                                               {"services", quota.services}})}})}});
+}
+
+// networkpolicy.yaml
+KubeObject NetworkPolicyObject(const Stack& stack) {
+  const auto& policy = stack.spec().network_policy;
+  auto from_namespace = [](const std::string& name) {
+    return M(
+        {{"namespaceSelector", M({{"matchLabels", M({{"kubernetes.io/metadata.name", name}})}})}});
+  };
+  auto tcp = [](std::int64_t port) { return M({{"protocol", "TCP"}, {"port", port}}); };
+  Value::List ingress = {
+      M({{"from", L({M({{"podSelector", Value::EmptyMap()}})})}}),
+      M({{"from", L({from_namespace(policy.ingress_controller_namespace)})}}),
+  };
+  if (!policy.prometheus_namespace.empty()) {
+    ingress.push_back(M({{"from", L({from_namespace(policy.prometheus_namespace)})},
+                         {"ports", L({tcp(stack.spec().exporter.workload.port)})}}));
+  }
+  Value::List egress = {
+      M({{"ports", L({M({{"protocol", "UDP"}, {"port", 53}}), tcp(53)})}}),
+      M({{"to", L({M({{"podSelector", Value::EmptyMap()}})})}}),
+      M({{"ports", L({tcp(80), tcp(443)})}}),
+  };
+  return stack.Object("networking.k8s.io/v1", "NetworkPolicy",
+                      stack.Metadata(stack.Name("network-policy"), "network-policy"),
+                      {{"spec", M({{"podSelector", Value::EmptyMap()},
+                                   {"policyTypes", L({"Ingress", "Egress"})},
+                                   {"ingress", L(std::move(ingress))},
+                                   {"egress", L(std::move(egress))}})}});
+}
+
+// secret.yaml
+KubeObject SecretObject(const Stack& stack) {
+  const CustomerSpec& spec = stack.spec();
+  const std::string database_url = "postgresql://" + spec.postgres.username + ":" +
+                                   spec.postgres.password + "@" + stack.Name("postgres") + ":" +
+                                   std::to_string(spec.postgres.workload.port) + "/" +
+                                   spec.postgres.database;
+  Value data = M({{"CUSTOMER_COMPANY_NAME", Base64(spec.company_name)},
+                  {"CUSTOMER_EMAIL", Base64(spec.email)},
+                  {"CUSTOMER_ID", Base64(spec.id)},
+                  {"DATABASE_URL", Base64(database_url)}});
+  if (!spec.exporter.basic_auth_password.empty()) {
+    data.Set("EXPORTER_BASIC_AUTH_PASSWORD", Base64(spec.exporter.basic_auth_password));
+    data.Set("EXPORTER_BASIC_AUTH_USERNAME", Base64(spec.exporter.basic_auth_username));
+  }
+  data.Set("IOTISTIC_LICENSE_KEY", Base64(spec.license_key));
+  data.Set("POSTGRES_DB", Base64(spec.postgres.database));
+  data.Set("POSTGRES_PASSWORD", Base64(spec.postgres.password));
+  data.Set("POSTGRES_USER", Base64(spec.postgres.username));
+  return stack.Object("v1", "Secret", stack.Metadata(stack.SecretName(), "secrets"),
+                      {{"type", "Opaque"}, {"data", std::move(data)}});
+}
+
+// configmap-mosquitto.yaml
+KubeObject MosquittoConfigObject(const Stack& stack) {
+  const auto& mosquitto = stack.spec().mosquitto;
+  const std::string config =
+      "listener " + std::to_string(mosquitto.workload.port) + "\nprotocol mqtt\nlistener " +
+      std::to_string(mosquitto.websocket_port) +
+      "\nprotocol websockets\nallow_anonymous true\nsys_interval " +
+      std::to_string(mosquitto.sys_interval_seconds) + "\nmax_queued_messages " +
+      std::to_string(mosquitto.max_queued_messages) + "\npersistence false\nlog_dest stdout\n";
+  return stack.Object("v1", "ConfigMap",
+                      stack.Metadata(stack.Name("mosquitto-config"), "mosquitto"),
+                      {{"data", M({{"mosquitto.conf", config}})}});
+}
+
+// Go's %q for the ASCII-safe strings it is applied to here (validated ids and durations).
+std::string GoQuoted(const std::string& text) { return "\"" + text + "\""; }
+
+// configmap-exporter.yaml
+KubeObject ExporterConfigObject(const Stack& stack) {
+  const auto& exporter = stack.spec().exporter;
+  const std::string config = "customer_id: " + GoQuoted(stack.spec().id) + "\nlisten: " +
+                             GoQuoted("0.0.0.0:" + std::to_string(exporter.workload.port)) +
+                             "\nsample_interval: " + GoQuoted(exporter.sample_interval) + "\n";
+  return stack.Object("v1", "ConfigMap", stack.Metadata(stack.Name("exporter-config"), "exporter"),
+                      {{"data", M({{"config.yaml", config}})}});
+}
+
+// postgres.yaml (Service)
+KubeObject PostgresServiceObject(const Stack& stack) {
+  return stack.Object(
+      "v1", "Service", stack.Metadata(stack.Name("postgres"), "postgres"),
+      {{"spec",
+        M({{"clusterIP", "None"},
+           {"selector", stack.SelectorLabels("postgres")},
+           {"ports", L({ServicePort("postgres", stack.spec().postgres.workload.port)})}})}});
+}
+
+// postgres.yaml (StatefulSet)
+KubeObject PostgresStatefulSetObject(const Stack& stack) {
+  const auto& postgres = stack.spec().postgres;
+  const Value pg_isready = M({{"command", L({"sh", "-c",
+                                             "pg_isready -h 127.0.0.1 -p \"$PGPORT\" -U "
+                                             "\"$POSTGRES_USER\" -d \"$POSTGRES_DB\""})}});
+  Value readiness = Probe({{"exec", pg_isready}}, 5, 10);
+  readiness.Set("timeoutSeconds", 5);
+  Value liveness = Probe({{"exec", pg_isready}}, 30, 20);
+  liveness.Set("timeoutSeconds", 5);
+  liveness.Set("failureThreshold", 6);
+  Value container = M({
+      {"name", "postgres"},
+      {"image", postgres.workload.image},
+      {"ports", L({ContainerPort("postgres", postgres.workload.port)})},
+      {"env", L({stack.SecretEnv("POSTGRES_DB", "POSTGRES_DB"),
+                 stack.SecretEnv("POSTGRES_USER", "POSTGRES_USER"),
+                 stack.SecretEnv("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
+                 Env("PGPORT", std::to_string(postgres.workload.port)),
+                 Env("PGDATA", "/var/lib/postgresql/data/pgdata")})},
+      {"volumeMounts",
+       L({M({{"name", "postgres-data"}, {"mountPath", "/var/lib/postgresql/data"}})})},
+      {"resources", postgres.workload.resources},
+      {"readinessProbe", std::move(readiness)},
+      {"livenessProbe", std::move(liveness)},
+  });
+  Value claim_spec = M({{"accessModes", L({"ReadWriteOnce"})}});
+  if (!postgres.storage_class.empty()) claim_spec.Set("storageClassName", postgres.storage_class);
+  claim_spec.Set("resources", M({{"requests", M({{"storage", postgres.storage_size}})}}));
+  Value claim =
+      M({{"metadata", M({{"name", "postgres-data"}, {"labels", stack.SelectorLabels("postgres")}})},
+         {"spec", std::move(claim_spec)}});
+  return stack.Object(
+      "apps/v1", "StatefulSet", stack.Metadata(stack.Name("postgres"), "postgres"),
+      {{"spec", M({{"serviceName", stack.Name("postgres")},
+                   {"replicas", 1},
+                   {"selector", M({{"matchLabels", stack.SelectorLabels("postgres")}})},
+                   {"template", PodTemplate(stack, "postgres", {std::move(container)}, {})},
+                   {"volumeClaimTemplates", L({std::move(claim)})}})}});
+}
+
+Value ConfigVolume(const std::string& config_map) {
+  return M({{"name", "config"}, {"configMap", M({{"name", config_map}})}});
+}
+
+// mosquitto.yaml (Deployment)
+KubeObject MosquittoDeploymentObject(const Stack& stack) {
+  const auto& mosquitto = stack.spec().mosquitto;
+  Value container = M({
+      {"name", "mosquitto"},
+      {"image", mosquitto.workload.image},
+      {"ports", L({ContainerPort("mqtt", mosquitto.workload.port),
+                   ContainerPort("websocket", mosquitto.websocket_port)})},
+      {"volumeMounts", L({M({{"name", "config"},
+                             {"mountPath", "/mosquitto/config/mosquitto.conf"},
+                             {"subPath", "mosquitto.conf"},
+                             {"readOnly", true}})})},
+      {"resources", mosquitto.workload.resources},
+      {"readinessProbe", TcpProbe("mqtt", 2, 10)},
+      {"livenessProbe", TcpProbe("mqtt", 15, 20)},
+  });
+  return Deployment(stack, "mosquitto", {std::move(container)},
+                    {ConfigVolume(stack.Name("mosquitto-config"))});
+}
+
+// api.yaml (Deployment)
+KubeObject ApiDeploymentObject(const Stack& stack) {
+  const auto& api = stack.spec().api;
+  Value container = M({
+      {"name", "api"},
+      {"image", api.image},
+      {"ports", L({ContainerPort("http", api.port)})},
+      {"env", L({Env("PORT", std::to_string(api.port)), Env("CUSTOMER_ID", stack.spec().id),
+                 stack.SecretEnv("DATABASE_URL", "DATABASE_URL"),
+                 stack.SecretEnv("IOTISTIC_LICENSE_KEY", "IOTISTIC_LICENSE_KEY"),
+                 Env("MQTT_URL", stack.MqttUrl())})},
+      {"resources", api.resources},
+      {"readinessProbe", TcpProbe("http", 5, 10)},
+      {"livenessProbe", TcpProbe("http", 30, 20)},
+  });
+  return Deployment(stack, "api", {std::move(container)});
+}
+
+// dashboard.yaml (Deployment)
+KubeObject DashboardDeploymentObject(const Stack& stack) {
+  const auto& dashboard = stack.spec().dashboard;
+  Value container = M({
+      {"name", "dashboard"},
+      {"image", dashboard.image},
+      {"ports", L({ContainerPort("http", dashboard.port)})},
+      {"env", L({Env("API_URL", "http://" + stack.Name("api") + ":" +
+                                    std::to_string(stack.spec().api.port))})},
+      {"resources", dashboard.resources},
+      {"readinessProbe", HttpProbe("/", "http", 2, 10)},
+      {"livenessProbe", HttpProbe("/", "http", 15, 20)},
+  });
+  return Deployment(stack, "dashboard", {std::move(container)});
+}
+
+// exporter.yaml (Deployment)
+KubeObject ExporterDeploymentObject(const Stack& stack) {
+  const auto& exporter = stack.spec().exporter;
+  Value::List env = {Env("CUSTOMER_ID", stack.spec().id),
+                     stack.SecretEnv("DATABASE_URL", "DATABASE_URL"),
+                     Env("MQTT_URL", stack.MqttUrl())};
+  if (!exporter.basic_auth_password.empty()) {
+    env.push_back(stack.SecretEnv("EXPORTER_BASIC_AUTH_USERNAME", "EXPORTER_BASIC_AUTH_USERNAME"));
+    env.push_back(stack.SecretEnv("EXPORTER_BASIC_AUTH_PASSWORD", "EXPORTER_BASIC_AUTH_PASSWORD"));
+  }
+  Value container = M({
+      {"name", "exporter"},
+      {"image", exporter.workload.image},
+      {"args", L({"--config", "/etc/billing-exporter/config.yaml"})},
+      {"ports", L({ContainerPort("metrics", exporter.workload.port)})},
+      {"env", L(std::move(env))},
+      {"volumeMounts",
+       L({M({{"name", "config"}, {"mountPath", "/etc/billing-exporter"}, {"readOnly", true}})})},
+      {"resources", exporter.workload.resources},
+      {"readinessProbe", HttpProbe("/readyz", "metrics", 5, 15)},
+      {"livenessProbe", HttpProbe("/healthz", "metrics", 10, 20)},
+  });
+  return Deployment(stack, "exporter", {std::move(container)},
+                    {ConfigVolume(stack.Name("exporter-config"))});
+}
+
+// ingress.yaml
+KubeObject IngressObject(const Stack& stack) {
+  const CustomerSpec& spec = stack.spec();
+  Value metadata = stack.Metadata(stack.Name("ingress"), "ingress");
+  if (!spec.ingress.annotations.AsMap().empty()) {
+    metadata.Set("annotations", spec.ingress.annotations);
+  }
+  auto path = [&](const std::string& path, const std::string& type, const std::string& component,
+                  std::int64_t port) {
+    return M({{"path", path},
+              {"pathType", type},
+              {"backend", M({{"service", M({{"name", stack.Name(component)},
+                                            {"port", M({{"number", port}})}})}})}});
+  };
+  Value::List paths = {path("/", "Prefix", "dashboard", spec.dashboard.port),
+                       path("/api", "Prefix", "api", spec.api.port)};
+  if (spec.ingress.expose_metrics) {
+    paths.push_back(path("/metrics", "Exact", "exporter", spec.exporter.workload.port));
+  }
+  Value ingress_spec = Value::EmptyMap();
+  if (!spec.ingress.class_name.empty())
+    ingress_spec.Set("ingressClassName", spec.ingress.class_name);
+  if (spec.ingress.tls) {
+    ingress_spec.Set("tls",
+                     L({M({{"hosts", L({stack.Host()})}, {"secretName", stack.Name("tls")}})}));
+  }
+  ingress_spec.Set("rules",
+                   L({M({{"host", stack.Host()}, {"http", M({{"paths", L(std::move(paths))}})}})}));
+  return stack.Object("networking.k8s.io/v1", "Ingress", std::move(metadata),
+                      {{"spec", std::move(ingress_spec)}});
+}
+
+// servicemonitor.yaml
+KubeObject ServiceMonitorObject(const Stack& stack) {
+  const auto& exporter = stack.spec().exporter;
+  Value endpoint = M({{"port", "metrics"},
+                      {"path", "/metrics"},
+                      {"interval", exporter.service_monitor_interval},
+                      {"scrapeTimeout", exporter.service_monitor_scrape_timeout}});
+  if (!exporter.basic_auth_password.empty()) {
+    endpoint.Set(
+        "basicAuth",
+        M({{"username", M({{"name", stack.SecretName()}, {"key", "EXPORTER_BASIC_AUTH_USERNAME"}})},
+           {"password",
+            M({{"name", stack.SecretName()}, {"key", "EXPORTER_BASIC_AUTH_PASSWORD"}})}}));
+  }
+  return stack.Object(
+      "monitoring.coreos.com/v1", "ServiceMonitor",
+      stack.Metadata(stack.Name("exporter"), "exporter"),
+      {{"spec", M({{"selector", M({{"matchLabels", stack.SelectorLabels("exporter")}})},
+                   {"namespaceSelector", M({{"matchNames", L({stack.ns()})}})},
+                   {"endpoints", L({std::move(endpoint)})}})}});
+}
+
+}  // namespace
+
+Result<ChartInfo> ParseChartInfo(const std::string& chart_yaml_text) {
+  Value chart;
+  try {
+    chart = ParseYaml(chart_yaml_text);
+  } catch (const std::runtime_error& error) {
+    return Error{std::string("Chart.yaml: invalid YAML: ") + error.what()};
+  }
+  ChartInfo info;
+  const std::array<std::pair<const char*, std::string*>, 3> fields = {
+      {{"name", &info.name}, {"version", &info.version}, {"appVersion", &info.app_version}}};
+  for (const auto& [key, target] : fields) {
+    const Value* value = chart.Find(key);
+    const auto text = value != nullptr ? ScalarText(*value) : std::nullopt;
+    if (!text || text->empty()) return Error{std::string("Chart.yaml: ") + key + " is required"};
+    *target = *text;
+  }
+  return info;
+}
+
+std::vector<KubeObject> RenderStack(const CustomerSpec& spec, const ChartInfo& chart,
+                                    const RenderOptions& options) {
+  const Stack stack(spec, chart, options);
+  std::vector<KubeObject> objects;
+  if (spec.create_namespace) objects.push_back(NamespaceObject(stack));
+  if (spec.resource_quota.enabled) objects.push_back(ResourceQuotaObject(stack));
+  if (spec.network_policy.enabled) objects.push_back(NetworkPolicyObject(stack));
+  objects.push_back(SecretObject(stack));
+  objects.push_back(MosquittoConfigObject(stack));
+  objects.push_back(ExporterConfigObject(stack));
+  objects.push_back(PostgresServiceObject(stack));
+  objects.push_back(ClusterIpService(stack, "mosquitto",
+                                     {ServicePort("mqtt", spec.mosquitto.workload.port),
+                                      ServicePort("websocket", spec.mosquitto.websocket_port)}));
+  objects.push_back(ClusterIpService(stack, "api", {ServicePort("http", spec.api.port)}));
+  objects.push_back(
+      ClusterIpService(stack, "dashboard", {ServicePort("http", spec.dashboard.port)}));
+  objects.push_back(
+      ClusterIpService(stack, "exporter", {ServicePort("metrics", spec.exporter.workload.port)},
+                       M({{"prometheus.io/scrape", "true"},
+                          {"prometheus.io/port", std::to_string(spec.exporter.workload.port)},
+                          {"prometheus.io/path", "/metrics"}})));
+  objects.push_back(PostgresStatefulSetObject(stack));
+  objects.push_back(MosquittoDeploymentObject(stack));
+  objects.push_back(ApiDeploymentObject(stack));
+  objects.push_back(DashboardDeploymentObject(stack));
+  objects.push_back(ExporterDeploymentObject(stack));
+  if (spec.ingress.enabled) objects.push_back(IngressObject(stack));
+  if (spec.exporter.service_monitor) objects.push_back(ServiceMonitorObject(stack));
+  return objects;
+}
+
+std::string ToYamlStream(const std::vector<KubeObject>& objects) {
+  std::string out;
+  for (const auto& object : objects) out += "---\n" + EmitYaml(object.manifest);
+  return out;
+}
+
+Result<Value> MergeValues(const RenderRequest& request) {
+  auto defaults = ParseValuesText(request.chart_values_yaml, "chart values.yaml");
+  if (!defaults.ok()) return defaults;
+  Value values = std::move(defaults).value();
+  MergeInto(values, request.provisioner_values);
+  for (const auto& [name, text] : request.value_files) {
+    auto layer = ParseValuesText(text, name);
+    if (!layer.ok()) return layer;
+    MergeInto(values, layer.value());
+  }
+  for (const auto& argument : request.set_arguments) {
+    auto layer = ParseSetArgument(argument);
+    if (!layer.ok()) return layer;
+    MergeInto(values, layer.value());
+  }
+  return values;
+}
+
+Result<std::vector<KubeObject>> Render(const RenderRequest& request) {
+  auto chart = ParseChartInfo(request.chart_yaml);
+  if (!chart.ok()) return Error{chart.error()};
+  auto values = MergeValues(request);
+  if (!values.ok()) return Error{values.error()};
+  auto spec = ParseCustomerSpec(values.value());
+  if (!spec.ok()) return Error{spec.error()};
+  return RenderStack(spec.value(), chart.value(), request.options);
+}
+
+}  // namespace billing::provisioner
