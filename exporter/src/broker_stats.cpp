@@ -89,6 +89,7 @@ void BrokerStats::OnSysMessage(std::string_view topic, std::string_view payload,
       start_time_.store(estimate, std::memory_order_relaxed);
     }
     last_uptime_ = *uptime;
+    start_confirmed_.store(true, std::memory_order_release);
     return;
   }
   const auto value = SysTopicValue(topic);
@@ -104,11 +105,13 @@ void BrokerStats::OnSysMessage(std::string_view topic, std::string_view payload,
 }
 
 void BrokerStats::Forget() {
+  start_confirmed_.store(false, std::memory_order_relaxed);
   for (auto& present : present_) present.store(false, std::memory_order_relaxed);
 }
 
 std::vector<prometheus::MetricFamily> BrokerStats::Families() const {
   std::vector<prometheus::MetricFamily> families;
+  if (!start_confirmed_.load(std::memory_order_acquire)) return families;
   for (std::size_t i = 0; i < kValueInfo.size(); ++i) {
     if (!present_[i].load(std::memory_order_acquire)) continue;
     const auto& info = kValueInfo[i];
@@ -121,9 +124,9 @@ std::vector<prometheus::MetricFamily> BrokerStats::Families() const {
     }
     families.push_back(prometheus::MetricFamily{info.metric, info.help, info.type, {metric}});
   }
-  if (const double start = start_time_.load(std::memory_order_relaxed); start != 0) {
+  {
     prometheus::ClientMetric metric;
-    metric.gauge.value = start;
+    metric.gauge.value = start_time_.load(std::memory_order_relaxed);
     families.push_back(prometheus::MetricFamily{
         names::kBrokerStartTime,
         "Unix time the broker started (from $SYS/broker/uptime); a change marks a counter reset.",

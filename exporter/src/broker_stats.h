@@ -41,10 +41,13 @@ class BrokerStats {
   /// Handles one $SYS message; counts and ignores a malformed payload. `live` is false for
   /// retained copies delivered on subscribe, whose uptime is up to one sys_interval old.
   void OnSysMessage(std::string_view topic, std::string_view payload, bool live, double now_unix);
-  /// The connection is gone: what we knew may belong to a broker that is restarting.
+  /// A new connection, or the old one is gone: what we knew may belong to a broker that has
+  /// restarted since.
   void Forget();
 
-  /// Families for the values seen on the current connection (absent: not yet reported).
+  /// Families for the values seen on the current connection. Nothing until a live uptime has
+  /// given the start time on this connection: a counter must never be served beside the start
+  /// time of another broker lifetime, or a consumer would see one reset twice.
   std::vector<prometheus::MetricFamily> Families() const;
   std::uint64_t malformed() const { return malformed_.load(std::memory_order_relaxed); }
 
@@ -52,8 +55,9 @@ class BrokerStats {
   static constexpr std::size_t kValues = static_cast<std::size_t>(BrokerValue::kCount);
   std::array<std::atomic<std::uint64_t>, kValues> values_{};
   std::array<std::atomic<bool>, kValues> present_{};
-  std::atomic<double> start_time_{0};  // 0: unknown
-  std::uint64_t last_uptime_ = 0;      // writer only
+  std::atomic<double> start_time_{0};         // 0: unknown
+  std::atomic<bool> start_confirmed_{false};  // a live uptime arrived on this connection
+  std::uint64_t last_uptime_ = 0;             // writer only
   std::atomic<std::uint64_t> malformed_{0};
 };
 

@@ -62,6 +62,12 @@ std::string GetString(const YAML::Node& node, const std::string& field) {
   return ScalarText(node, field, "a string");
 }
 
+std::string GetNonEmpty(const YAML::Node& node, const std::string& field) {
+  auto value = GetString(node, field);
+  if (value.empty()) throw FieldError{field, "is empty; give a value or remove the key"};
+  return value;
+}
+
 std::chrono::milliseconds ToDuration(const std::string& text, const std::string& field) {
   auto duration = ParseDuration(text);
   if (!duration) {
@@ -158,7 +164,7 @@ void ParsePostgres(const YAML::Node& node, PostgresConfig& pg, std::string& url_
       node, path,
       {"url", "connect_timeout", "statement_timeout", "reconnect_backoff_max", "include_schemas",
        "exclude_schemas", "include_tables", "exclude_tables", "max_table_series", "exact_count"});
-  if (node["url"]) url_text = GetString(node["url"], "postgres.url");
+  if (node["url"]) url_text = GetNonEmpty(node["url"], "postgres.url");
   if (node["connect_timeout"])
     pg.connect_timeout = GetDuration(node["connect_timeout"], "postgres.connect_timeout");
   if (node["statement_timeout"])
@@ -211,7 +217,7 @@ void ParseMqtt(const YAML::Node& node, MqttConfig& mqtt) {
       node, "mqtt",
       {"url", "username", "password", "ca_file", "client_id", "topics", "shared_group", "qos",
        "topic_group_levels", "topic_group_patterns", "max_topic_groups", "reconnect_backoff_max"});
-  if (node["url"]) mqtt.url = GetString(node["url"], "mqtt.url");
+  if (node["url"]) mqtt.url = GetNonEmpty(node["url"], "mqtt.url");
   if (node["username"]) mqtt.username = GetString(node["username"], "mqtt.username");
   if (node["password"]) mqtt.password = GetString(node["password"], "mqtt.password");
   if (node["ca_file"]) mqtt.ca_file = GetString(node["ca_file"], "mqtt.ca_file");
@@ -247,7 +253,13 @@ void ParseMqtt(const YAML::Node& node, MqttConfig& mqtt) {
 }
 
 // Checks that need the file and the environment merged.
-void ValidateMqtt(MqttConfig& mqtt, const std::string& url_field, const std::string& customer_id) {
+// Where a value came from, for messages: the variable if the environment set it, else the key.
+std::string FieldName(const EnvLookup& env, const std::string& variable, const std::string& key) {
+  return env(variable) ? variable : key;
+}
+
+void ValidateMqtt(MqttConfig& mqtt, const EnvLookup& env, const std::string& customer_id) {
+  const std::string url_field = FieldName(env, "MQTT_URL", "mqtt.url");
   if (auto error = ValidateMqttUrl(mqtt.url); !error.empty()) throw FieldError{url_field, error};
   if (mqtt.topics.empty())
     throw FieldError{"mqtt.topics", "needs at least one topic filter, e.g. [\"#\"]"};
@@ -273,18 +285,19 @@ void ValidateMqtt(MqttConfig& mqtt, const std::string& url_field, const std::str
     throw FieldError{"mqtt.shared_group", "must not contain '/', '+' or '#'"};
   }
   if (mqtt.username.empty() && !mqtt.password.empty()) {
-    throw FieldError{"MQTT_USERNAME",
+    throw FieldError{FieldName(env, "MQTT_PASSWORD", "mqtt.password"),
                      "a password is set without a user name; set MQTT_USERNAME (or mqtt.username)"};
   }
   if (!mqtt.ca_file.empty() && access(mqtt.ca_file.c_str(), R_OK) != 0) {
-    throw FieldError{"mqtt.ca_file",
+    throw FieldError{FieldName(env, "MQTT_CA_FILE", "mqtt.ca_file"),
                      "cannot read '" + mqtt.ca_file + "'; check the path and its permissions"};
   }
   RequireAtLeast(mqtt.reconnect_backoff_max, std::chrono::milliseconds(100),
                  "mqtt.reconnect_backoff_max");
+  mqtt.client_id_is_stable = !mqtt.client_id.empty() || !customer_id.empty();
   if (mqtt.client_id.empty()) {
-    // Stable across restarts of this replica, so the broker keeps the session (and queues QoS 1
-    // messages) while the exporter restarts.
+    // billing-exporter-<customer_id> is stable across restarts of the one replica, so the broker
+    // can keep its session. Replicas of a shared group need distinct ids: add the host name.
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     mqtt.client_id = "billing-exporter-" + (customer_id.empty() ? std::string(host) : customer_id);
@@ -349,6 +362,14 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
   // The environment overrides the file: a Kubernetes Secret supplies these.
   if (auto v = env("CUSTOMER_ID")) customer_id = *v;
   if (auto v = env("SAMPLE_INTERVAL")) config.sample_interval = ToDuration(*v, "SAMPLE_INTERVAL");
+  // Set but empty is a mistake (a Secret key with no value), not a way to turn a collector off:
+  // billing from it would silently stop.
+  for (const char* variable : {"DATABASE_URL", "MQTT_URL"}) {
+    if (auto v = env(variable); v && v->empty()) {
+      throw FieldError{variable,
+                       "is set but empty; give it a value, or unset it to turn that collector off"};
+    }
+  }
   if (auto v = env("DATABASE_URL")) url_text = *v;
   if (auto v = env("MQTT_URL")) config.mqtt.url = *v;
   if (auto v = env("MQTT_USERNAME")) config.mqtt.username = *v;
@@ -373,12 +394,12 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
   if (!url_text.empty()) {
     auto parsed = DatabaseUrl::Parse(url_text);
     if (auto* error = std::get_if<std::string>(&parsed)) {
-      throw FieldError{env("DATABASE_URL") ? "DATABASE_URL" : "postgres.url", *error};
+      throw FieldError{FieldName(env, "DATABASE_URL", "postgres.url"), *error};
     }
     config.postgres.url = std::get<DatabaseUrl>(std::move(parsed));
   }
   if (!config.mqtt.url.empty()) {
-    ValidateMqtt(config.mqtt, env("MQTT_URL") ? "MQTT_URL" : "mqtt.url", customer_id);
+    ValidateMqtt(config.mqtt, env, customer_id);
   }
   if (!config.postgres.url && config.mqtt.url.empty()) {
     throw FieldError{"DATABASE_URL",

@@ -41,8 +41,9 @@ struct MqttConfig {
   std::string url;  // empty: the MQTT collector is off. tcp://host:1883, ssl://host:8883
   std::string username;
   std::string password;
-  std::string ca_file;    // PEM bundle to verify an ssl:// broker; empty: the system's
-  std::string client_id;  // stable, so the broker keeps our session across reconnects
+  std::string ca_file;               // PEM bundle to verify an ssl:// broker; empty: the system's
+  std::string client_id;             // defaulted by ParseConfig when empty
+  bool client_id_is_stable = false;  // set or derived from customer_id: the same after a restart
   std::vector<std::string> topics{"#"};  // filters counted per topic group
   std::string
       shared_group;  // set: subscribe as $share/<group>/<filter> (replicas never double count)

@@ -68,6 +68,18 @@ bool IsOneOf(const std::string& value, std::initializer_list<const char*> allowe
 }  // namespace
 
 std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& text) {
+  // An unencoded '@', '/', '?' or '#' in the password splits a URI in the wrong place, and libpq
+  // would then take part of the password for the host or port (and echo it in its errors). Such
+  // URIs are refused before libpq sees them, without quoting any part of them.
+  if (auto scheme = text.find("://"); scheme != std::string::npos) {
+    const std::string rest = text.substr(scheme + 3);
+    const auto at = rest.rfind('@');
+    if (at != std::string::npos && (rest.find('@') != at || rest.find_first_of("/?#") < at)) {
+      return std::string(
+          "has an unencoded '@', '/', '?' or '#' in its user name or password; percent-encode them "
+          "(@ as %40, / as %2F, ? as %3F, # as %23)");
+    }
+  }
   if (text.empty())
     return std::string(
         "is empty; expected a libpq URI such as "
@@ -94,7 +106,8 @@ std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& tex
     // libpq only checks these when it connects; a typo should fail at start-up
     // instead.
     if (keyword == "port" && !IsPortList(value)) {
-      return "has port '" + value + "', which is not a number between 1 and 65535";
+      // The value is not echoed: a malformed URI can put part of a password here.
+      return std::string("has a port that is not a number between 1 and 65535");
     }
     if (keyword == "sslmode" &&
         !IsOneOf(value, {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})) {

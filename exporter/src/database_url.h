@@ -29,6 +29,8 @@ class DatabaseUrl {
   /// defaults it).
   std::string DatabaseName() const;
   const std::string& password() const { return password_; }
+  /// A parsed option's value ("" if unset).
+  std::string Option(const std::string& key) const { return Get(key); }
 
  private:
   std::vector<std::pair<std::string, std::string>> options_;  // non-empty, as parsed

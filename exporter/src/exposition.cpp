@@ -61,12 +61,11 @@ std::string GzipCompress(const std::string& data) {
 Exposition::Exposition(std::vector<std::pair<std::string, std::string>> constant_labels,
                        std::string version)
     : constant_labels_(std::move(constant_labels)), version_(std::move(version)) {
-  std::lock_guard lock(mutex_);
-  Rebuild();
+  Rebuild(std::unique_lock(mutex_));
 }
 
 void Exposition::Register(const std::string& collector, std::chrono::milliseconds interval) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   for (const auto& state : collectors_) {
     if (state.name == collector) throw std::logic_error("collector registered twice: " + collector);
   }
@@ -74,7 +73,7 @@ void Exposition::Register(const std::string& collector, std::chrono::millisecond
   state.name = collector;
   state.interval = interval;
   collectors_.push_back(std::move(state));
-  Rebuild();
+  Rebuild(std::move(lock));
 }
 
 void Exposition::Publish(const std::string& collector,
@@ -83,8 +82,9 @@ void Exposition::Publish(const std::string& collector,
                          std::chrono::system_clock::time_point finished_at) {
   // Serialise outside the lock: with thousands of tables this is the expensive
   // part.
-  std::string serialized = SerializeText(std::move(families), constant_labels_);
-  std::lock_guard lock(mutex_);
+  auto serialized =
+      std::make_shared<const std::string>(SerializeText(std::move(families), constant_labels_));
+  std::unique_lock lock(mutex_);
   for (auto& state : collectors_) {
     if (state.name != collector) continue;
     state.serialized = std::move(serialized);
@@ -96,7 +96,7 @@ void Exposition::Publish(const std::string& collector,
     } else {
       ++state.errors;
     }
-    Rebuild();
+    Rebuild(std::move(lock));
     return;
   }
   throw std::logic_error("publish for unregistered collector: " + collector);
@@ -161,12 +161,31 @@ std::string Exposition::SerializeOwnMetrics() const {
   return SerializeText(std::move(families), constant_labels_);
 }
 
-void Exposition::Rebuild() {
+void Exposition::Rebuild(std::unique_lock<std::mutex> lock) {
+  // Take what the page is made of under the lock, then concatenate and compress without it, so
+  // that scrapes (Current) and other collectors' publishes never wait on the gzip of a big page.
+  std::vector<std::shared_ptr<const std::string>> parts;
+  for (const auto& state : collectors_) {
+    if (state.serialized) parts.push_back(state.serialized);
+  }
+  const std::string own = SerializeOwnMetrics();
+  const std::uint64_t generation = ++generation_;
+  lock.unlock();
+
   auto page = std::make_shared<Page>();
-  for (const auto& state : collectors_) page->text += state.serialized;
-  page->text += SerializeOwnMetrics();
+  std::size_t size = own.size();
+  for (const auto& part : parts) size += part->size();
+  page->text.reserve(size);
+  for (const auto& part : parts) page->text += *part;
+  page->text += own;
   page->gzip = GzipCompress(page->text);
-  page_ = std::move(page);
+
+  lock.lock();
+  // Two publishes may finish out of order; the page of the later one wins.
+  if (generation > page_generation_) {
+    page_ = std::move(page);
+    page_generation_ = generation;
+  }
 }
 
 }  // namespace billing::exporter

@@ -53,7 +53,7 @@ class Exposition {
   struct CollectorState {
     std::string name;
     std::chrono::milliseconds interval{0};
-    std::string serialized;  // this collector's families, constant labels applied
+    std::shared_ptr<const std::string> serialized;  // its families, constant labels applied
     std::uint64_t errors = 0;
     double last_duration_seconds = 0;
     double last_success_unix_seconds = 0;  // 0: never
@@ -61,13 +61,17 @@ class Exposition {
   };
 
   std::string SerializeOwnMetrics() const;  // requires mutex_
-  void Rebuild();                           // requires mutex_
+  // Rebuilds the page from the current state; called holding `lock` on mutex_, which it releases
+  // while it concatenates and compresses.
+  void Rebuild(std::unique_lock<std::mutex> lock);
 
   const std::vector<std::pair<std::string, std::string>> constant_labels_;
   const std::string version_;
   mutable std::mutex mutex_;
   std::vector<CollectorState> collectors_;  // guarded by mutex_
   std::shared_ptr<const Page> page_;        // guarded by mutex_
+  std::uint64_t generation_ = 0;            // guarded by mutex_: rebuilds started
+  std::uint64_t page_generation_ = 0;       // guarded by mutex_: the rebuild page_ came from
 };
 
 /// Serialises families in the text format, with `constant_labels` first on

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 #include "log.h"
 
@@ -47,17 +48,6 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-bool AcceptsGzip(const char* accept_encoding) {
-  if (accept_encoding == nullptr) return false;
-  const char* at = std::strstr(accept_encoding, "gzip");
-  if (at == nullptr) return false;
-  // "gzip;q=0" (any zero weight) means the client refuses it.
-  const char* q = at + 4;
-  while (*q == ' ') ++q;
-  if (std::strncmp(q, ";q=", 3) != 0) return true;
-  return std::strtod(q + 3, nullptr) > 0;
-}
-
 bool IsGetOrHead(mg_connection* conn, bool& head) {
   const char* method = mg_get_request_info(conn)->request_method;
   head = std::strcmp(method, "HEAD") == 0;
@@ -82,6 +72,31 @@ int LogCivetweb(const mg_connection*, const char* message) {
 
 }  // namespace
 
+// True if the Accept-Encoding header lists gzip (or *) with a non-zero weight ("gzip; q=0"
+// refuses).
+bool AcceptsGzip(const char* accept_encoding) {
+  if (accept_encoding == nullptr) return false;
+  std::string_view rest(accept_encoding);
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    auto trim = [](std::string_view v) {
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+      return v;
+    };
+    const auto semicolon = item.find(';');
+    const auto coding = trim(item.substr(0, semicolon));
+    if (coding != "gzip" && coding != "*") continue;
+    if (semicolon == std::string_view::npos) return true;
+    auto params = trim(item.substr(semicolon + 1));
+    if (params.substr(0, 2) != "q=") return true;
+    return std::strtod(std::string(params.substr(2)).c_str(), nullptr) > 0;
+  }
+  return false;
+}
+
 void HttpServer::ContextDeleter::operator()(mg_context* context) const { mg_stop(context); }
 
 HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
@@ -91,12 +106,20 @@ HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
         "Basic " + Base64(options_.basic_auth_username + ":" + options_.basic_auth_password);
   }
   mg_init_library(0);
-  std::array<const char*, 11> civet_options = {"listening_ports", options_.listen.c_str(),
-                                               // A few threads: scrapes only copy a prepared
-                                               // buffer, and this bounds parallel scrapes.
-                                               "num_threads", "4", "request_timeout_ms", "10000",
-                                               "enable_keep_alive", "yes", "keep_alive_timeout_ms",
-                                               "60000", nullptr};
+  // CivetWeb holds a worker thread per open connection, idle keep-alive ones included. Scrapes only
+  // copy a prepared buffer, so threads are cheap to have and idle connections are cut short:
+  // otherwise a few idle clients could starve /healthz and get the pod restarted.
+  std::array<const char*, 11> civet_options = {"listening_ports",
+                                               options_.listen.c_str(),
+                                               "num_threads",
+                                               "16",
+                                               "request_timeout_ms",
+                                               "5000",
+                                               "enable_keep_alive",
+                                               "yes",
+                                               "keep_alive_timeout_ms",
+                                               "5000",
+                                               nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogCivetweb;
   context_.reset(mg_start(&callbacks, this, civet_options.data()));

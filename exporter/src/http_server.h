@@ -20,6 +20,9 @@ struct HttpOptions {
   std::string basic_auth_password;
 };
 
+/// True if an Accept-Encoding header value accepts gzip ("gzip", "*", not "gzip;q=0").
+bool AcceptsGzip(const char* accept_encoding);
+
 class HttpServer {
  public:
   /// Starts listening; throws std::runtime_error naming the address if it

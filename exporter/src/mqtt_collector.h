@@ -19,15 +19,18 @@
 
 namespace billing::exporter {
 
-/// Calls a function when a Paho action fails (Paho reports failures only through listeners).
-class FailureListener final : public mqtt::iaction_listener {
+/// Forwards the outcome of a Paho action (connect, subscribe) to functions: Paho reports
+/// completion only through listeners, on its own thread.
+class ActionListener final : public mqtt::iaction_listener {
  public:
-  explicit FailureListener(std::function<void(const std::string&)> on_failure)
-      : on_failure_(std::move(on_failure)) {}
-  void on_success(const mqtt::token&) override {}
+  ActionListener(std::function<void()> on_success,
+                 std::function<void(const std::string&)> on_failure)
+      : on_success_(std::move(on_success)), on_failure_(std::move(on_failure)) {}
+  void on_success(const mqtt::token&) override { on_success_(); }
   void on_failure(const mqtt::token& token) override;
 
  private:
+  std::function<void()> on_success_;
   std::function<void(const std::string&)> on_failure_;
 };
 
@@ -44,28 +47,35 @@ class MqttCollector final : public Collector {
   SampleResult Sample() override;
 
  private:
+  // kDisconnected -> kConnecting -> kSubscribing -> kUp; any failure -> kDisconnected, or kRefused
+  // (connected, but a subscription was refused: the sampler disconnects and starts over).
+  enum class State { kDisconnected, kConnecting, kSubscribing, kUp, kRefused };
+
   void StartConnect();
   void OnConnected();
-  void OnConnectionLost(const std::string& cause);
-  void OnConnectFailed(const std::string& why);
+  void OnSubscribed();
+  void Fail(State next, const std::string& error);
 
   const std::string name_ = "mqtt";
   const MqttConfig& config_;
   const std::chrono::milliseconds interval_;
   UsageLedger ledger_;
   BrokerStats broker_;
-  // Paho keeps references to the listeners; they are declared before the client so they
-  // outlive it.
-  FailureListener connect_listener_;
-  FailureListener subscribe_listener_;
-  std::unique_ptr<mqtt::async_client> client_;
-
-  std::atomic<bool> connecting_{false};
-  std::atomic<bool> subscribed_{false};
+  std::atomic<State> state_{State::kDisconnected};
+  std::atomic<int> pending_subscriptions_{0};
   std::mutex error_mutex_;
   std::string last_error_;                                // guarded by error_mutex_
   Backoff backoff_;                                       // sampler thread only
   std::chrono::steady_clock::time_point next_attempt_{};  // sampler thread only
+  ActionListener connect_listener_;
+  ActionListener subscribe_listener_;
+  // Last: destroyed first, so no Paho callback can run on a member that is already gone.
+  std::unique_ptr<mqtt::async_client> client_;
 };
+
+/// Whether the broker should keep the exporter's session (and queue QoS 1 messages for it) while
+/// it is away: only under a client id that is stable across restarts and not in a shared group,
+/// where a departed member's session would keep taking its share of the messages.
+bool UsePersistentSession(const MqttConfig& config);
 
 }  // namespace billing::exporter

@@ -103,6 +103,14 @@ std::string PgSession::Connect() {
                std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now).count()) +
            "ms";
   }
+  // The session settings travel as startup options, so that they hold on any connection libpqxx
+  // opens for us (it can silently reopen a lost one), and appear in no SQL we send.
+  const std::string timeout = std::to_string(query_timeout_.count());
+  std::string options = "-c default_transaction_read_only=on -c statement_timeout=" + timeout +
+                        " -c lock_timeout=" + timeout;
+  if (const auto user_options = config_.url->Option("options"); !user_options.empty()) {
+    options = user_options + " " + options;
+  }
   const auto conninfo = config_.url->ConnectionString({
       {"application_name", "billing-exporter"},
       {"connect_timeout", Seconds(config_.connect_timeout)},
@@ -110,16 +118,10 @@ std::string PgSession::Connect() {
       {"keepalives_idle", "30"},
       {"tcp_user_timeout",
        std::to_string(config_.connect_timeout.count() + query_timeout_.count())},
+      {"options", options},
   });
   try {
     auto connection = std::make_unique<pqxx::connection>(conninfo);
-    pqxx::nontransaction setup(*connection);
-    // Session settings rather than startup options, so this also works through
-    // poolers.
-    setup.exec("SET default_transaction_read_only = on; SET statement_timeout = " +
-               std::to_string(query_timeout_.count()) +
-               "; SET lock_timeout = " + std::to_string(query_timeout_.count()));
-    setup.commit();
     connection_ = std::move(connection);
     backoff_.Reset();
     Log(LogLevel::kInfo, component_, "connected to " + config_.url->Redacted());

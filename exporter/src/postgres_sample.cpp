@@ -87,10 +87,12 @@ std::vector<TableStats> SelectTables(std::vector<TableStats> tables,
 std::vector<MetricFamily> CatalogFamilies(const CatalogSample& sample,
                                           const TableSelection& selection) {
   std::size_t selected_count = 0;
+  std::int64_t inserted_total = 0;
   for (const auto& t : sample.tables) {
     if (Selected(t.schema, selection.include_schemas, selection.exclude_schemas) &&
         Selected(t.schema + "." + t.table, selection.include_tables, selection.exclude_tables)) {
       ++selected_count;
+      inserted_total += t.rows_inserted;
     }
   }
   const auto tables = SelectTables(sample.tables, selection);
@@ -140,6 +142,14 @@ std::vector<MetricFamily> CatalogFamilies(const CatalogSample& sample,
                                   "the smallest into the 'other' row).",
                                   MetricType::Gauge,
                                   {Gauge({}, static_cast<double>(selected_count))}});
+  families.push_back(MetricFamily{
+      names::kRowsInserted,
+      "Rows inserted into all selected tables since the statistics' reset: the sum of the "
+      "per-table "
+      "counters before the series cap, so it does not move when tables change places in the cap. "
+      "It goes down only when a table is dropped (its rows leave the sum).",
+      MetricType::Counter,
+      {Counter({}, static_cast<double>(inserted_total))}});
   families.push_back(MetricFamily{names::kStatsReset,
                                   "Unix time PostgreSQL's statistics counters (rows inserted) "
                                   "were last reset; 0 if never. "

@@ -53,7 +53,8 @@ class UsageLedger {
   const std::vector<std::string> patterns_;
   const std::size_t group_levels_;
   const std::size_t max_groups_;
-  // Fixed capacity (patterns + max_groups + other) so that slots never move under a reader.
+  // Fixed capacity (max_groups, patterns included, + other) so that slots never move under a
+  // reader.
   std::unique_ptr<Slot[]> slots_;
   std::size_t capacity_;
   std::atomic<std::size_t> published_{0};

@@ -28,6 +28,7 @@ TEST(BrokerStatsTest, ParsesCountsAndUptime) {
 
 TEST(BrokerStatsTest, ExportsValuesExactlyAndIgnoresMalformedOnes) {
   BrokerStats stats;
+  stats.OnSysMessage("$SYS/broker/uptime", "10 seconds", true, 1000);
   stats.OnSysMessage("$SYS/broker/publish/messages/received", "9007199254740993", true, 1000);
   stats.OnSysMessage("$SYS/broker/clients/connected", "7", false, 1000);
   stats.OnSysMessage("$SYS/broker/publish/bytes/received", "not a number", true, 1000);
@@ -39,13 +40,29 @@ TEST(BrokerStatsTest, ExportsValuesExactlyAndIgnoresMalformedOnes) {
             9007199254740992.0);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_clients_connected"), 7);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_bytes_received_total"), std::nullopt);
-  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_start_time_seconds"), std::nullopt);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_start_time_seconds"), 990);
   // A later good value is taken as it comes.
   stats.OnSysMessage("$SYS/broker/publish/bytes/received", "100", true, 1001);
   EXPECT_EQ(FindValue(Samples(stats), "iotistic_mqtt_broker_bytes_received_total"), 100);
   stats.Forget();
-  EXPECT_TRUE(Samples(stats).empty() ||
-              !FindValue(Samples(stats), "iotistic_mqtt_broker_bytes_received_total").has_value());
+  EXPECT_TRUE(Samples(stats).empty());
+}
+
+// After a reconnect, retained $SYS counters arrive at once but belong to whichever broker lifetime
+// is current; they are served only together with that lifetime's start time.
+TEST(BrokerStatsTest, CountersWaitForTheStartTimeOfTheirConnection) {
+  BrokerStats stats;
+  stats.OnSysMessage("$SYS/broker/uptime", "500 seconds", true, 1500);
+  stats.OnSysMessage("$SYS/broker/publish/messages/received", "7000", true, 1500);
+  EXPECT_EQ(FindValue(Samples(stats), "iotistic_mqtt_broker_start_time_seconds"), 1000);
+  stats.Forget();  // the broker restarted; we reconnect
+  stats.OnSysMessage("$SYS/broker/publish/messages/received", "12", false, 1600);  // retained
+  stats.OnSysMessage("$SYS/broker/uptime", "5 seconds", false, 1600);              // retained
+  EXPECT_TRUE(Samples(stats).empty());  // not "12" beside the old start time
+  stats.OnSysMessage("$SYS/broker/uptime", "6 seconds", true, 1601);
+  const auto samples = Samples(stats);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total"), 12);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_start_time_seconds"), 1595);
 }
 
 TEST(BrokerStatsTest, StartTimeIsStableAndChangesOnlyOnRestart) {
@@ -54,6 +71,7 @@ TEST(BrokerStatsTest, StartTimeIsStableAndChangesOnlyOnRestart) {
   // Retained (not live) uptimes are stale by up to one sys_interval: ignored.
   stats.OnSysMessage("$SYS/broker/uptime", "100 seconds", false, 5000.9);
   EXPECT_EQ(start(), std::nullopt);
+  EXPECT_TRUE(Samples(stats).empty());
   stats.OnSysMessage("$SYS/broker/uptime", "100 seconds", true, 5100.2);
   EXPECT_EQ(start(), 5000);
   // One-second jitter of later estimates does not move it.

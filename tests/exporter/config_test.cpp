@@ -142,6 +142,12 @@ TEST(ConfigTest, ErrorsNameTheField) {
       {"mqtt: {url: 'tcp://h:1883', shared_group: 'a/b'}", {}, "mqtt.shared_group"},
       {"mqtt: {url: 'tcp://h:1883', ca_file: /nonexistent/ca.pem}", {}, "mqtt.ca_file"},
       {"mqtt: {url: 'tcp://h:1883', topic: '#'}", {}, "mqtt.topic"},
+      {"", {{"DATABASE_URL", ""}, {"MQTT_URL", "tcp://h:1883"}}, "DATABASE_URL"},  // set but empty
+      {"", {{"MQTT_URL", ""}, {"DATABASE_URL", "postgresql://u@h/d"}}, "MQTT_URL"},
+      {"postgres: {url: ''}\nmqtt: {url: 'tcp://h:1883'}", {}, "postgres.url"},
+      {"", {{"MQTT_URL", "tcp://h:1883"}, {"MQTT_PASSWORD", "pw"}}, "MQTT_PASSWORD"},
+      {"mqtt: {url: 'tcp://h:1883', password: pw}", {}, "mqtt.password"},
+      {"", {{"MQTT_URL", "tcp://h:1883"}, {"MQTT_CA_FILE", "/nonexistent.pem"}}, "MQTT_CA_FILE"},
   };
   for (const auto& c : cases) {
     const auto error = MustFail(c.yaml, Env(c.env));

@@ -34,6 +34,24 @@ TEST(DatabaseUrlTest, RejectsMalformedWithoutEchoingTheSecret) {
   EXPECT_TRUE(std::holds_alternative<std::string>(DatabaseUrl::Parse("")));
 }
 
+TEST(DatabaseUrlTest, UnencodedSpecialCharactersInThePasswordAreRefusedWithoutEchoingIt) {
+  for (const char* bad :
+       {"postgresql://app:Xy7/Qs9@db:5432/tenant", "postgresql://app:p@ss@db:5432/tenant",
+        "postgresql://app:a?b@db/tenant", "postgresql://app:a#b@db/tenant"}) {
+    auto parsed = DatabaseUrl::Parse(bad);
+    ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << bad;
+    const auto& error = std::get<std::string>(parsed);
+    EXPECT_NE(error.find("percent-encode"), std::string::npos) << error;
+    for (const char* part : {"Xy7", "Qs9", "ss@db", "p@ss"})
+      EXPECT_EQ(error.find(part), std::string::npos) << error;
+  }
+  // Percent-encoded, the same passwords are fine.
+  EXPECT_EQ(MustParse("postgresql://app:Xy7%2FQs9@db:5432/tenant").password(), "Xy7/Qs9");
+  EXPECT_EQ(MustParse("postgresql://app:p%40ss@db:5432/tenant").password(), "p@ss");
+  EXPECT_EQ(MustParse("postgresql://app@db:5432/tenant?sslmode=require").Redacted(),
+            "app@db:5432/tenant");
+}
+
 TEST(DatabaseUrlTest, ConnectionStringQuotesAndOverrides) {
   auto url = MustParse("postgresql://u:it's\\x@h:1/d?application_name=mine");
   const auto conninfo = url.ConnectionString({{"application_name", "billing-exporter"}});

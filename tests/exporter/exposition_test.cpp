@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "http_server.h"
 #include "postgres_sample.h"
 #include "testbed.h"
 
@@ -84,6 +85,24 @@ TEST(ExpositionTest, PagesHeldByAScrapeOutliveLaterSamples) {
                      std::chrono::system_clock::now());
   EXPECT_EQ(FindValue(ParseMetricsText(held->text), "metric_a"), 1);
   EXPECT_EQ(FindValue(ParseMetricsText(exposition.Current()->text), "metric_a"), 2);
+}
+
+}  // namespace
+}  // namespace billing::exporter
+
+namespace billing::exporter {
+namespace {
+
+TEST(AcceptsGzipTest, ReadsAcceptEncodingLikeHttpSays) {
+  for (const char* yes : {"gzip", "gzip, deflate", "deflate, gzip;q=0.5", "br;q=1.0, gzip; q=0.1",
+                          "*", "identity, *;q=1"}) {
+    EXPECT_TRUE(AcceptsGzip(yes)) << yes;
+  }
+  for (const char* no :
+       {"", "identity", "deflate, br", "gzip;q=0", "gzip; q=0", "gzip;q=0.000", "xgzip"}) {
+    EXPECT_FALSE(AcceptsGzip(no)) << no;
+  }
+  EXPECT_FALSE(AcceptsGzip(nullptr));
 }
 
 }  // namespace

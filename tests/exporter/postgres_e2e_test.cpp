@@ -291,6 +291,7 @@ TEST_F(PostgresE2eTest, TenThousandTablesStayWithinTheCapAndOtherAddsUp) {
       << "rows inserted never added up to " << inserted_total;
 
   EXPECT_EQ(FindValue(samples, "iotistic_postgres_tables"), 10000);
+  EXPECT_EQ(FindValue(samples, "iotistic_postgres_rows_inserted_total"), inserted_total);
   for (const char* name :
        {"iotistic_postgres_table_rows_estimated", "iotistic_postgres_table_rows_inserted_total"}) {
     EXPECT_EQ(FindAll(samples, name).size(), 101u) << name;

@@ -100,13 +100,19 @@ TEST(CatalogFamiliesTest, AwkwardIdentifiersSurviveSerialisation) {
 
 TEST(CatalogFamiliesTest, TablesGaugeCountsSelectedTablesBeforeTheCap) {
   CatalogSample sample;
-  for (int i = 0; i < 20; ++i) sample.tables.push_back(Table("s", "t" + std::to_string(i), i));
-  sample.tables.push_back(Table("hidden", "h", 1));
+  for (int i = 0; i < 20; ++i)
+    sample.tables.push_back(Table("s", "t" + std::to_string(i), i, 10 * i));
+  sample.tables.push_back(Table("hidden", "h", 1, 1000));
   TableSelection selection;
   selection.exclude_schemas = {"hidden"};
   selection.max_table_series = 5;
   const auto samples = ParseMetricsText(SerializeText(CatalogFamilies(sample, selection), {}));
   EXPECT_EQ(FindValue(samples, "iotistic_postgres_tables"), 20);
+  // The database-level total is the sum before the cap, over the selected tables only.
+  double inserted = 0;
+  for (const auto& t : sample.tables)
+    inserted += t.schema == "hidden" ? 0 : static_cast<double>(t.rows_inserted);
+  EXPECT_EQ(FindValue(samples, "iotistic_postgres_rows_inserted_total"), inserted);
   EXPECT_EQ(FindAll(samples, "iotistic_postgres_table_rows_estimated").size(), 6u);
 }
 

@@ -37,7 +37,9 @@ struct Options {
 constexpr const char* kUsage =
     "usage: device-simulator [--url tcp://127.0.0.1:1883] [--devices K] [--messages N]\n"
     "  [--duration SECONDS] [--rate MSGS_PER_S (0: as fast as possible)] [--qos 0|1]\n"
-    "  [--window IN_FLIGHT] [--payload-max BYTES] [--topic-prefix devices] [--client-id ID]\n"
+    "  [--window IN_FLIGHT] [--payload-max BYTES (a reading is ~110 bytes; larger ones are "
+    "padded)]\n"
+    "  [--topic-prefix devices] [--client-id ID]\n"
     "  [--seed N]\n"
     "Publishes to <prefix>/dev-NNNNN/telemetry; prints one JSON line with what was sent.\n";
 
