@@ -336,6 +336,18 @@ TEST_F(MqttE2eTest, SharedSubscriptionReplicasNeverCountTwice) {
   EXPECT_EQ(a + b, sent.messages);  // not 2N: each message went to one replica
   EXPECT_GT(a, 0);
   EXPECT_GT(b, 0);
+
+  // A replica that goes away (a rollout) leaves no session behind taking its share: the survivor
+  // receives everything published afterwards.
+  EXPECT_EQ(WEXITSTATUS(replicas[1]->Stop()), 0);
+  const Sent later = Simulate(broker, {"--devices", "10", "--messages", "1000", "--seed", "3"});
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Sum(replicas[0]->Scrape(), "iotistic_mqtt_messages_total") == a + later.messages;
+      },
+      30s, 200ms))
+      << Sum(replicas[0]->Scrape(), "iotistic_mqtt_messages_total") << " != " << a << " + "
+      << later.messages;
 }
 
 TEST_F(MqttE2eTest, PatternGroupsAndPostgresTogether) {

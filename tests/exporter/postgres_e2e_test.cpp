@@ -1,7 +1,11 @@
 // The billing-exporter binary against a real PostgreSQL 15: values equal
 // PostgreSQL's own answers, counters survive exporter restarts, identifiers are
 // escaped, cardinality is capped, and outages are survived without a restart.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <numeric>
@@ -352,6 +356,29 @@ TEST_F(PostgresE2eTest, GzipAndBasicAuth) {
   EXPECT_EQ(gzip.headers["content-encoding"], "gzip");
   EXPECT_LT(gzip.body.size(), plain.body.size());
   EXPECT_NE(plain.headers["content-type"].find("version=0.0.4"), std::string::npos);
+}
+
+// Idle keep-alive connections hold CivetWeb worker threads; a handful of them must not starve the
+// liveness probe (a failed probe restarts the pod).
+TEST_F(PostgresE2eTest, IdleConnectionsDoNotStarveHealthz) {
+  const auto db = NewDatabase();
+  auto exporter = StartExporter(shared_pg->Url(db));
+  std::vector<int> sockets;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(exporter->port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    const std::string request =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+    ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    sockets.push_back(fd);  // answered, then left idle with the connection open
+  }
+  const auto response = HttpGet(exporter->BaseUrl() + "/healthz", {}, 3s);
+  EXPECT_EQ(response.status, 200) << response.error;
+  for (int fd : sockets) close(fd);
 }
 
 TEST_F(PostgresE2eTest, PromtoolFindsNothingWrong) {
