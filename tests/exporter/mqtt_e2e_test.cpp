@@ -350,6 +350,61 @@ TEST_F(MqttE2eTest, SharedSubscriptionReplicasNeverCountTwice) {
       << later.messages;
 }
 
+// ssl:// with a CA file: the broker's certificate is verified against it, and a broker whose
+// certificate another CA signed is refused.
+TEST_F(MqttE2eTest, TlsBrokerIsVerifiedAgainstTheConfiguredCa) {
+  const auto certs = dir_.path() / "certs";
+  std::filesystem::create_directories(certs);
+  std::filesystem::permissions(dir_.path(), std::filesystem::perms::all);  // mosquitto reads them
+  auto openssl = [&](const std::string& args) {
+    const auto result = RunCommand({"sh", "-c", "cd '" + certs.string() + "' && openssl " + args});
+    ASSERT_EQ(result.exit_code, 0) << args << ": " << result.output;
+  };
+  for (const char* ca : {"ca", "other-ca"}) {
+    openssl(std::string("req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=") + ca + " -keyout " +
+            ca + ".key -out " + ca + ".pem");
+  }
+  openssl("req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr");
+  std::ofstream(certs / "san.cnf") << "subjectAltName=IP:127.0.0.1\n";
+  openssl(
+      "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.cnf "
+      "-out server.pem");
+  std::filesystem::permissions(certs / "server.key", std::filesystem::perms::owner_read |
+                                                         std::filesystem::perms::group_read |
+                                                         std::filesystem::perms::others_read);
+  const int tls_port = FreePort();
+  MosquittoServer broker(1, std::string(kBrokerConfig) + "listener " + std::to_string(tls_port) +
+                                " 127.0.0.1\ncafile " + (certs / "ca.pem").string() +
+                                "\ncertfile " + (certs / "server.pem").string() + "\nkeyfile " +
+                                (certs / "server.key").string() + "\n");
+  const std::string tls_url = "ssl://127.0.0.1:" + std::to_string(tls_port);
+  auto start = [&](const char* ca) {
+    auto exporter = std::make_unique<ExporterProcess>(
+        kExporter, std::vector<std::string>{},
+        std::vector<std::pair<std::string, std::string>>{{"MQTT_URL", tls_url},
+                                                         {"MQTT_CA_FILE", (certs / ca).string()},
+                                                         {"SAMPLE_INTERVAL", "300ms"}});
+    EXPECT_TRUE(exporter->WaitHealthy());
+    return exporter;
+  };
+  auto trusted = start("ca.pem");
+  ASSERT_TRUE(WaitFor([&] { return FindValue(trusted->Scrape(), "iotistic_mqtt_up") == 1.0; }, 20s))
+      << trusted->process().Log();
+  const Sent sent = Simulate(broker, {"--devices", "5", "--messages", "500"});  // plain listener
+  EXPECT_TRUE(WaitFor(
+      [&] { return Sum(trusted->Scrape(), "iotistic_mqtt_messages_total") == sent.messages; },
+      20s));
+
+  auto untrusted = start("other-ca.pem");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return FindValue(untrusted->Scrape(), "iotistic_exporter_sample_errors_total",
+                         {{"collector", "mqtt"}}) >= 3.0;
+      },
+      30s));
+  EXPECT_EQ(FindValue(untrusted->Scrape(), "iotistic_mqtt_up"), 0.0);
+}
+
 TEST_F(MqttE2eTest, PatternGroupsAndPostgresTogether) {
   MosquittoServer broker(1, kBrokerConfig);
   PostgresServer pg;
