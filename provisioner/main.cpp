@@ -1,19 +1,29 @@
-// provisioner: the customer-instance deployment tool. Today it has one subcommand, `render`,
-// which prints the customer's Kubernetes objects (the chart's values.yaml as defaults, then -f
-// files, then --set arguments) as a YAML stream in apply order.
+// provisioner: the customer-instance deployment tool.
+//   render  prints the customer's Kubernetes objects (the chart's values.yaml as defaults, then -f
+//           files, then --set arguments) as a YAML stream in apply order.
+//   usage   computes billable usage per customer and period from Prometheus' raw samples, prints
+//           it as CSV or JSON and optionally upserts it into usage_records.
 //
-// Exit status: 0 rendered; 2 bad input (an invalid value, a malformed --set, an unreadable -f
-// file, bad usage), with one line on stderr naming it; 1 the chart itself cannot be read.
+// Exit status: 0 done; 2 bad input (an invalid value, a malformed --set, an unreadable -f file, a
+// bad time range, bad usage), with one line on stderr naming it; 1 a dependency failed (the chart
+// cannot be read, Prometheus or the store cannot be reached).
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "billing/common/duration.h"
 #include "billing/provisioner/render.h"
+#include "billing/provisioner/usage.h"
+#include "src/usage_job.h"
+#include "src/usage_store.h"
 
 namespace {
 
@@ -22,6 +32,15 @@ using billing::provisioner::RenderRequest;
 
 constexpr int kExitInvalidInput = 2;
 constexpr int kExitChartUnreadable = 1;
+
+constexpr char kUsageUsage[] =
+    "usage: provisioner usage --prometheus URL --from TIME --to TIME [--period DURATION]\n"
+    "         [--customer ID] [--format csv|json] [--store DATABASE_URL] [--max-gap DURATION]\n"
+    "  TIME is RFC 3339 (2026-11-25T10:00:00Z) or Unix seconds, on period boundaries.\n"
+    "  --period     billing period (default 1h); --max-gap: samples further apart than this make "
+    "a\n"
+    "               period incomplete (default 5m).\n"
+    "  --store      upsert the records into usage_records in this PostgreSQL database.\n";
 
 constexpr char kUsage[] =
     "usage: provisioner render [--chart DIR] [--managed-by NAME] [-f values.yaml]... "
@@ -111,14 +130,97 @@ int Render(const std::vector<std::string>& args) {
 
 }  // namespace
 
+int Usage(const std::vector<std::string>& args) {
+  std::map<std::string, std::string> flags = {
+      {"--period", "1h"}, {"--format", "csv"}, {"--max-gap", "5m"}};
+  const std::set<std::string> known = {"--prometheus", "--from",   "--to",    "--period",
+                                       "--customer",   "--format", "--store", "--max-gap"};
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "-h" || args[i] == "--help") {
+      std::cout << kUsageUsage;
+      return 0;
+    }
+    if (!known.count(args[i]))
+      return Fail(kExitInvalidInput, "unknown argument \"" + args[i] + "\"\n" + kUsageUsage);
+    if (i + 1 >= args.size())
+      return Fail(kExitInvalidInput, args[i] + " needs a value\n" + kUsageUsage);
+    flags[args[i]] = args[i + 1];
+    ++i;
+  }
+  for (const char* required : {"--prometheus", "--from", "--to"}) {
+    if (!flags.count(required))
+      return Fail(kExitInvalidInput, std::string(required) + " is required\n" + kUsageUsage);
+  }
+  const auto from = billing::provisioner::ParseTime(flags["--from"]);
+  const auto to = billing::provisioner::ParseTime(flags["--to"]);
+  if (!from)
+    return Fail(kExitInvalidInput, "--from: '" + flags["--from"] +
+                                       "' is not RFC 3339 (2026-11-25T10:00:00Z) or Unix seconds");
+  if (!to)
+    return Fail(kExitInvalidInput, "--to: '" + flags["--to"] +
+                                       "' is not RFC 3339 (2026-11-25T10:00:00Z) or Unix seconds");
+  const auto period = billing::common::ParseDuration(flags["--period"]);
+  if (!period || period->count() % 1000 != 0 || period->count() == 0) {
+    return Fail(kExitInvalidInput, "--period: '" + flags["--period"] +
+                                       "' is not a whole number of seconds such as 1h or 10s");
+  }
+  const auto max_gap = billing::common::ParseDuration(flags["--max-gap"]);
+  if (!max_gap || max_gap->count() <= 0)
+    return Fail(kExitInvalidInput,
+                "--max-gap: '" + flags["--max-gap"] + "' is not a duration such as 5m");
+  if (flags["--format"] != "csv" && flags["--format"] != "json") {
+    return Fail(kExitInvalidInput, "--format: use csv or json");
+  }
+  billing::provisioner::UsageQuery query;
+  query.from = *from;
+  query.to = *to;
+  query.period_seconds = period->count() / 1000;
+  query.max_gap_seconds = static_cast<double>(max_gap->count()) / 1000;
+  if (flags.count("--customer")) query.customer_id = flags["--customer"];
+  std::string error;
+  const auto periods =
+      billing::provisioner::SplitPeriods(query.from, query.to, query.period_seconds, error);
+  if (!periods) return Fail(kExitInvalidInput, error);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  if (query.to > now) {
+    return Fail(kExitInvalidInput, "--to (" + billing::provisioner::FormatTime(query.to) +
+                                       ") is in the future: only closed periods can be billed");
+  }
+
+  std::vector<billing::provisioner::UsageRecord> records;
+  try {
+    records = billing::provisioner::ComputeUsage(
+        billing::provisioner::PrometheusClient(flags["--prometheus"]), query, *periods);
+  } catch (const std::exception& e) {
+    return Fail(1, e.what());
+  }
+  if (flags.count("--store")) {
+    try {
+      billing::provisioner::UsageStore store(flags["--store"]);
+      const auto changed = store.Upsert(records);
+      std::cerr << "provisioner: usage_records: " << changed << " of " << records.size()
+                << " rows inserted or changed\n";
+    } catch (const std::exception& e) {
+      return Fail(1, std::string("usage store: ") + e.what());
+    }
+  }
+  std::cout << (flags["--format"] == "json" ? billing::provisioner::ToJson(records)
+                                            : billing::provisioner::ToCsv(records));
+  return std::cout.flush() ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help") {
     std::cout << kUsage;
     return args.empty() ? kExitInvalidInput : 0;
   }
+  if (args[0] == "usage") return Usage(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] != "render") {
-    return Fail(kExitInvalidInput, "unknown subcommand \"" + args[0] + "\"\n" + kUsage);
+    return Fail(kExitInvalidInput,
+                "unknown subcommand \"" + args[0] + "\"\n" + kUsage + kUsageUsage);
   }
   return Render(std::vector<std::string>(args.begin() + 1, args.end()));
 }

@@ -11,10 +11,13 @@
 #include <set>
 #include <sstream>
 
-#include "duration.h"
+#include "billing/common/duration.h"
 #include "topic_groups.h"
 
 namespace billing::exporter {
+
+using common::FormatDuration;
+using common::ParseDuration;
 namespace {
 
 // Thrown inside this file only; ParseConfig turns it into a ConfigError value.

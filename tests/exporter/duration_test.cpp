@@ -1,8 +1,8 @@
-#include "duration.h"
+#include "billing/common/duration.h"
 
 #include <gtest/gtest.h>
 
-namespace billing::exporter {
+namespace billing::common {
 namespace {
 
 using std::chrono::milliseconds;
@@ -32,4 +32,4 @@ TEST(DurationTest, FormatRoundTrips) {
 }
 
 }  // namespace
-}  // namespace billing::exporter
+}  // namespace billing::common

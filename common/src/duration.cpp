@@ -1,4 +1,4 @@
-#include "duration.h"
+#include "billing/common/duration.h"
 
 #include <array>
 #include <charconv>
@@ -6,7 +6,7 @@
 #include <limits>
 #include <utility>
 
-namespace billing::exporter {
+namespace billing::common {
 namespace {
 
 constexpr std::array<std::pair<std::string_view, std::int64_t>, 4> kUnitsMs = {{
@@ -67,4 +67,4 @@ std::string FormatDuration(std::chrono::milliseconds duration) {
   return out;
 }
 
-}  // namespace billing::exporter
+}  // namespace billing::common

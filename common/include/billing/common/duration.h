@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace billing::exporter {
+namespace billing::common {
 
 /// Parses a Go/Prometheus-style duration: one or more <integer><unit> pairs
 /// with unit one of ms, s, m, h (e.g. "500ms", "15s", "1m30s"). Returns nullopt
@@ -19,4 +19,4 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 /// "250ms", "0s").
 std::string FormatDuration(std::chrono::milliseconds duration);
 
-}  // namespace billing::exporter
+}  // namespace billing::common

@@ -1,0 +1,217 @@
+#include "billing/provisioner/usage.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+namespace billing::provisioner {
+namespace {
+
+bool Differs(double a, double b, double tolerance) {
+  if (std::isnan(a) || std::isnan(b)) return false;  // unknown: no evidence of a reset
+  return std::abs(a - b) > tolerance;
+}
+
+// The period whose (start, end] contains `time`, if any.
+const Period* PeriodOf(const std::vector<Period>& periods, double time) {
+  auto it = std::lower_bound(periods.begin(), periods.end(), time, [](const Period& p, double t) {
+    return static_cast<double>(p.end) < t;
+  });
+  if (it == periods.end() || time <= static_cast<double>(it->start)) return nullptr;
+  return &*it;
+}
+
+// Whether sorted sample times cover (start, end] without a gap over max_gap: a sample no more than
+// max_gap before the start, one no more than max_gap before the end, and none further apart
+// between.
+template <typename Sample>
+bool Covered(const std::vector<Sample>& samples, const Period& period, double max_gap) {
+  const double start = static_cast<double>(period.start);
+  const double end = static_cast<double>(period.end);
+  auto after = [](double t, const Sample& s) { return t < s.time; };
+  const auto first_after_start = std::upper_bound(samples.begin(), samples.end(), start, after);
+  const auto first_after_end = std::upper_bound(samples.begin(), samples.end(), end, after);
+  if (first_after_start == samples.begin() || first_after_end == samples.begin()) return false;
+  const auto baseline = first_after_start - 1;  // last sample at or before the start
+  const auto last = first_after_end - 1;        // last sample at or before the end
+  if (start - baseline->time >= max_gap || end - last->time >= max_gap) return false;
+  for (auto it = baseline; it != last; ++it) {
+    if ((it + 1)->time - it->time > max_gap) return false;
+  }
+  return true;
+}
+
+std::vector<PeriodQuantity> EmptyQuantities(const std::vector<Period>& periods) {
+  std::vector<PeriodQuantity> out;
+  for (const auto& p : periods) out.push_back(PeriodQuantity{p, 0, false});
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::vector<Period>> SplitPeriods(std::int64_t from, std::int64_t to,
+                                                std::int64_t period_seconds, std::string& error) {
+  if (period_seconds <= 0) {
+    error = "--period must be positive";
+    return std::nullopt;
+  }
+  if (to <= from) {
+    error = "--to (" + FormatTime(to) + ") must be after --from (" + FormatTime(from) + ")";
+    return std::nullopt;
+  }
+  if (from % period_seconds != 0 || to % period_seconds != 0) {
+    error = "--from and --to must be on period boundaries (multiples of " +
+            std::to_string(period_seconds) + "s since the epoch, e.g. whole hours for 1h)";
+    return std::nullopt;
+  }
+  if ((to - from) / period_seconds > 100000) {
+    error = "the range holds more than 100000 periods; split it up";
+    return std::nullopt;
+  }
+  std::vector<Period> periods;
+  for (std::int64_t start = from; start < to; start += period_seconds) {
+    periods.push_back(Period{start, start + period_seconds});
+  }
+  return periods;
+}
+
+std::vector<PeriodQuantity> CounterUsage(std::vector<CounterSample> samples,
+                                         const std::vector<Period>& periods,
+                                         const CounterPolicy& policy) {
+  std::stable_sort(samples.begin(), samples.end(),
+                   [](const CounterSample& a, const CounterSample& b) { return a.time < b.time; });
+  auto out = EmptyQuantities(periods);
+  for (std::size_t i = 1; i < samples.size(); ++i) {
+    const auto& prev = samples[i - 1];
+    const auto& cur = samples[i];
+    const bool reset =
+        Differs(cur.reset_marker, prev.reset_marker, policy.marker_tolerance_seconds);
+    const bool restart = cur.value < prev.value && Differs(cur.restart_marker, prev.restart_marker,
+                                                           policy.marker_tolerance_seconds);
+    double delta = 0;
+    if (reset || restart) {
+      delta = cur.value;  // counted from zero since the reset
+    } else if (cur.value >= prev.value) {
+      delta = cur.value - prev.value;
+    }  // else: a decrease with no reset behind it adds nothing; the next difference starts here
+    if (const Period* p = PeriodOf(periods, cur.time)) {
+      out[static_cast<std::size_t>(p - periods.data())].quantity += delta;
+    }
+  }
+  for (auto& q : out) q.complete = Covered(samples, q.period, policy.max_gap_seconds);
+  return out;
+}
+
+std::vector<PeriodQuantity> GaugeIntegral(std::vector<GaugeSample> samples,
+                                          const std::vector<Period>& periods,
+                                          double max_gap_seconds) {
+  std::sort(samples.begin(), samples.end(),
+            [](const GaugeSample& a, const GaugeSample& b) { return a.time < b.time; });
+  // Series scraped together share a timestamp: their sum is the customer's total at that moment.
+  std::vector<GaugeSample> totals;
+  for (const auto& s : samples) {
+    if (!totals.empty() && totals.back().time == s.time) {
+      totals.back().value += s.value;
+    } else {
+      totals.push_back(s);
+    }
+  }
+  auto out = EmptyQuantities(periods);
+  for (auto& q : out) {
+    const double start = static_cast<double>(q.period.start);
+    const double end = static_cast<double>(q.period.end);
+    for (std::size_t i = 1; i < totals.size(); ++i) {
+      const auto& a = totals[i - 1];
+      const auto& b = totals[i];
+      if (b.time <= start || a.time >= end || b.time - a.time > max_gap_seconds) continue;
+      auto at = [&](double t) {
+        return a.value + (b.value - a.value) * (t - a.time) / (b.time - a.time);
+      };
+      const double x0 = std::max(a.time, start);
+      const double x1 = std::min(b.time, end);
+      q.quantity += (x1 - x0) * (at(x0) + at(x1)) / 2;
+    }
+    // Integration needs a sample at or after the end as well as one at or before the start.
+    const bool ends_covered = std::any_of(totals.begin(), totals.end(), [&](const GaugeSample& s) {
+      return s.time >= end && s.time - end < max_gap_seconds;
+    });
+    q.complete = ends_covered && Covered(totals, q.period, max_gap_seconds);
+  }
+  return out;
+}
+
+std::string FormatTime(std::int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+std::optional<std::int64_t> ParseTime(const std::string& text) {
+  static const std::regex unix_seconds(R"(\d{1,12})");
+  if (std::regex_match(text, unix_seconds)) return std::stoll(text);
+  static const std::regex rfc3339(
+      R"((\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})([Zz]|([+-])(\d{2}):(\d{2})))");
+  std::smatch m;
+  if (!std::regex_match(text, m, rfc3339)) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = std::stoi(m[1]) - 1900;
+  tm.tm_mon = std::stoi(m[2]) - 1;
+  tm.tm_mday = std::stoi(m[3]);
+  tm.tm_hour = std::stoi(m[4]);
+  tm.tm_min = std::stoi(m[5]);
+  tm.tm_sec = std::stoi(m[6]);
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60) {
+    return std::nullopt;
+  }
+  const std::tm given = tm;
+  std::int64_t seconds = timegm(&tm);
+  if (tm.tm_mday != given.tm_mday) return std::nullopt;  // e.g. February 30th rolled over
+  if (m[8].matched) {
+    const std::int64_t offset = std::stoi(m[9]) * 3600 + std::stoi(m[10]) * 60;
+    seconds += m[8] == "+" ? -offset : offset;
+  }
+  return seconds;
+}
+
+std::string FormatQuantity(const std::string& metric, double quantity) {
+  char text[64];
+  if (metric == "storage_byte_hours") {
+    std::snprintf(text, sizeof text, "%.3f", quantity);
+  } else {
+    std::snprintf(text, sizeof text, "%.0f", quantity);
+  }
+  return text;
+}
+
+std::string ToCsv(const std::vector<UsageRecord>& records) {
+  std::string out = "customer_id,metric,period_start,period_end,quantity,complete\n";
+  for (const auto& r : records) {
+    out += r.customer_id + "," + r.metric + "," + FormatTime(r.period.start) + "," +
+           FormatTime(r.period.end) + "," + FormatQuantity(r.metric, r.quantity) + "," +
+           (r.complete ? "true" : "false") + "\n";
+  }
+  return out;
+}
+
+std::string ToJson(const std::vector<UsageRecord>& records) {
+  auto array = nlohmann::json::array();
+  for (const auto& r : records) {
+    // The quantity keeps the CSV's exact text form as a JSON number.
+    array.push_back({{"customer_id", r.customer_id},
+                     {"metric", r.metric},
+                     {"period_start", FormatTime(r.period.start)},
+                     {"period_end", FormatTime(r.period.end)},
+                     {"quantity", nlohmann::json::parse(FormatQuantity(r.metric, r.quantity))},
+                     {"complete", r.complete}});
+  }
+  return array.dump(2) + "\n";
+}
+
+}  // namespace billing::provisioner

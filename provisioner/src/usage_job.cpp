@@ -1,0 +1,132 @@
+#include "usage_job.h"
+
+#include <cmath>
+#include <map>
+#include <set>
+#include <tuple>
+
+namespace billing::provisioner {
+namespace {
+
+// What identifies one scrape of one exporter: the series' labels without the metric name and the
+// labels the metric itself adds, plus the sample time.
+std::string ScrapeKey(const std::map<std::string, std::string>& labels, double time) {
+  std::string key;
+  for (const auto& [name, value] : labels) {
+    if (name == "__name__" || name == "database") continue;
+    key += name + "=" + value + ",";
+  }
+  return key + "@" + std::to_string(time);
+}
+
+struct Fetched {
+  std::map<std::string, std::vector<RawSeries>> by_customer;
+};
+
+Fetched Fetch(const PrometheusClient& prometheus, const std::string& metric, const UsageQuery& q) {
+  const std::string matcher =
+      q.customer_id ? "customer_id=\"" + *q.customer_id + "\"" : std::string("customer_id!=\"\"");
+  // From one gap before the first period (its baseline) to one gap after the last (the gauge's
+  // end point).
+  const auto gap = static_cast<std::int64_t>(std::ceil(q.max_gap_seconds));
+  const auto series =
+      prometheus.RangeSamples(metric + "{" + matcher + "}", q.to - q.from + 2 * gap, q.to + gap);
+  Fetched out;
+  for (const auto& s : series) {
+    const auto it = s.labels.find("customer_id");
+    if (it != s.labels.end()) out.by_customer[it->second].push_back(s);
+  }
+  return out;
+}
+
+std::map<std::string, double> MarkerIndex(const Fetched& markers, const std::string& customer) {
+  std::map<std::string, double> index;
+  const auto it = markers.by_customer.find(customer);
+  if (it == markers.by_customer.end()) return index;
+  for (const auto& series : it->second) {
+    for (const auto& [time, value] : series.samples) index[ScrapeKey(series.labels, time)] = value;
+  }
+  return index;
+}
+
+double Lookup(const std::map<std::string, double>& index, const std::string& key) {
+  const auto it = index.find(key);
+  return it == index.end() ? std::nan("") : it->second;
+}
+
+struct CounterSpec {
+  const char* usage_metric;
+  const char* counter;
+  const char* reset_marker;
+  const char* restart_marker;  // may be null
+};
+
+constexpr CounterSpec kCounters[] = {
+    {"mqtt_messages", "iotistic_mqtt_broker_publish_messages_received_total",
+     "iotistic_mqtt_broker_start_time_seconds", nullptr},
+    {"mqtt_bytes", "iotistic_mqtt_broker_bytes_received_total",
+     "iotistic_mqtt_broker_start_time_seconds", nullptr},
+    {"rows_inserted", "iotistic_postgres_rows_inserted_total",
+     "iotistic_postgres_stats_reset_timestamp_seconds", "iotistic_postgres_start_time_seconds"},
+};
+
+}  // namespace
+
+std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const UsageQuery& query,
+                                      const std::vector<Period>& periods) {
+  // Everything is fetched first: one query per metric for all customers.
+  std::map<std::string, Fetched> fetched;
+  auto fetch = [&](const char* metric) {
+    if (metric != nullptr && !fetched.count(metric))
+      fetched[metric] = Fetch(prometheus, metric, query);
+  };
+  for (const auto& spec : kCounters) {
+    fetch(spec.counter);
+    fetch(spec.reset_marker);
+    fetch(spec.restart_marker);
+  }
+  const char* kSize = "iotistic_postgres_database_size_bytes";
+  fetch(kSize);
+
+  std::set<std::string> customers;
+  if (query.customer_id) customers.insert(*query.customer_id);
+  for (const auto& [metric, f] : fetched) {
+    for (const auto& [customer, series] : f.by_customer) customers.insert(customer);
+  }
+
+  std::vector<UsageRecord> records;
+  auto emit = [&](const std::string& customer, const char* metric,
+                  const std::vector<PeriodQuantity>& quantities, double scale) {
+    for (const auto& q : quantities) {
+      records.push_back(UsageRecord{customer, metric, q.period, q.quantity * scale, q.complete});
+    }
+  };
+  const CounterPolicy policy{2.0, query.max_gap_seconds};
+  for (const auto& customer : customers) {
+    for (const auto& spec : kCounters) {
+      const auto resets = MarkerIndex(fetched[spec.reset_marker], customer);
+      const auto restarts = spec.restart_marker
+                                ? MarkerIndex(fetched[spec.restart_marker], customer)
+                                : std::map<std::string, double>{};
+      std::vector<CounterSample> samples;
+      for (const auto& series : fetched[spec.counter].by_customer[customer]) {
+        for (const auto& [time, value] : series.samples) {
+          const auto key = ScrapeKey(series.labels, time);
+          samples.push_back(
+              CounterSample{time, value, Lookup(resets, key),
+                            spec.restart_marker ? Lookup(restarts, key) : std::nan("")});
+        }
+      }
+      emit(customer, spec.usage_metric, CounterUsage(std::move(samples), periods, policy), 1.0);
+    }
+    std::vector<GaugeSample> sizes;
+    for (const auto& series : fetched[kSize].by_customer[customer]) {
+      for (const auto& [time, value] : series.samples) sizes.push_back(GaugeSample{time, value});
+    }
+    emit(customer, "storage_byte_hours",
+         GaugeIntegral(std::move(sizes), periods, query.max_gap_seconds), 1.0 / 3600);
+  }
+  return records;
+}
+
+}  // namespace billing::provisioner

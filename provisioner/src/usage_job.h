@@ -1,0 +1,28 @@
+// The usage job: raw samples from Prometheus -> usage records per customer, metric and period.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "billing/provisioner/usage.h"
+#include "prometheus_client.h"
+
+namespace billing::provisioner {
+
+struct UsageQuery {
+  std::int64_t from = 0;
+  std::int64_t to = 0;
+  std::int64_t period_seconds = 3600;
+  std::optional<std::string> customer_id;  // all customers with data when unset
+  double max_gap_seconds = 300;            // samples further apart leave a period incomplete
+};
+
+/// Records for every customer (or the one asked for), metric and period, in that order. A customer
+/// asked for with no data at all gets incomplete zero records, never silently nothing.
+/// Throws std::runtime_error when Prometheus cannot be read.
+std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const UsageQuery& query,
+                                      const std::vector<Period>& periods);
+
+}  // namespace billing::provisioner

@@ -1,0 +1,38 @@
+// usage_records in the provisioner's PostgreSQL (libpqxx): versioned migrations applied on open,
+// idempotent upserts keyed by (customer, metric, period).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "billing/provisioner/usage.h"
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace billing::provisioner {
+
+/// Applies the migrations this version knows that the database lacks, under an advisory lock so
+/// that concurrent starts do not race. Throws on failure.
+void ApplyMigrations(const std::string& database_url);
+
+class UsageStore {
+ public:
+  explicit UsageStore(const std::string& database_url);  // connects and migrates; throws
+  ~UsageStore();
+  UsageStore(const UsageStore&) = delete;
+  UsageStore& operator=(const UsageStore&) = delete;
+
+  /// Inserts or updates each record in one transaction. A row changes only when its quantity or
+  /// completeness differs (so re-running a period changes nothing), and a complete row is never
+  /// replaced by an incomplete one (samples that have aged out of Prometheus are not "no usage").
+  /// Returns how many rows were inserted or changed.
+  std::size_t Upsert(const std::vector<UsageRecord>& records);
+
+ private:
+  std::unique_ptr<pqxx::connection_base> connection_;
+};
+
+}  // namespace billing::provisioner

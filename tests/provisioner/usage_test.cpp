@@ -1,0 +1,150 @@
+#include "billing/provisioner/usage.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace billing::provisioner {
+namespace {
+
+std::vector<Period> Periods(std::int64_t from, std::int64_t to, std::int64_t length) {
+  std::string error;
+  auto periods = SplitPeriods(from, to, length, error);
+  EXPECT_TRUE(periods.has_value()) << error;
+  return periods.value_or(std::vector<Period>{});
+}
+
+std::vector<double> Quantities(const std::vector<PeriodQuantity>& q) {
+  std::vector<double> out;
+  for (const auto& p : q) out.push_back(p.quantity);
+  return out;
+}
+
+TEST(SplitPeriodsTest, AlignedRangesOnly) {
+  EXPECT_EQ(Periods(3600, 4 * 3600, 3600).size(), 3u);
+  std::string error;
+  EXPECT_FALSE(SplitPeriods(100, 50, 10, error));
+  EXPECT_NE(error.find("must be after"), std::string::npos);
+  EXPECT_FALSE(SplitPeriods(105, 200, 10, error));
+  EXPECT_NE(error.find("boundaries"), std::string::npos);
+  EXPECT_FALSE(SplitPeriods(100, 100, 10, error));
+}
+
+TEST(CounterUsageTest, DifferencesGoToThePeriodOfTheLaterSampleAndAddUp) {
+  // Samples every 2 s from t=8 to t=40. The sample at t=10 closes the period before the first
+  // one, so it is the first period's baseline.
+  std::vector<CounterSample> samples;
+  for (int t = 8; t <= 40; t += 2) samples.push_back({double(t), double(t * t), 0, 0});
+  const auto usage = CounterUsage(samples, Periods(10, 40, 10), {2, 5});
+  EXPECT_EQ(Quantities(usage),
+            (std::vector<double>{20 * 20 - 10 * 10, 30 * 30 - 20 * 20, 40 * 40 - 30 * 30}));
+  for (const auto& q : usage) EXPECT_TRUE(q.complete);
+}
+
+TEST(CounterUsageTest, UpstreamRestartCountsTheNewValueFromZeroEvenWhenLarger) {
+  std::vector<CounterSample> samples = {
+      {9, 1000, 500, 0},
+      {12, 1100, 500, 0},
+      {15, 1200, 500, 0},
+      // The broker restarted (new start time) and had already counted 1500 by the next sample:
+      // larger than before, still a reset.
+      {18, 1500, 800, 0},
+      {21, 1600, 800, 0}};
+  const auto usage = CounterUsage(samples, Periods(10, 30, 10), {2, 5});
+  EXPECT_EQ(Quantities(usage), (std::vector<double>{100 + 100 + 1500, 100}));
+}
+
+TEST(CounterUsageTest, ExporterRestartIsNotAResetAndSeriesMerge) {
+  // Two exporter processes (different series) saw the same upstream; their start-time estimates
+  // differ by a second.
+  std::vector<CounterSample> samples = {{9, 100, 500.0, 0},  {11, 150, 500.0, 0},
+                                        {13, 200, 500.0, 0}, {16, 260, 501.0, 0},
+                                        {18, 300, 501.0, 0}, {20, 300, 501.0, 0}};
+  const auto usage = CounterUsage(samples, Periods(10, 20, 10), {2, 5});
+  EXPECT_EQ(Quantities(usage), (std::vector<double>{200}));
+}
+
+TEST(CounterUsageTest, DecreaseWithoutAResetRebasesWithoutBilling) {
+  // A dropped table leaves the sum: nothing is billed for the drop, later inserts are.
+  std::vector<CounterSample> samples = {
+      {9, 1000, 0, 77}, {12, 1100, 0, 77}, {14, 400, 0, 77}, {16, 450, 0, 77}};
+  EXPECT_EQ(Quantities(CounterUsage(samples, Periods(10, 20, 10), {2, 5})),
+            (std::vector<double>{150}));
+}
+
+TEST(CounterUsageTest, PostgresCrashIsAResetButACleanRestartIsNot) {
+  // Clean restart: the start time changes, the statistics survive (no decrease): not a reset.
+  std::vector<CounterSample> clean = {{9, 1000, 0, 10}, {12, 1100, 0, 10}, {14, 1150, 0, 90}};
+  EXPECT_EQ(Quantities(CounterUsage(clean, Periods(10, 20, 10), {2, 5})),
+            (std::vector<double>{150}));
+  // Crash: the start time changes and the statistics were discarded: counted from zero.
+  std::vector<CounterSample> crash = {{9, 1000, 0, 10}, {12, 1100, 0, 10}, {14, 30, 0, 90}};
+  EXPECT_EQ(Quantities(CounterUsage(crash, Periods(10, 20, 10), {2, 5})),
+            (std::vector<double>{130}));
+  // pg_stat_reset(): the reset time changes.
+  std::vector<CounterSample> reset = {{9, 1000, 0, 10}, {12, 1100, 0, 10}, {14, 20, 5000, 10}};
+  EXPECT_EQ(Quantities(CounterUsage(reset, Periods(10, 20, 10), {2, 5})),
+            (std::vector<double>{120}));
+}
+
+TEST(CounterUsageTest, GapsAndMissingBaselinesMakePeriodsIncomplete) {
+  std::vector<CounterSample> samples = {{11, 0, 0, 0},  {14, 10, 0, 0}, {19, 20, 0, 0},
+                                        {21, 30, 0, 0}, {29, 40, 0, 0}, {33, 50, 0, 0},
+                                        {37, 60, 0, 0}, {42, 61, 0, 0}};
+  const auto usage = CounterUsage(samples, Periods(10, 40, 10), {2, 5});
+  EXPECT_FALSE(usage[0].complete);  // no sample at or shortly before t=10
+  EXPECT_FALSE(usage[1].complete);  // 21 -> 29 is a gap over 5 s
+  EXPECT_TRUE(usage[2].complete);
+  EXPECT_EQ(Quantities(usage), (std::vector<double>{20, 20, 20}));  // what was observed, flagged
+  EXPECT_FALSE(CounterUsage({}, Periods(10, 20, 10), {2, 5})[0].complete);
+}
+
+TEST(GaugeIntegralTest, TrapezoidsClippedToPeriodsAndSummedAcrossSeries) {
+  // Two databases scraped together: 100 + 900 = 1000 throughout, samples every 3 s.
+  std::vector<GaugeSample> samples;
+  for (int t = 7; t <= 33; t += 3) {
+    samples.push_back({double(t), 100});
+    samples.push_back({double(t), 900});
+  }
+  const auto usage = GaugeIntegral(samples, Periods(10, 30, 10), 5);
+  ASSERT_EQ(usage.size(), 2u);
+  EXPECT_DOUBLE_EQ(usage[0].quantity, 10000);
+  EXPECT_DOUBLE_EQ(usage[1].quantity, 10000);
+  EXPECT_TRUE(usage[0].complete && usage[1].complete);
+  // A ramp from 0 at t=10 to 100 at t=20: area 500.
+  const auto ramp = GaugeIntegral({{0, -100}, {10, 0}, {20, 100}}, Periods(10, 20, 10), 20);
+  EXPECT_DOUBLE_EQ(ramp[0].quantity, 500);
+  // A gap over max_gap is not integrated.
+  const auto gap = GaugeIntegral({{9, 10}, {12, 10}, {19, 10}, {21, 10}}, Periods(10, 20, 10), 5);
+  EXPECT_FALSE(gap[0].complete);
+}
+
+TEST(TimeTest, Rfc3339AndUnixSeconds) {
+  EXPECT_EQ(ParseTime("2026-11-25T10:00:00Z"), 1795600800);
+  EXPECT_EQ(ParseTime("2026-11-25T11:00:00+01:00"), 1795600800);
+  EXPECT_EQ(ParseTime("1795600800"), 1795600800);
+  EXPECT_EQ(FormatTime(1795600800), "2026-11-25T10:00:00Z");
+  for (const char* bad : {"", "2026-11-25", "2026-02-30T00:00:00Z", "2026-11-25T25:00:00Z",
+                          "yesterday", "2026-11-25T10:00:00.5Z", "-5"}) {
+    EXPECT_EQ(ParseTime(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(OutputTest, CsvAndJsonCarryTheSameFields) {
+  const std::vector<UsageRecord> records = {
+      {"abc123", "mqtt_messages", {1795600800, 1795604400}, 12345, true},
+      {"abc123", "storage_byte_hours", {1795600800, 1795604400}, 1.5, false}};
+  EXPECT_EQ(ToCsv(records),
+            "customer_id,metric,period_start,period_end,quantity,complete\n"
+            "abc123,mqtt_messages,2026-11-25T10:00:00Z,2026-11-25T11:00:00Z,12345,true\n"
+            "abc123,storage_byte_hours,2026-11-25T10:00:00Z,2026-11-25T11:00:00Z,1.500,false\n");
+  const auto json = nlohmann::json::parse(ToJson(records));
+  ASSERT_EQ(json.size(), 2u);
+  EXPECT_EQ(json[0]["quantity"], 12345);
+  EXPECT_EQ(json[1]["complete"], false);
+  EXPECT_EQ(json[1]["period_end"], "2026-11-25T11:00:00Z");
+}
+
+}  // namespace
+}  // namespace billing::provisioner
