@@ -1245,8 +1245,8 @@ std::vector<MetricSample> FindAll(const std::vector<MetricSample>& samples, cons
 // exporter under test
 
 ExporterProcess::ExporterProcess(const std::filesystem::path& binary, std::vector<std::string> args,
-                                 std::vector<std::pair<std::string, std::string>> env)
-    : dir_(std::make_unique<TempDir>("billing-exporter")), port_(FreePort()) {
+                                 std::vector<std::pair<std::string, std::string>> env, int port)
+    : dir_(std::make_unique<TempDir>("billing-exporter")), port_(port != 0 ? port : FreePort()) {
   Process::Options options;
   options.argv = {binary.string(), "--listen", "127.0.0.1:" + std::to_string(port_)};
   options.argv.insert(options.argv.end(), std::make_move_iterator(args.begin()),

@@ -206,8 +206,9 @@ std::vector<MetricSample> FindAll(const std::vector<MetricSample>& samples, cons
 /// port>.
 class ExporterProcess {
  public:
+  /// `port` 0 picks a free port; a fixed one lets a restarted exporter keep its scrape target.
   ExporterProcess(const std::filesystem::path& binary, std::vector<std::string> args,
-                  std::vector<std::pair<std::string, std::string>> env);
+                  std::vector<std::pair<std::string, std::string>> env, int port = 0);
   ~ExporterProcess();
   ExporterProcess(const ExporterProcess&) = delete;
   ExporterProcess& operator=(const ExporterProcess&) = delete;

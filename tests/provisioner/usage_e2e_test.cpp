@@ -1,0 +1,275 @@
+// The usage pipeline end to end: real PostgreSQL, Mosquitto, billing-exporter and Prometheus
+// (scraping every second), short periods, a broker restart and an exporter restart in the middle.
+// What was published and inserted is billed exactly; storage within 1% of the true integral.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <regex>
+#include <thread>
+
+#include "testbed.h"
+
+namespace {
+
+using namespace billing::testbed;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr const char* kExporter = BILLING_EXPORTER_PATH;
+constexpr const char* kSimulator = BILLING_SIMULATOR_PATH;
+constexpr const char* kProvisioner = BILLING_PROVISIONER_PATH;
+constexpr std::int64_t kPeriod = 10;  // seconds
+constexpr std::int64_t kMaxGap = 10;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The value of a single-series instant query, or nullopt.
+std::optional<double> PromValue(const PrometheusServer& prometheus, const std::string& promql) {
+  const auto body = json::parse(prometheus.Query(promql));
+  const auto& result = body["data"]["result"];
+  if (result.size() != 1) return std::nullopt;
+  return std::stod(result[0]["value"][1].get<std::string>());
+}
+
+struct Sent {
+  long messages = 0;
+  double payload_bytes = 0;
+};
+
+Sent Publish(const MosquittoServer& broker, long messages, int seed) {
+  const auto result =
+      RunCommand({kSimulator, "--url", broker.Url(), "--devices", "20", "--messages",
+                  std::to_string(messages), "--qos", "1", "--seed", std::to_string(seed)},
+                 {}, 120s);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  std::smatch m;
+  Sent sent;
+  if (std::regex_search(result.output, m,
+                        std::regex(R"re("messages":(\d+),"payload_bytes":(\d+))re"))) {
+    sent.messages = std::stol(m[1]);
+    sent.payload_bytes = std::stod(m[2]);
+  }
+  return sent;
+}
+
+// pg_database_size sampled four times a second from the test's own connection: the truth that
+// storage byte-hours are compared with.
+class SizeRecorder {
+ public:
+  explicit SizeRecorder(const std::string& url)
+      : thread_([this, url](std::stop_token stop) {
+          pqxx::connection connection(url);
+          const auto deadline = std::chrono::steady_clock::now() + 10min;  // bounded in time
+          while (!stop.stop_requested() && std::chrono::steady_clock::now() < deadline) {
+            pqxx::nontransaction tx(connection);
+            const double size =
+                tx.exec("SELECT pg_database_size(current_database())")[0][0].as<double>();
+            {
+              std::lock_guard lock(mutex_);
+              samples_.emplace_back(Now(), size);
+            }
+            std::this_thread::sleep_for(250ms);  // the sampling rate, not synchronisation
+          }
+        }) {}
+  // Trapezoid integral over [from, to] in byte-hours.
+  double ByteHours(double from, double to) {
+    std::lock_guard lock(mutex_);
+    double area = 0;
+    for (std::size_t i = 1; i < samples_.size(); ++i) {
+      auto [t0, v0] = samples_[i - 1];
+      auto [t1, v1] = samples_[i];
+      const double x0 = std::max(t0, from), x1 = std::min(t1, to);
+      if (x1 <= x0) continue;
+      auto at = [&](double t) { return v0 + (v1 - v0) * (t - t0) / (t1 - t0); };
+      area += (x1 - x0) * (at(x0) + at(x1)) / 2;
+    }
+    return area / 3600;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<double, double>> samples_;
+  std::jthread thread_;
+};
+
+CommandResult RunUsage(const PrometheusServer& prometheus, std::int64_t from, std::int64_t to,
+                       const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {kProvisioner,   "usage",
+                                   "--prometheus", prometheus.Url(),
+                                   "--from",       std::to_string(from),
+                                   "--to",         std::to_string(to),
+                                   "--period",     std::to_string(kPeriod) + "s",
+                                   "--max-gap",    std::to_string(kMaxGap) + "s"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return RunCommand(argv, {}, 120s);
+}
+
+// JSON is printed on stdout; stderr (merged by RunCommand) holds one "provisioner:" line at most.
+json ParseRecords(const std::string& output) {
+  const auto start = output.find('[');
+  return json::parse(output.substr(start, output.rfind(']') - start + 1));
+}
+
+TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
+  PostgresServer pg;
+  pg.CreateDatabase("sensors");
+  pg.CreateDatabase("provisioner");
+  pg.Psql(
+      "CREATE TABLE readings (id bigserial PRIMARY KEY, device int, payload text);"
+      "INSERT INTO readings (device, payload) SELECT g % 7, md5(g::text) FROM generate_series(1, "
+      "100) g;",
+      "sensors");
+  MosquittoServer broker(1, "max_queued_messages 100000\n");
+  const int exporter_port = FreePort();
+  const std::vector<std::pair<std::string, std::string>> env = {{"DATABASE_URL", pg.Url("sensors")},
+                                                                {"MQTT_URL", broker.Url()},
+                                                                {"CUSTOMER_ID", "acme"},
+                                                                {"SAMPLE_INTERVAL", "500ms"}};
+  auto exporter =
+      std::make_unique<ExporterProcess>(kExporter, std::vector<std::string>{}, env, exporter_port);
+  ASSERT_TRUE(exporter->WaitHealthy());
+  PrometheusServer prometheus({"127.0.0.1:" + std::to_string(exporter_port)}, 1s);
+  SizeRecorder sizes(pg.Url("sensors"));
+
+  const std::string received =
+      "iotistic_mqtt_broker_publish_messages_received_total{customer_id=\"acme\"}";
+  auto prometheus_sees = [&](const std::string& promql, double value) {
+    return WaitFor([&] { return PromValue(prometheus, promql) == value; }, 60s, 250ms);
+  };
+  ASSERT_TRUE(prometheus_sees(received, 0)) << exporter->process().Log();
+  ASSERT_TRUE(prometheus_sees("iotistic_postgres_up{customer_id=\"acme\"}", 1));
+
+  // The first period starts on the next boundary at least one period away, so it has a baseline.
+  const std::int64_t from = (static_cast<std::int64_t>(Now()) / kPeriod + 2) * kPeriod;
+  ASSERT_TRUE(WaitFor([&] { return Now() > from + 1; }, 40s));
+  auto insert = [&](int rows) {
+    pg.Psql(
+        "INSERT INTO readings (device, payload) SELECT g % 7, repeat(md5(g::text), 20) FROM "
+        "generate_series(1, " +
+            std::to_string(rows) + ") g;",
+        "sensors");
+  };
+
+  const Sent first = Publish(broker, 3000, 1);
+  insert(500);
+  // Restarts lose nothing that was observed: wait until Prometheus has seen the totals.
+  ASSERT_TRUE(prometheus_sees(received, first.messages));
+
+  const double start_before =
+      PromValue(prometheus, "iotistic_mqtt_broker_start_time_seconds").value_or(0);
+  broker.Stop();
+  broker.Start();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return PromValue(prometheus, "iotistic_mqtt_broker_start_time_seconds").value_or(0) >
+               start_before + 2;
+      },
+      60s, 250ms))
+      << "the broker restart never showed in Prometheus";
+  const Sent second = Publish(broker, 2000, 2);
+  insert(300);
+  ASSERT_TRUE(prometheus_sees(received, second.messages));
+
+  exporter->Stop();
+  exporter =
+      std::make_unique<ExporterProcess>(kExporter, std::vector<std::string>{}, env, exporter_port);
+  ASSERT_TRUE(exporter->WaitHealthy());
+  const Sent third = Publish(broker, 1500, 3);
+  insert(200);
+  ASSERT_TRUE(prometheus_sees(received, second.messages + third.messages));
+  ASSERT_TRUE(prometheus_sees("iotistic_postgres_rows_inserted_total{customer_id=\"acme\"}",
+                              100 + 500 + 300 + 200));
+
+  const std::int64_t to = (static_cast<std::int64_t>(Now()) / kPeriod + 1) * kPeriod;
+  ASSERT_TRUE(WaitFor([&] { return Now() > to + kMaxGap + 2; }, 60s));  // samples after the end
+
+  const auto run =
+      RunUsage(prometheus, from, to, {"--format", "json", "--store", pg.Url("provisioner")});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto records = ParseRecords(run.output);
+  std::map<std::string, double> totals;
+  int incomplete = 0;
+  for (const auto& r : records) {
+    EXPECT_EQ(r["customer_id"], "acme");
+    totals[r["metric"]] += r["quantity"].get<double>();
+    if (!r["complete"].get<bool>()) ++incomplete;
+  }
+  EXPECT_EQ(records.size(), 4u * static_cast<std::size_t>((to - from) / kPeriod));
+  EXPECT_EQ(incomplete, 0) << run.output;
+  EXPECT_EQ(totals["mqtt_messages"], first.messages + second.messages + third.messages);
+  EXPECT_EQ(totals["mqtt_bytes"], first.payload_bytes + second.payload_bytes + third.payload_bytes);
+  EXPECT_EQ(totals["rows_inserted"], 500 + 300 + 200);
+  const double true_byte_hours =
+      sizes.ByteHours(static_cast<double>(from), static_cast<double>(to));
+  EXPECT_NEAR(totals["storage_byte_hours"], true_byte_hours, true_byte_hours * 0.01);
+
+  // What Prometheus' increase() would have billed for the same window, for comparison.
+  const auto window = std::to_string(to - from) + "s";
+  const auto increase = json::parse(
+      prometheus.Query("sum(increase(iotistic_mqtt_broker_publish_messages_received_total[" +
+                       window + "] @ " + std::to_string(to) + "))"));
+  std::cout << "billed " << totals["mqtt_messages"] << " messages of "
+            << first.messages + second.messages + third.messages << " published; increase() says "
+            << (increase["data"]["result"].empty()
+                    ? std::string("nothing")
+                    : increase["data"]["result"][0]["value"][1].get<std::string>())
+            << "\n";
+
+  // Re-running changes nothing in usage_records.
+  const std::string dump_sql =
+      "SELECT customer_id, metric, period_start, period_end, quantity, complete, computed_at FROM "
+      "usage_records "
+      "ORDER BY 1, 2, 3";
+  const auto before = pg.Psql(dump_sql, "provisioner");
+  EXPECT_EQ(std::count(before.begin(), before.end(), '\n') + 1, static_cast<long>(records.size()));
+  const auto again =
+      RunUsage(prometheus, from, to, {"--format", "csv", "--store", pg.Url("provisioner")});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(
+      again.output.find("0 of " + std::to_string(records.size()) + " rows inserted or changed"),
+      std::string::npos)
+      << again.output;
+  EXPECT_EQ(pg.Psql(dump_sql, "provisioner"), before);
+
+  // A customer with no data is marked incomplete, never billed as a confident zero.
+  const auto nobody = RunUsage(prometheus, from, to, {"--format", "json", "--customer", "nobody"});
+  ASSERT_EQ(nobody.exit_code, 0) << nobody.output;
+  for (const auto& r : ParseRecords(nobody.output)) EXPECT_FALSE(r["complete"].get<bool>()) << r;
+}
+
+TEST(UsageCliTest, BadInputGetsAClearErrorNotANumber) {
+  const auto check = [](const std::vector<std::string>& args, int code, const std::string& says) {
+    std::vector<std::string> argv = {kProvisioner, "usage"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto result = RunCommand(argv);
+    EXPECT_EQ(result.exit_code, code) << result.output;
+    EXPECT_NE(result.output.find(says), std::string::npos) << result.output;
+  };
+  const std::string p = "http://127.0.0.1:1";
+  check({"--prometheus", p, "--from", "2026-01-01T02:00:00Z", "--to", "2026-01-01T01:00:00Z"}, 2,
+        "must be after");
+  check({"--prometheus", p, "--from", "2026-01-01T01:30:00Z", "--to", "2026-01-01T03:00:00Z"}, 2,
+        "period boundaries");
+  check({"--prometheus", p, "--from", "yesterday", "--to", "2026-01-01T03:00:00Z"}, 2, "--from");
+  const auto next_hour = (static_cast<std::int64_t>(Now()) / 3600 + 1) * 3600;
+  check({"--prometheus", p, "--from", std::to_string(next_hour - 3600), "--to",
+         std::to_string(next_hour)},
+        2, "future");
+  check({"--prometheus", p, "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T01:00:00Z",
+         "--period", "soon"},
+        2, "--period");
+  check({"--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T01:00:00Z"}, 2,
+        "--prometheus is required");
+  // Nothing listens on port 1: a clear error, exit 1, no records.
+  check({"--prometheus", p, "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T01:00:00Z"}, 1,
+        "cannot reach Prometheus at http://127.0.0.1:1");
+}
+
+}  // namespace
