@@ -23,7 +23,8 @@ test: build format-check
 
 demo: build
 	@$(BUILD_DIR)/demo/billing-demo --exporter $(BUILD_DIR)/exporter/billing-exporter \
-	  --simulator $(BUILD_DIR)/tools/device-simulator/device-simulator
+	  --simulator $(BUILD_DIR)/tools/device-simulator/device-simulator \
+	  --provisioner $(BUILD_DIR)/provisioner/provisioner
 
 bench: build
 	@bash bench/run.sh $(BUILD_DIR)

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <pqxx/pqxx>
+#include <sstream>
 #include <thread>
 
 #include "testbed.h"
@@ -24,6 +25,7 @@ using billing::testbed::MetricSample;
 using billing::testbed::MosquittoServer;
 using billing::testbed::PostgresServer;
 using billing::testbed::Process;
+using billing::testbed::PrometheusServer;
 using billing::testbed::TempDir;
 
 std::atomic<bool> g_stop{false};
@@ -92,11 +94,61 @@ std::string Bytes(double b) {
   return out;
 }
 
+// The usage job over the demo's closed 10-second periods, summed per metric: what the invoice
+// would say.
+void PrintInvoiceLines(const std::string& provisioner, const PrometheusServer& prometheus,
+                       std::chrono::system_clock::time_point started_at) {
+  constexpr std::int64_t kPeriod = 10;
+  auto unix = [](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  };
+  // Periods that start after the first scrapes (so they have a baseline) and have ended.
+  const std::int64_t from = (unix(started_at) / kPeriod + 1) * kPeriod;
+  const std::int64_t to = unix(std::chrono::system_clock::now()) / kPeriod * kPeriod;
+  if (to <= from) {
+    std::cout << "Run the demo for 30 seconds or more to see invoice lines.\n";
+    return;
+  }
+  const auto result = billing::testbed::RunCommand(
+      {provisioner, "usage", "--prometheus", prometheus.Url(), "--from", std::to_string(from),
+       "--to", std::to_string(to), "--period", std::to_string(kPeriod) + "s", "--max-gap", "10s",
+       "--customer", "demo"});
+  if (result.exit_code != 0) {
+    std::cout << "The usage job failed: " << result.output;
+    return;
+  }
+  std::map<std::string, double> totals;
+  bool complete = true;
+  std::istringstream lines(result.output);
+  std::string line;
+  std::getline(lines, line);  // header
+  while (std::getline(lines, line)) {
+    std::vector<std::string> fields;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) fields.push_back(cell);
+    if (fields.size() != 6) continue;
+    totals[fields[1]] += std::stod(fields[4]);
+    complete = complete && fields[5] == "true";
+  }
+  std::cout << "\nInvoice lines for customer 'demo', " << (to - from) / kPeriod << " periods of "
+            << kPeriod << " s (provisioner usage; "
+            << (complete ? "all periods complete" : "some periods incomplete") << "):\n";
+  const std::vector<std::pair<std::string, std::string>> kLines = {
+      {"mqtt_messages", "MQTT messages received"},
+      {"mqtt_bytes", "MQTT payload bytes received"},
+      {"rows_inserted", "database rows inserted"},
+      {"storage_byte_hours", "storage byte-hours"}};
+  for (const auto& [metric, label] : kLines) {
+    std::printf("  %-30s %18.0f\n", label.c_str(), totals[metric]);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string exporter_path = "build/exporter/billing-exporter";
   std::string simulator_path = "build/tools/device-simulator/device-simulator";
+  std::string provisioner_path = "build/provisioner/provisioner";
   int duration_seconds = 0;  // 0: until Ctrl-C
   int rate = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -105,13 +157,15 @@ int main(int argc, char** argv) {
       exporter_path = argv[i + 1];
     else if (flag == "--simulator")
       simulator_path = argv[i + 1];
+    else if (flag == "--provisioner")
+      provisioner_path = argv[i + 1];
     else if (flag == "--duration")
       duration_seconds = std::stoi(argv[i + 1]);
     else if (flag == "--rate")
       rate = std::stoi(argv[i + 1]);
     else {
-      std::cerr << "usage: billing-demo [--exporter PATH] [--simulator PATH] [--duration SECONDS] "
-                   "[--rate ROWS_PER_S]\n";
+      std::cerr << "usage: billing-demo [--exporter PATH] [--simulator PATH] [--provisioner PATH]\n"
+                   "  [--duration SECONDS] [--rate ROWS_PER_S]\n";
       return 2;
     }
   }
@@ -154,6 +208,14 @@ int main(int argc, char** argv) {
     std::cerr << "the exporter did not start:\n" << exporter.process().Log();
     return 1;
   }
+  // Prometheus keeps the raw samples the usage job bills from at the end.
+  PrometheusServer prometheus({"127.0.0.1:" + std::to_string(exporter.port())}, 1s);
+  // Billing periods start once Prometheus holds samples (its first scrape takes a few seconds).
+  billing::testbed::WaitFor(
+      [&] { return prometheus.Query("iotistic_postgres_up").find("\"1\"]") != std::string::npos; },
+      30s, 250ms);
+  const auto started_at = std::chrono::system_clock::now();
+
   std::cout << "\nbilling-exporter for customer 'demo' is serving " << exporter.BaseUrl()
             << "/metrics\n"
             << "  browser:    " << exporter.BaseUrl() << "/metrics   (also /healthz, /readyz)\n"
@@ -164,7 +226,8 @@ int main(int argc, char** argv) {
             << " sensor readings/s into sensors.public.sensor_readings\n"
             << "  devices:    40 sensors (~400 msg/s) and 5 gateways (~50 msg/s) publishing to "
             << broker.Url() << "\n"
-            << "Ctrl-C stops everything.\n\n";
+            << "  Prometheus: " << prometheus.Url() << " scrapes it every second\n"
+            << "Ctrl-C stops everything and prints the usage so far as invoice lines.\n\n";
   std::printf("%6s %13s %8s %10s %10s | %10s %8s %10s  %s\n", "time", "rows inserted", "rows/s",
               "table rows", "storage", "mqtt msgs", "msgs/s", "bytes/s", "msgs/s per topic group");
 
@@ -215,9 +278,10 @@ int main(int argc, char** argv) {
   std::cout << "\nStopping: the writer wrote " << written << " readings and the exporter counted "
             << inserted << " rows inserted; the devices' summaries:\n";
   for (auto& fleet : fleets) std::cout << "  " << fleet->Log();
-  std::cout << "The exporter counted " << messages
-            << " MQTT messages. Exporter, PostgreSQL, Mosquitto and "
-            << "their temporary data are removed." << std::endl;
+  std::cout << "The exporter counted " << messages << " MQTT messages.\n";
+  PrintInvoiceLines(provisioner_path, prometheus, started_at);
+  std::cout << "Exporter, Prometheus, PostgreSQL, Mosquitto and their temporary data are removed."
+            << std::endl;
   // A run in which the exporter counted no row or no message is a failure (the smoke test relies
   // on this).
   return inserted > 0 && messages > 0 ? 0 : 1;
