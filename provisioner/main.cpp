@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -176,7 +177,15 @@ int Usage(const std::vector<std::string>& args) {
   query.to = *to;
   query.period_seconds = period->count() / 1000;
   query.max_gap_seconds = static_cast<double>(max_gap->count()) / 1000;
-  if (flags.count("--customer")) query.customer_id = flags["--customer"];
+  if (flags.count("--customer")) {
+    static const std::regex customer_id("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+    if (!std::regex_match(flags["--customer"], customer_id)) {
+      return Fail(kExitInvalidInput,
+                  "--customer: '" + flags["--customer"] +
+                      "' is not a customer id (lowercase letters, digits and '-')");
+    }
+    query.customer_id = flags["--customer"];
+  }
   std::string error;
   const auto periods =
       billing::provisioner::SplitPeriods(query.from, query.to, query.period_seconds, error);

@@ -79,15 +79,19 @@ void BrokerStats::OnSysMessage(std::string_view topic, std::string_view payload,
       return;
     }
     if (!live) return;
-    // Uptime has one-second resolution, so each estimate of the start time jitters by a second.
-    // Keep the first estimate until the uptime goes backwards (the broker restarted) or the
-    // estimate moves by more than that jitter (we reconnected to a broker that restarted
-    // meanwhile).
-    const double estimate = std::round(now_unix - static_cast<double>(*uptime));
+    // now - uptime over-estimates the start by the message's delay (it shares the connection with
+    // all the customer's traffic) plus up to a second of uptime resolution; it never
+    // under-estimates it. A broker restart always ends the connection, so within a connection
+    // the lifetime is fixed and the smallest estimate is the best. Across a reconnect the broker
+    // restarted if its uptime went backwards, or if the estimate is later than ours by more than
+    // any plausible delay (the old broker ran longer than that before it was replaced).
+    constexpr double kLaterLifetimeSeconds = 30;
+    const double estimate = std::floor(now_unix - static_cast<double>(*uptime));
     const double current = start_time_.load(std::memory_order_relaxed);
-    if (current == 0 || *uptime < last_uptime_ || std::abs(estimate - current) > 2) {
-      start_time_.store(estimate, std::memory_order_relaxed);
-    }
+    const bool new_lifetime = current == 0 || *uptime < last_uptime_ ||
+                              (!start_confirmed_.load(std::memory_order_relaxed) &&
+                               estimate > current + kLaterLifetimeSeconds);
+    if (new_lifetime || estimate < current) start_time_.store(estimate, std::memory_order_relaxed);
     last_uptime_ = *uptime;
     start_confirmed_.store(true, std::memory_order_release);
     return;

@@ -25,20 +25,20 @@ const Period* PeriodOf(const std::vector<Period>& periods, double time) {
 }
 
 // Whether sorted sample times cover (start, end] without a gap over max_gap: a sample no more than
-// max_gap before the start, one no more than max_gap before the end, and none further apart
-// between.
+// max_gap before the start (the baseline), one at or after the end no more than max_gap later (so
+// that nothing before the end is still missing), and none further apart in between.
 template <typename Sample>
 bool Covered(const std::vector<Sample>& samples, const Period& period, double max_gap) {
   const double start = static_cast<double>(period.start);
   const double end = static_cast<double>(period.end);
   auto after = [](double t, const Sample& s) { return t < s.time; };
+  auto before = [](const Sample& s, double t) { return s.time < t; };
   const auto first_after_start = std::upper_bound(samples.begin(), samples.end(), start, after);
-  const auto first_after_end = std::upper_bound(samples.begin(), samples.end(), end, after);
-  if (first_after_start == samples.begin() || first_after_end == samples.begin()) return false;
+  const auto at_or_after_end = std::lower_bound(samples.begin(), samples.end(), end, before);
+  if (first_after_start == samples.begin() || at_or_after_end == samples.end()) return false;
   const auto baseline = first_after_start - 1;  // last sample at or before the start
-  const auto last = first_after_end - 1;        // last sample at or before the end
-  if (start - baseline->time >= max_gap || end - last->time >= max_gap) return false;
-  for (auto it = baseline; it != last; ++it) {
+  if (start - baseline->time >= max_gap || at_or_after_end->time - end >= max_gap) return false;
+  for (auto it = baseline; it != at_or_after_end; ++it) {
     if ((it + 1)->time - it->time > max_gap) return false;
   }
   return true;
@@ -81,33 +81,63 @@ std::optional<std::vector<Period>> SplitPeriods(std::int64_t from, std::int64_t 
 std::vector<PeriodQuantity> CounterUsage(std::vector<CounterSample> samples,
                                          const std::vector<Period>& periods,
                                          const CounterPolicy& policy) {
+  std::erase_if(samples,
+                [](const CounterSample& s) { return !std::isfinite(s.value) || s.value < 0; });
   std::stable_sort(samples.begin(), samples.end(),
                    [](const CounterSample& a, const CounterSample& b) { return a.time < b.time; });
   auto out = EmptyQuantities(periods);
-  for (std::size_t i = 1; i < samples.size(); ++i) {
-    const auto& prev = samples[i - 1];
-    const auto& cur = samples[i];
-    const bool reset =
-        Differs(cur.reset_marker, prev.reset_marker, policy.marker_tolerance_seconds);
-    const bool restart = cur.value < prev.value && Differs(cur.restart_marker, prev.restart_marker,
-                                                           policy.marker_tolerance_seconds);
-    double delta = 0;
-    if (reset || restart) {
-      delta = cur.value;  // counted from zero since the reset
-    } else if (cur.value >= prev.value) {
-      delta = cur.value - prev.value;
-    }  // else: a decrease with no reset behind it adds nothing; the next difference starts here
-    if (const Period* p = PeriodOf(periods, cur.time)) {
-      out[static_cast<std::size_t>(p - periods.data())].quantity += delta;
+  std::vector<bool> doubtful(periods.size(), false);  // a missing marker or a partial reset
+  auto period_index = [&](double time) -> std::optional<std::size_t> {
+    const Period* p = PeriodOf(periods, time);
+    if (p == nullptr) return std::nullopt;
+    return static_cast<std::size_t>(p - periods.data());
+  };
+  const double tolerance = policy.marker_tolerance_seconds;
+  std::optional<CounterSample> baseline;
+  double reset_marker = std::nan("");  // the last known markers
+  double restart_marker = std::nan("");
+  for (const auto& cur : samples) {
+    const auto index = period_index(cur.time);
+    if (std::isnan(cur.reset_marker) && index) doubtful[*index] = true;
+    if (!baseline) {
+      baseline = cur;
+    } else {
+      // A reset happens after the last sample before it; a marker that moved to an earlier time
+      // is an estimate that drifted, not a reset.
+      const bool reset = Differs(cur.reset_marker, reset_marker, tolerance) &&
+                         cur.reset_marker >= baseline->time - tolerance;
+      const bool restart = cur.value < baseline->value &&
+                           Differs(cur.restart_marker, restart_marker, tolerance) &&
+                           cur.restart_marker >= baseline->time - tolerance;
+      double delta = 0;
+      if ((reset || restart) && !policy.partial_resets) {
+        delta = cur.value;  // counted from zero since the reset
+        baseline = cur;
+      } else if (reset || restart) {
+        delta = std::max(0.0, cur.value - baseline->value);
+        baseline = cur;
+        if (index) doubtful[*index] = true;
+      } else if (cur.value >= baseline->value) {
+        delta = cur.value - baseline->value;
+        baseline = cur;
+      } else if (cur.series == baseline->series) {
+        baseline = cur;  // went down within one series: nothing billed, counted on from here
+      }                  // else: a lagging copy from another series, ignored
+      if (index) out[*index].quantity += delta;
     }
+    if (!std::isnan(cur.reset_marker)) reset_marker = cur.reset_marker;
+    if (!std::isnan(cur.restart_marker)) restart_marker = cur.restart_marker;
   }
-  for (auto& q : out) q.complete = Covered(samples, q.period, policy.max_gap_seconds);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i].complete = !doubtful[i] && Covered(samples, out[i].period, policy.max_gap_seconds);
+  }
   return out;
 }
 
 std::vector<PeriodQuantity> GaugeIntegral(std::vector<GaugeSample> samples,
                                           const std::vector<Period>& periods,
                                           double max_gap_seconds) {
+  std::erase_if(samples, [](const GaugeSample& s) { return !std::isfinite(s.value); });
   std::sort(samples.begin(), samples.end(),
             [](const GaugeSample& a, const GaugeSample& b) { return a.time < b.time; });
   // Series scraped together share a timestamp: their sum is the customer's total at that moment.
@@ -134,11 +164,7 @@ std::vector<PeriodQuantity> GaugeIntegral(std::vector<GaugeSample> samples,
       const double x1 = std::min(b.time, end);
       q.quantity += (x1 - x0) * (at(x0) + at(x1)) / 2;
     }
-    // Integration needs a sample at or after the end as well as one at or before the start.
-    const bool ends_covered = std::any_of(totals.begin(), totals.end(), [&](const GaugeSample& s) {
-      return s.time >= end && s.time - end < max_gap_seconds;
-    });
-    q.complete = ends_covered && Covered(totals, q.period, max_gap_seconds);
+    q.complete = Covered(totals, q.period, max_gap_seconds);
   }
   return out;
 }
@@ -174,6 +200,7 @@ std::optional<std::int64_t> ParseTime(const std::string& text) {
   std::int64_t seconds = timegm(&tm);
   if (tm.tm_mday != given.tm_mday) return std::nullopt;  // e.g. February 30th rolled over
   if (m[8].matched) {
+    if (std::stoi(m[9]) > 23 || std::stoi(m[10]) > 59) return std::nullopt;
     const std::int64_t offset = std::stoi(m[9]) * 3600 + std::stoi(m[10]) * 60;
     seconds += m[8] == "+" ? -offset : offset;
   }
@@ -181,6 +208,7 @@ std::optional<std::int64_t> ParseTime(const std::string& text) {
 }
 
 std::string FormatQuantity(const std::string& metric, double quantity) {
+  if (!std::isfinite(quantity)) quantity = 0;  // the computations above never produce one
   char text[64];
   if (metric == "storage_byte_hours") {
     std::snprintf(text, sizeof text, "%.3f", quantity);

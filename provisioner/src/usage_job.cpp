@@ -1,5 +1,6 @@
 #include "usage_job.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -26,11 +27,13 @@ struct Fetched {
 Fetched Fetch(const PrometheusClient& prometheus, const std::string& metric, const UsageQuery& q) {
   const std::string matcher =
       q.customer_id ? "customer_id=\"" + *q.customer_id + "\"" : std::string("customer_id!=\"\"");
-  // From one gap before the first period (its baseline) to one gap after the last (the gauge's
-  // end point).
+  // From well before the first period (its baseline, even across an outage that straddles the
+  // start: the increase then goes to the period of the first sample after it) to one gap after
+  // the last (the end points).
   const auto gap = static_cast<std::int64_t>(std::ceil(q.max_gap_seconds));
-  const auto series =
-      prometheus.RangeSamples(metric + "{" + matcher + "}", q.to - q.from + 2 * gap, q.to + gap);
+  const std::int64_t look_back = std::max<std::int64_t>(gap, 3600);
+  const auto series = prometheus.RangeSamples(metric + "{" + matcher + "}",
+                                              q.to - q.from + look_back + gap, q.to + gap);
   Fetched out;
   for (const auto& s : series) {
     const auto it = s.labels.find("customer_id");
@@ -59,15 +62,17 @@ struct CounterSpec {
   const char* counter;
   const char* reset_marker;
   const char* restart_marker;  // may be null
+  bool partial_resets;         // see CounterPolicy
 };
 
 constexpr CounterSpec kCounters[] = {
     {"mqtt_messages", "iotistic_mqtt_broker_publish_messages_received_total",
-     "iotistic_mqtt_broker_start_time_seconds", nullptr},
+     "iotistic_mqtt_broker_start_time_seconds", nullptr, false},
     {"mqtt_bytes", "iotistic_mqtt_broker_bytes_received_total",
-     "iotistic_mqtt_broker_start_time_seconds", nullptr},
+     "iotistic_mqtt_broker_start_time_seconds", nullptr, false},
     {"rows_inserted", "iotistic_postgres_rows_inserted_total",
-     "iotistic_postgres_stats_reset_timestamp_seconds", "iotistic_postgres_start_time_seconds"},
+     "iotistic_postgres_stats_reset_timestamp_seconds", "iotistic_postgres_start_time_seconds",
+     true},
 };
 
 }  // namespace
@@ -101,7 +106,7 @@ std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const 
       records.push_back(UsageRecord{customer, metric, q.period, q.quantity * scale, q.complete});
     }
   };
-  const CounterPolicy policy{2.0, query.max_gap_seconds};
+  int series_index = 0;
   for (const auto& customer : customers) {
     for (const auto& spec : kCounters) {
       const auto resets = MarkerIndex(fetched[spec.reset_marker], customer);
@@ -110,13 +115,15 @@ std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const 
                                 : std::map<std::string, double>{};
       std::vector<CounterSample> samples;
       for (const auto& series : fetched[spec.counter].by_customer[customer]) {
+        ++series_index;
         for (const auto& [time, value] : series.samples) {
           const auto key = ScrapeKey(series.labels, time);
-          samples.push_back(
-              CounterSample{time, value, Lookup(resets, key),
-                            spec.restart_marker ? Lookup(restarts, key) : std::nan("")});
+          samples.push_back(CounterSample{
+              time, value, Lookup(resets, key),
+              spec.restart_marker ? Lookup(restarts, key) : std::nan(""), series_index});
         }
       }
+      const CounterPolicy policy{2.0, query.max_gap_seconds, spec.partial_resets};
       emit(customer, spec.usage_metric, CounterUsage(std::move(samples), periods, policy), 1.0);
     }
     std::vector<GaugeSample> sizes;

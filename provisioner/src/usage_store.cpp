@@ -1,6 +1,7 @@
 #include "usage_store.h"
 
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 namespace billing::provisioner {
 namespace {
@@ -14,7 +15,7 @@ CREATE TABLE usage_records (
                                                       'storage_byte_hours')),
   period_start timestamptz NOT NULL,
   period_end   timestamptz NOT NULL CHECK (period_end > period_start),
-  quantity     numeric     NOT NULL CHECK (quantity >= 0),
+  quantity     numeric     NOT NULL CHECK (quantity >= 0 AND quantity <> 'NaN'),
   complete     boolean     NOT NULL,
   computed_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (customer_id, metric, period_start, period_end)
@@ -43,6 +44,15 @@ void ApplyMigrations(const std::string& database_url) {
 UsageStore::UsageStore(const std::string& database_url) {
   ApplyMigrations(database_url);
   connection_ = std::make_unique<pqxx::connection>(database_url);
+  connection_->prepare("overlapping_usage", R"sql(
+SELECT to_char(period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       to_char(period_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+FROM usage_records
+WHERE customer_id = $1 AND metric = $2
+  AND tstzrange(period_start, period_end, '[)') && tstzrange(to_timestamp($3), to_timestamp($4), '[)')
+  AND NOT (period_start = to_timestamp($3) AND period_end = to_timestamp($4))
+LIMIT 1
+)sql");
   connection_->prepare("upsert_usage", R"sql(
 INSERT INTO usage_records AS r (customer_id, metric, period_start, period_end, quantity, complete)
 VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5::numeric, $6)
@@ -55,8 +65,29 @@ ON CONFLICT (customer_id, metric, period_start, period_end) DO UPDATE
 
 UsageStore::~UsageStore() = default;
 
+namespace {
+
+// Periods of different lengths over the same time would both be billed: refuse them.
+void RefuseOverlaps(pqxx::work& tx, const std::vector<UsageRecord>& records) {
+  for (const auto& r : records) {
+    const auto overlapping = tx.exec_prepared("overlapping_usage", r.customer_id, r.metric,
+                                              r.period.start, r.period.end);
+    if (!overlapping.empty()) {
+      throw std::runtime_error("usage_records already holds " + r.customer_id + " " + r.metric +
+                               " for " + overlapping[0][0].as<std::string>() + " .. " +
+                               overlapping[0][1].as<std::string>() + ", which overlaps " +
+                               FormatTime(r.period.start) + " .. " + FormatTime(r.period.end) +
+                               " with other bounds; use the store's period length");
+    }
+  }
+}
+
+}  // namespace
+
 std::size_t UsageStore::Upsert(const std::vector<UsageRecord>& records) {
   pqxx::work tx(*connection_);
+  tx.exec("SELECT pg_advisory_xact_lock(7217002)");  // one writer at a time: overlaps stay checked
+  RefuseOverlaps(tx, records);
   std::size_t changed = 0;
   for (const auto& r : records) {
     const auto result =

@@ -65,6 +65,23 @@ TEST(BrokerStatsTest, CountersWaitForTheStartTimeOfTheirConnection) {
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_start_time_seconds"), 1595);
 }
 
+// The uptime message shares the connection with the customer's traffic and can arrive seconds
+// late: that must not move the start time (a moved start time is a reset, and bills the broker's
+// whole counter again).
+TEST(BrokerStatsTest, LateUptimeMessagesDoNotMoveTheStartTime) {
+  BrokerStats stats;
+  auto start = [&] { return FindValue(Samples(stats), "iotistic_mqtt_broker_start_time_seconds"); };
+  stats.OnSysMessage("$SYS/broker/uptime", "100 seconds", true, 1100.2);
+  EXPECT_EQ(start(), 1000);
+  stats.OnSysMessage("$SYS/broker/uptime", "110 seconds", true, 1112.6);  // 2.4 s late
+  EXPECT_EQ(start(), 1000);
+  stats.OnSysMessage("$SYS/broker/uptime", "120 seconds", true, 1119.9);  // a better estimate
+  EXPECT_EQ(start(), 999);
+  stats.Forget();  // reconnect to the same broker; the first message after it is 6 s late
+  stats.OnSysMessage("$SYS/broker/uptime", "200 seconds", true, 1205.0);
+  EXPECT_EQ(start(), 999);
+}
+
 TEST(BrokerStatsTest, StartTimeIsStableAndChangesOnlyOnRestart) {
   BrokerStats stats;
   auto start = [&] { return FindValue(Samples(stats), "iotistic_mqtt_broker_start_time_seconds"); };

@@ -238,6 +238,22 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
       << again.output;
   EXPECT_EQ(pg.Psql(dump_sql, "provisioner"), before);
 
+  // Periods of another length over the same time would be billed twice: the store refuses them.
+  const std::int64_t from20 = (from + 19) / 20 * 20;
+  if (from20 + 20 <= to) {
+    std::vector<std::string> argv = {kProvisioner,   "usage",
+                                     "--prometheus", prometheus.Url(),
+                                     "--from",       std::to_string(from20),
+                                     "--to",         std::to_string(from20 + 20),
+                                     "--period",     "20s",
+                                     "--max-gap",    "10s",
+                                     "--store",      pg.Url("provisioner")};
+    const auto overlap = RunCommand(argv, {}, 60s);
+    EXPECT_EQ(overlap.exit_code, 1) << overlap.output;
+    EXPECT_NE(overlap.output.find("overlaps"), std::string::npos) << overlap.output;
+    EXPECT_EQ(pg.Psql(dump_sql, "provisioner"), before);
+  }
+
   // A customer with no data is marked incomplete, never billed as a confident zero.
   const auto nobody = RunUsage(prometheus, from, to, {"--format", "json", "--customer", "nobody"});
   ASSERT_EQ(nobody.exit_code, 0) << nobody.output;

@@ -100,6 +100,59 @@ TEST(CounterUsageTest, GapsAndMissingBaselinesMakePeriodsIncomplete) {
   EXPECT_FALSE(CounterUsage({}, Periods(10, 20, 10), {2, 5})[0].complete);
 }
 
+// Regression cases from review: each billed a wrong amount before.
+TEST(CounterUsageTest, AMarkerThatDriftsButStaysBeforeTheBaselineIsNoReset) {
+  // The broker's start-time estimate moved by 3 s (a delayed uptime message): a reset would bill
+  // the lifetime total again.
+  std::vector<CounterSample> samples = {{5009, 5000000, 1000, 0},
+                                        {5012, 5000100, 1000, 0},
+                                        {5015, 5000200, 1003, 0},
+                                        {5018, 5000300, 1000, 0}};
+  EXPECT_EQ(Quantities(CounterUsage(samples, Periods(5010, 5020, 10), {2, 5})),
+            (std::vector<double>{300}));
+}
+
+TEST(CounterUsageTest, APartialResetBillsOnlyTheVisibleIncreaseAndAsksForReview) {
+  // One table's statistics reset moved the database's reset time; the sum over the other tables
+  // is still large. Billing the whole value would bill a million rows for ten.
+  std::vector<CounterSample> samples = {
+      {9, 1000000, 0, 5}, {12, 1000000, 0, 5}, {15, 1000010, 14, 5}, {21, 1000010, 14, 5}};
+  CounterPolicy policy{2, 10, true};
+  const auto usage = CounterUsage(samples, Periods(10, 20, 10), policy);
+  EXPECT_EQ(usage[0].quantity, 10);
+  EXPECT_FALSE(usage[0].complete);
+}
+
+TEST(CounterUsageTest, LaggingCopiesFromAnotherSeriesAreNotBilledTwice) {
+  // Two exporters (a rollout) observe the same counter, one 1 s behind the other.
+  std::vector<CounterSample> samples = {{9, 100, 7, 0, 1},  {10, 90, 7, 0, 2},  {12, 130, 7, 0, 1},
+                                        {13, 125, 7, 0, 2}, {15, 160, 7, 0, 1}, {16, 155, 7, 0, 2},
+                                        {20, 170, 7, 0, 2}};
+  EXPECT_EQ(Quantities(CounterUsage(samples, Periods(10, 20, 10), {2, 5})),
+            (std::vector<double>{70}));
+}
+
+TEST(CounterUsageTest, MissingMarkersAndNonFiniteValuesNeverMakeAConfidentNumber) {
+  const double nan = std::nan("");
+  std::vector<CounterSample> no_marker = {
+      {9, 100, 7, 0}, {12, 150, nan, 0}, {15, 160, 7, 0}, {20, 170, 7, 0}};
+  EXPECT_FALSE(CounterUsage(no_marker, Periods(10, 20, 10), {2, 5})[0].complete);
+  std::vector<CounterSample> with_nan = {
+      {9, 100, 7, 0}, {12, nan, 7, 0}, {15, 160, 7, 0}, {20, 170, 7, 0}};
+  const auto usage = CounterUsage(with_nan, Periods(10, 20, 10), {2, 5});
+  EXPECT_EQ(usage[0].quantity, 70);
+  EXPECT_TRUE(std::isfinite(
+      GaugeIntegral({{9, 1}, {12, nan}, {15, 1}, {20, 1}}, Periods(10, 20, 10), 10)[0].quantity));
+}
+
+TEST(CounterUsageTest, APeriodIsCompleteOnlyOnceASampleAtOrAfterItsEndExists) {
+  // Without it, a sample stamped before the end but not yet ingested could still be missing.
+  std::vector<CounterSample> samples = {{9, 100, 7, 0}, {12, 150, 7, 0}, {16, 160, 7, 0}};
+  EXPECT_FALSE(CounterUsage(samples, Periods(10, 20, 10), {2, 5})[0].complete);
+  samples.push_back({21, 170, 7, 0});
+  EXPECT_TRUE(CounterUsage(samples, Periods(10, 20, 10), {2, 5})[0].complete);
+}
+
 TEST(GaugeIntegralTest, TrapezoidsClippedToPeriodsAndSummedAcrossSeries) {
   // Two databases scraped together: 100 + 900 = 1000 throughout, samples every 3 s.
   std::vector<GaugeSample> samples;

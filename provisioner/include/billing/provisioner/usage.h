@@ -32,6 +32,8 @@ struct CounterSample {
   // A secondary marker that only counts together with a decrease (PostgreSQL's start time:
   // statistics survive a clean restart but not a crash).
   double restart_marker = 0;
+  // Which series (exporter process) the sample came from: several can observe one upstream.
+  int series = 0;
 };
 
 struct CounterPolicy {
@@ -39,6 +41,10 @@ struct CounterPolicy {
   double marker_tolerance_seconds = 2;
   // Samples further apart than this leave a gap: periods that touch it are incomplete.
   double max_gap_seconds = 300;
+  // True when a reset may have zeroed only part of the counter (PostgreSQL's reset time also moves
+  // when one table's statistics are reset, and the counter is a sum over tables): the period is
+  // then billed only the visible increase and marked incomplete for review, never the whole value.
+  bool partial_resets = false;
 };
 
 struct PeriodQuantity {
@@ -47,12 +53,17 @@ struct PeriodQuantity {
   bool complete = false;
 };
 
-/// Usage of an upstream counter per period. Between consecutive samples the increase is the
-/// difference, or, when the reset marker changed (or the restart marker changed and the value
-/// went down), the new value itself: the counter restarted from zero and everything it counted
-/// since is new. A decrease without a marker (a dropped table leaving a sum, or a lagging copy of
-/// the same counter from another exporter) adds nothing and rebases. `samples` may come from
-/// several series of the same upstream (exporter restarts, replicas) in any order.
+/// Usage of an upstream counter per period, from samples of one or more series observing it
+/// (exporter restarts and rollouts overlap), in any order. Walking them in time order against a
+/// baseline:
+///  - a reset (the reset marker moved to a time after the baseline sample, or the restart marker
+///    did and the value went down) bills the new value: the counter restarted from zero;
+///  - an increase over the baseline bills the difference;
+///  - a decrease from the baseline's own series (a dropped table leaving a sum) bills nothing and
+///    rebases; from another series it is a lagging copy and is ignored.
+/// Each amount goes to the period holding the sample. A period is complete only when samples
+/// cover it (a baseline and an end point within max_gap, no larger gap) and each carries its
+/// reset marker; non-finite values are dropped.
 std::vector<PeriodQuantity> CounterUsage(std::vector<CounterSample> samples,
                                          const std::vector<Period>& periods,
                                          const CounterPolicy& policy);
