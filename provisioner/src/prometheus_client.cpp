@@ -81,6 +81,12 @@ std::vector<RawSeries> PrometheusClient::RangeSamples(const std::string& selecto
       throw std::runtime_error("Prometheus refused the query " + query + ": " +
                                json.value("error", std::string("(no error text)")));
     }
+    // Warnings mean a partial answer (e.g. a store that timed out): no figure may come from it.
+    if (json.contains("warnings") && !json.at("warnings").empty()) {
+      throw std::runtime_error(
+          "Prometheus answered " + query +
+          " with warnings (the data may be partial): " + json.at("warnings").dump());
+    }
     const auto& data = json.at("data");
     if (data.at("resultType") != "matrix")
       throw std::runtime_error("expected a matrix for " + query);
