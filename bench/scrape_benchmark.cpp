@@ -8,6 +8,7 @@
 #include "http_server.h"
 #include "postgres_sample.h"
 #include "testbed.h"
+#include "usage_ledger.h"
 
 namespace {
 
@@ -87,6 +88,23 @@ void BM_CurrentPage(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(exposition.Current());
 }
 BENCHMARK(BM_CurrentPage);
+
+// The MQTT counting path: what the exporter does per message on Paho's delivery thread once the
+// message's group exists (no lock, no allocation). Arg: topic_group_levels; 1 puts all 500 device
+// topics in one group, 2 gives each device its own group (500 > the cap of 100: most go to
+// "other").
+void BM_CountMessage(benchmark::State& state) {
+  UsageLedger ledger({}, static_cast<std::size_t>(state.range(0)), 100);
+  std::vector<std::string> topics;
+  for (int d = 0; d < 500; ++d) topics.push_back("devices/dev-" + std::to_string(d) + "/telemetry");
+  std::size_t i = 0;
+  for (auto _ : state) {
+    ledger.Count(topics[i], 120);
+    i = i + 1 == topics.size() ? 0 : i + 1;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CountMessage)->Arg(1)->Arg(2);
 
 }  // namespace
 
