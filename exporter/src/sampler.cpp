@@ -1,5 +1,7 @@
 #include "sampler.h"
 
+#include <malloc.h>
+
 #include "log.h"
 
 namespace billing::exporter {
@@ -25,6 +27,10 @@ void Sampler::Run(std::stop_token stop) {
     const auto took = Clock::now() - started;
     exposition_.Publish(collector_.Name(), std::move(result.families), result.ok, took,
                         std::chrono::system_clock::now());
+    // A sample of a large database allocates tens of MB of short-lived objects on this thread;
+    // glibc keeps freed memory in the thread's arena, so without this the exporter's resident
+    // size stays at its peak (several times the page it serves) in every customer namespace.
+    malloc_trim(0);
 
     // Log changes of state, not every failed sample: a database down for a day
     // is one line.
