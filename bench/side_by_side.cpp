@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "postgres_queries.h"
 #include "testbed.h"
 
 namespace {
@@ -45,36 +46,9 @@ constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin/";
 constexpr const char* kRolePassword = "bench-secret";
 constexpr int kPublishers = 3;  // one Paho publisher alone tops out below the broker's rate
 
-// The billing-exporter's catalog SQL, copied from exporter/src/postgres_collector.cpp
-// (kDatabaseQuery, kTablesQuery) rather than included: the floor must be the text the exporter
-// sends, and the bench must not depend on the exporter's internals.
-constexpr const char* kDatabaseQuery = R"sql(
-SELECT pg_catalog.current_database(),
-       pg_catalog.pg_database_size(pg_catalog.current_database()),
-       EXTRACT(EPOCH FROM d.stats_reset)::float8,
-       EXTRACT(EPOCH FROM pg_catalog.pg_postmaster_start_time())::float8
-FROM pg_catalog.pg_stat_database d
-WHERE d.datname = pg_catalog.current_database()
-)sql";
-constexpr const char* kTablesQuery = R"sql(
-SELECT n.nspname, c.relname,
-       COALESCE(s.n_live_tup, 0)::bigint,
-       COALESCE(s.n_tup_ins, 0)::bigint,
-       sz.total - sz.idx - sz.toast,
-       sz.idx,
-       sz.toast
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
-CROSS JOIN LATERAL (
-  SELECT COALESCE(pg_catalog.pg_total_relation_size(c.oid), 0) AS total,
-         COALESCE(pg_catalog.pg_indexes_size(c.oid), 0) AS idx,
-         CASE WHEN c.reltoastrelid = 0 THEN 0
-              ELSE COALESCE(pg_catalog.pg_total_relation_size(c.reltoastrelid), 0) END AS toast
-) sz
-WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-)sql";
+// The billing-exporter's own catalog SQL: the floor is exactly the text the exporter sends.
+using billing::exporter::kDatabaseQuery;
+using billing::exporter::kTablesQuery;
 
 // ------------------------------------------------------------------------------------------------
 // /proc
