@@ -72,6 +72,12 @@ std::optional<std::uint64_t> ParseUptime(std::string_view payload) {
 
 void BrokerStats::OnSysMessage(std::string_view topic, std::string_view payload, bool live,
                                double now_unix) {
+  if (new_connection_.exchange(false, std::memory_order_relaxed)) {
+    // First message since a reconnect: remember when the previous connection last heard the
+    // broker, before this one overwrites it.
+    previous_connection_last_seen_ = last_seen_;
+  }
+  last_seen_ = now_unix;
   if (topic == kUptimeTopic) {
     const auto uptime = ParseUptime(payload);
     if (!uptime) {
@@ -82,15 +88,15 @@ void BrokerStats::OnSysMessage(std::string_view topic, std::string_view payload,
     // now - uptime over-estimates the start by the message's delay (it shares the connection with
     // all the customer's traffic) plus up to a second of uptime resolution; it never
     // under-estimates it. A broker restart always ends the connection, so within a connection
-    // the lifetime is fixed and the smallest estimate is the best. Across a reconnect the broker
-    // restarted if its uptime went backwards, or if the estimate is later than ours by more than
-    // any plausible delay (the old broker ran longer than that before it was replaced).
-    constexpr double kLaterLifetimeSeconds = 30;
+    // the lifetime is fixed and the smallest estimate is the best. After a reconnect the broker
+    // is a new one if its uptime went backwards, or if it started after the last $SYS message the
+    // old connection delivered (the old broker was still running then).
     const double estimate = std::floor(now_unix - static_cast<double>(*uptime));
     const double current = start_time_.load(std::memory_order_relaxed);
-    const bool new_lifetime = current == 0 || *uptime < last_uptime_ ||
-                              (!start_confirmed_.load(std::memory_order_relaxed) &&
-                               estimate > current + kLaterLifetimeSeconds);
+    const bool first_on_connection = !start_confirmed_.load(std::memory_order_relaxed);
+    const bool new_lifetime =
+        current == 0 || *uptime < last_uptime_ ||
+        (first_on_connection && estimate > previous_connection_last_seen_ - kEstimateSlackSeconds);
     if (new_lifetime || estimate < current) start_time_.store(estimate, std::memory_order_relaxed);
     last_uptime_ = *uptime;
     start_confirmed_.store(true, std::memory_order_release);
@@ -109,6 +115,7 @@ void BrokerStats::OnSysMessage(std::string_view topic, std::string_view payload,
 }
 
 void BrokerStats::Forget() {
+  new_connection_.store(true, std::memory_order_relaxed);
   start_confirmed_.store(false, std::memory_order_relaxed);
   for (auto& present : present_) present.store(false, std::memory_order_relaxed);
 }

@@ -58,6 +58,10 @@ class BrokerStats {
   std::atomic<double> start_time_{0};         // 0: unknown
   std::atomic<bool> start_confirmed_{false};  // a live uptime arrived on this connection
   std::uint64_t last_uptime_ = 0;             // writer only
+  double last_seen_ = 0;                      // writer only: time of the last $SYS message
+  double previous_connection_last_seen_ = 0;  // writer only: last_seen_ of the previous connection
+  std::atomic<bool> new_connection_{false};   // set by Forget(), taken by the next message
+  static constexpr double kEstimateSlackSeconds = 2;
   std::atomic<std::uint64_t> malformed_{0};
 };
 

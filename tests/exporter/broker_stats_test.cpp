@@ -82,6 +82,21 @@ TEST(BrokerStatsTest, LateUptimeMessagesDoNotMoveTheStartTime) {
   EXPECT_EQ(start(), 999);
 }
 
+// A broker that lived only a few seconds and restarted while we were away: its successor's uptime
+// need not be below the last one we saw, but it started after we last heard the old one.
+TEST(BrokerStatsTest, AShortLivedBrokerReplacedWhileDisconnectedIsANewLifetime) {
+  BrokerStats stats;
+  auto start = [&] { return FindValue(Samples(stats), "iotistic_mqtt_broker_start_time_seconds"); };
+  stats.OnSysMessage("$SYS/broker/uptime", "1 seconds", true, 1001.5);
+  stats.OnSysMessage("$SYS/broker/uptime", "2 seconds", true, 1002.5);
+  EXPECT_EQ(start(), 1000);
+  stats.Forget();  // connection lost at ~1003; the new broker starts at 1003.5
+  stats.OnSysMessage("$SYS/broker/publish/messages/received", "0", false, 1006.0);  // retained
+  stats.OnSysMessage("$SYS/broker/uptime", "2 seconds", false, 1006.0);             // retained
+  stats.OnSysMessage("$SYS/broker/uptime", "3 seconds", true, 1006.6);
+  EXPECT_EQ(start(), 1003);
+}
+
 TEST(BrokerStatsTest, StartTimeIsStableAndChangesOnlyOnRestart) {
   BrokerStats stats;
   auto start = [&] { return FindValue(Samples(stats), "iotistic_mqtt_broker_start_time_seconds"); };
