@@ -13,28 +13,7 @@ packages=(
 )
 services=(prometheus-postgres-exporter prometheus-mqtt-exporter nginx)
 
-missing=()
-for p in "${packages[@]}"; do
-  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-  [[ "$status" == "installed" ]] || missing+=("$p")
-done
-
-if ((${#missing[@]} > 0)); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "install-bench-deps: missing packages: ${missing[*]}; run as root" >&2
-    exit 1
-  fi
-  echo "install-bench-deps: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  policy=/usr/sbin/policy-rc.d
-  created_policy=0
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created_policy=1
-  fi
-  trap '[[ $created_policy == 1 ]] && rm -f "$policy"' EXIT
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+bash "$(dirname "$0")/../scripts/install-deps.sh" "${packages[@]}"
 
 # Belt and braces: whatever the policy let through (or an earlier install without it) must not
 # keep a system instance running, which would skew the CPU figures and hold the default ports.

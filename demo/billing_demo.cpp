@@ -26,6 +26,7 @@ using billing::testbed::MosquittoServer;
 using billing::testbed::PostgresServer;
 using billing::testbed::Process;
 using billing::testbed::PrometheusServer;
+using billing::testbed::Sum;
 using billing::testbed::TempDir;
 
 std::atomic<bool> g_stop{false};
@@ -74,12 +75,6 @@ void Writer(const std::string& url, int rows_per_second, std::atomic<long>& writ
   } catch (const std::exception& e) {
     std::cerr << "writer stopped: " << e.what() << "\n";
   }
-}
-
-double Sum(const std::vector<MetricSample>& samples, const std::string& name) {
-  double total = 0;
-  for (const auto& s : FindAll(samples, name)) total += s.value;
-  return total;
 }
 
 std::string Bytes(double b) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package the build, the tests and the demo need. Idempotent and quick when
+# Installs every Debian 12 package the build, the tests and the demo need, or, given package names
+# as arguments, those instead (bench/install-bench-deps.sh does). Idempotent and quick when
 # everything is already there: apt is only called for packages dpkg does not report as installed.
 set -euo pipefail
 
@@ -17,6 +18,10 @@ packages=(
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v2-dev
   python3 python3-jsonschema python3-yaml yamllint
 )
+
+if (($# > 0)); then
+  packages=("$@")
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <regex>
 
 #include "testbed.h"
 
@@ -17,32 +16,16 @@ constexpr const char* kSimulator = BILLING_SIMULATOR_PATH;
 // Room for bursts: the exporter must keep up, and the test checks the broker dropped nothing.
 constexpr const char* kBrokerConfig = "max_queued_messages 100000\n";
 
-struct Sent {
-  long messages = 0;
-  double payload_bytes = 0;
-};
+using Sent = SimulatorSummary;
 
 Sent Simulate(const MosquittoServer& broker, const std::vector<std::string>& args) {
   std::vector<std::string> argv = {kSimulator, "--url", broker.Url()};
   argv.insert(argv.end(), args.begin(), args.end());
   const auto result = RunCommand(argv, {}, 300s);
   EXPECT_EQ(result.exit_code, 0) << result.output;
-  std::smatch m;
-  Sent sent;
-  if (std::regex_search(result.output, m,
-                        std::regex(R"re("messages":(\d+),"payload_bytes":(\d+))re"))) {
-    sent.messages = std::stol(m[1]);
-    sent.payload_bytes = std::stod(m[2]);
-  } else {
-    ADD_FAILURE() << "no summary from the simulator: " << result.output;
-  }
-  return sent;
-}
-
-double Sum(const std::vector<MetricSample>& samples, const std::string& name) {
-  double total = 0;
-  for (const auto& s : FindAll(samples, name)) total += s.value;
-  return total;
+  const auto sent = ParseSimulatorSummary(result.output);
+  if (!sent) ADD_FAILURE() << "no summary from the simulator: " << result.output;
+  return sent.value_or(Sent{});
 }
 
 // Scrapes, and checks on every scrape that no per-group counter ever went down.

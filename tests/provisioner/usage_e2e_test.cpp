@@ -9,7 +9,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
-#include <regex>
 #include <thread>
 
 #include "testbed.h"
@@ -38,10 +37,7 @@ std::optional<double> PromValue(const PrometheusServer& prometheus, const std::s
   return std::stod(result[0]["value"][1].get<std::string>());
 }
 
-struct Sent {
-  long messages = 0;
-  double payload_bytes = 0;
-};
+using Sent = SimulatorSummary;
 
 Sent Publish(const MosquittoServer& broker, long messages, int seed) {
   const auto result =
@@ -49,14 +45,9 @@ Sent Publish(const MosquittoServer& broker, long messages, int seed) {
                   std::to_string(messages), "--qos", "1", "--seed", std::to_string(seed)},
                  {}, 120s);
   EXPECT_EQ(result.exit_code, 0) << result.output;
-  std::smatch m;
-  Sent sent;
-  if (std::regex_search(result.output, m,
-                        std::regex(R"re("messages":(\d+),"payload_bytes":(\d+))re"))) {
-    sent.messages = std::stol(m[1]);
-    sent.payload_bytes = std::stod(m[2]);
-  }
-  return sent;
+  const auto sent = ParseSimulatorSummary(result.output);
+  if (!sent) ADD_FAILURE() << "no summary from the simulator: " << result.output;
+  return sent.value_or(Sent{});
 }
 
 // pg_database_size sampled four times a second from the test's own connection: the truth that

@@ -27,6 +27,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -1239,6 +1240,20 @@ std::vector<MetricSample> FindAll(const std::vector<MetricSample>& samples, cons
     if (sample.name == name && LabelsInclude(sample, labels)) matches.push_back(sample);
   }
   return matches;
+}
+
+double Sum(const std::vector<MetricSample>& samples, const std::string& name,
+           const std::map<std::string, std::string>& labels) {
+  double total = 0;
+  for (const auto& sample : FindAll(samples, name, labels)) total += sample.value;
+  return total;
+}
+
+std::optional<SimulatorSummary> ParseSimulatorSummary(const std::string& output) {
+  static const std::regex summary(R"re("messages":(\d+),"payload_bytes":(\d+))re");
+  std::smatch m;
+  if (!std::regex_search(output, m, summary)) return std::nullopt;
+  return SimulatorSummary{std::stol(m[1]), std::stod(m[2])};
 }
 
 // --------------------------------------------------------------------------------------------- The

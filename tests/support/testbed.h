@@ -201,6 +201,17 @@ std::optional<double> FindValue(const std::vector<MetricSample>& samples, const 
 /// Every sample with this name whose labels include `labels`.
 std::vector<MetricSample> FindAll(const std::vector<MetricSample>& samples, const std::string& name,
                                   const std::map<std::string, std::string>& labels = {});
+/// The sum of every sample with this name whose labels include `labels` (0 if none).
+double Sum(const std::vector<MetricSample>& samples, const std::string& name,
+           const std::map<std::string, std::string>& labels = {});
+
+/// What tools/device-simulator says it sent (its one-line JSON summary).
+struct SimulatorSummary {
+  long messages = 0;
+  double payload_bytes = 0;
+};
+/// Finds the simulator's summary in its output; nullopt if there is none.
+std::optional<SimulatorSummary> ParseSimulatorSummary(const std::string& output);
 
 /// The billing-exporter binary running as a child process on 127.0.0.1:<free
 /// port>.
