@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/log.h"
 #include "src/config.h"
 #include "src/exposition.h"
 #include "src/http_server.h"
-#include "src/log.h"
 #include "src/mqtt_collector.h"
 #include "src/postgres_collector.h"
 #include "src/sampler.h"
@@ -21,6 +21,8 @@
 namespace {
 
 using namespace billing::exporter;
+using billing::common::Log;
+using billing::common::LogLevel;
 
 constexpr int kExitUsage = 2;
 

@@ -3,6 +3,7 @@
 //           files, then --set arguments) as a YAML stream in apply order.
 //   usage   computes billable usage per customer and period from Prometheus' raw samples, prints
 //           it as CSV or JSON and optionally upserts it into usage_records.
+//   serve   the signup/deployment/usage service (src/serve.h).
 //
 // Exit status: 0 done; 2 bad input (an invalid value, a malformed --set, an unreadable -f file, a
 // bad time range, bad usage), with one line on stderr naming it; 1 a dependency failed (the chart
@@ -23,6 +24,7 @@
 #include "billing/common/duration.h"
 #include "billing/provisioner/render.h"
 #include "billing/provisioner/usage.h"
+#include "src/serve.h"
 #include "src/usage_job.h"
 #include "src/usage_store.h"
 
@@ -227,6 +229,10 @@ int main(int argc, char** argv) {
     return args.empty() ? kExitInvalidInput : 0;
   }
   if (args[0] == "usage") return Usage(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (args[0] == "serve") {
+    return billing::provisioner::Serve(std::vector<std::string>(args.begin() + 1, args.end()),
+                                       DefaultChartDir().string());
+  }
   if (args[0] != "render") {
     return Fail(kExitInvalidInput,
                 "unknown subcommand \"" + args[0] + "\"\n" + kUsage + kUsageUsage);

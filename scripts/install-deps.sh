@@ -9,7 +9,7 @@ packages=(
   g++ cmake make pkg-config clang-format
   # libraries
   prometheus-cpp-dev libpqxx-dev libpaho-mqttpp-dev libpaho-mqtt-dev libcivetweb-dev
-  libyaml-cpp-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev
+  libyaml-cpp-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev libssl-dev libargon2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # services the tests and the demo start privately on 127.0.0.1
   postgresql-15 postgresql-client-15 mosquitto mosquitto-clients prometheus

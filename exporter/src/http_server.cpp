@@ -8,35 +8,14 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "log.h"
+#include "billing/common/base64.h"
+#include "billing/common/log.h"
 
 namespace billing::exporter {
-namespace {
 
-std::string Base64(const std::string& in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
+using billing::common::Log;
+using billing::common::LogLevel;
+namespace {
 
 // Compares without an early exit, so response time does not reveal how much of
 // a guess matched.
@@ -102,8 +81,8 @@ void HttpServer::ContextDeleter::operator()(mg_context* context) const { mg_stop
 HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
     : options_(options), exposition_(exposition) {
   if (!options_.basic_auth_username.empty()) {
-    expected_authorization_ =
-        "Basic " + Base64(options_.basic_auth_username + ":" + options_.basic_auth_password);
+    expected_authorization_ = "Basic " + common::Base64Encode(options_.basic_auth_username + ":" +
+                                                              options_.basic_auth_password);
   }
   mg_init_library(0);
   // CivetWeb holds a worker thread per open connection, idle keep-alive ones included. Scrapes only

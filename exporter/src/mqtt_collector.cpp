@@ -2,10 +2,13 @@
 
 #include <chrono>
 
-#include "log.h"
+#include "billing/common/log.h"
 #include "metric_names.h"
 
 namespace billing::exporter {
+
+using billing::common::Log;
+using billing::common::LogLevel;
 namespace {
 
 constexpr const char* kSysFilter = "$SYS/broker/#";

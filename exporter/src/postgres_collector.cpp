@@ -8,10 +8,13 @@
 #include <pqxx/pqxx>
 #include <thread>
 
-#include "log.h"
+#include "billing/common/log.h"
 #include "postgres_queries.h"
 
 namespace billing::exporter {
+
+using billing::common::Log;
+using billing::common::LogLevel;
 namespace {
 
 std::int64_t NonNegative(std::int64_t value) { return value < 0 ? 0 : value; }

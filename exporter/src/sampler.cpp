@@ -2,9 +2,12 @@
 
 #include <malloc.h>
 
-#include "log.h"
+#include "billing/common/log.h"
 
 namespace billing::exporter {
+
+using billing::common::Log;
+using billing::common::LogLevel;
 
 Sampler::Sampler(Collector& collector, Exposition& exposition)
     : collector_(collector),

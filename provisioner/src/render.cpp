@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "billing/common/base64.h"
 #include "billing/provisioner/values.h"
 
 // Each builder mirrors one template of manifests/charts/customer-instance/templates/ (named in
@@ -15,32 +16,6 @@ namespace {
 
 Value M(Value::Map entries) { return Value(std::move(entries)); }
 Value L(Value::List items) { return Value(std::move(items)); }
-
-std::string Base64(const std::string& data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    const std::uint32_t chunk = (static_cast<unsigned char>(data[i]) << 16) |
-                                (static_cast<unsigned char>(data[i + 1]) << 8) |
-                                static_cast<unsigned char>(data[i + 2]);
-    out += kAlphabet[(chunk >> 18) & 63];
-    out += kAlphabet[(chunk >> 12) & 63];
-    out += kAlphabet[(chunk >> 6) & 63];
-    out += kAlphabet[chunk & 63];
-  }
-  if (i < data.size()) {
-    std::uint32_t chunk = static_cast<unsigned char>(data[i]) << 16;
-    if (i + 1 < data.size()) chunk |= static_cast<unsigned char>(data[i + 1]) << 8;
-    out += kAlphabet[(chunk >> 18) & 63];
-    out += kAlphabet[(chunk >> 12) & 63];
-    out += i + 1 < data.size() ? kAlphabet[(chunk >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 // Naming and labels shared by every builder (_helpers.tpl).
 class Stack {
@@ -226,18 +201,20 @@ KubeObject SecretObject(const Stack& stack) {
                                    spec.postgres.password + "@" + stack.Name("postgres") + ":" +
                                    std::to_string(spec.postgres.workload.port) + "/" +
                                    spec.postgres.database;
-  Value data = M({{"CUSTOMER_COMPANY_NAME", Base64(spec.company_name)},
-                  {"CUSTOMER_EMAIL", Base64(spec.email)},
-                  {"CUSTOMER_ID", Base64(spec.id)},
-                  {"DATABASE_URL", Base64(database_url)}});
+  Value data = M({{"CUSTOMER_COMPANY_NAME", common::Base64Encode(spec.company_name)},
+                  {"CUSTOMER_EMAIL", common::Base64Encode(spec.email)},
+                  {"CUSTOMER_ID", common::Base64Encode(spec.id)},
+                  {"DATABASE_URL", common::Base64Encode(database_url)}});
   if (!spec.exporter.basic_auth_password.empty()) {
-    data.Set("EXPORTER_BASIC_AUTH_PASSWORD", Base64(spec.exporter.basic_auth_password));
-    data.Set("EXPORTER_BASIC_AUTH_USERNAME", Base64(spec.exporter.basic_auth_username));
+    data.Set("EXPORTER_BASIC_AUTH_PASSWORD",
+             common::Base64Encode(spec.exporter.basic_auth_password));
+    data.Set("EXPORTER_BASIC_AUTH_USERNAME",
+             common::Base64Encode(spec.exporter.basic_auth_username));
   }
-  data.Set("IOTISTIC_LICENSE_KEY", Base64(spec.license_key));
-  data.Set("POSTGRES_DB", Base64(spec.postgres.database));
-  data.Set("POSTGRES_PASSWORD", Base64(spec.postgres.password));
-  data.Set("POSTGRES_USER", Base64(spec.postgres.username));
+  data.Set("IOTISTIC_LICENSE_KEY", common::Base64Encode(spec.license_key));
+  data.Set("POSTGRES_DB", common::Base64Encode(spec.postgres.database));
+  data.Set("POSTGRES_PASSWORD", common::Base64Encode(spec.postgres.password));
+  data.Set("POSTGRES_USER", common::Base64Encode(spec.postgres.username));
   return stack.Object("v1", "Secret", stack.Metadata(stack.SecretName(), "secrets"),
                       {{"type", "Opaque"}, {"data", std::move(data)}});
 }

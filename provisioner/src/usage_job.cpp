@@ -94,7 +94,11 @@ std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const 
   fetch(kSize);
 
   std::set<std::string> customers;
-  if (query.customer_id) customers.insert(*query.customer_id);
+  if (query.customer_id) {
+    customers.insert(*query.customer_id);
+  } else {
+    customers.insert(query.known_customers.begin(), query.known_customers.end());
+  }
   for (const auto& [metric, f] : fetched) {
     for (const auto& [customer, series] : f.by_customer) customers.insert(customer);
   }

@@ -16,7 +16,10 @@ struct UsageQuery {
   std::int64_t to = 0;
   std::int64_t period_seconds = 3600;
   std::optional<std::string> customer_id;  // all customers with data when unset
-  double max_gap_seconds = 300;            // samples further apart leave a period incomplete
+  // With customer_id unset: customers billed even without any data (their records are then
+  // incomplete zeros), e.g. every customer the provisioner has deployed.
+  std::vector<std::string> known_customers;
+  double max_gap_seconds = 300;  // samples further apart leave a period incomplete
 };
 
 /// Records for every customer (or the one asked for), metric and period, in that order. A customer

@@ -3,44 +3,9 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 
+#include "migrations.h"
+
 namespace billing::provisioner {
-namespace {
-
-// Append only: a released migration never changes; later ones build on it.
-const std::vector<std::string> kMigrations = {
-    R"sql(
-CREATE TABLE usage_records (
-  customer_id  text        NOT NULL,
-  metric       text        NOT NULL CHECK (metric IN ('mqtt_messages', 'mqtt_bytes', 'rows_inserted',
-                                                      'storage_byte_hours')),
-  period_start timestamptz NOT NULL,
-  period_end   timestamptz NOT NULL CHECK (period_end > period_start),
-  quantity     numeric     NOT NULL CHECK (quantity >= 0 AND quantity <> 'NaN'),
-  complete     boolean     NOT NULL,
-  computed_at  timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (customer_id, metric, period_start, period_end)
-)
-)sql",
-};
-
-}  // namespace
-
-void ApplyMigrations(const std::string& database_url) {
-  pqxx::connection connection(database_url);
-  pqxx::work tx(connection);
-  tx.exec("SELECT pg_advisory_xact_lock(7217001)");  // one migrator at a time
-  tx.exec(
-      "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
-      "applied_at timestamptz NOT NULL DEFAULT now())");
-  const auto applied =
-      tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
-  for (int version = applied + 1; version <= static_cast<int>(kMigrations.size()); ++version) {
-    tx.exec(kMigrations[static_cast<std::size_t>(version - 1)]);
-    tx.exec("INSERT INTO schema_migrations (version) VALUES (" + std::to_string(version) + ")");
-  }
-  tx.commit();
-}
-
 UsageStore::UsageStore(const std::string& database_url) {
   ApplyMigrations(database_url);
   connection_ = std::make_unique<pqxx::connection>(database_url);

@@ -1,5 +1,5 @@
-// usage_records in the provisioner's PostgreSQL (libpqxx): versioned migrations applied on open,
-// idempotent upserts keyed by (customer, metric, period).
+// usage_records in the provisioner's PostgreSQL (libpqxx): migrations (migrations.h) applied on
+// open, idempotent upserts keyed by (customer, metric, period).
 #pragma once
 
 #include <memory>
@@ -13,10 +13,6 @@ class connection_base;
 }
 
 namespace billing::provisioner {
-
-/// Applies the migrations this version knows that the database lacks, under an advisory lock so
-/// that concurrent starts do not race. Throws on failure.
-void ApplyMigrations(const std::string& database_url);
 
 class UsageStore {
  public:

@@ -1131,6 +1131,12 @@ std::string PrometheusServer::Query(const std::string& promql) const {
 
 HttpResponse HttpGet(const std::string& url, const std::vector<std::string>& request_headers,
                      std::chrono::milliseconds timeout) {
+  return HttpRequest("GET", url, "", request_headers, timeout);
+}
+
+HttpResponse HttpRequest(const std::string& method, const std::string& url, const std::string& body,
+                         const std::vector<std::string>& request_headers,
+                         std::chrono::milliseconds timeout) {
   HttpResponse response;
   const CurlHandle curl = NewCurl();
   std::unique_ptr<curl_slist, CurlListDeleter> headers;
@@ -1151,6 +1157,15 @@ HttpResponse HttpGet(const std::string& url, const std::vector<std::string>& req
   // Tests check the exporter's compression themselves, so hand back the bytes as sent.
   curl_easy_setopt(handle, CURLOPT_HTTP_CONTENT_DECODING, 0L);
   curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
+  if (method == "HEAD") {
+    curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+  } else if (method != "GET") {
+    curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  if (!body.empty() || (method != "GET" && method != "HEAD" && method != "DELETE")) {
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  }
   curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, &AppendBody);
   curl_easy_setopt(handle, CURLOPT_WRITEDATA, &response.body);

@@ -180,6 +180,11 @@ struct HttpResponse {
 };
 HttpResponse HttpGet(const std::string& url, const std::vector<std::string>& request_headers = {},
                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+/// Any method, with a request body (sent as is; give the Content-Type in `request_headers`).
+HttpResponse HttpRequest(const std::string& method, const std::string& url,
+                         const std::string& body = "",
+                         const std::vector<std::string>& request_headers = {},
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 /// Decompresses a gzip stream; throws std::runtime_error if it is not valid
 /// gzip.

@@ -4,10 +4,10 @@
 
 #include <string_view>
 
-namespace billing::exporter {
+namespace billing::common {
 
 enum class LogLevel { kInfo, kWarn, kError };
 
 void Log(LogLevel level, std::string_view component, std::string_view message);
 
-}  // namespace billing::exporter
+}  // namespace billing::common

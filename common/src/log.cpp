@@ -1,11 +1,11 @@
-#include "log.h"
+#include "billing/common/log.h"
 
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <string>
 
-namespace billing::exporter {
+namespace billing::common {
 
 void Log(LogLevel level, std::string_view component, std::string_view message) {
   const auto now = std::chrono::system_clock::now();
@@ -38,4 +38,4 @@ void Log(LogLevel level, std::string_view component, std::string_view message) {
   std::fflush(stderr);
 }
 
-}  // namespace billing::exporter
+}  // namespace billing::common

@@ -1,0 +1,184 @@
+#include "deployer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "value_json.h"
+
+namespace billing::provisioner {
+
+std::string CustomerNamespace(const std::string& customer_id) { return "customer-" + customer_id; }
+
+StackRenderer::StackRenderer(std::string chart_values_yaml, std::string chart_yaml,
+                             std::string platform_values_yaml)
+    : chart_values_yaml_(std::move(chart_values_yaml)),
+      chart_yaml_(std::move(chart_yaml)),
+      platform_values_yaml_(std::move(platform_values_yaml)) {
+  try {
+    chart_defaults_ = ParseYaml(chart_values_yaml_);
+  } catch (const std::exception&) {
+    // Render reports the chart's own errors; UnknownValue then accepts everything.
+  }
+}
+
+namespace {
+
+std::optional<std::string> FirstUnknown(const Value& defaults, const nlohmann::json& overrides,
+                                        const std::string& prefix) {
+  if (!defaults.IsMap() || defaults.AsMap().empty() || !overrides.is_object()) return std::nullopt;
+  for (const auto& [key, value] : overrides.items()) {
+    const Value* known = defaults.Find(key);
+    if (known == nullptr) return prefix + key;
+    if (auto unknown = FirstUnknown(*known, value, prefix + key + ".")) return unknown;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> StackRenderer::UnknownValue(const nlohmann::json& overrides) const {
+  return FirstUnknown(chart_defaults_, overrides, "");
+}
+
+Result<std::vector<KubeObject>> StackRenderer::Render(
+    const nlohmann::ordered_json& customer_values) const {
+  RenderRequest request;
+  request.chart_values_yaml = chart_values_yaml_;
+  request.chart_yaml = chart_yaml_;
+  if (!platform_values_yaml_.empty()) {
+    request.value_files.emplace_back("platform values", platform_values_yaml_);
+  }
+  request.value_files.emplace_back("customer values", EmitYaml(FromJson(customer_values)));
+  return billing::provisioner::Render(request);
+}
+
+Deployer::Deployer(const StackRenderer& renderer, KubeClient& kube, DeployerTiming timing,
+                   DeployerEvents events)
+    : renderer_(renderer), kube_(kube), timing_(timing), events_(std::move(events)) {}
+
+namespace {
+
+std::string Describe(const KubeApiError& e) {
+  if (e.status() == 0) return "Kubernetes API unreachable: " + e.api_message();
+  return "HTTP " + std::to_string(e.status()) + (e.reason().empty() ? "" : " " + e.reason()) +
+         ": " + e.api_message();
+}
+
+bool IsWorkload(const KubeObject& object) {
+  return object.kind == "Deployment" || object.kind == "StatefulSet";
+}
+
+}  // namespace
+
+Observation Deployer::Failed(const DeploymentRow& deployment, std::string message) const {
+  Observation o;
+  o.phase = "Failed";
+  o.message = std::move(message);
+  o.components = deployment.components;
+  o.attempts = deployment.attempts + 1;
+  o.retry_after_seconds =
+      std::min(timing_.failure_backoff_max_seconds,
+               timing_.failure_backoff_seconds * std::pow(2.0, std::min(o.attempts - 1, 20)));
+  return o;
+}
+
+Observation Deployer::Step(const DeploymentRow& deployment) {
+  if (deployment.desired_state == "absent") return Teardown(deployment);
+
+  const auto objects = renderer_.Render(deployment.chart_values);
+  if (!objects.ok()) return Failed(deployment, "render: " + objects.error());
+
+  Observation o;
+  const bool apply = deployment.applied_generation < deployment.desired_generation ||
+                     deployment.phase == "Pending" || deployment.phase == "Failed";
+  if (apply) {
+    for (const auto& object : objects.value()) {
+      try {
+        kube_.Apply(nlohmann::json::parse(ToJson(object.manifest).dump()));
+      } catch (const KubeApiError& e) {
+        if (events_.apply_failed) events_.apply_failed(object.kind, e.status());
+        const auto where =
+            object.namespace_name.empty() ? object.name : object.namespace_name + "/" + object.name;
+        return Failed(deployment, "apply " + object.kind + " " + where + ": " + Describe(e));
+      }
+    }
+    o.applied_generation = deployment.desired_generation;
+  }
+
+  std::vector<std::string> waiting;
+  bool missing = false;
+  const std::string prefix = "customer-" + deployment.customer_id + "-";
+  for (const auto& object : objects.value()) {
+    if (!IsWorkload(object)) continue;
+    const auto component =
+        object.name.starts_with(prefix) ? object.name.substr(prefix.size()) : object.name;
+    std::optional<nlohmann::json> live;
+    try {
+      live = kube_.Get(object.api_version, object.kind, object.namespace_name, object.name);
+    } catch (const KubeApiError& e) {
+      return Failed(deployment, "read " + object.kind + " " + object.name + ": " + Describe(e));
+    }
+    nlohmann::json status = {{"kind", object.kind}, {"name", object.name}};
+    if (!live) {
+      missing = true;
+      status["ready"] = false;
+      waiting.push_back(component + " (missing)");
+    } else {
+      const auto readiness = ReadinessOf(*live);
+      status["ready"] = readiness.ready;
+      status["ready_replicas"] = readiness.ready_replicas;
+      status["desired_replicas"] = readiness.desired_replicas;
+      if (!readiness.ready) waiting.push_back(component + " (" + readiness.reason + ")");
+    }
+    o.components[component] = std::move(status);
+  }
+
+  if (missing) {
+    // Someone deleted a workload: apply everything again on the next step.
+    o.applied_generation = 0;
+    o.phase = "Deploying";
+    o.message = "re-applying: missing workloads";
+    o.retry_after_seconds = 0;
+    return o;
+  }
+  if (waiting.empty()) {
+    o.phase = "Ready";
+    o.message = "all components ready";
+    o.retry_after_seconds = timing_.resync_seconds;
+  } else {
+    o.phase = "Deploying";
+    o.message = "waiting for ";
+    for (std::size_t i = 0; i < waiting.size(); ++i) {
+      o.message += (i ? ", " : "") + waiting[i];
+    }
+    o.retry_after_seconds = timing_.poll_seconds;
+  }
+  return o;
+}
+
+Observation Deployer::Teardown(const DeploymentRow& deployment) {
+  const auto name = CustomerNamespace(deployment.customer_id);
+  Observation o;
+  o.components = nlohmann::json::object();
+  try {
+    const auto live = kube_.Get("v1", "Namespace", "", name);
+    if (!live) {
+      o.phase = "Deleted";
+      o.message = "namespace " + name + " deleted";
+      o.retry_after_seconds = -1;
+      return o;
+    }
+    if (!live->contains("metadata") || !(*live)["metadata"].contains("deletionTimestamp")) {
+      kube_.DeleteNamespace(name);
+    }
+  } catch (const KubeApiError& e) {
+    if (events_.apply_failed) events_.apply_failed("Namespace", e.status());
+    return Failed(deployment, "delete namespace " + name + ": " + Describe(e));
+  }
+  o.phase = "Deleting";
+  o.message = "waiting for namespace " + name + " to terminate";
+  o.retry_after_seconds = timing_.poll_seconds;
+  return o;
+}
+
+}  // namespace billing::provisioner

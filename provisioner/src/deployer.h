@@ -1,0 +1,72 @@
+// provisioner/deploy: one level-based reconciliation step for one customer. Given the stored
+// desired state it renders the stack, applies it with server-side apply (namespace first),
+// reads the workloads' readiness and says what it observed; for a deletion it deletes the
+// namespace and waits until it is gone. Every step is idempotent: applying the same values again
+// changes nothing in the cluster, so a step interrupted anywhere is simply run again.
+//
+// Thread-safety: a Deployer is used by one worker thread (it uses that worker's KubeClient).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "billing/provisioner/render.h"
+#include "kube_client.h"
+#include "store.h"
+
+namespace billing::provisioner {
+
+/// Chart defaults <- the provisioner's own layer (namespace.create) <- the platform's values
+/// (images, storage class, ...) <- the customer's stored values. Immutable once built; shared.
+class StackRenderer {
+ public:
+  StackRenderer(std::string chart_values_yaml, std::string chart_yaml,
+                std::string platform_values_yaml);
+  Result<std::vector<KubeObject>> Render(const nlohmann::ordered_json& customer_values) const;
+  /// The first key of `overrides` that the chart does not have ("mosquitto.port"), or nullopt.
+  /// Maps that are empty by default (annotations) take any key. Helm refuses such keys through
+  /// values.schema.json; the renderer ignores them, so the API checks before storing.
+  std::optional<std::string> UnknownValue(const nlohmann::json& overrides) const;
+
+ private:
+  std::string chart_values_yaml_;
+  std::string chart_yaml_;
+  std::string platform_values_yaml_;
+  Value chart_defaults_;
+};
+
+struct DeployerTiming {
+  double poll_seconds = 2;                   // Deploying / Deleting: look again after this
+  double resync_seconds = 30;                // Ready: re-check readiness (and drift) after this
+  double failure_backoff_seconds = 5;        // Failed: first retry; doubles per failure ...
+  double failure_backoff_max_seconds = 300;  // ... up to this
+};
+
+/// Hooks for the provisioner's metrics.
+struct DeployerEvents {
+  std::function<void(const std::string& kind, int http_status)> apply_failed;
+};
+
+class Deployer {
+ public:
+  Deployer(const StackRenderer& renderer, KubeClient& kube, DeployerTiming timing,
+           DeployerEvents events = {});
+  Observation Step(const DeploymentRow& deployment);
+
+ private:
+  Observation Teardown(const DeploymentRow& deployment);
+  Observation Failed(const DeploymentRow& deployment, std::string message) const;
+
+  const StackRenderer& renderer_;
+  KubeClient& kube_;
+  DeployerTiming timing_;
+  DeployerEvents events_;
+};
+
+/// "customer-{id}": the namespace every object of the customer lives in.
+std::string CustomerNamespace(const std::string& customer_id);
+
+}  // namespace billing::provisioner

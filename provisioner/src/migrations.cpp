@@ -1,0 +1,74 @@
+#include "migrations.h"
+
+#include <pqxx/pqxx>
+#include <vector>
+
+namespace billing::provisioner {
+namespace {
+
+// Append only: a released migration never changes; later ones build on it.
+const std::vector<std::string> kMigrations = {
+    // 1: usage records (provisioner usage --store, the usage job in provisioner serve).
+    R"sql(
+CREATE TABLE usage_records (
+  customer_id  text        NOT NULL,
+  metric       text        NOT NULL CHECK (metric IN ('mqtt_messages', 'mqtt_bytes', 'rows_inserted',
+                                                      'storage_byte_hours')),
+  period_start timestamptz NOT NULL,
+  period_end   timestamptz NOT NULL CHECK (period_end > period_start),
+  quantity     numeric     NOT NULL CHECK (quantity >= 0 AND quantity <> 'NaN'),
+  complete     boolean     NOT NULL,
+  computed_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (customer_id, metric, period_start, period_end)
+)
+)sql",
+    // 2: customers and their deployments (provisioner serve). The password is an Argon2id PHC
+    // string; `values` are the customer's chart values (generated credentials included), from
+    // which every reconciliation renders the same objects.
+    R"sql(
+CREATE TABLE customers (
+  id            text        PRIMARY KEY CHECK (id ~ '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' AND length(id) <= 34),
+  email         text        NOT NULL,
+  company_name  text        NOT NULL,
+  password_hash text        NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+  plan          text        NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX customers_email_key ON customers (lower(email));
+CREATE TABLE deployments (
+  customer_id        text        PRIMARY KEY REFERENCES customers (id),
+  desired_state      text        NOT NULL CHECK (desired_state IN ('present', 'absent')),
+  desired_generation bigint      NOT NULL DEFAULT 1 CHECK (desired_generation > 0),
+  applied_generation bigint      NOT NULL DEFAULT 0,
+  chart_values       jsonb       NOT NULL,
+  phase              text        NOT NULL DEFAULT 'Pending'
+                     CHECK (phase IN ('Pending', 'Deploying', 'Ready', 'Failed', 'Deleting', 'Deleted')),
+  message            text        NOT NULL DEFAULT '',
+  components         jsonb       NOT NULL DEFAULT '{}',
+  attempts           integer     NOT NULL DEFAULT 0,
+  next_attempt_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX deployments_due ON deployments (next_attempt_at);
+)sql",
+};
+
+}  // namespace
+
+void ApplyMigrations(const std::string& database_url) {
+  pqxx::connection connection(database_url);
+  pqxx::work tx(connection);
+  tx.exec("SELECT pg_advisory_xact_lock(7217001)");  // one migrator at a time
+  tx.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+      "applied_at timestamptz NOT NULL DEFAULT now())");
+  const auto applied =
+      tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
+  for (int version = applied + 1; version <= static_cast<int>(kMigrations.size()); ++version) {
+    tx.exec(kMigrations[static_cast<std::size_t>(version - 1)]);
+    tx.exec("INSERT INTO schema_migrations (version) VALUES (" + std::to_string(version) + ")");
+  }
+  tx.commit();
+}
+
+}  // namespace billing::provisioner

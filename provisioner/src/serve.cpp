@@ -1,0 +1,127 @@
+#include "serve.h"
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "api.h"
+#include "billing/common/log.h"
+#include "deployer.h"
+#include "identity.h"
+#include "reconciler.h"
+#include "serve_config.h"
+#include "service_metrics.h"
+#include "store.h"
+#include "usage_scheduler.h"
+
+namespace billing::provisioner {
+namespace {
+
+using billing::common::Log;
+using billing::common::LogLevel;
+
+constexpr int kExitBadConfig = 2;
+constexpr int kExitUnavailable = 1;
+
+std::optional<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return text.str();
+}
+
+int Fail(int status, const std::string& message) {
+  Log(LogLevel::kError, "serve", message);
+  return status;
+}
+
+}  // namespace
+
+int Serve(const std::vector<std::string>& args, const std::string& default_chart_dir) {
+  for (const auto& arg : args) {
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kServeUsage;
+      return 0;
+    }
+  }
+  auto parsed = ParseServeConfig(args, ::getenv, default_chart_dir);
+  if (!parsed.ok()) return Fail(kExitBadConfig, parsed.error());
+  const ServeConfig& config = parsed.value();
+
+  auto signer = LicenseSigner::FromPemFile(config.signing_key_file);
+  if (!signer.ok()) return Fail(kExitBadConfig, "LICENSE_SIGNING_KEY_FILE: " + signer.error());
+  const auto chart_values = ReadText(config.chart_dir + "/values.yaml");
+  const auto chart_yaml = ReadText(config.chart_dir + "/Chart.yaml");
+  if (!chart_values || !chart_yaml) {
+    return Fail(
+        kExitUnavailable,
+        "PROVISIONER_CHART_DIR: cannot read values.yaml and Chart.yaml in " + config.chart_dir);
+  }
+  std::string platform_values;
+  if (!config.values_file.empty()) {
+    auto text = ReadText(config.values_file);
+    if (!text)
+      return Fail(kExitBadConfig, "PROVISIONER_VALUES_FILE: cannot read " + config.values_file);
+    platform_values = std::move(*text);
+  }
+  const StackRenderer renderer(*chart_values, *chart_yaml, platform_values);
+  // A customer that the platform's values could never deploy is a configuration error: say so
+  // now rather than at the first signup.
+  if (auto probe = renderer.Render(
+          {{"customer",
+            {{"id", "probe"}, {"email", "probe@example.com"}, {"companyName", "Probe"}}},
+           {"license", {{"key", "probe"}}},
+           {"domain", {{"base", config.api.domain_base}}},
+           {"postgres", {{"password", "probe-password"}}}});
+      !probe.ok()) {
+    return Fail(kExitBadConfig,
+                "the chart with PROVISIONER_VALUES_FILE and PROVISIONER_DOMAIN_BASE "
+                "cannot render a customer: " +
+                    probe.error());
+  }
+  auto credentials = LoadKubeCredentials();
+  if (!credentials.ok())
+    return Fail(kExitBadConfig, "Kubernetes credentials: " + credentials.error());
+
+  // Signals are taken by sigwait below, never by a worker thread: block them before any starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ServiceMetrics metrics;
+  std::optional<Store> store;
+  try {
+    store.emplace(config.database_url, config.api.threads + 2);
+  } catch (const std::exception& e) {
+    return Fail(kExitUnavailable, std::string("DATABASE_URL: cannot open the store: ") + e.what());
+  }
+  metrics.SetPhaseSource([&] { return store->CountByPhase(); });
+  Reconciler reconciler(*store, config.database_url, renderer, credentials.value(),
+                        config.reconciler, metrics);
+  std::optional<UsageScheduler> usage;
+  if (config.usage) usage.emplace(*config.usage, config.database_url, *store, metrics);
+  std::optional<ApiServer> api;
+  try {
+    api.emplace(config.api, ApiDependencies{*store, renderer, *signer.value(), metrics,
+                                            [&] { reconciler.Wake(); }});
+  } catch (const std::exception& e) {
+    return Fail(kExitBadConfig, "--listen: " + std::string(e.what()));
+  }
+  Log(LogLevel::kInfo, "serve",
+      "listening on " + config.api.listen + " (port " + std::to_string(api->port()) + "), " +
+          std::to_string(config.reconciler.workers) + " workers, license keys signed with " +
+          signer.value()->algorithm() + (config.usage ? ", usage job on" : ", usage job off"));
+  int signal = 0;
+  sigwait(&signals, &signal);
+  Log(LogLevel::kInfo, "serve", "shutting down");
+  api.reset();  // stop taking requests first, then finish the steps in flight
+  return 0;
+}
+
+}  // namespace billing::provisioner

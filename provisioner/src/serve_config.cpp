@@ -1,0 +1,160 @@
+#include "serve_config.h"
+
+#include <charconv>
+#include <cmath>
+
+#include "billing/common/duration.h"
+
+namespace billing::provisioner {
+
+const char kServeUsage[] =
+    "usage: provisioner serve [--listen ADDR:PORT] [--workers N]\n"
+    "  --listen   where the API listens (default 0.0.0.0:3000)\n"
+    "  --workers  customers reconciled at once (default 4)\n"
+    "Environment (required): PROVISIONER_ADMIN_TOKEN (at least 16 characters), DATABASE_URL,\n"
+    "  LICENSE_SIGNING_KEY_FILE (PEM Ed25519 or RSA private key), PROVISIONER_DOMAIN_BASE.\n"
+    "Optional: KUBECONFIG (else in-cluster credentials), PROVISIONER_CHART_DIR,\n"
+    "  PROVISIONER_VALUES_FILE, PROMETHEUS_URL (enables the usage job), PROVISIONER_USAGE_PERIOD\n"
+    "  (1h), PROVISIONER_USAGE_LOOKBACK (6h), PROVISIONER_USAGE_INTERVAL (5m),\n"
+    "  PROVISIONER_USAGE_SETTLE (2m), PROVISIONER_USAGE_MAX_GAP (5m), PROVISIONER_POLL_INTERVAL\n"
+    "  (2s), PROVISIONER_RESYNC_INTERVAL (30s), PROVISIONER_FAILURE_BACKOFF (5s),\n"
+    "  PROVISIONER_FAILURE_BACKOFF_MAX (5m), PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
+    "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
+    "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h).\n";
+
+namespace {
+
+Error Bad(const std::string& message) { return Error{message}; }
+
+std::optional<std::int64_t> ParseCount(const std::string& text, std::int64_t min,
+                                       std::int64_t max) {
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+}  // namespace
+
+Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
+                                     const std::function<const char*(const char*)>& getenv,
+                                     const std::string& default_chart_dir) {
+  ServeConfig config;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& arg = args[i];
+    if (arg != "--listen" && arg != "--workers") {
+      return Bad("unknown argument \"" + arg + "\"\n" + kServeUsage);
+    }
+    if (i + 1 >= args.size()) return Bad(arg + " needs a value\n" + kServeUsage);
+    const auto& value = args[++i];
+    if (arg == "--listen") {
+      const auto colon = value.rfind(':');
+      if (colon == std::string::npos || colon == 0 ||
+          !ParseCount(value.substr(colon + 1), 0, 65535)) {
+        return Bad("--listen: '" + value + "' is not HOST:PORT like 0.0.0.0:3000");
+      }
+      config.api.listen = value;
+    } else {
+      const auto workers = ParseCount(value, 1, 64);
+      if (!workers) return Bad("--workers: '" + value + "' is not a number from 1 to 64");
+      config.reconciler.workers = static_cast<std::size_t>(*workers);
+    }
+  }
+
+  auto env = [&](const char* name) -> std::string {
+    const char* value = getenv(name);
+    return value ? std::string(value) : std::string();
+  };
+  std::string first_error;
+  auto required = [&](const char* name, const char* what) {
+    auto value = env(name);
+    if (value.empty() && first_error.empty())
+      first_error = std::string(name) + ": required; " + what;
+    return value;
+  };
+  config.api.admin_token = required(
+      "PROVISIONER_ADMIN_TOKEN", "the bearer token for every endpoint but signup (from a Secret)");
+  config.database_url =
+      required("DATABASE_URL", "the provisioner's PostgreSQL, postgresql://user:pass@host/db");
+  config.signing_key_file = required(
+      "LICENSE_SIGNING_KEY_FILE", "the path of the PEM private key (Ed25519 or RSA) for licenses");
+  config.api.domain_base =
+      required("PROVISIONER_DOMAIN_BASE", "the customers' base domain, like iotistic.example.com");
+  if (!first_error.empty()) return Bad(first_error);
+  if (config.api.admin_token.size() < 16) {
+    return Bad("PROVISIONER_ADMIN_TOKEN: at least 16 characters (use a random token)");
+  }
+  config.chart_dir = env("PROVISIONER_CHART_DIR");
+  if (config.chart_dir.empty()) config.chart_dir = default_chart_dir;
+  config.values_file = env("PROVISIONER_VALUES_FILE");
+  if (auto plan = env("PROVISIONER_DEFAULT_PLAN"); !plan.empty()) config.api.default_plan = plan;
+
+  std::optional<Error> duration_error;
+  auto seconds = [&](const char* name, double fallback) -> double {
+    const auto text = env(name);
+    if (text.empty()) return fallback;
+    const auto parsed = billing::common::ParseDuration(text);
+    if (!parsed || parsed->count() <= 0) {
+      if (!duration_error)
+        duration_error =
+            Bad(std::string(name) + ": '" + text + "' is not a positive duration like 30s or 5m");
+      return fallback;
+    }
+    return static_cast<double>(parsed->count()) / 1000.0;
+  };
+  auto& timing = config.reconciler.timing;
+  timing.poll_seconds = seconds("PROVISIONER_POLL_INTERVAL", timing.poll_seconds);
+  timing.resync_seconds = seconds("PROVISIONER_RESYNC_INTERVAL", timing.resync_seconds);
+  timing.failure_backoff_seconds =
+      seconds("PROVISIONER_FAILURE_BACKOFF", timing.failure_backoff_seconds);
+  timing.failure_backoff_max_seconds =
+      seconds("PROVISIONER_FAILURE_BACKOFF_MAX", timing.failure_backoff_max_seconds);
+  config.reconciler.dispatch_interval_seconds = std::min(1.0, timing.poll_seconds);
+  config.api.license_validity_seconds = static_cast<std::int64_t>(seconds(
+      "PROVISIONER_LICENSE_VALIDITY", static_cast<double>(config.api.license_validity_seconds)));
+
+  auto count = [&](const char* name, std::int64_t fallback, std::int64_t min,
+                   std::int64_t max) -> std::int64_t {
+    const auto text = env(name);
+    if (text.empty()) return fallback;
+    const auto parsed = ParseCount(text, min, max);
+    if (!parsed) {
+      if (!duration_error) {
+        duration_error = Bad(std::string(name) + ": '" + text + "' is not a whole number from " +
+                             std::to_string(min) + " to " + std::to_string(max));
+      }
+      return fallback;
+    }
+    return *parsed;
+  };
+  config.reconciler.kube_retry.max_attempts =
+      static_cast<int>(count("PROVISIONER_KUBE_MAX_ATTEMPTS", 5, 1, 20));
+  config.api.signup_per_minute =
+      static_cast<double>(count("PROVISIONER_SIGNUP_RATE_PER_MINUTE", 10, 1, 100000));
+  config.api.signup_burst = static_cast<double>(count("PROVISIONER_SIGNUP_BURST", 20, 1, 100000));
+
+  if (auto prometheus = env("PROMETHEUS_URL"); !prometheus.empty()) {
+    if (!prometheus.starts_with("http://") && !prometheus.starts_with("https://")) {
+      return Bad("PROMETHEUS_URL: '" + prometheus + "' is not an http(s) URL");
+    }
+    UsageScheduleOptions usage;
+    usage.prometheus_url = prometheus;
+    const double period = seconds("PROVISIONER_USAGE_PERIOD", 3600);
+    if (std::fmod(period, 1.0) != 0) {
+      return Bad("PROVISIONER_USAGE_PERIOD: a whole number of seconds, like 1h");
+    }
+    usage.period_seconds = static_cast<std::int64_t>(period);
+    usage.lookback_seconds =
+        static_cast<std::int64_t>(seconds("PROVISIONER_USAGE_LOOKBACK", 6 * 3600.0));
+    usage.settle_seconds = static_cast<std::int64_t>(seconds("PROVISIONER_USAGE_SETTLE", 120));
+    usage.interval_seconds = seconds("PROVISIONER_USAGE_INTERVAL", 300);
+    usage.max_gap_seconds = seconds("PROVISIONER_USAGE_MAX_GAP", 300);
+    config.usage = usage;
+  }
+  if (duration_error) return *duration_error;
+  return config;
+}
+
+}  // namespace billing::provisioner

@@ -1,0 +1,112 @@
+#include "service_metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+namespace billing::provisioner {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+// Every phase is always exported, so "no Failed deployments" is a 0 rather than an absent series.
+constexpr const char* kPhases[] = {"Pending", "Deploying", "Ready",
+                                   "Failed",  "Deleting",  "Deleted"};
+
+}  // namespace
+
+ServiceMetrics::ServiceMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      http_requests_(prometheus::BuildCounter()
+                         .Name("iotistic_provisioner_http_requests_total")
+                         .Help("HTTP requests answered, by route, method and status code.")
+                         .Register(*registry_)),
+      http_duration_(prometheus::BuildHistogram()
+                         .Name("iotistic_provisioner_http_request_duration_seconds")
+                         .Help("Time to answer HTTP requests, by route.")
+                         .Register(*registry_)),
+      kube_requests_(prometheus::BuildCounter()
+                         .Name("iotistic_provisioner_kube_requests_total")
+                         .Help("Kubernetes API requests, by method and status code (0: no answer).")
+                         .Register(*registry_)),
+      kube_duration_(prometheus::BuildHistogram()
+                         .Name("iotistic_provisioner_kube_request_duration_seconds")
+                         .Help("Kubernetes API request latency, by method.")
+                         .Register(*registry_)),
+      apply_errors_(prometheus::BuildCounter()
+                        .Name("iotistic_provisioner_apply_errors_total")
+                        .Help("Objects whose apply (or namespace deletion) failed after retries, "
+                              "by kind and status code.")
+                        .Register(*registry_)),
+      reconciles_(prometheus::BuildCounter()
+                      .Name("iotistic_provisioner_reconcile_steps_total")
+                      .Help("Reconciliation steps, by the phase they observed.")
+                      .Register(*registry_)),
+      deployments_(prometheus::BuildGauge()
+                       .Name("iotistic_provisioner_deployments")
+                       .Help("Customer deployments by phase.")
+                       .Register(*registry_)),
+      usage_runs_(prometheus::BuildCounter()
+                      .Name("iotistic_provisioner_usage_runs_total")
+                      .Help("Runs of the periodic usage job, by result.")
+                      .Register(*registry_)),
+      usage_last_success_(prometheus::BuildGauge()
+                              .Name("iotistic_provisioner_usage_last_success_timestamp_seconds")
+                              .Help("When the usage job last stored records successfully.")
+                              .Register(*registry_)
+                              .Add({})),
+      phase_source_up_(prometheus::BuildGauge()
+                           .Name("iotistic_provisioner_store_up")
+                           .Help("1 if the last scrape could read the store, else 0.")
+                           .Register(*registry_)
+                           .Add({})) {
+  for (const char* phase : kPhases) deployments_.Add({{"phase", phase}});
+  usage_runs_.Add({{"result", "success"}});
+  usage_runs_.Add({{"result", "error"}});
+}
+
+void ServiceMetrics::ObserveHttp(const std::string& route, const std::string& method, int status,
+                                 double seconds) {
+  http_requests_.Add({{"route", route}, {"method", method}, {"code", std::to_string(status)}})
+      .Increment();
+  http_duration_.Add({{"route", route}}, kLatencyBuckets).Observe(seconds);
+}
+
+void ServiceMetrics::ObserveKubeRequest(const std::string& method, int status, double seconds) {
+  kube_requests_.Add({{"method", method}, {"code", std::to_string(status)}}).Increment();
+  kube_duration_.Add({{"method", method}}, kLatencyBuckets).Observe(seconds);
+}
+
+void ServiceMetrics::CountApplyError(const std::string& kind, int status) {
+  apply_errors_.Add({{"kind", kind}, {"code", std::to_string(status)}}).Increment();
+}
+
+void ServiceMetrics::CountReconcile(const std::string& phase) {
+  reconciles_.Add({{"phase", phase}}).Increment();
+}
+
+void ServiceMetrics::CountUsageRun(bool ok, double finished_at_unix) {
+  usage_runs_.Add({{"result", ok ? "success" : "error"}}).Increment();
+  if (ok) usage_last_success_.Set(finished_at_unix);
+}
+
+void ServiceMetrics::SetPhaseSource(std::function<std::map<std::string, std::int64_t>()> source) {
+  phase_source_ = std::move(source);
+}
+
+std::string ServiceMetrics::Serialize() {
+  if (phase_source_) {
+    try {
+      const auto counts = phase_source_();
+      for (const char* phase : kPhases) {
+        const auto it = counts.find(phase);
+        deployments_.Add({{"phase", phase}}).Set(it == counts.end() ? 0.0 : double(it->second));
+      }
+      phase_source_up_.Set(1);
+    } catch (const std::exception&) {
+      phase_source_up_.Set(0);
+    }
+  }
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace billing::provisioner

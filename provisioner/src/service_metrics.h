@@ -1,0 +1,51 @@
+// The provisioner's own metrics (prometheus-cpp registry, served on /metrics): HTTP requests and
+// latencies, Kubernetes API requests and apply errors, reconciliation steps, deployments by phase
+// (read from the store at scrape time) and the usage job's runs.
+//
+// Thread-safety: prometheus-cpp metrics are thread-safe; Families are created once.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace billing::provisioner {
+
+class ServiceMetrics {
+ public:
+  ServiceMetrics();
+
+  void ObserveHttp(const std::string& route, const std::string& method, int status, double seconds);
+  void ObserveKubeRequest(const std::string& method, int status, double seconds);
+  void CountApplyError(const std::string& kind, int status);
+  void CountReconcile(const std::string& phase);
+  void CountUsageRun(bool ok, double finished_at_unix);
+  /// Called at every scrape to read deployments by phase; throws -> the gauge is left as it was.
+  void SetPhaseSource(std::function<std::map<std::string, std::int64_t>()> source);
+
+  /// The text exposition format of everything above.
+  std::string Serialize();
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Histogram>& http_duration_;
+  prometheus::Family<prometheus::Counter>& kube_requests_;
+  prometheus::Family<prometheus::Histogram>& kube_duration_;
+  prometheus::Family<prometheus::Counter>& apply_errors_;
+  prometheus::Family<prometheus::Counter>& reconciles_;
+  prometheus::Family<prometheus::Gauge>& deployments_;
+  prometheus::Family<prometheus::Counter>& usage_runs_;
+  prometheus::Gauge& usage_last_success_;
+  prometheus::Gauge& phase_source_up_;
+  std::function<std::map<std::string, std::int64_t>()> phase_source_;
+};
+
+}  // namespace billing::provisioner

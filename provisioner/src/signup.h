@@ -1,0 +1,40 @@
+// The signup request: parsing and validation of the JSON body, and the customer id derived from
+// it. Pure (nlohmann::json only), except RandomIdSuffix, which draws from OpenSSL's CSPRNG and
+// is defined in identity.cpp.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "billing/provisioner/result.h"
+
+namespace billing::provisioner {
+
+struct SignupRequest {
+  std::string email;         // trimmed; local@domain, at most 254 characters
+  std::string password;      // 12..128 characters, not mostly one character, not the email
+                             // nor containing its local part; never trimmed
+  std::string company_name;  // trimmed; 1..200 characters of any Unicode text except control
+                             // characters, otherwise verbatim
+};
+
+/// Parses `{"email","password","company_name"}`. Errors name the field ("email: must be an
+/// address like name@example.com"); malformed JSON, a non-object body, unknown or wrong-typed
+/// fields are errors too. Invalid UTF-8 is an error naming the field. Errors never contain the
+/// password. "Characters" are Unicode code points.
+Result<SignupRequest> ParseSignupRequest(std::string_view body);
+
+/// A short, lowercase, DNS-1123-label customer id: up to 16 characters of the company name
+/// reduced to [a-z0-9-] (or "customer" when nothing is left), '-', and `suffix`
+/// (lowercase alphanumeric; the caller draws it at random and retries on collision). ASCII
+/// letters and digits are kept, other ASCII separates words ('-'), non-ASCII is dropped. Other
+/// characters of `suffix` are dropped and it is cut so the id has at most kMaxCustomerIdLength
+/// (34) characters; an empty suffix gives the name part alone.
+std::string MakeCustomerId(std::string_view company_name, std::string_view suffix);
+
+/// A random suffix of `length` characters from [a-z0-9], uniformly distributed. Throws
+/// std::runtime_error if the CSPRNG fails.
+std::string RandomIdSuffix(std::size_t length);
+
+}  // namespace billing::provisioner

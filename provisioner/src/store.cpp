@@ -1,0 +1,277 @@
+#include "store.h"
+
+#include <pqxx/pqxx>
+
+#include "migrations.h"
+
+namespace billing::provisioner {
+namespace {
+
+constexpr int kCustomerLockClass = 7217003;  // pg_advisory_lock(class, hashtext(customer))
+
+const char* const kDeploymentColumns =
+    "customer_id, desired_state, desired_generation, applied_generation, chart_values::text, "
+    "phase, message, components::text, attempts, "
+    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+
+DeploymentRow ToDeployment(const pqxx::row& row) {
+  DeploymentRow d;
+  d.customer_id = row[0].as<std::string>();
+  d.desired_state = row[1].as<std::string>();
+  d.desired_generation = row[2].as<std::int64_t>();
+  d.applied_generation = row[3].as<std::int64_t>();
+  // jsonb does not keep member order; values are maps merged by key, so order does not matter.
+  d.chart_values = nlohmann::ordered_json::parse(row[4].as<std::string>());
+  d.phase = row[5].as<std::string>();
+  d.message = row[6].as<std::string>();
+  d.components = nlohmann::json::parse(row[7].as<std::string>());
+  d.attempts = row[8].as<int>();
+  d.updated_at = row[9].as<std::string>();
+  return d;
+}
+
+std::optional<DeploymentRow> SelectDeployment(pqxx::connection_base& connection,
+                                              const std::string& customer_id) {
+  pqxx::nontransaction tx(connection);
+  const auto rows = tx.exec_params(
+      std::string("SELECT ") + kDeploymentColumns + " FROM deployments WHERE customer_id = $1",
+      customer_id);
+  if (rows.empty()) return std::nullopt;
+  return ToDeployment(rows[0]);
+}
+
+}  // namespace
+
+ConnectionPool::ConnectionPool(std::string database_url, std::size_t size)
+    : database_url_(std::move(database_url)), size_(size == 0 ? 1 : size) {}
+
+ConnectionPool::~ConnectionPool() = default;
+
+ConnectionPool::Lease::Lease(ConnectionPool& pool,
+                             std::unique_ptr<pqxx::connection_base> connection)
+    : pool_(pool), connection_(std::move(connection)) {}
+
+ConnectionPool::Lease::~Lease() { pool_.Release(std::move(connection_)); }
+
+ConnectionPool::Lease ConnectionPool::Acquire() {
+  std::unique_lock lock(mutex_);
+  available_.wait(lock, [&] { return !idle_.empty() || open_ < size_; });
+  if (!idle_.empty()) {
+    auto connection = std::move(idle_.back());
+    idle_.pop_back();
+    return Lease(*this, std::move(connection));
+  }
+  ++open_;
+  lock.unlock();
+  try {
+    return Lease(*this, std::make_unique<pqxx::connection>(database_url_));
+  } catch (...) {
+    lock.lock();
+    --open_;
+    available_.notify_one();
+    throw;
+  }
+}
+
+void ConnectionPool::Release(std::unique_ptr<pqxx::connection_base> connection) {
+  std::lock_guard lock(mutex_);
+  if (connection && connection->is_open()) {
+    idle_.push_back(std::move(connection));
+  } else {
+    --open_;  // broken: the next Acquire opens a fresh one
+  }
+  available_.notify_one();
+}
+
+Store::Store(const std::string& database_url, std::size_t pool_size)
+    : pool_(database_url, pool_size) {
+  ApplyMigrations(database_url);
+}
+
+Store::CreateOutcome Store::CreateCustomer(const NewCustomer& c) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  // Serialises signups of one address (the unique index would too, but as an error).
+  tx.exec_params("SELECT pg_advisory_xact_lock(7217004, hashtext(lower($1)))", c.email);
+  if (!tx.exec_params("SELECT 1 FROM customers WHERE lower(email) = lower($1)", c.email).empty()) {
+    return CreateOutcome::kEmailTaken;
+  }
+  const auto inserted = tx.exec_params(
+      "INSERT INTO customers (id, email, company_name, password_hash, plan) "
+      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+      c.id, c.email, c.company_name, c.password_hash, c.plan);
+  if (inserted.affected_rows() == 0) return CreateOutcome::kIdTaken;
+  tx.exec_params(
+      "INSERT INTO deployments (customer_id, desired_state, chart_values) "
+      "VALUES ($1, 'present', $2::jsonb)",
+      c.id, c.chart_values.dump());
+  tx.commit();
+  return CreateOutcome::kCreated;
+}
+
+std::optional<DeploymentRow> Store::Deployment(const std::string& customer_id) {
+  auto lease = pool_.Acquire();
+  return SelectDeployment(*lease, customer_id);
+}
+
+bool Store::CustomerExists(const std::string& customer_id) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  return !tx.exec_params("SELECT 1 FROM customers WHERE id = $1", customer_id).empty();
+}
+
+Store::ChangeOutcome Store::RequestUpgrade(const std::string& customer_id,
+                                           const nlohmann::ordered_json& chart_values,
+                                           std::int64_t expected_generation,
+                                           std::int64_t* new_generation) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto current = tx.exec_params(
+      "SELECT desired_state, desired_generation FROM deployments WHERE customer_id = $1 "
+      "FOR UPDATE",
+      customer_id);
+  if (current.empty()) return ChangeOutcome::kUnknownCustomer;
+  if (current[0][0].as<std::string>() != "present" ||
+      current[0][1].as<std::int64_t>() != expected_generation) {
+    return ChangeOutcome::kDeleted;
+  }
+  const auto row = tx.exec_params(
+      "UPDATE deployments SET chart_values = $2::jsonb, desired_generation = desired_generation + "
+      "1, "
+      "phase = CASE WHEN phase = 'Ready' THEN 'Deploying' ELSE phase END, "
+      "attempts = 0, next_attempt_at = now(), updated_at = now() "
+      "WHERE customer_id = $1 RETURNING desired_generation",
+      customer_id, chart_values.dump());
+  tx.commit();
+  if (new_generation) *new_generation = row[0][0].as<std::int64_t>();
+  return ChangeOutcome::kAccepted;
+}
+
+Store::ChangeOutcome Store::RequestDelete(const std::string& customer_id) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto row = tx.exec_params(
+      "UPDATE deployments SET desired_state = 'absent', "
+      "phase = CASE WHEN phase = 'Deleted' THEN phase ELSE 'Deleting' END, "
+      "message = CASE WHEN phase = 'Deleted' THEN message ELSE 'deletion requested' END, "
+      "attempts = 0, next_attempt_at = CASE WHEN phase = 'Deleted' THEN next_attempt_at ELSE now() "
+      "END, "
+      "updated_at = CASE WHEN desired_state = 'absent' THEN updated_at ELSE now() END "
+      "WHERE customer_id = $1 RETURNING 1",
+      customer_id);
+  tx.commit();
+  return row.empty() ? ChangeOutcome::kUnknownCustomer : ChangeOutcome::kAccepted;
+}
+
+std::vector<std::string> Store::DueDeployments(std::size_t limit) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  std::vector<std::string> due;
+  for (const auto& row :
+       tx.exec_params("SELECT customer_id FROM deployments WHERE next_attempt_at <= now() "
+                      "ORDER BY next_attempt_at LIMIT $1",
+                      static_cast<std::int64_t>(limit))) {
+    due.push_back(row[0].as<std::string>());
+  }
+  return due;
+}
+
+std::map<std::string, std::int64_t> Store::CountByPhase() {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  std::map<std::string, std::int64_t> counts;
+  for (const auto& row : tx.exec("SELECT phase, count(*) FROM deployments GROUP BY phase")) {
+    counts[row[0].as<std::string>()] = row[1].as<std::int64_t>();
+  }
+  return counts;
+}
+
+std::vector<std::string> Store::BillableCustomers() {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  std::vector<std::string> ids;
+  for (const auto& row :
+       tx.exec("SELECT customer_id FROM deployments WHERE phase <> 'Deleted' ORDER BY 1")) {
+    ids.push_back(row[0].as<std::string>());
+  }
+  return ids;
+}
+
+std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64_t from,
+                                      std::int64_t to) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  std::vector<UsageRecord> records;
+  for (const auto& row :
+       tx.exec_params("SELECT metric, extract(epoch FROM period_start)::bigint, "
+                      "extract(epoch FROM period_end)::bigint, quantity::float8, complete "
+                      "FROM usage_records WHERE customer_id = $1 "
+                      "AND period_start >= to_timestamp($2) AND period_end <= to_timestamp($3) "
+                      "ORDER BY period_start, metric",
+                      customer_id, from, to)) {
+    UsageRecord r;
+    r.customer_id = customer_id;
+    r.metric = row[0].as<std::string>();
+    r.period = {row[1].as<std::int64_t>(), row[2].as<std::int64_t>()};
+    r.quantity = row[3].as<double>();
+    r.complete = row[4].as<bool>();
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+ReconcileSession::ReconcileSession(const std::string& database_url) : database_url_(database_url) {}
+
+ReconcileSession::~ReconcileSession() = default;
+
+pqxx::connection_base& ReconcileSession::Connection() {
+  // A broken connection also lost its advisory locks: a new one starts with none held.
+  if (!connection_ || !connection_->is_open()) {
+    connection_ = std::make_unique<pqxx::connection>(database_url_);
+  }
+  return *connection_;
+}
+
+bool ReconcileSession::TryLock(const std::string& customer_id) {
+  pqxx::nontransaction tx(Connection());
+  return tx
+      .exec_params("SELECT pg_try_advisory_lock($1, hashtext($2))", kCustomerLockClass,
+                   customer_id)[0][0]
+      .as<bool>();
+}
+
+void ReconcileSession::Unlock(const std::string& customer_id) {
+  if (!connection_ || !connection_->is_open()) return;
+  pqxx::nontransaction tx(*connection_);
+  tx.exec_params("SELECT pg_advisory_unlock($1, hashtext($2))", kCustomerLockClass, customer_id);
+}
+
+std::optional<DeploymentRow> ReconcileSession::Load(const std::string& customer_id) {
+  return SelectDeployment(Connection(), customer_id);
+}
+
+void ReconcileSession::Record(const std::string& customer_id, std::int64_t seen_desired_generation,
+                              const std::string& seen_desired_state, const Observation& o) {
+  pqxx::work tx(Connection());
+  // A request that arrived during the step (upgrade, delete) keeps its phase and is looked at
+  // again at once; the observation's components and applied generation still hold.
+  tx.exec_params(R"sql(
+UPDATE deployments SET
+  phase = CASE WHEN desired_state = $3 THEN $4 ELSE phase END,
+  message = CASE WHEN desired_state = $3 THEN $5 ELSE message END,
+  components = $6::jsonb,
+  applied_generation = coalesce($7::bigint, applied_generation),
+  attempts = $8,
+  next_attempt_at = CASE
+    WHEN desired_state <> $3 OR desired_generation <> $2 THEN now()
+    WHEN $9::float8 < 0 THEN 'infinity'::timestamptz
+    ELSE now() + $9::float8 * interval '1 second' END,
+  updated_at = now()
+WHERE customer_id = $1
+)sql",
+                 customer_id, seen_desired_generation, seen_desired_state, o.phase, o.message,
+                 o.components.dump(), o.applied_generation, o.attempts, o.retry_after_seconds);
+  tx.commit();
+}
+
+}  // namespace billing::provisioner
