@@ -207,7 +207,9 @@ std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64
                       "extract(epoch FROM period_end)::bigint, quantity::float8, complete "
                       "FROM usage_records WHERE customer_id = $1 "
                       "AND period_start >= to_timestamp($2) AND period_end <= to_timestamp($3) "
-                      "ORDER BY period_start, metric",
+                      // The order provisioner usage prints: messages, bytes, rows, storage; then by period.
+           "ORDER BY array_position(ARRAY['mqtt_messages', 'mqtt_bytes', 'rows_inserted', "
+           "'storage_byte_hours'], metric), period_start",
                       customer_id, from, to)) {
     UsageRecord r;
     r.customer_id = customer_id;

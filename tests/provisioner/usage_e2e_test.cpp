@@ -11,6 +11,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "kube_api_double.h"
 #include "testbed.h"
 
 namespace {
@@ -249,6 +250,66 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
   const auto nobody = RunUsage(prometheus, from, to, {"--format", "json", "--customer", "nobody"});
   ASSERT_EQ(nobody.exit_code, 0) << nobody.output;
   for (const auto& r : ParseRecords(nobody.output)) EXPECT_FALSE(r["complete"].get<bool>()) << r;
+
+  // The same job inside `provisioner serve`: it bills the closed periods of its look-back window
+  // into its own store, exactly as the command did, and serves them on the usage endpoint.
+  pg.CreateDatabase("provisioner_serve");
+  TempDir dir("usage-serve");
+  const auto key = dir.path() / "signing-key.pem";
+  ASSERT_EQ(
+      RunCommand({"openssl", "genpkey", "-algorithm", "ed25519", "-out", key.string()}).exit_code,
+      0);
+  KubeApiDouble kube;
+  kube.WriteKubeconfig(dir.path() / "kubeconfig");
+  const int api_port = FreePort();
+  const std::string token = "usage-test-admin-token";
+  const auto lookback = static_cast<std::int64_t>(Now()) - from + 2 * kPeriod;
+  Process serve(
+      Process::Options{{kProvisioner, "serve", "--listen", "127.0.0.1:" + std::to_string(api_port)},
+                       {{"PROVISIONER_ADMIN_TOKEN", token},
+                        {"DATABASE_URL", pg.Url("provisioner_serve")},
+                        {"LICENSE_SIGNING_KEY_FILE", key.string()},
+                        {"PROVISIONER_DOMAIN_BASE", "iot.example.com"},
+                        {"KUBECONFIG", (dir.path() / "kubeconfig").string()},
+                        {"PROMETHEUS_URL", prometheus.Url()},
+                        {"PROVISIONER_USAGE_PERIOD", std::to_string(kPeriod) + "s"},
+                        {"PROVISIONER_USAGE_LOOKBACK", std::to_string(lookback) + "s"},
+                        {"PROVISIONER_USAGE_SETTLE", std::to_string(kMaxGap + 1) + "s"},
+                        {"PROVISIONER_USAGE_MAX_GAP", std::to_string(kMaxGap) + "s"},
+                        {"PROVISIONER_USAGE_INTERVAL", "1s"}},
+                       {},
+                       dir.path() / "serve.log",
+                       std::nullopt});
+  const std::string in_range =
+      "SELECT metric, extract(epoch FROM period_start)::bigint, quantity, "
+      "complete FROM usage_records WHERE customer_id = 'acme' AND "
+      "period_start >= to_timestamp(" +
+      std::to_string(from) + ") AND period_end <= to_timestamp(" + std::to_string(to) +
+      ") ORDER BY 2, 1";
+  const std::string api = "http://127.0.0.1:" + std::to_string(api_port);
+  ASSERT_TRUE(WaitFor(
+      [&] { return !serve.Running() || HttpGet(api + "/healthz").status == 200; }, 30s));
+  ASSERT_TRUE(serve.Running()) << serve.Log();
+  auto stored_rows = [&] {
+    const auto rows = pg.Psql(in_range, "provisioner_serve");
+    return rows.empty() ? 0L : static_cast<long>(std::count(rows.begin(), rows.end(), '\n') + 1);
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] { return !serve.Running() || stored_rows() == static_cast<long>(records.size()); }, 60s,
+      250ms));
+  ASSERT_TRUE(serve.Running()) << serve.Log();
+  EXPECT_EQ(pg.Psql(in_range, "provisioner_serve"), pg.Psql(in_range, "provisioner"))
+      << "the job in serve billed differently from provisioner usage";
+  const auto served = HttpGet("http://127.0.0.1:" + std::to_string(api_port) +
+                                  "/api/customers/acme/usage?from=" + std::to_string(from) +
+                                  "&to=" + std::to_string(to),
+                              {"Authorization: Bearer " + token});
+  ASSERT_EQ(served.status, 200) << served.body;
+  EXPECT_EQ(json::parse(served.body), records);
+  const auto metrics = HttpGet("http://127.0.0.1:" + std::to_string(api_port) + "/metrics").body;
+  EXPECT_NE(metrics.find("iotistic_provisioner_usage_runs_total{result=\"success\"}"),
+            std::string::npos)
+      << metrics;
 }
 
 TEST(UsageCliTest, BadInputGetsAClearErrorNotANumber) {
