@@ -12,7 +12,9 @@
 
 #include <functional>
 #include <memory>
+#include <semaphore>
 #include <string>
+#include <vector>
 
 #include "deployer.h"
 #include "identity.h"
@@ -35,6 +37,10 @@ struct ApiOptions {
   double signup_per_minute = 10;
   double signup_burst = 20;
   int threads = 16;
+  /// Peers whose X-Forwarded-For is believed (the ingress controllers), for the rate limit.
+  std::vector<Network> trusted_proxies;
+  /// Password hashes computed at once: each takes 19 MiB for ~50 ms, so this bounds memory.
+  int max_concurrent_hashes = 2;
 };
 
 /// What the API needs from the rest of the service.
@@ -70,6 +76,7 @@ class ApiServer {
     std::string content_type;
     std::string accept;
     std::string client;
+    std::string forwarded_for;
     std::string body;
   };
   /// Routes one request (exposed for tests of the routing without sockets).
@@ -87,6 +94,7 @@ class ApiServer {
   ApiOptions options_;
   ApiDependencies deps_;
   RateLimiter signup_limiter_;
+  std::counting_semaphore<1024> hashing_slots_;
   struct ContextDeleter {
     void operator()(mg_context* context) const;
   };

@@ -10,26 +10,45 @@ namespace billing::provisioner {
 std::string CustomerNamespace(const std::string& customer_id) { return "customer-" + customer_id; }
 
 StackRenderer::StackRenderer(std::string chart_values_yaml, std::string chart_yaml,
-                             std::string platform_values_yaml)
+                             std::string platform_values_yaml,
+                             const std::string& values_schema_json)
     : chart_values_yaml_(std::move(chart_values_yaml)),
       chart_yaml_(std::move(chart_yaml)),
-      platform_values_yaml_(std::move(platform_values_yaml)) {
-  try {
-    chart_defaults_ = ParseYaml(chart_values_yaml_);
-  } catch (const std::exception&) {
-    // Render reports the chart's own errors; UnknownValue then accepts everything.
-  }
+      platform_values_yaml_(std::move(platform_values_yaml)),
+      values_schema_(nlohmann::json::parse(values_schema_json, nullptr, false)) {
+  if (values_schema_.is_discarded() || !values_schema_.is_object()) values_schema_ = nullptr;
 }
 
 namespace {
 
-std::optional<std::string> FirstUnknown(const Value& defaults, const nlohmann::json& overrides,
+// The subschema a "$ref": "#/definitions/name" points to (the chart's schema uses no other form).
+const nlohmann::json& Resolve(const nlohmann::json& root, const nlohmann::json& node) {
+  if (node.is_object() && node.contains("$ref") && node["$ref"].is_string()) {
+    const auto& ref = node["$ref"].get_ref<const std::string&>();
+    const std::string prefix = "#/definitions/";
+    if (ref.starts_with(prefix) && root.contains("definitions") &&
+        root["definitions"].contains(ref.substr(prefix.size()))) {
+      return root["definitions"][ref.substr(prefix.size())];
+    }
+  }
+  return node;
+}
+
+// Walks the overrides along values.schema.json: a key is unknown where the schema lists the
+// properties and allows no others. Top-level keys must be the chart's (Helm would take any).
+std::optional<std::string> FirstUnknown(const nlohmann::json& root, const nlohmann::json& schema,
+                                        const nlohmann::json& overrides,
                                         const std::string& prefix) {
-  if (!defaults.IsMap() || defaults.AsMap().empty() || !overrides.is_object()) return std::nullopt;
+  if (!overrides.is_object() || !schema.is_object()) return std::nullopt;
+  const bool closed = prefix.empty() || (schema.contains("additionalProperties") &&
+                                         schema["additionalProperties"] == false);
   for (const auto& [key, value] : overrides.items()) {
-    const Value* known = defaults.Find(key);
-    if (known == nullptr) return prefix + key;
-    if (auto unknown = FirstUnknown(*known, value, prefix + key + ".")) return unknown;
+    if (schema.contains("properties") && schema["properties"].contains(key)) {
+      const auto& child = Resolve(root, schema["properties"][key]);
+      if (auto unknown = FirstUnknown(root, child, value, prefix + key + ".")) return unknown;
+    } else if (closed) {
+      return prefix + key;
+    }
   }
   return std::nullopt;
 }
@@ -37,7 +56,8 @@ std::optional<std::string> FirstUnknown(const Value& defaults, const nlohmann::j
 }  // namespace
 
 std::optional<std::string> StackRenderer::UnknownValue(const nlohmann::json& overrides) const {
-  return FirstUnknown(chart_defaults_, overrides, "");
+  if (values_schema_.is_null()) return std::nullopt;
+  return FirstUnknown(values_schema_, values_schema_, overrides, "");
 }
 
 Result<std::vector<KubeObject>> StackRenderer::Render(
@@ -48,7 +68,11 @@ Result<std::vector<KubeObject>> StackRenderer::Render(
   if (!platform_values_yaml_.empty()) {
     request.value_files.emplace_back("platform values", platform_values_yaml_);
   }
-  request.value_files.emplace_back("customer values", EmitYaml(FromJson(customer_values)));
+  // The provisioner applies the objects itself, so it always renders the Namespace: after the
+  // customer's values, so that no platform or customer value can turn it off.
+  Value values = FromJson(customer_values);
+  if (values.IsMap()) MergeInto(values, request.provisioner_values);
+  request.value_files.emplace_back("customer values", EmitYaml(values));
   return billing::provisioner::Render(request);
 }
 
@@ -106,6 +130,7 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
   }
 
   std::vector<std::string> waiting;
+  std::vector<std::string> failed;  // rollouts the controller gave up on (progress deadline)
   bool missing = false;
   const std::string prefix = "customer-" + deployment.customer_id + "-";
   for (const auto& object : objects.value()) {
@@ -128,6 +153,7 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
       status["ready"] = readiness.ready;
       status["ready_replicas"] = readiness.ready_replicas;
       status["desired_replicas"] = readiness.desired_replicas;
+      if (readiness.failed) failed.push_back(component + " (" + readiness.reason + ")");
       if (!readiness.ready) waiting.push_back(component + " (" + readiness.reason + ")");
     }
     o.components[component] = std::move(status);
@@ -138,8 +164,19 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
     o.applied_generation = 0;
     o.phase = "Deploying";
     o.message = "re-applying: missing workloads";
-    o.retry_after_seconds = 0;
+    o.attempts = deployment.attempts + 1;  // something keeps deleting them: back off
+    o.retry_after_seconds =
+        std::min(timing_.failure_backoff_max_seconds,
+                 timing_.poll_seconds * std::pow(2.0, std::min(deployment.attempts, 20)));
     return o;
+  }
+  if (!failed.empty()) {
+    std::string message = "rollout failed: ";
+    for (std::size_t i = 0; i < failed.size(); ++i) message += (i ? ", " : "") + failed[i];
+    auto failure = Failed(deployment, std::move(message));
+    failure.components = o.components;
+    failure.applied_generation = o.applied_generation;
+    return failure;
   }
   if (waiting.empty()) {
     o.phase = "Ready";

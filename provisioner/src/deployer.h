@@ -23,19 +23,20 @@ namespace billing::provisioner {
 /// (images, storage class, ...) <- the customer's stored values. Immutable once built; shared.
 class StackRenderer {
  public:
+  /// `values_schema_json` is the chart's values.schema.json (empty: UnknownValue accepts all).
   StackRenderer(std::string chart_values_yaml, std::string chart_yaml,
-                std::string platform_values_yaml);
+                std::string platform_values_yaml, const std::string& values_schema_json = "");
   Result<std::vector<KubeObject>> Render(const nlohmann::ordered_json& customer_values) const;
-  /// The first key of `overrides` that the chart does not have ("mosquitto.port"), or nullopt.
-  /// Maps that are empty by default (annotations) take any key. Helm refuses such keys through
-  /// values.schema.json; the renderer ignores them, so the API checks before storing.
+  /// The first key of `overrides` that the chart's values.schema.json does not allow
+  /// ("mosquitto.port"), or nullopt; free-form maps (ingress.annotations) take any key. Helm
+  /// refuses such keys through the schema; the renderer ignores them, so the API checks first.
   std::optional<std::string> UnknownValue(const nlohmann::json& overrides) const;
 
  private:
   std::string chart_values_yaml_;
   std::string chart_yaml_;
   std::string platform_values_yaml_;
-  Value chart_defaults_;
+  nlohmann::json values_schema_;
 };
 
 struct DeployerTiming {

@@ -68,7 +68,8 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
       return Fail(kExitBadConfig, "PROVISIONER_VALUES_FILE: cannot read " + config.values_file);
     platform_values = std::move(*text);
   }
-  const StackRenderer renderer(*chart_values, *chart_yaml, platform_values);
+  const StackRenderer renderer(*chart_values, *chart_yaml, platform_values,
+                               ReadText(config.chart_dir + "/values.schema.json").value_or(""));
   // A customer that the platform's values could never deploy is a configuration error: say so
   // now rather than at the first signup.
   if (auto probe = renderer.Render(
@@ -93,6 +94,11 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // libpq reads these when DATABASE_URL does not say: a partitioned or hung database must fail
+  // a request in bounded time, not hold an API thread or a worker for the TCP timeout.
+  setenv("PGCONNECT_TIMEOUT", "10", 0);
+  setenv("PGOPTIONS", "-c statement_timeout=30000", 0);
 
   ServiceMetrics metrics;
   std::optional<Store> store;

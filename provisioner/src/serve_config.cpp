@@ -20,7 +20,8 @@ const char kServeUsage[] =
     "  (2s), PROVISIONER_RESYNC_INTERVAL (30s), PROVISIONER_FAILURE_BACKOFF (5s),\n"
     "  PROVISIONER_FAILURE_BACKOFF_MAX (5m), PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
     "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
-    "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h).\n";
+    "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h),\n"
+    "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit believes).\n";
 
 namespace {
 
@@ -83,12 +84,33 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
   config.api.domain_base =
       required("PROVISIONER_DOMAIN_BASE", "the customers' base domain, like iotistic.example.com");
   if (!first_error.empty()) return Bad(first_error);
+  if (config.api.admin_token.find_first_of(" \t\r\n") != std::string::npos) {
+    return Bad(
+        "PROVISIONER_ADMIN_TOKEN: contains whitespace (a trailing newline from the file "
+        "the Secret was made from?)");
+  }
   if (config.api.admin_token.size() < 16) {
     return Bad("PROVISIONER_ADMIN_TOKEN: at least 16 characters (use a random token)");
   }
   config.chart_dir = env("PROVISIONER_CHART_DIR");
   if (config.chart_dir.empty()) config.chart_dir = default_chart_dir;
   config.values_file = env("PROVISIONER_VALUES_FILE");
+  if (auto proxies = env("PROVISIONER_TRUSTED_PROXIES"); !proxies.empty()) {
+    std::size_t start = 0;
+    while (start <= proxies.size()) {
+      const auto end = std::min(proxies.find(',', start), proxies.size());
+      auto item = proxies.substr(start, end - start);
+      item.erase(0, item.find_first_not_of(' '));
+      item.erase(item.find_last_not_of(' ') + 1);
+      const auto network = ParseNetwork(item);
+      if (!network) {
+        return Bad("PROVISIONER_TRUSTED_PROXIES: '" + item +
+                   "' is not an address or CIDR like 10.0.0.0/8 or fd00::/8");
+      }
+      config.api.trusted_proxies.push_back(*network);
+      start = end + 1;
+    }
+  }
   if (auto plan = env("PROVISIONER_DEFAULT_PLAN"); !plan.empty()) config.api.default_plan = plan;
 
   std::optional<Error> duration_error;
@@ -104,6 +126,14 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
     }
     return static_cast<double>(parsed->count()) / 1000.0;
   };
+  // Durations stored as whole seconds: a fraction would be cut off silently.
+  auto whole_seconds = [&](const char* name, double fallback) -> double {
+    const double value = seconds(name, fallback);
+    if (std::fmod(value, 1.0) != 0 && !duration_error) {
+      duration_error = Bad(std::string(name) + ": a whole number of seconds, like 90s or 2m");
+    }
+    return value;
+  };
   auto& timing = config.reconciler.timing;
   timing.poll_seconds = seconds("PROVISIONER_POLL_INTERVAL", timing.poll_seconds);
   timing.resync_seconds = seconds("PROVISIONER_RESYNC_INTERVAL", timing.resync_seconds);
@@ -111,8 +141,12 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
       seconds("PROVISIONER_FAILURE_BACKOFF", timing.failure_backoff_seconds);
   timing.failure_backoff_max_seconds =
       seconds("PROVISIONER_FAILURE_BACKOFF_MAX", timing.failure_backoff_max_seconds);
+  if (timing.failure_backoff_seconds > timing.failure_backoff_max_seconds && !duration_error) {
+    duration_error =
+        Bad("PROVISIONER_FAILURE_BACKOFF: longer than PROVISIONER_FAILURE_BACKOFF_MAX");
+  }
   config.reconciler.dispatch_interval_seconds = std::min(1.0, timing.poll_seconds);
-  config.api.license_validity_seconds = static_cast<std::int64_t>(seconds(
+  config.api.license_validity_seconds = static_cast<std::int64_t>(whole_seconds(
       "PROVISIONER_LICENSE_VALIDITY", static_cast<double>(config.api.license_validity_seconds)));
 
   auto count = [&](const char* name, std::int64_t fallback, std::int64_t min,
@@ -147,8 +181,9 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
     }
     usage.period_seconds = static_cast<std::int64_t>(period);
     usage.lookback_seconds =
-        static_cast<std::int64_t>(seconds("PROVISIONER_USAGE_LOOKBACK", 6 * 3600.0));
-    usage.settle_seconds = static_cast<std::int64_t>(seconds("PROVISIONER_USAGE_SETTLE", 120));
+        static_cast<std::int64_t>(whole_seconds("PROVISIONER_USAGE_LOOKBACK", 6 * 3600.0));
+    usage.settle_seconds =
+        static_cast<std::int64_t>(whole_seconds("PROVISIONER_USAGE_SETTLE", 120));
     usage.interval_seconds = seconds("PROVISIONER_USAGE_INTERVAL", 300);
     usage.max_gap_seconds = seconds("PROVISIONER_USAGE_MAX_GAP", 300);
     config.usage = usage;

@@ -7,7 +7,13 @@
 namespace billing::provisioner {
 namespace {
 
-constexpr int kCustomerLockClass = 7217003;  // pg_advisory_lock(class, hashtext(customer))
+constexpr int kCustomerLockClass = 7217003;
+
+// Error messages without DETAIL: "Failing row contains (...)" would put stored credentials into
+// the logs.
+void Terse(pqxx::connection_base& connection) {
+  connection.set_verbosity(pqxx::connection_base::terse);
+}  // pg_advisory_lock(class, hashtext(customer))
 
 const char* const kDeploymentColumns =
     "customer_id, desired_state, desired_generation, applied_generation, chart_values::text, "
@@ -64,7 +70,9 @@ ConnectionPool::Lease ConnectionPool::Acquire() {
   ++open_;
   lock.unlock();
   try {
-    return Lease(*this, std::make_unique<pqxx::connection>(database_url_));
+    auto connection = std::make_unique<pqxx::connection>(database_url_);
+    Terse(*connection);
+    return Lease(*this, std::move(connection));
   } catch (...) {
     lock.lock();
     --open_;
@@ -202,15 +210,15 @@ std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64
   auto lease = pool_.Acquire();
   pqxx::nontransaction tx(*lease);
   std::vector<UsageRecord> records;
-  for (const auto& row :
-       tx.exec_params("SELECT metric, extract(epoch FROM period_start)::bigint, "
-                      "extract(epoch FROM period_end)::bigint, quantity::float8, complete "
-                      "FROM usage_records WHERE customer_id = $1 "
-                      "AND period_start >= to_timestamp($2) AND period_end <= to_timestamp($3) "
-                      // The order provisioner usage prints: messages, bytes, rows, storage; then by period.
+  for (const auto& row : tx.exec_params(
+           "SELECT metric, extract(epoch FROM period_start)::bigint, "
+           "extract(epoch FROM period_end)::bigint, quantity::float8, complete "
+           "FROM usage_records WHERE customer_id = $1 "
+           "AND period_start >= to_timestamp($2) AND period_end <= to_timestamp($3) "
+           // The order provisioner usage prints: messages, bytes, rows, storage; then by period.
            "ORDER BY array_position(ARRAY['mqtt_messages', 'mqtt_bytes', 'rows_inserted', "
            "'storage_byte_hours'], metric), period_start",
-                      customer_id, from, to)) {
+           customer_id, from, to)) {
     UsageRecord r;
     r.customer_id = customer_id;
     r.metric = row[0].as<std::string>();
@@ -230,6 +238,7 @@ pqxx::connection_base& ReconcileSession::Connection() {
   // A broken connection also lost its advisory locks: a new one starts with none held.
   if (!connection_ || !connection_->is_open()) {
     connection_ = std::make_unique<pqxx::connection>(database_url_);
+    Terse(*connection_);
   }
   return *connection_;
 }
@@ -255,15 +264,16 @@ std::optional<DeploymentRow> ReconcileSession::Load(const std::string& customer_
 void ReconcileSession::Record(const std::string& customer_id, std::int64_t seen_desired_generation,
                               const std::string& seen_desired_state, const Observation& o) {
   pqxx::work tx(Connection());
-  // A request that arrived during the step (upgrade, delete) keeps its phase and is looked at
-  // again at once; the observation's components and applied generation still hold.
+  // A request that arrived during the step (upgrade, delete) keeps its phase and attempts and is
+  // looked at again at once (a resync must not report Ready for a generation not yet applied);
+  // the observation's components and applied generation still hold.
   tx.exec_params(R"sql(
 UPDATE deployments SET
-  phase = CASE WHEN desired_state = $3 THEN $4 ELSE phase END,
-  message = CASE WHEN desired_state = $3 THEN $5 ELSE message END,
+  phase = CASE WHEN desired_state = $3 AND desired_generation = $2 THEN $4 ELSE phase END,
+  message = CASE WHEN desired_state = $3 AND desired_generation = $2 THEN $5 ELSE message END,
   components = $6::jsonb,
   applied_generation = coalesce($7::bigint, applied_generation),
-  attempts = $8,
+  attempts = CASE WHEN desired_state = $3 AND desired_generation = $2 THEN $8 ELSE attempts END,
   next_attempt_at = CASE
     WHEN desired_state <> $3 OR desired_generation <> $2 THEN now()
     WHEN $9::float8 < 0 THEN 'infinity'::timestamptz

@@ -25,7 +25,7 @@ struct UsageScheduleOptions {
 };
 
 /// The closed periods to bill at `now`: from floor(now - settle - lookback) to
-/// floor(now - settle), on period boundaries; [from, to) empty when nothing has closed yet.
+/// floor(now - settle), on period boundaries, and at least the last settled period.
 struct BillingWindow {
   std::int64_t from = 0;
   std::int64_t to = 0;

@@ -1,5 +1,7 @@
 #include "value_json.h"
 
+#include <cstdint>
+
 namespace billing::provisioner {
 
 nlohmann::ordered_json ToJson(const Value& value) {
@@ -31,6 +33,11 @@ nlohmann::ordered_json ToJson(const Value& value) {
 Value FromJson(const nlohmann::ordered_json& json) {
   if (json.is_null()) return Value();
   if (json.is_boolean()) return Value(json.get<bool>());
+  // Above INT64_MAX nlohmann holds an unsigned: keep the magnitude as a float, never wrap.
+  if (json.is_number_unsigned() &&
+      json.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+    return Value(json.get<double>());
+  }
   if (json.is_number_integer()) return Value(json.get<std::int64_t>());
   if (json.is_number()) return Value(json.get<double>());
   if (json.is_string()) return Value(json.get<std::string>());

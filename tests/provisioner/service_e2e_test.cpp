@@ -453,6 +453,10 @@ TEST_F(ServiceTest, UpgradeReappliesWithNewValuesAndLicenseKeepingTheRest) {
                  R"({"values": {"customer": {"id": "someone-else"}}})", true);
   EXPECT_EQ(refused.status, 400) << refused.body;
   EXPECT_NE(refused.body.find("values.customer"), std::string::npos) << refused.body;
+  refused = Post("/api/customers/" + id + "/deployment/upgrade",
+                 R"({"values": {"postgres": {"storageSize": "20Gi"}}})", true);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("values.postgres.storageSize"), std::string::npos) << refused.body;
   EXPECT_EQ(Status(id)["desired_generation"], 2);
 }
 
@@ -538,6 +542,22 @@ TEST_F(ServiceTest, SignupIsRateLimitedPerClient) {
   EXPECT_EQ(limited.status, 429) << limited.body;
   EXPECT_FALSE(Header(limited, "retry-after").empty());
   EXPECT_EQ(Admin("GET", "/healthz").status, 200);
+}
+
+TEST_F(ServiceTest, BehindATrustedProxyEachForwardedClientHasItsOwnLimit) {
+  StartProvisioner({{"PROVISIONER_SIGNUP_BURST", "1"},
+                    {"PROVISIONER_SIGNUP_RATE_PER_MINUTE", "1"},
+                    {"PROVISIONER_TRUSTED_PROXIES", "127.0.0.0/8"}});
+  auto signup_from = [&](const std::string& client, const std::string& email) {
+    return HttpRequest("POST", Url("/api/customers/signup"), SignupBody(email, "Proxy").dump(),
+                       {"Content-Type: application/json", "X-Forwarded-For: " + client})
+        .status;
+  };
+  EXPECT_EQ(signup_from("198.51.100.1", "p1@proxy.example"), 201);
+  EXPECT_EQ(signup_from("198.51.100.1", "p2@proxy.example"), 429);
+  EXPECT_EQ(signup_from("198.51.100.2", "p3@proxy.example"), 201) << "one client blocked another";
+  // A forged address in front of the one the proxy appended changes nothing.
+  EXPECT_EQ(signup_from("203.0.113.5, 198.51.100.1", "p4@proxy.example"), 429);
 }
 
 TEST_F(ServiceTest, SecretsNeverAppearInLogsResponsesOrTheStore) {

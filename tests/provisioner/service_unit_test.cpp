@@ -175,6 +175,54 @@ TEST(RateLimiterTest, FloodOfDistinctClientsStaysWithinTheBound) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ClientKey: who a signup comes from
+
+std::vector<Network> Networks(std::initializer_list<const char*> texts) {
+  std::vector<Network> networks;
+  for (const char* text : texts) {
+    const auto network = ParseNetwork(text);
+    EXPECT_TRUE(network.has_value()) << text;
+    if (network) networks.push_back(*network);
+  }
+  return networks;
+}
+
+TEST(ClientKeyTest, PeerIsTheClientUnlessItIsATrustedProxy) {
+  const auto trusted = Networks({"10.0.0.0/8", "fd00::/8"});
+  EXPECT_EQ(ClientKey("203.0.113.7", "198.51.100.1", trusted), "203.0.113.7")
+      << "an untrusted peer cannot choose its own key";
+  EXPECT_EQ(ClientKey("10.1.2.3", "198.51.100.1", trusted), "198.51.100.1");
+  EXPECT_EQ(ClientKey("10.1.2.3", "", trusted), "10.1.2.3");
+  EXPECT_EQ(ClientKey("10.1.2.3", "198.51.100.1", {}), "10.1.2.3");
+}
+
+TEST(ClientKeyTest, RightMostUntrustedForwardedAddressWins) {
+  const auto trusted = Networks({"10.0.0.0/8"});
+  // The client prepends a forged address; the ingress appends the real one.
+  EXPECT_EQ(ClientKey("10.0.0.5", "1.2.3.4, 198.51.100.9", trusted), "198.51.100.9");
+  EXPECT_EQ(ClientKey("10.0.0.5", "1.2.3.4, 198.51.100.9, 10.0.0.7", trusted), "198.51.100.9");
+  EXPECT_EQ(ClientKey("10.0.0.5", "10.0.0.8,10.0.0.7", trusted), "10.0.0.8");
+  EXPECT_EQ(ClientKey("10.0.0.5", "garbage, 198.51.100.9", trusted), "198.51.100.9");
+  EXPECT_EQ(ClientKey("10.0.0.5", "198.51.100.9, garbage", trusted), "10.0.0.5");
+}
+
+TEST(ClientKeyTest, Ipv6ClientsAreGroupedBySlash64) {
+  EXPECT_EQ(ClientKey("2001:db8:1:2:aaaa::1", "", {}), "2001:db8:1:2::/64");
+  EXPECT_EQ(ClientKey("2001:db8:1:2:bbbb::9", "", {}), "2001:db8:1:2::/64");
+  EXPECT_NE(ClientKey("2001:db8:1:3::1", "", {}), ClientKey("2001:db8:1:2::1", "", {}));
+}
+
+TEST(ClientKeyTest, ParseNetworkRefusesWhatIsNotOne) {
+  for (const char* bad :
+       {"", "10.0.0.0/33", "fd00::/129", "10.0.0/8", "10.0.0.0/-1", "host", "10.0.0.0/8x"}) {
+    EXPECT_FALSE(ParseNetwork(bad).has_value()) << bad;
+  }
+  const auto trusted = Networks({"192.168.1.10"});  // a bare address is a /32
+  EXPECT_EQ(ClientKey("192.168.1.10", "198.51.100.1", trusted), "198.51.100.1");
+  EXPECT_EQ(ClientKey("192.168.1.11", "198.51.100.1", trusted), "192.168.1.11");
+}
+
+// ---------------------------------------------------------------------------------------------
 // ParseServeConfig
 
 class FakeEnv {
@@ -569,7 +617,8 @@ std::string ReadChartFile(const std::string& name) {
 }
 
 StackRenderer ChartRenderer(const std::string& platform_values = "") {
-  return StackRenderer(ReadChartFile("values.yaml"), ReadChartFile("Chart.yaml"), platform_values);
+  return StackRenderer(ReadChartFile("values.yaml"), ReadChartFile("Chart.yaml"), platform_values,
+                       ReadChartFile("values.schema.json"));
 }
 
 nlohmann::ordered_json MinimalCustomer(const std::string& id = "acme42") {
@@ -636,28 +685,40 @@ TEST(StackRendererTest, UnknownValueFindsTyposAtAnyDepth) {
   const auto renderer = ChartRenderer();
   EXPECT_EQ(renderer.UnknownValue({{"postgress", {{"port", 5433}}}}), "postgress");
   EXPECT_EQ(renderer.UnknownValue({{"postgres", {{"prot", 5433}}}}), "postgres.prot");
-  EXPECT_EQ(renderer.UnknownValue({{"postgres", {{"resources", {{"limits", {{"cpuu", "1"}}}}}}}}),
-            "postgres.resources.limits.cpuu");
+  EXPECT_EQ(renderer.UnknownValue({{"postgres", {{"resourcs", {{"limits", {{"cpu", "1"}}}}}}}}),
+            "postgres.resourcs");
+  // Resource names are open in Kubernetes (nvidia.com/gpu), and so in the chart's schema.
+  EXPECT_EQ(renderer.UnknownValue(
+                {{"postgres", {{"resources", {{"limits", {{"nvidia.com/gpu", "1"}}}}}}}}),
+            std::nullopt);
   EXPECT_EQ(renderer.UnknownValue({{"exporter", {{"serviceMonitor", {{"intervall", "1m"}}}}}}),
             "exporter.serviceMonitor.intervall");
   EXPECT_EQ(renderer.UnknownValue({{"ingress", {{"tls", {{"enabled", true}, {"secret", "x"}}}}}}),
             "ingress.tls.secret");
 }
 
-// The mechanism, on a chart whose values.yaml has a map that is empty by default.
-TEST(StackRendererTest, UnknownValueAcceptsAnyKeyUnderAMapEmptyByDefault) {
-  const StackRenderer renderer("web:\n  podAnnotations: {}\n  replicas: 1\n", "name: x\n", "");
+// The mechanism, on a schema with a free-form map, a $ref and a closed object.
+TEST(StackRendererTest, UnknownValueFollowsTheSchema) {
+  const StackRenderer renderer("web:\n  replicas: 1\n", "name: x\n", "", R"({
+    "definitions": {"limits": {"type": "object", "additionalProperties": false,
+                               "properties": {"cpu": {"type": "string"}}}},
+    "properties": {"web": {"type": "object", "additionalProperties": false, "properties": {
+      "podAnnotations": {"type": "object", "additionalProperties": {"type": "string"}},
+      "limits": {"$ref": "#/definitions/limits"},
+      "replicas": {"type": "integer"}}}}})");
   EXPECT_EQ(renderer.UnknownValue({{"web", {{"podAnnotations", {{"example.com/a", "1"}}}}}}),
             std::nullopt);
-  EXPECT_EQ(renderer.UnknownValue({{"web", {{"podAnnotations", {{"a", {{"b", {{"c", 1}}}}}}}}}}),
-            std::nullopt);
+  EXPECT_EQ(renderer.UnknownValue({{"web", {{"limits", {{"cpu", "1"}}}}}}), std::nullopt);
+  EXPECT_EQ(renderer.UnknownValue({{"web", {{"limits", {{"memory", "1Gi"}}}}}}),
+            "web.limits.memory");
   EXPECT_EQ(renderer.UnknownValue({{"web", {{"replica", 2}}}}), "web.replica");
+  EXPECT_EQ(renderer.UnknownValue({{"webb", 1}}), "webb") << "top-level keys are closed";
+  // Without a schema nothing is refused (the renderer still validates what it reads).
+  const StackRenderer no_schema("web:\n  replicas: 1\n", "name: x\n", "");
+  EXPECT_EQ(no_schema.UnknownValue({{"webb", 1}}), std::nullopt);
 }
 
-// BUG: the real chart has no map that is empty by default; ingress.annotations, the one map
-// whose keys are free (values.schema.json: additionalProperties: {type: string}), has two
-// default entries, so UnknownValue refuses every other annotation, and the upgrade API answers
-// 400 "values.ingress.annotations.<key>: the chart has no such value" for values Helm accepts.
+// ingress.annotations is free-form in values.schema.json although values.yaml has entries.
 TEST(StackRendererTest, UnknownValueAcceptsNewIngressAnnotations) {
   const auto renderer = ChartRenderer();
   // A default key is accepted either way.
@@ -708,19 +769,14 @@ TEST(StackRendererTest, PlatformValuesAreChecked) {
   EXPECT_TRUE(Contains(result.error(), "mosquitto.mqttPort"));
 }
 
-// For decision: the provisioner applies without Helm and so must render the Namespace, but its
-// namespace.create layer sits under the platform's values; a platform values file with
-// namespace.create: false makes every customer's apply fail (namespace not found), and the
-// start-up probe in serve.cpp does not notice (the render succeeds).
-TEST(StackRendererTest, DISABLED_PlatformValuesCannotDropTheNamespace) {
+// The provisioner applies without Helm and so must render the Namespace whatever the platform's
+// or the customer's values say.
+TEST(StackRendererTest, PlatformValuesCannotDropTheNamespace) {
   const auto renderer = ChartRenderer("namespace:\n  create: false\n");
   const auto result = renderer.Render(MinimalCustomer());
-  if (result.ok()) {
-    ASSERT_FALSE(result.value().empty());
-    EXPECT_EQ(result.value().front().kind, "Namespace");
-  } else {
-    EXPECT_TRUE(Contains(result.error(), "namespace.create"));
-  }
+  ASSERT_TRUE(result.ok()) << result.error();
+  ASSERT_FALSE(result.value().empty());
+  EXPECT_EQ(result.value().front().kind, "Namespace");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -801,10 +857,9 @@ TEST(ValueJsonTest, ValueToJsonAndBack) {
   EXPECT_EQ(EmitYaml(back), EmitYaml(value));
 }
 
-// BUG: JSON integers above INT64_MAX are unsigned in nlohmann::json; FromJson reads them with
-// get<std::int64_t>(), which wraps them to negative numbers. The upgrade API passes customer
-// values through FromJson, so {"mosquitto": {"maxQueuedMessages": 18446744073709551615}} is
-// stored and rendered as -1.
+// JSON integers above INT64_MAX are unsigned in nlohmann::json: FromJson must not wrap them to
+// negative numbers (the upgrade API passes customer values through it; the renderer then refuses
+// the out-of-range value by name).
 TEST(ValueJsonTest, IntegersAboveInt64MaxDoNotWrapNegative) {
   for (const char* text : {"18446744073709551615", "9223372036854775808"}) {
     const Value value = FromJson(nlohmann::ordered_json::parse(text));

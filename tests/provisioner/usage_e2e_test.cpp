@@ -287,8 +287,8 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
       std::to_string(from) + ") AND period_end <= to_timestamp(" + std::to_string(to) +
       ") ORDER BY 2, 1";
   const std::string api = "http://127.0.0.1:" + std::to_string(api_port);
-  ASSERT_TRUE(WaitFor(
-      [&] { return !serve.Running() || HttpGet(api + "/healthz").status == 200; }, 30s));
+  ASSERT_TRUE(
+      WaitFor([&] { return !serve.Running() || HttpGet(api + "/healthz").status == 200; }, 30s));
   ASSERT_TRUE(serve.Running()) << serve.Log();
   auto stored_rows = [&] {
     const auto rows = pg.Psql(in_range, "provisioner_serve");
