@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+#include <tuple>
 
 #include "value_json.h"
 
@@ -60,8 +62,29 @@ std::optional<std::string> StackRenderer::UnknownValue(const nlohmann::json& ove
   return FirstUnknown(values_schema_, values_schema_, overrides, "");
 }
 
+const nlohmann::ordered_json& StackRenderer::EveryOptionalPartOverlay() {
+  // Documented in deployer.h; keep in step with the chart's values.yaml.
+  static const nlohmann::ordered_json overlay = {
+      {"resourceQuota", {{"enabled", true}}},
+      {"networkPolicy", {{"enabled", true}}},
+      {"ingress", {{"enabled", true}, {"exposeMetrics", false}}},
+      {"exporter", {{"serviceMonitor", {{"enabled", true}}}}},
+  };
+  return overlay;
+}
+
 Result<std::vector<KubeObject>> StackRenderer::Render(
     const nlohmann::ordered_json& customer_values) const {
+  return RenderWith(customer_values, nullptr);
+}
+
+Result<std::vector<KubeObject>> StackRenderer::RenderEveryOptionalPart(
+    const nlohmann::ordered_json& customer_values) const {
+  return RenderWith(customer_values, &EveryOptionalPartOverlay());
+}
+
+Result<std::vector<KubeObject>> StackRenderer::RenderWith(
+    const nlohmann::ordered_json& customer_values, const nlohmann::ordered_json* overlay) const {
   RenderRequest request;
   request.chart_values_yaml = chart_values_yaml_;
   request.chart_yaml = chart_yaml_;
@@ -73,6 +96,8 @@ Result<std::vector<KubeObject>> StackRenderer::Render(
   Value values = FromJson(customer_values);
   if (values.IsMap()) MergeInto(values, request.provisioner_values);
   request.value_files.emplace_back("customer values", EmitYaml(values));
+  if (overlay)
+    request.value_files.emplace_back("every optional part", EmitYaml(FromJson(*overlay)));
   return billing::provisioner::Render(request);
 }
 
@@ -113,8 +138,13 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
   if (!objects.ok()) return Failed(deployment, "render: " + objects.error());
 
   Observation o;
+  // A Ready customer is applied again now and then (drift repair): a deleted or edited Secret,
+  // ConfigMap or Service comes back; identical objects are left unchanged by the API server.
+  // No recorded apply time (applied before the column existed) counts as due.
+  const bool stale =
+      !deployment.seconds_since_apply || *deployment.seconds_since_apply >= timing_.reapply_seconds;
   const bool apply = deployment.applied_generation < deployment.desired_generation ||
-                     deployment.phase == "Pending" || deployment.phase == "Failed";
+                     deployment.phase == "Pending" || deployment.phase == "Failed" || stale;
   if (apply) {
     for (const auto& object : objects.value()) {
       try {
@@ -126,6 +156,7 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
         return Failed(deployment, "apply " + object.kind + " " + where + ": " + Describe(e));
       }
     }
+    if (auto failure = Prune(deployment, objects.value())) return std::move(*failure);
     o.applied_generation = deployment.desired_generation;
   }
 
@@ -181,7 +212,7 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
   if (waiting.empty()) {
     o.phase = "Ready";
     o.message = "all components ready";
-    o.retry_after_seconds = timing_.resync_seconds;
+    o.retry_after_seconds = std::min(timing_.resync_seconds, timing_.reapply_seconds);
   } else {
     o.phase = "Deploying";
     o.message = "waiting for ";
@@ -191,6 +222,36 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
     o.retry_after_seconds = timing_.poll_seconds;
   }
   return o;
+}
+
+std::optional<Observation> Deployer::Prune(const DeploymentRow& deployment,
+                                           const std::vector<KubeObject>& current) {
+  const auto candidates = renderer_.RenderEveryOptionalPart(deployment.chart_values);
+  if (!candidates.ok()) {
+    return Failed(deployment, "render with every optional part on: " + candidates.error());
+  }
+  using Identity = std::tuple<std::string, std::string, std::string, std::string>;
+  const auto identity = [](const KubeObject& object) {
+    return Identity{object.api_version, object.kind, object.namespace_name, object.name};
+  };
+  std::set<Identity> rendered;
+  for (const auto& object : current) rendered.insert(identity(object));
+  // In reverse apply order (the Ingress before the NetworkPolicy that fences the namespace).
+  const auto& all = candidates.value();
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const KubeObject& object = *it;
+    // The namespace holds everything; only a teardown removes it.
+    if (object.kind == "Namespace" || object.namespace_name.empty()) continue;
+    if (rendered.count(identity(object)) != 0) continue;
+    try {
+      kube_.Delete(object.api_version, object.kind, object.namespace_name, object.name);
+    } catch (const KubeApiError& e) {
+      if (events_.apply_failed) events_.apply_failed(object.kind, e.status());
+      return Failed(deployment, "delete " + object.kind + " " + object.namespace_name + "/" +
+                                    object.name + ": " + Describe(e));
+    }
+  }
+  return std::nullopt;
 }
 
 Observation Deployer::Teardown(const DeploymentRow& deployment) {

@@ -597,11 +597,28 @@ std::optional<Json> KubeClient::Get(const std::string& api_version, const std::s
   return ParseObject(answer, request);
 }
 
+namespace {
+
+std::string BackgroundDeleteOptions() {
+  return Json{{"apiVersion", "v1"}, {"kind", "DeleteOptions"}, {"propagationPolicy", "Background"}}
+      .dump();
+}
+
+}  // namespace
+
+bool KubeClient::Delete(const std::string& api_version, const std::string& kind,
+                        const std::string& namespace_name, const std::string& name) {
+  if (api_version == "v1" && kind == "Namespace") {
+    throw std::invalid_argument("Delete: a Namespace is deleted with DeleteNamespace");
+  }
+  const Request request{"DELETE", ResourcePath(api_version, kind, namespace_name, name),
+                        "application/json", BackgroundDeleteOptions()};
+  return impl_->Send(request, {404}).status != 404;
+}
+
 bool KubeClient::DeleteNamespace(const std::string& name) {
-  const Json options = {
-      {"apiVersion", "v1"}, {"kind", "DeleteOptions"}, {"propagationPolicy", "Background"}};
   const Request request{"DELETE", ResourcePath("v1", "Namespace", "", name), "application/json",
-                        options.dump()};
+                        BackgroundDeleteOptions()};
   const Answer answer = impl_->Send(request, {404, 409});
   if (answer.status == 404) return false;
   if (answer.status == 409) {

@@ -1,8 +1,9 @@
 // provisioner/kube: a Kubernetes API client over HTTP(S) (libcurl). Credentials come from a
 // kubeconfig ($KUBECONFIG) or the in-cluster service account. Objects are applied with
-// server-side apply (a field manager, force), read with GET, and a customer is torn down by
-// deleting its namespace. 409, 429, 5xx and transport errors are retried with capped exponential
-// backoff and jitter; 401/403/404/422 fail at once with the API's own message.
+// server-side apply (a field manager, force), read with GET, objects the chart no longer renders
+// are deleted one by one, and a customer is torn down by deleting its namespace. 409, 429, 5xx and
+// transport errors are retried with capped exponential backoff and jitter; 401/403/404/422 fail at
+// once with the API's own message.
 //
 // Thread-safety: a KubeClient is used by one thread at a time (it owns a curl handle); make one
 // per worker thread.
@@ -103,6 +104,13 @@ class KubeClient {
   /// The object, or nullopt on 404. Throws KubeApiError otherwise.
   std::optional<nlohmann::json> Get(const std::string& api_version, const std::string& kind,
                                     const std::string& namespace_name, const std::string& name);
+
+  /// DELETE one namespaced object (propagationPolicy Background: its dependents, such as a
+  /// Deployment's ReplicaSets, are collected afterwards). True if it existed, false on 404 (already
+  /// gone: fine). Retried like every call. A Namespace is refused with std::invalid_argument: that
+  /// is DeleteNamespace, whose 409 means something else.
+  bool Delete(const std::string& api_version, const std::string& kind,
+              const std::string& namespace_name, const std::string& name);
 
   /// DELETE the namespace (propagationPolicy Background). True if it existed, false on 404.
   /// A namespace already being deleted answers 409 Conflict ("The system is ensuring all content

@@ -51,6 +51,12 @@ CREATE TABLE deployments (
 );
 CREATE INDEX deployments_due ON deployments (next_attempt_at);
 )sql",
+    // 3: when the objects were last applied successfully; a Ready customer is applied again once
+    // this is older than PROVISIONER_REAPPLY_INTERVAL (drift repair). NULL: not recorded (rows
+    // from before this migration), which counts as due.
+    R"sql(
+ALTER TABLE deployments ADD COLUMN applied_at timestamptz;
+)sql",
 };
 
 }  // namespace

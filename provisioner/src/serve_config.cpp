@@ -17,8 +17,9 @@ const char kServeUsage[] =
     "  PROVISIONER_VALUES_FILE, PROMETHEUS_URL (enables the usage job), PROVISIONER_USAGE_PERIOD\n"
     "  (1h), PROVISIONER_USAGE_LOOKBACK (6h), PROVISIONER_USAGE_INTERVAL (5m),\n"
     "  PROVISIONER_USAGE_SETTLE (2m), PROVISIONER_USAGE_MAX_GAP (5m), PROVISIONER_POLL_INTERVAL\n"
-    "  (2s), PROVISIONER_RESYNC_INTERVAL (30s), PROVISIONER_FAILURE_BACKOFF (5s),\n"
-    "  PROVISIONER_FAILURE_BACKOFF_MAX (5m), PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
+    "  (2s), PROVISIONER_RESYNC_INTERVAL (30s), PROVISIONER_REAPPLY_INTERVAL (10m),\n"
+    "  PROVISIONER_FAILURE_BACKOFF (5s), PROVISIONER_FAILURE_BACKOFF_MAX (5m),\n"
+    "  PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
     "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
     "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h),\n"
     "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit believes).\n";
@@ -137,6 +138,7 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
   auto& timing = config.reconciler.timing;
   timing.poll_seconds = seconds("PROVISIONER_POLL_INTERVAL", timing.poll_seconds);
   timing.resync_seconds = seconds("PROVISIONER_RESYNC_INTERVAL", timing.resync_seconds);
+  timing.reapply_seconds = seconds("PROVISIONER_REAPPLY_INTERVAL", timing.reapply_seconds);
   timing.failure_backoff_seconds =
       seconds("PROVISIONER_FAILURE_BACKOFF", timing.failure_backoff_seconds);
   timing.failure_backoff_max_seconds =

@@ -18,7 +18,8 @@ void Terse(pqxx::connection_base& connection) {
 const char* const kDeploymentColumns =
     "customer_id, desired_state, desired_generation, applied_generation, chart_values::text, "
     "phase, message, components::text, attempts, "
-    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "extract(epoch FROM now() - applied_at)::float8";
 
 DeploymentRow ToDeployment(const pqxx::row& row) {
   DeploymentRow d;
@@ -33,6 +34,7 @@ DeploymentRow ToDeployment(const pqxx::row& row) {
   d.components = nlohmann::json::parse(row[7].as<std::string>());
   d.attempts = row[8].as<int>();
   d.updated_at = row[9].as<std::string>();
+  if (!row[10].is_null()) d.seconds_since_apply = row[10].as<double>();
   return d;
 }
 
@@ -266,13 +268,14 @@ void ReconcileSession::Record(const std::string& customer_id, std::int64_t seen_
   pqxx::work tx(Connection());
   // A request that arrived during the step (upgrade, delete) keeps its phase and attempts and is
   // looked at again at once (a resync must not report Ready for a generation not yet applied);
-  // the observation's components and applied generation still hold.
+  // the observation's components and applied generation (and the time of that apply) still hold.
   tx.exec_params(R"sql(
 UPDATE deployments SET
   phase = CASE WHEN desired_state = $3 AND desired_generation = $2 THEN $4 ELSE phase END,
   message = CASE WHEN desired_state = $3 AND desired_generation = $2 THEN $5 ELSE message END,
   components = $6::jsonb,
   applied_generation = coalesce($7::bigint, applied_generation),
+  applied_at = CASE WHEN $7::bigint > 0 THEN now() ELSE applied_at END,
   attempts = CASE WHEN desired_state = $3 AND desired_generation = $2 THEN $8 ELSE attempts END,
   next_attempt_at = CASE
     WHEN desired_state <> $3 OR desired_generation <> $2 THEN now()

@@ -45,6 +45,9 @@ struct DeploymentRow {
   nlohmann::json components;
   int attempts = 0;
   std::string updated_at;  // RFC 3339 UTC
+  /// Seconds since the last successful apply (applied_at, computed by the database so that the
+  /// provisioner's and the database's clocks never meet); nullopt if none was recorded.
+  std::optional<double> seconds_since_apply;
 };
 
 /// What a reconciliation step observed, written back in one statement.
@@ -52,7 +55,8 @@ struct Observation {
   std::string phase;
   std::string message;
   nlohmann::json components = nlohmann::json::object();
-  std::optional<std::int64_t> applied_generation;  // set after a successful apply
+  std::optional<std::int64_t> applied_generation;  // set after a successful apply (> 0: also
+                                                   // stamps applied_at); 0 forces the next apply
   int attempts = 0;
   double retry_after_seconds = 0;  // when the worker should look again; < 0: never (Deleted)
 };
@@ -140,7 +144,8 @@ class ReconcileSession {
   void Unlock(const std::string& customer_id);
   std::optional<DeploymentRow> Load(const std::string& customer_id);
   /// Records the observation unless the desired state moved on meanwhile (then the phase is left
-  /// for the next step and only `next_attempt_at` is set to now).
+  /// for the next step and only `next_attempt_at` is set to now). An observation with an applied
+  /// generation (> 0) also sets applied_at to now, whether or not the desired state moved on.
   void Record(const std::string& customer_id, std::int64_t seen_desired_generation,
               const std::string& seen_desired_state, const Observation& observation);
 

@@ -584,6 +584,100 @@ TEST_F(KubeClientTest, ADeletedNamespaceIsTerminatingUntilFinalized) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Deleting single objects (prune)
+
+TEST_F(KubeClientTest, DeleteRemovesOneObjectAndTreatsNotFoundAsGone) {
+  auto client = Client();
+  client->Apply(NamespaceObject("customer-20"));
+  client->Apply(ConfigMap("customer-20", "settings", {{"k", "v"}}));
+  client->Apply(ConfigMap("customer-20", "other", {{"k", "v"}}));
+  const json ingress = {{"apiVersion", "networking.k8s.io/v1"},
+                        {"kind", "Ingress"},
+                        {"metadata", {{"name", "public"}, {"namespace", "customer-20"}}}};
+  client->Apply(ingress);
+  exchanges_.clear();
+
+  EXPECT_TRUE(client->Delete("networking.k8s.io/v1", "Ingress", "customer-20", "public"));
+  const auto request = api_.Requests().back();
+  EXPECT_EQ(request.method, "DELETE");
+  EXPECT_EQ(request.path, "/apis/networking.k8s.io/v1/namespaces/customer-20/ingresses/public");
+  EXPECT_EQ(request.content_type, "application/json");
+  EXPECT_EQ(json::parse(request.body)["propagationPolicy"], "Background");
+  EXPECT_FALSE(api_.Object("networking.k8s.io/v1", "Ingress", "customer-20", "public").has_value());
+
+  EXPECT_TRUE(client->Delete("v1", "ConfigMap", "customer-20", "settings"));
+  EXPECT_FALSE(api_.Object("v1", "ConfigMap", "customer-20", "settings").has_value());
+  EXPECT_TRUE(api_.Object("v1", "ConfigMap", "customer-20", "other").has_value());
+  EXPECT_TRUE(api_.NamespaceExists("customer-20"));
+
+  // Already gone, or never there: false, at once, without retries.
+  EXPECT_FALSE(client->Delete("v1", "ConfigMap", "customer-20", "settings"));
+  EXPECT_FALSE(client->Delete("monitoring.coreos.com/v1", "ServiceMonitor", "nowhere", "x"));
+  EXPECT_EQ(ObservedStatuses(), (std::vector<int>{200, 200, 404, 404}));
+  for (const auto& exchange : exchanges_) EXPECT_EQ(exchange.method, "DELETE");
+}
+
+TEST_F(KubeClientTest, DeleteRefusesNamespacesAndUnknownKinds) {
+  auto client = Client();
+  client->Apply(NamespaceObject("customer-21"));
+  const int requests = api_.CountRequests("", "");
+  EXPECT_THROW(client->Delete("v1", "Namespace", "", "customer-21"), std::invalid_argument);
+  EXPECT_THROW(client->Delete("v1", "Pod", "customer-21", "x"), std::invalid_argument);
+  EXPECT_THROW(client->Delete("v1", "ConfigMap", "customer-21", "../x"), std::invalid_argument);
+  EXPECT_THROW(client->Delete("v1", "ConfigMap", "", "x"), std::invalid_argument);
+  EXPECT_EQ(api_.CountRequests("", ""), requests) << "nothing may be sent";
+  EXPECT_TRUE(api_.NamespaceExists("customer-21"));
+}
+
+TEST_F(KubeClientTest, DeleteIsRetriedLikeEveryCall) {
+  auto client = Client("provisioner", FastRetries(3));
+  client->Apply(NamespaceObject("customer-22"));
+  client->Apply(ConfigMap("customer-22", "settings", {{"k", "v"}}));
+  api_.InjectFailures("DELETE", "/configmaps/settings", 503, 2, "etcdserver: leader changed");
+  EXPECT_TRUE(client->Delete("v1", "ConfigMap", "customer-22", "settings"));
+  EXPECT_EQ(api_.CountRequests("DELETE", "/configmaps/settings"), 3);
+
+  client->Apply(ConfigMap("customer-22", "settings", {{"k", "v"}}));
+  api_.InjectFailures("DELETE", "/configmaps/settings", 403, -1,
+                      "configmaps \"settings\" is forbidden: User cannot delete resource");
+  try {
+    client->Delete("v1", "ConfigMap", "customer-22", "settings");
+    FAIL() << "expected KubeApiError";
+  } catch (const KubeApiError& e) {
+    EXPECT_EQ(e.status(), 403);
+    EXPECT_NE(e.api_message().find("cannot delete"), std::string::npos) << e.api_message();
+  }
+  EXPECT_EQ(api_.CountRequests("DELETE", "/configmaps/settings"), 4) << "403 is not retried";
+  api_.ClearFailures();
+  api_.InjectFailures("DELETE", "/configmaps/settings", 500, -1, "still broken");
+  EXPECT_THROW(client->Delete("v1", "ConfigMap", "customer-22", "settings"), KubeApiError);
+  EXPECT_EQ(api_.CountRequests("DELETE", "/configmaps/settings"), 7) << "3 attempts, then fail";
+  EXPECT_TRUE(api_.Object("v1", "ConfigMap", "customer-22", "settings").has_value());
+}
+
+TEST_F(KubeClientTest, DoubleRemovesObjectsBehindTheClientsBack) {
+  auto client = Client();
+  client->Apply(NamespaceObject("customer-23"));
+  client->Apply(ConfigMap("customer-23", "settings", {{"k", "v"}}));
+  const int requests = api_.CountRequests("", "");
+  EXPECT_TRUE(api_.RemoveObject("v1", "ConfigMap", "customer-23", "settings"));
+  EXPECT_EQ(api_.CountRequests("", ""), requests) << "a test-control call is not a request";
+  EXPECT_EQ(api_.CountRequests("DELETE", "customer-23"), 0);
+  EXPECT_FALSE(client->Get("v1", "ConfigMap", "customer-23", "settings").has_value());
+  EXPECT_TRUE(api_.NamespaceExists("customer-23"));
+  EXPECT_EQ(client->Get("v1", "Namespace", "", "customer-23")->at("status")["phase"], "Active");
+  EXPECT_FALSE(api_.RemoveObject("v1", "ConfigMap", "customer-23", "settings"));
+  EXPECT_THROW(api_.RemoveObject("v1", "Namespace", "", "customer-23"), std::invalid_argument);
+  EXPECT_THROW(api_.RemoveObject("v1", "Pod", "customer-23", "x"), std::invalid_argument);
+  EXPECT_TRUE(api_.NamespaceExists("customer-23"));
+  // Applied again, it is a new object.
+  EXPECT_EQ(
+      client->Apply(ConfigMap("customer-23", "settings", {{"k", "v"}}))["metadata"]["generation"],
+      1);
+  EXPECT_EQ(api_.Requests().back().status, 201);
+}
+
+// ------------------------------------------------------------------------------------------------
 // Readiness, end to end
 
 TEST_F(KubeClientTest, WorkloadsBecomeReadyWhenTheirControllersSaySo) {

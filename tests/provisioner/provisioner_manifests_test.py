@@ -12,9 +12,12 @@ it, in ../charts/customer-instance and ../.yamllint.yaml), SHARED_DIR holds k8s-
 What must hold, each a test below: every object validates against the JSON schema of its kind
 (validate_manifests.py's lookup); yamllint passes; the ClusterRole grants exactly get/create/patch
 on the (apiGroup, resource) of every kind that `provisioner render` produces for a customer with
-every optional part on, get on Deployments, StatefulSets and Namespaces, delete on Namespaces, and
-nothing else (no wildcards, no subresources, no other verbs); the ClusterRoleBinding binds it to
-the provisioner's ServiceAccount in iotistic-system; the Deployment runs the contract's command
+every optional part on, get on Deployments, StatefulSets and Namespaces, delete on Namespaces
+(teardown) and on the (apiGroup, resource) of every object rendered with every optional part on
+but not with every optional part off (what the provisioner prunes after an upgrade turns a part
+off; the switches are every `enabled` in the chart's values.yaml), and nothing else (no
+wildcards, no subresources, no other verbs); the ClusterRoleBinding binds it to the
+provisioner's ServiceAccount in iotistic-system; the Deployment runs the contract's command
 with the contract's environment (secrets from secretKeyRef, the signing key from a read-only
 Secret volume) as non-root with a read-only root filesystem.
 """
@@ -38,9 +41,8 @@ IMAGE = "iotistic/provisioner:latest"
 COMMAND = ["provisioner", "serve", "--listen", "0.0.0.0:3000"]
 PORT = 3000
 
-# The customer with every optional part of the chart on, so that every kind is rendered.
-# test_render_covers_every_chart_kind fails if the chart gains a kind that these do not render.
-FULL_FEATURED_SETS = [
+# A customer as the provisioner renders it (it always renders the Namespace itself).
+CUSTOMER_SETS = [
     "customer.id=acme",
     "customer.email=a@b.c",
     "customer.companyName=Acme",
@@ -48,6 +50,12 @@ FULL_FEATURED_SETS = [
     "domain.base=example.com",
     "postgres.password=p4ssw0rd-test",
     "namespace.create=true",
+]
+
+# The customer with every optional part of the chart on, so that every kind is rendered.
+# test_render_covers_every_chart_kind fails if the chart gains a kind that these do not render,
+# test_full_featured_turns_every_switch_on if values.yaml gains a switch that these leave off.
+FULL_FEATURED_SETS = CUSTOMER_SETS + [
     "resourceQuota.enabled=true",
     "networkPolicy.enabled=true",
     "ingress.enabled=true",
@@ -74,7 +82,7 @@ KIND_RESOURCES = {
 }
 APPLY_VERBS = {"get", "create", "patch"}  # server-side apply (PATCH), create through apply
 READ = {("apps", "deployments"), ("apps", "statefulsets"), ("", "namespaces")}  # get
-DELETE = {("", "namespaces")}  # teardown
+DELETE = {("", "namespaces")}  # teardown; the prunable kinds are derived (prunable_pairs)
 
 # The contract's environment.
 SECRET_ENV = {
@@ -104,10 +112,14 @@ def load_manifests(directory):
     return documents
 
 
-def render_full_featured():
-    chart = os.path.join(ARGS["manifests"], os.pardir, "charts", "customer-instance")
-    command = [ARGS["provisioner"], "render", "--chart", os.path.normpath(chart)]
-    for value in FULL_FEATURED_SETS:
+def chart_dir():
+    return os.path.normpath(os.path.join(ARGS["manifests"], os.pardir, "charts",
+                                         "customer-instance"))
+
+
+def render(sets):
+    command = [ARGS["provisioner"], "render", "--chart", chart_dir()]
+    for value in sets:
         command += ["--set", value]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -115,7 +127,43 @@ def render_full_featured():
     return [d for d in yaml.safe_load_all(result.stdout) if d is not None]
 
 
-def expected_permissions(rendered):
+def switches():
+    """Dotted paths of every boolean `enabled` in the chart's values.yaml (ingress.enabled)."""
+    with open(os.path.join(chart_dir(), "values.yaml"), encoding="utf-8") as f:
+        values = yaml.safe_load(f)
+    found = []
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, prefix + key + ".")
+            elif key == "enabled" and isinstance(value, bool):
+                found.append(prefix + key)
+    walk(values, "")
+    return sorted(found)
+
+
+def render_everything_off():
+    """The same customer with every switch of values.yaml off (the Namespace stays: the
+    provisioner always renders it)."""
+    return render(CUSTOMER_SETS + [f"{switch}=false" for switch in ARGS["switches"]])
+
+
+def identity(obj):
+    meta = obj["metadata"]
+    return (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def prunable_pairs(everything_on, everything_off):
+    """{(group, resource)} of the objects rendered with every part on but not with every part
+    off: what the provisioner deletes after an upgrade turns a part off. Never the Namespace."""
+    off = {identity(obj) for obj in everything_off}
+    return {(group_of(obj["apiVersion"]), KIND_RESOURCES.get(obj["kind"], obj["kind"]))
+            for obj in everything_on
+            if identity(obj) not in off and obj["kind"] != "Namespace"}
+
+
+def expected_permissions(rendered, prunable):
     """{(group, resource, verb)} the provisioner needs, and kinds missing from KIND_RESOURCES."""
     expected, unknown = set(), set()
     for obj in rendered:
@@ -126,7 +174,7 @@ def expected_permissions(rendered):
         pair = (group_of(obj["apiVersion"]), KIND_RESOURCES[kind])
         expected |= {pair + (verb,) for verb in APPLY_VERBS}
     expected |= {pair + ("get",) for pair in READ}
-    expected |= {pair + ("delete",) for pair in DELETE}
+    expected |= {pair + ("delete",) for pair in DELETE | prunable}
     return expected, unknown
 
 
@@ -161,7 +209,9 @@ def effective(pod_context, container_context, key):
 
 def setUpModule():  # noqa: N802 (unittest's name)
     ARGS["documents"] = load_manifests(ARGS["manifests"])
-    ARGS["rendered"] = render_full_featured()
+    ARGS["rendered"] = render(FULL_FEATURED_SETS)
+    ARGS["switches"] = switches()
+    ARGS["rendered_off"] = render_everything_off()
 
 
 def objects(kind):
@@ -233,8 +283,29 @@ class Rbac(unittest.TestCase):
                          "the chart has kinds the full-featured render does not produce: turn "
                          "them on in FULL_FEATURED_SETS")
 
+    def test_full_featured_turns_every_switch_on(self):
+        self.assertTrue(ARGS["switches"], "no `enabled` switches found in values.yaml")
+        missing = [s for s in ARGS["switches"] if f"{s}=true" not in FULL_FEATURED_SETS]
+        self.assertEqual(missing, [], "values.yaml has switches FULL_FEATURED_SETS leaves off "
+                         "(and the provisioner's prune overlay, StackRenderer::"
+                         "EveryOptionalPartOverlay in provisioner/src/deployer.cpp, may too)")
+
+    def test_prunable_objects_are_the_optional_ones(self):
+        # The render with everything off is a subset of the one with everything on (else an
+        # object would appear only when a part is off, and nothing would prune it).
+        on = {identity(obj) for obj in ARGS["rendered"]}
+        off = {identity(obj) for obj in ARGS["rendered_off"]}
+        self.assertEqual(off - on, set(), "objects rendered only with a part off")
+        prunable = prunable_pairs(ARGS["rendered"], ARGS["rendered_off"])
+        self.assertTrue(prunable, "no optional objects: is the everything-off render right?")
+        self.assertNotIn(("", "namespaces"), prunable)
+        # The objects every customer has are never pruned, so they get no delete.
+        for always in (("", "secrets"), ("", "configmaps"), ("apps", "deployments")):
+            self.assertNotIn(always, prunable)
+
     def test_cluster_role_grants_exactly_what_the_provisioner_applies(self):
-        expected, unknown = expected_permissions(ARGS["rendered"])
+        prunable = prunable_pairs(ARGS["rendered"], ARGS["rendered_off"])
+        expected, unknown = expected_permissions(ARGS["rendered"], prunable)
         self.assertEqual(unknown, set(),
                          "provisioner render produces kinds with no resource in KIND_RESOURCES: "
                          "add them there and a rule for them in 20-rbac.yaml")

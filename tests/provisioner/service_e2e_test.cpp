@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <future>
@@ -171,14 +172,17 @@ class ServiceTest : public ::testing::Test {
   }
 
   /// What `provisioner render` prints for this customer, as JSON objects.
-  std::vector<json> Rendered(const std::string& id, const std::string& email,
-                             const std::string& company) {
+  /// `extra` goes over the customer's values (an upgrade's).
+  std::vector<json> Rendered(
+      const std::string& id, const std::string& email, const std::string& company,
+      const nlohmann::ordered_json& extra = nlohmann::ordered_json::object()) {
     provisioner::Value values = provisioner::FromJson(nlohmann::ordered_json{
         {"customer", {{"id", id}, {"email", email}, {"companyName", company}}},
         {"license", {{"key", SecretValue(id, "IOTISTIC_LICENSE_KEY")}}},
         {"domain", {{"base", kDomain}}},
         {"postgres", {{"password", SecretValue(id, "POSTGRES_PASSWORD")}}},
         {"namespace", {{"create", true}}}});
+    provisioner::MergeInto(values, provisioner::FromJson(extra));
     const auto file = dir_->path() / ("values-" + id + ".yaml");
     std::ofstream(file) << provisioner::EmitYaml(values);
     const auto rendered = RunCommand({PROVISIONER_PATH, "render", "-f", file.string()});
@@ -214,6 +218,14 @@ class ServiceTest : public ::testing::Test {
     }
     EXPECT_EQ(kube_->ObjectsIn(Namespace(id)).size(), namespaced)
         << "objects applied that render does not produce";
+  }
+
+  /// DELETE requests for the Namespace itself (not for objects in it, whose paths contain it).
+  int NamespaceDeletes(const std::string& id) {
+    const auto requests = kube_->Requests();
+    return static_cast<int>(std::count_if(requests.begin(), requests.end(), [&](const auto& r) {
+      return r.method == "DELETE" && r.path == "/api/v1/namespaces/" + Namespace(id);
+    }));
   }
 
   static std::unique_ptr<PostgresServer> postgres_;
@@ -283,7 +295,7 @@ TEST_F(ServiceTest, DeletionWaitsForTheNamespaceToTerminate) {
   const auto id = Signup("slow@delete.example", "Slow Delete");
   ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
   ASSERT_EQ(Admin("DELETE", "/api/customers/" + id + "/deployment").status, 202);
-  ASSERT_TRUE(WaitFor([&] { return kube_->CountRequests("DELETE", Namespace(id)) > 0; }, 10s));
+  ASSERT_TRUE(WaitFor([&] { return NamespaceDeletes(id) > 0; }, 10s));
   EXPECT_EQ(Status(id)["phase"], "Deleting");
   EXPECT_TRUE(kube_->NamespaceExists(Namespace(id)));
   ASSERT_TRUE(WaitForPhase(id, "Deleted")) << Status(id).dump();
@@ -458,6 +470,90 @@ TEST_F(ServiceTest, UpgradeReappliesWithNewValuesAndLicenseKeepingTheRest) {
   EXPECT_EQ(refused.status, 400) << refused.body;
   EXPECT_NE(refused.body.find("values.postgres.storageSize"), std::string::npos) << refused.body;
   EXPECT_EQ(Status(id)["desired_generation"], 2);
+}
+
+TEST_F(ServiceTest, UpgradeThatTurnsTheIngressOffDeletesIt) {
+  StartProvisioner();
+  const std::string email = "private@acme.example";
+  const std::string company = "Private Co";
+  const auto id = Signup(email, company);
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  const std::string ingress = "customer-" + id + "-ingress";
+  ASSERT_TRUE(kube_->Object("networking.k8s.io/v1", "Ingress", Namespace(id), ingress).has_value())
+      << "the chart's default has the Ingress on";
+
+  const auto upgraded = Post("/api/customers/" + id + "/deployment/upgrade",
+                             R"({"values": {"ingress": {"enabled": false}}})", true);
+  ASSERT_EQ(upgraded.status, 202) << upgraded.body;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return !kube_->Object("networking.k8s.io/v1", "Ingress", Namespace(id), ingress) &&
+               Status(id).value("applied_generation", 0) == 2;
+      },
+      20s))
+      << Status(id).dump();
+  // Everything else is still there, unchanged: exactly what render gives without the Ingress.
+  const auto rendered = Rendered(id, email, company, {{"ingress", {{"enabled", false}}}});
+  ASSERT_FALSE(std::any_of(rendered.begin(), rendered.end(),
+                           [](const json& o) { return o["kind"] == "Ingress"; }));
+  ExpectClusterHoldsExactly(rendered, id);
+  EXPECT_TRUE(kube_->NamespaceExists(Namespace(id)));
+  EXPECT_EQ(NamespaceDeletes(id), 0);
+  const auto requests = kube_->Requests();
+  const auto deleted = std::find_if(requests.begin(), requests.end(), [&](const auto& r) {
+    return r.method == "DELETE" && r.path.ends_with("/ingresses/" + ingress);
+  });
+  ASSERT_NE(deleted, requests.end());
+  EXPECT_EQ(deleted->status, 200);
+  EXPECT_EQ(json::parse(deleted->body)["propagationPolicy"], "Background");
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+
+  // Turned on again, it comes back.
+  ASSERT_EQ(Post("/api/customers/" + id + "/deployment/upgrade",
+                 R"({"values": {"ingress": {"enabled": true}}})", true)
+                .status,
+            202);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return kube_->Object("networking.k8s.io/v1", "Ingress", Namespace(id), ingress).has_value();
+      },
+      20s))
+      << Status(id).dump();
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  ExpectClusterHoldsExactly(Rendered(id, email, company), id);
+}
+
+TEST_F(ServiceTest, ADeletedConfigMapOfAReadyCustomerIsAppliedAgain) {
+  StartProvisioner({{"PROVISIONER_REAPPLY_INTERVAL", "1s"}});
+  const std::string email = "drift@acme.example";
+  const std::string company = "Drift Co";
+  const auto id = Signup(email, company);
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+
+  const std::string config = "customer-" + id + "-mosquitto-config";
+  ASSERT_TRUE(kube_->RemoveObject("v1", "ConfigMap", Namespace(id), config));
+  ASSERT_FALSE(kube_->Object("v1", "ConfigMap", Namespace(id), config).has_value());
+  std::set<std::string> phases;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        phases.insert(Status(id).value("phase", "(no status)"));
+        return kube_->Object("v1", "ConfigMap", Namespace(id), config).has_value();
+      },
+      10s, 50ms))
+      << Status(id).dump();
+  EXPECT_EQ(phases, std::set<std::string>{"Ready"}) << "the repair is not a new deployment";
+  EXPECT_EQ(Status(id)["phase"], "Ready");
+  EXPECT_EQ(Status(id)["desired_generation"], 1);
+  ExpectClusterHoldsExactly(Rendered(id, email, company), id);
+  EXPECT_EQ(NamespaceDeletes(id), 0);
+  // Unchanged objects were applied again without being changed.
+  EXPECT_EQ(kube_->WriteCount("v1", "Secret", Namespace(id), "customer-" + id + "-secrets"), 1);
 }
 
 TEST_F(ServiceTest, BadInputGetsA4xxNamingTheFieldAndTheServiceKeepsServing) {

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -282,6 +284,7 @@ TEST(ServeConfigTest, Defaults) {
   EXPECT_EQ(c.reconciler.kube_retry.max_attempts, 5);
   EXPECT_DOUBLE_EQ(c.reconciler.timing.poll_seconds, 2);
   EXPECT_DOUBLE_EQ(c.reconciler.timing.resync_seconds, 30);
+  EXPECT_DOUBLE_EQ(c.reconciler.timing.reapply_seconds, 600);
   EXPECT_DOUBLE_EQ(c.reconciler.timing.failure_backoff_seconds, 5);
   EXPECT_DOUBLE_EQ(c.reconciler.timing.failure_backoff_max_seconds, 300);
   EXPECT_DOUBLE_EQ(c.reconciler.dispatch_interval_seconds, 1);
@@ -317,9 +320,9 @@ TEST(ServeConfigTest, AdminTokenNeedsSixteenCharacters) {
 }
 
 TEST(ServeConfigTest, BadDurationsAreNamed) {
-  const char* const names[] = {"PROVISIONER_POLL_INTERVAL", "PROVISIONER_RESYNC_INTERVAL",
-                               "PROVISIONER_FAILURE_BACKOFF", "PROVISIONER_FAILURE_BACKOFF_MAX",
-                               "PROVISIONER_LICENSE_VALIDITY"};
+  const char* const names[] = {"PROVISIONER_POLL_INTERVAL",       "PROVISIONER_RESYNC_INTERVAL",
+                               "PROVISIONER_REAPPLY_INTERVAL",    "PROVISIONER_FAILURE_BACKOFF",
+                               "PROVISIONER_FAILURE_BACKOFF_MAX", "PROVISIONER_LICENSE_VALIDITY"};
   for (const char* name : names) {
     for (const char* bad : {"soon", "5", "0s", "-5s", "1.5s", "5 s", "5d"}) {
       FakeEnv env;
@@ -351,6 +354,32 @@ TEST(ServeConfigTest, DurationsAreRead) {
   const auto slow = env.Parse();
   ASSERT_TRUE(slow.ok()) << slow.error();
   EXPECT_DOUBLE_EQ(slow.value().reconciler.dispatch_interval_seconds, 1);
+}
+
+TEST(ServeConfigTest, ReapplyIntervalIsRead) {
+  FakeEnv env;
+  env.Set("PROVISIONER_REAPPLY_INTERVAL", "1s");
+  auto result = env.Parse();
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_DOUBLE_EQ(result.value().reconciler.timing.reapply_seconds, 1);
+  env.Set("PROVISIONER_REAPPLY_INTERVAL", "1h30m");
+  result = env.Parse();
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_DOUBLE_EQ(result.value().reconciler.timing.reapply_seconds, 5400);
+  // It stands on its own: the other intervals keep their defaults.
+  EXPECT_DOUBLE_EQ(result.value().reconciler.timing.resync_seconds, 30);
+  env.Set("PROVISIONER_REAPPLY_INTERVAL", "250ms");
+  result = env.Parse();
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_DOUBLE_EQ(result.value().reconciler.timing.reapply_seconds, 0.25);
+  env.Set("PROVISIONER_REAPPLY_INTERVAL", "");  // empty is unset: the default
+  result = env.Parse();
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_DOUBLE_EQ(result.value().reconciler.timing.reapply_seconds, 600);
+  env.Set("PROVISIONER_REAPPLY_INTERVAL", "never");
+  const auto error = env.Error();
+  EXPECT_TRUE(StartsWith(error, "PROVISIONER_REAPPLY_INTERVAL: 'never'")) << error;
+  EXPECT_TRUE(Contains(error, "positive duration")) << error;
 }
 
 TEST(ServeConfigTest, BadCountsAreNamed) {
@@ -777,6 +806,97 @@ TEST(StackRendererTest, PlatformValuesCannotDropTheNamespace) {
   ASSERT_TRUE(result.ok()) << result.error();
   ASSERT_FALSE(result.value().empty());
   EXPECT_EQ(result.value().front().kind, "Namespace");
+}
+
+std::set<std::string> KindsOf(const std::vector<KubeObject>& objects) {
+  std::set<std::string> kinds;
+  for (const auto& object : objects) kinds.insert(object.kind);
+  return kinds;
+}
+
+std::set<std::string> Identities(const std::vector<KubeObject>& objects) {
+  std::set<std::string> out;
+  for (const auto& object : objects) {
+    out.insert(object.api_version + " " + object.kind + " " + object.namespace_name + "/" +
+               object.name);
+  }
+  return out;
+}
+
+// What the Deployer prunes is RenderEveryOptionalPart minus Render: the overlay must turn on
+// every optional object the chart has, and change nothing else.
+TEST(StackRendererTest, EveryOptionalPartRendersEveryKindOfTheChart) {
+  auto values = MinimalCustomer();
+  values["ingress"] = {{"enabled", false}};
+  values["networkPolicy"] = {{"enabled", false}};
+  values["resourceQuota"] = {{"enabled", false}};
+  values["exporter"] = {{"serviceMonitor", {{"enabled", false}}}};
+  const auto renderer = ChartRenderer();
+  const auto off = renderer.Render(values);
+  ASSERT_TRUE(off.ok()) << off.error();
+  const auto on = renderer.RenderEveryOptionalPart(values);
+  ASSERT_TRUE(on.ok()) << on.error();
+
+  // Every kind at the top level of the chart's templates (as provisioner_manifests_test reads
+  // them): a kind behind a new switch that the overlay lacks fails here.
+  std::set<std::string> in_templates;
+  const auto templates =
+      std::filesystem::path(BILLING_SOURCE_DIR) / "manifests/charts/customer-instance/templates";
+  for (const auto& entry : std::filesystem::directory_iterator(templates)) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::istringstream text(ReadChartFile("templates/" + entry.path().filename().string()));
+    for (std::string line; std::getline(text, line);) {
+      if (!line.starts_with("kind:")) continue;
+      std::istringstream words(line.substr(5));
+      std::string kind;
+      words >> kind;
+      in_templates.insert(kind);
+    }
+  }
+  ASSERT_FALSE(in_templates.empty());
+  EXPECT_EQ(KindsOf(on.value()), in_templates);
+
+  // Everything the customer's values render is among the candidates, and the difference is
+  // exactly the optional objects.
+  const auto current = Identities(off.value());
+  const auto all = Identities(on.value());
+  std::set<std::string> prunable;
+  for (const auto& identity : all) {
+    if (!current.count(identity)) prunable.insert(identity);
+  }
+  for (const auto& identity : current) EXPECT_TRUE(all.count(identity)) << identity;
+  EXPECT_EQ(prunable, (std::set<std::string>{
+                          "monitoring.coreos.com/v1 ServiceMonitor customer-acme42/"
+                          "customer-acme42-exporter",
+                          "networking.k8s.io/v1 Ingress customer-acme42/customer-acme42-ingress",
+                          "networking.k8s.io/v1 NetworkPolicy customer-acme42/"
+                          "customer-acme42-network-policy",
+                          "v1 ResourceQuota customer-acme42/customer-acme42-quota",
+                      }));
+}
+
+// The overlay only switches parts on: the objects both renders have are the same objects.
+TEST(StackRendererTest, EveryOptionalPartKeepsTheCustomersValues) {
+  auto values = MinimalCustomer();
+  values["mosquitto"] = {{"maxQueuedMessages", 5000}};
+  values["ingress"] = {{"enabled", false}, {"exposeMetrics", true}};  // no password needed: off
+  const auto renderer = ChartRenderer("api:\n  image: registry.example.com/api:2\n");
+  const auto current = renderer.Render(values);
+  ASSERT_TRUE(current.ok()) << current.error();
+  const auto all = renderer.RenderEveryOptionalPart(values);
+  ASSERT_TRUE(all.ok()) << all.error();
+  for (const auto& object : current.value()) {
+    const auto* same = FindObject(all.value(), object.kind, object.name);
+    ASSERT_NE(same, nullptr) << object.kind << " " << object.name;
+    EXPECT_EQ(ToYamlStream({*same}), ToYamlStream({object})) << object.kind << " " << object.name;
+  }
+  EXPECT_EQ(FindObject(current.value(), "Ingress", "customer-acme42-ingress"), nullptr);
+  EXPECT_NE(FindObject(all.value(), "Ingress", "customer-acme42-ingress"), nullptr);
+  // The customer's own values are still checked.
+  values["postgres"].erase("password");
+  const auto refused = renderer.RenderEveryOptionalPart(values);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(Contains(refused.error(), "postgres.password"));
 }
 
 // ---------------------------------------------------------------------------------------------

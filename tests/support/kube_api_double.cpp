@@ -890,6 +890,18 @@ bool KubeApiDouble::SetStatus(const std::string& api_version, const std::string&
   return true;
 }
 
+bool KubeApiDouble::RemoveObject(const std::string& api_version, const std::string& kind,
+                                 const std::string& ns, const std::string& name) {
+  const Key key = ControlKey(api_version, kind, ns, name);
+  if (!KindByName(api_version, kind)->namespaced) {
+    throw std::invalid_argument("KubeApiDouble::RemoveObject does not remove " + kind +
+                                " objects: delete a namespace through the API");
+  }
+  std::lock_guard lock(mutex_);
+  FinalizeNamespaces();
+  return objects_.erase(key) != 0;
+}
+
 void KubeApiDouble::SetNamespaceFinalizationDelay(std::chrono::milliseconds delay) {
   std::lock_guard lock(mutex_);
   finalization_delay_ = delay;

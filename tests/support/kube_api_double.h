@@ -90,6 +90,12 @@ class KubeApiDouble {
   /// Replaces an object's status (as its controller would); false if there is no such object.
   bool SetStatus(const std::string& api_version, const std::string& kind, const std::string& ns,
                  const std::string& name, const nlohmann::json& status);
+  /// Removes one namespaced object at once, as someone deleting it behind the provisioner's back
+  /// would: not a request (not in Requests() or CountRequests()), and no namespace is deleted or
+  /// finalized. False if there is no such object. Throws std::invalid_argument for a Namespace
+  /// (deleting one is a request: it is Terminating first and takes its content with it).
+  bool RemoveObject(const std::string& api_version, const std::string& kind, const std::string& ns,
+                    const std::string& name);
   /// How long a deleted namespace stays Terminating before it and its content are removed.
   /// 0 (the default): removed before the next request is answered.
   void SetNamespaceFinalizationDelay(std::chrono::milliseconds delay);
