@@ -397,6 +397,7 @@ ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Req
     }
     MergeInto(values, FromJson(nlohmann::ordered_json::parse(overrides.dump())));
   }
+  std::optional<std::string> new_plan;
   if (body.contains("license") && body.contains("license_key")) {
     return ErrorResponse(
         400, "license: give either license (to issue a new key) or license_key, not both");
@@ -405,13 +406,8 @@ ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Req
     const auto& license = body["license"];
     if (!license.is_object())
       return ErrorResponse(400, "license: must be an object like {\"plan\": \"pro\"}");
-    std::string plan = options_.default_plan;
-    if (const auto* current = values.FindPath("license.key"); current && current->IsString()) {
-      if (auto claims = VerifyLicense(current->AsString(), deps_.signer.PublicKeyPem());
-          claims.ok()) {
-        plan = claims.value().plan;
-      }
-    }
+    // The stored plan, not the old key's claims: those cannot be read after a key rotation.
+    std::string plan = deps_.store.CustomerPlan(customer_id).value_or(options_.default_plan);
     for (const auto& [key, value] : license.items()) {
       if (key != "plan" && key != "validity_days") {
         return ErrorResponse(400, "license." + key + ": unknown field (use plan, validity_days)");
@@ -438,6 +434,7 @@ ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Req
     }
     const auto now = UnixNow();
     SetLicenseKey(values, deps_.signer.Issue({customer_id, plan, now, now + validity}));
+    new_plan = plan;
   }
   if (body.contains("license_key")) {
     const auto& key = body["license_key"];
@@ -451,6 +448,7 @@ ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Req
       return ErrorResponse(400, "license_key: expired");
     }
     SetLicenseKey(values, key.get<std::string>());
+    new_plan = claims.value().plan;
   }
 
   const auto values_json = ToJson(values);
@@ -459,7 +457,7 @@ ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Req
   }
   std::int64_t generation = 0;
   switch (deps_.store.RequestUpgrade(customer_id, values_json, deployment->desired_generation,
-                                     &generation)) {
+                                     &generation, new_plan)) {
     case Store::ChangeOutcome::kUnknownCustomer:
       return UnknownCustomer(customer_id);
     case Store::ChangeOutcome::kDeleted:

@@ -124,6 +124,14 @@ std::optional<DeploymentRow> Store::Deployment(const std::string& customer_id) {
   return SelectDeployment(*lease, customer_id);
 }
 
+std::optional<std::string> Store::CustomerPlan(const std::string& customer_id) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  const auto rows = tx.exec_params("SELECT plan FROM customers WHERE id = $1", customer_id);
+  if (rows.empty()) return std::nullopt;
+  return rows[0][0].as<std::string>();
+}
+
 bool Store::CustomerExists(const std::string& customer_id) {
   auto lease = pool_.Acquire();
   pqxx::nontransaction tx(*lease);
@@ -133,7 +141,8 @@ bool Store::CustomerExists(const std::string& customer_id) {
 Store::ChangeOutcome Store::RequestUpgrade(const std::string& customer_id,
                                            const nlohmann::ordered_json& chart_values,
                                            std::int64_t expected_generation,
-                                           std::int64_t* new_generation) {
+                                           std::int64_t* new_generation,
+                                           const std::optional<std::string>& plan) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
   const auto current = tx.exec_params(
@@ -152,6 +161,7 @@ Store::ChangeOutcome Store::RequestUpgrade(const std::string& customer_id,
       "attempts = 0, next_attempt_at = now(), updated_at = now() "
       "WHERE customer_id = $1 RETURNING desired_generation",
       customer_id, chart_values.dump());
+  if (plan) tx.exec_params("UPDATE customers SET plan = $2 WHERE id = $1", customer_id, *plan);
   tx.commit();
   if (new_generation) *new_generation = row[0][0].as<std::int64_t>();
   return ChangeOutcome::kAccepted;

@@ -446,6 +446,8 @@ TEST_F(ServiceTest, UpgradeReappliesWithNewValuesAndLicenseKeepingTheRest) {
       provisioner::VerifyLicense(SecretValue(id, "IOTISTIC_LICENSE_KEY"), public_key_pem_);
   ASSERT_TRUE(claims.ok()) << claims.error();
   EXPECT_EQ(claims.value().plan, "pro");
+  EXPECT_EQ(postgres_->Psql("SELECT plan FROM customers WHERE id = '" + id + "'", database_),
+            "pro");
   EXPECT_NE(SecretValue(id, "IOTISTIC_LICENSE_KEY"), old_license);
   EXPECT_EQ(SecretValue(id, "POSTGRES_PASSWORD"), old_password) << "credentials must be reused";
   kube_->MarkWorkloadsReady(Namespace(id));
