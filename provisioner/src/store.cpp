@@ -1,6 +1,8 @@
 #include "store.h"
 
+#include <chrono>
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 #include "migrations.h"
 
@@ -63,7 +65,11 @@ ConnectionPool::Lease::~Lease() { pool_.Release(std::move(connection_)); }
 
 ConnectionPool::Lease ConnectionPool::Acquire() {
   std::unique_lock lock(mutex_);
-  available_.wait(lock, [&] { return !idle_.empty() || open_ < size_; });
+  // Bounded: a hung database must turn into an error answer, not a request that never returns.
+  if (!available_.wait_for(lock, std::chrono::seconds(30),
+                           [&] { return !idle_.empty() || open_ < size_; })) {
+    throw std::runtime_error("store: no database connection free within 30 s");
+  }
   if (!idle_.empty()) {
     auto connection = std::move(idle_.back());
     idle_.pop_back();

@@ -81,7 +81,8 @@ class ConnectionPool {
     ConnectionPool& pool_;
     std::unique_ptr<pqxx::connection_base> connection_;
   };
-  /// Waits for a free connection; throws pqxx::broken_connection if one cannot be opened.
+  /// Waits up to 30 s for a free connection (std::runtime_error after that); throws
+  /// pqxx::broken_connection if one cannot be opened.
   Lease Acquire();
 
  private:
