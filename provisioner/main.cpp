@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "billing/common/duration.h"
+#include "billing/common/file.h"
 #include "billing/provisioner/render.h"
 #include "billing/provisioner/usage.h"
 #include "src/serve.h"
@@ -54,15 +55,6 @@ constexpr char kUsage[] =
     "  -f, --values FILE  a values file over the chart's values.yaml (repeatable, later wins)\n"
     "  --set key=value    a value over the files, Helm syntax: a.b=c, a=1,b=2, a\\.b=c "
     "(repeatable)\n";
-
-std::optional<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return text.str();
-}
 
 fs::path DefaultChartDir() {
   if (const char* from_env = std::getenv("PROVISIONER_CHART_DIR"); from_env && *from_env) {
@@ -110,8 +102,8 @@ int Render(const std::vector<std::string>& args) {
     }
   }
 
-  const auto chart_values = ReadFile(chart_dir / "values.yaml");
-  const auto chart_yaml = ReadFile(chart_dir / "Chart.yaml");
+  const auto chart_values = billing::common::ReadTextFile(chart_dir / "values.yaml");
+  const auto chart_yaml = billing::common::ReadTextFile(chart_dir / "Chart.yaml");
   if (!chart_values || !chart_yaml) {
     return Fail(kExitChartUnreadable, "cannot read the chart's values.yaml and Chart.yaml in " +
                                           chart_dir.string() + " (use --chart DIR)");
@@ -119,7 +111,7 @@ int Render(const std::vector<std::string>& args) {
   request.chart_values_yaml = *chart_values;
   request.chart_yaml = *chart_yaml;
   for (const auto& file : value_files) {
-    auto text = ReadFile(file);
+    auto text = billing::common::ReadTextFile(file);
     if (!text) return Fail(kExitInvalidInput, "-f " + file + ": cannot read the file");
     request.value_files.emplace_back(file, std::move(*text));
   }

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "billing/common/base64.h"
+#include "billing/common/file.h"
 
 namespace billing::provisioner {
 namespace {
@@ -78,17 +79,6 @@ void CheckPathSegment(const std::string& what, const std::string& value) {
 struct FieldError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-std::optional<std::string> ReadFile(const std::filesystem::path& path) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) return std::nullopt;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return out.str();
-}
 
 std::string Trim(std::string text) {
   const auto not_space = [](unsigned char c) { return std::isspace(c) == 0; };
@@ -159,7 +149,7 @@ std::string PemField(const YAML::Node& parent, const std::string& key, const std
   const std::string file = OptionalString(parent, key, where);
   if (file.empty()) return std::string();
   const auto path = Resolve(file, base_dir);
-  auto text = ReadFile(path);
+  auto text = common::ReadTextFile(path);
   if (!text) throw FieldError(where + "." + key + ": cannot read " + path.string());
   if (!LooksLikePem(*text))
     throw FieldError(where + "." + key + ": " + path.string() + " is not PEM");
@@ -203,7 +193,8 @@ void ParseUser(const YAML::Node& user, const std::string& where, const std::stri
   const std::string token_file = OptionalString(user, "tokenFile", where);
   if (!token_file.empty()) {
     const auto path = Resolve(token_file, base_dir);
-    if (!ReadFile(path)) throw FieldError(where + ".tokenFile: cannot read " + path.string());
+    if (!common::ReadTextFile(path))
+      throw FieldError(where + ".tokenFile: cannot read " + path.string());
     out.bearer_token_file = path.string();
   }
   out.client_certificate_pem = PemField(user, "client-certificate", where, base_dir);
@@ -347,7 +338,7 @@ Result<KubeCredentials> LoadKubeCredentials(const std::function<const char*(cons
     std::istringstream paths(kubeconfig);
     while (first.empty() && std::getline(paths, first, ':')) {
     }
-    const auto text = ReadFile(first);
+    const auto text = common::ReadTextFile(first);
     if (!text) return Error{"KUBECONFIG: cannot read " + first};
     auto parsed = ParseKubeconfig(*text, std::filesystem::path(first).parent_path().string());
     if (!parsed.ok()) return Error{first + ": " + parsed.error()};
@@ -364,10 +355,11 @@ Result<KubeCredentials> LoadKubeCredentials(const std::function<const char*(cons
   const bool ipv6 = host.find(':') != std::string::npos;
   credentials.server = "https://" + (ipv6 ? "[" + host + "]" : host) + ":" + port;
   const auto token = service_account_dir / "token";
-  if (!ReadFile(token)) return Error{"in-cluster service account: cannot read " + token.string()};
+  if (!common::ReadTextFile(token))
+    return Error{"in-cluster service account: cannot read " + token.string()};
   credentials.bearer_token_file = token.string();
   const auto ca = service_account_dir / "ca.crt";
-  auto ca_pem = ReadFile(ca);
+  auto ca_pem = common::ReadTextFile(ca);
   if (!ca_pem || !LooksLikePem(*ca_pem)) {
     return Error{"in-cluster service account: cannot read a PEM CA from " + ca.string()};
   }
@@ -465,7 +457,7 @@ std::string KubeClient::Impl::BearerToken(const Request& request) const {
   if (credentials.bearer_token_file.empty()) return credentials.bearer_token;
   // Projected service-account tokens rotate: read the file for every request. A missing file
   // counts as a transport failure, retried, since the kubelet swaps it atomically.
-  auto token = ReadFile(credentials.bearer_token_file);
+  auto token = common::ReadTextFile(credentials.bearer_token_file);
   if (!token) {
     throw KubeApiError(0, "", "cannot read token file " + credentials.bearer_token_file,
                        request.Describe());

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "api.h"
+#include "billing/common/file.h"
 #include "billing/common/log.h"
 #include "deployer.h"
 #include "identity.h"
@@ -24,15 +25,6 @@ using billing::common::LogLevel;
 
 constexpr int kExitBadConfig = 2;
 constexpr int kExitUnavailable = 1;
-
-std::optional<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return text.str();
-}
 
 int Fail(int status, const std::string& message) {
   Log(LogLevel::kError, "serve", message);
@@ -54,8 +46,8 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
 
   auto signer = LicenseSigner::FromPemFile(config.signing_key_file);
   if (!signer.ok()) return Fail(kExitBadConfig, "LICENSE_SIGNING_KEY_FILE: " + signer.error());
-  const auto chart_values = ReadText(config.chart_dir + "/values.yaml");
-  const auto chart_yaml = ReadText(config.chart_dir + "/Chart.yaml");
+  const auto chart_values = common::ReadTextFile(config.chart_dir + "/values.yaml");
+  const auto chart_yaml = common::ReadTextFile(config.chart_dir + "/Chart.yaml");
   if (!chart_values || !chart_yaml) {
     return Fail(
         kExitUnavailable,
@@ -63,13 +55,14 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
   }
   std::string platform_values;
   if (!config.values_file.empty()) {
-    auto text = ReadText(config.values_file);
+    auto text = common::ReadTextFile(config.values_file);
     if (!text)
       return Fail(kExitBadConfig, "PROVISIONER_VALUES_FILE: cannot read " + config.values_file);
     platform_values = std::move(*text);
   }
-  const StackRenderer renderer(*chart_values, *chart_yaml, platform_values,
-                               ReadText(config.chart_dir + "/values.schema.json").value_or(""));
+  const StackRenderer renderer(
+      *chart_values, *chart_yaml, platform_values,
+      common::ReadTextFile(config.chart_dir + "/values.schema.json").value_or(""));
   // A customer that the platform's values could never deploy is a configuration error: say so
   // now rather than at the first signup.
   if (auto probe = renderer.Render(
