@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "billing/common/base64.h"
+#include "billing/common/compare.h"
 #include "billing/common/log.h"
 
 namespace billing::exporter {
@@ -19,14 +20,6 @@ namespace {
 
 // Compares without an early exit, so response time does not reveal how much of
 // a guess matched.
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
-}
-
 bool IsGetOrHead(mg_connection* conn, bool& head) {
   const char* method = mg_get_request_info(conn)->request_method;
   head = std::strcmp(method, "HEAD") == 0;
@@ -121,7 +114,7 @@ HttpServer::~HttpServer() = default;
 bool HttpServer::Authorized(mg_connection* conn) const {
   if (expected_authorization_.empty()) return true;
   const char* header = mg_get_header(conn, "Authorization");
-  return header != nullptr && ConstantTimeEquals(header, expected_authorization_);
+  return header != nullptr && common::ConstantTimeEquals(header, expected_authorization_);
 }
 
 int HttpServer::HandleMetrics(mg_connection* conn, void* self_ptr) {

@@ -10,6 +10,7 @@
 #include <regex>
 #include <stdexcept>
 
+#include "billing/common/compare.h"
 #include "billing/common/log.h"
 #include "billing/provisioner/value.h"
 #include "signup.h"
@@ -35,14 +36,6 @@ Response Json(int status, const nlohmann::json& body) {
 
 Response ErrorResponse(int status, const std::string& message) {
   return Json(status, {{"error", message}});
-}
-
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  unsigned char difference = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    difference |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return difference == 0;
 }
 
 std::int64_t UnixNow() {
@@ -226,7 +219,7 @@ int ApiServer::HandleConnection(mg_connection* conn, void* self_ptr) {
 
 bool ApiServer::IsAdmin(const Request& request) const {
   return !options_.admin_token.empty() &&
-         ConstantTimeEquals(request.authorization, "Bearer " + options_.admin_token);
+         common::ConstantTimeEquals(request.authorization, "Bearer " + options_.admin_token);
 }
 
 ApiServer::Response ApiServer::Handle(const Request& request, std::string& route) {

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "billing/common/compare.h"
+
 namespace billing::common {
 namespace {
 
@@ -115,6 +117,23 @@ TEST(Base64Test, RejectsNonCanonicalTrailingBits) {
   EXPECT_EQ(Base64Decode("Zh"), std::nullopt);
   EXPECT_EQ(Base64Decode("Zm8="), std::optional<std::string>("fo"));
   EXPECT_EQ(Base64Decode("Zm9="), std::nullopt);
+}
+
+}  // namespace
+}  // namespace billing::common
+
+// billing::common's other small helper for secrets, tested beside base64.
+
+namespace billing::common {
+namespace {
+
+TEST(ConstantTimeEqualsTest, EqualOnlyWhenEveryByteAndTheLengthMatch) {
+  EXPECT_TRUE(ConstantTimeEquals("Bearer token", "Bearer token"));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_FALSE(ConstantTimeEquals("Bearer token", "Bearer tokeN"));
+  EXPECT_FALSE(ConstantTimeEquals("Bearer token", "Bearer token2"));
+  EXPECT_FALSE(ConstantTimeEquals("Bearer token2", "Bearer token"));
+  EXPECT_FALSE(ConstantTimeEquals("", "x"));
 }
 
 }  // namespace
