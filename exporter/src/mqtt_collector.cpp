@@ -1,6 +1,7 @@
 #include "mqtt_collector.h"
 
 #include <chrono>
+#include <condition_variable>
 
 #include "billing/common/log.h"
 #include "metric_names.h"
@@ -9,36 +10,31 @@ namespace billing::exporter {
 
 using billing::common::Log;
 using billing::common::LogLevel;
+using namespace std::chrono_literals;
 namespace {
 
 constexpr const char* kSysFilter = "$SYS/broker/#";
+constexpr std::uint16_t kSubscribePacketId = 1;
+constexpr auto kConnectTimeout = 10s;    // TCP, TLS and CONNACK together
+constexpr auto kSubscribeTimeout = 10s;  // SUBACK after CONNACK
+constexpr auto kWriteTimeout = 10s;
+constexpr std::uint16_t kKeepAliveSeconds = 20;
+constexpr auto kKeepAlive = std::chrono::seconds(kKeepAliveSeconds);
+// After a read that did not fill the buffer, wait this long before reading again, so that the
+// next read carries every message that arrived meanwhile instead of one. At 100,000 messages/s of
+// 250 bytes that is 125 KB, well within a socket's receive buffer; nothing is lost, counts only
+// arrive up to this much later.
+constexpr auto kBatchWindow = 5ms;
 
 double NowUnix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-bool IsTls(const std::string& url) {
-  return url.rfind("ssl://", 0) == 0 || url.rfind("mqtts://", 0) == 0 ||
-         url.rfind("wss://", 0) == 0;
+bool IsSysTopic(std::string_view topic) {
+  return topic.size() > 5 && topic.substr(0, 5) == "$SYS/";
 }
 
 }  // namespace
-
-void ActionListener::on_failure(const mqtt::token& token) {
-  // Paho C's codes for a refused CONNECT are the CONNACK return codes (MQTT 3.1.1, 3.2.2.3).
-  static constexpr const char* kConnack[] = {"",
-                                             "unacceptable protocol version",
-                                             "client id rejected",
-                                             "server unavailable",
-                                             "bad user name or password",
-                                             "not authorized"};
-  const int code = token.get_return_code();
-  std::string why = "return code " + std::to_string(code);
-  if (token.get_type() == mqtt::token::Type::CONNECT && code > 0 && code < 6) {
-    why += " (" + std::string(kConnack[code]) + ")";
-  }
-  on_failure_(why);
-}
 
 bool UsePersistentSession(const MqttConfig& config) {
   return config.client_id_is_stable && config.shared_group.empty();
@@ -47,133 +43,203 @@ bool UsePersistentSession(const MqttConfig& config) {
 MqttCollector::MqttCollector(const MqttConfig& config, std::chrono::milliseconds interval)
     : config_(config),
       interval_(interval),
+      address_(mqtt::ParseBrokerUrl(config.url)),
       ledger_(config.topic_group_patterns, config.topic_group_levels, config.max_topic_groups),
-      backoff_(std::chrono::milliseconds(500), config.reconnect_backoff_max),
-      connect_listener_([] {},
-                        [this](const std::string& why) {
-                          Fail(State::kDisconnected,
-                               "cannot connect to " + config_.url + ": " + why);
-                        }),
-      subscribe_listener_([this] { OnSubscribed(); },
-                          [this](const std::string& why) {
-                            Fail(State::kRefused, "the broker refused a subscription (" + why +
-                                                      "); check the ACL for the exporter's user");
-                          }) {
-  // No persistence: when a session is kept, the broker keeps it, not a local file.
-  client_ = std::make_unique<mqtt::async_client>(config_.url, config_.client_id,
-                                                 mqtt::create_options(MQTTVERSION_3_1_1));
-  client_->set_connected_handler([this](const std::string&) { OnConnected(); });
-  client_->set_connection_lost_handler([this](const std::string& cause) {
-    Fail(State::kDisconnected,
-         "connection to " + config_.url + " lost" + (cause.empty() ? "" : ": " + cause));
-  });
-  client_->set_message_callback([this](mqtt::const_message_ptr message) {
-    const auto& topic = message->get_topic_ref();
-    const auto& payload = message->get_payload_ref();
-    const std::string_view topic_view(topic.data(), topic.length());
-    const bool retained = message->is_retained();
-    if (topic_view.size() > 5 && topic_view.substr(0, 5) == "$SYS/") {
-      broker_.OnSysMessage(topic_view, std::string_view(payload.data(), payload.length()),
-                           !retained, NowUnix());
-    } else if (!retained) {
-      // A retained copy is the broker replaying an old message to a new subscription (on every
-      // reconnect); live deliveries carry the flag cleared (MQTT 3.1.1, 3.3.1.3). Only live ones
-      // are traffic.
-      ledger_.Count(topic_view, payload.length());
-    }
-  });
-  StartConnect();
-}
+      thread_([this](std::stop_token stop) { Run(std::move(stop)); }) {}
 
 MqttCollector::~MqttCollector() {
-  try {
-    if (client_->is_connected()) {
-      client_->disconnect(std::chrono::seconds(2))->wait_for(std::chrono::seconds(3));
+  thread_.request_stop();
+  wakeup_.Signal();
+  // thread_ joins on destruction, before any member it uses goes.
+}
+
+void MqttCollector::Run(std::stop_token stop) {
+  Backoff backoff(500ms, config_.reconnect_backoff_max);
+  std::mutex mutex;
+  std::condition_variable_any stopped;
+  while (!stop.stop_requested()) {
+    const std::string error = RunSession(stop);
+    const bool was_up = up_.exchange(false);
+    // Counters read on this connection may belong to a broker that restarts before the next one.
+    broker_.Forget();
+    if (stop.stop_requested()) break;
+    if (was_up) {
+      backoff.Reset();
+      Log(LogLevel::kWarn, name_, error);
     }
-  } catch (const std::exception& e) {
-    Log(LogLevel::kWarn, name_, std::string("disconnect: ") + e.what());
-  }
-  client_.reset();  // before any member a callback could use
-}
-
-void MqttCollector::StartConnect() {
-  State expected = State::kDisconnected;
-  if (!state_.compare_exchange_strong(expected, State::kConnecting)) return;
-  auto options =
-      mqtt::connect_options_builder()
-          .clean_session(!UsePersistentSession(config_))
-          .keep_alive_interval(std::chrono::seconds(20))
-          .connect_timeout(std::chrono::seconds(10))
-          .automatic_reconnect(false)  // reconnects are ours: with backoff, also at start
-          .finalize();
-  if (!config_.username.empty()) options.set_user_name(config_.username);
-  if (!config_.password.empty()) options.set_password(config_.password);
-  if (IsTls(config_.url)) {
-    auto ssl = mqtt::ssl_options_builder().enable_server_cert_auth(true).verify(true);
-    if (!config_.ca_file.empty()) ssl.trust_store(config_.ca_file);
-    options.set_ssl(ssl.finalize());
-  }
-  try {
-    client_->connect(options, nullptr, connect_listener_);
-  } catch (const std::exception& e) {
-    Fail(State::kDisconnected, "cannot connect to " + config_.url + ": " + e.what());
-  }
-}
-
-void MqttCollector::OnConnected() {
-  // Counters read on an earlier connection may belong to a broker that has restarted since.
-  broker_.Forget();
-  pending_subscriptions_ = static_cast<int>(config_.topics.size()) + 1;
-  state_ = State::kSubscribing;
-  Log(LogLevel::kInfo, name_, "connected to " + config_.url);
-  try {
-    // Callbacks must not block, so the outcome of each subscription arrives through the listener.
-    client_->subscribe(kSysFilter, 0, nullptr, subscribe_listener_);
-    for (const auto& filter : config_.topics) {
-      const auto full =
-          config_.shared_group.empty() ? filter : "$share/" + config_.shared_group + "/" + filter;
-      client_->subscribe(full, config_.qos, nullptr, subscribe_listener_);
+    {
+      std::lock_guard lock(error_mutex_);
+      last_error_ = error;
     }
-  } catch (const std::exception& e) {
-    Fail(State::kRefused, std::string("subscribe failed: ") + e.what());
+    std::unique_lock lock(mutex);
+    stopped.wait_for(lock, stop, backoff.NextDelay(), [] { return false; });
   }
 }
 
-void MqttCollector::OnSubscribed() {
-  // Up only once the broker acknowledged every subscription: before that, messages may be missed.
-  if (--pending_subscriptions_ == 0) {
-    State expected = State::kSubscribing;
-    state_.compare_exchange_strong(expected, State::kUp);
+std::string MqttCollector::RunSession(const std::stop_token& stop) {
+  Session session;
+  try {
+    const auto connect_deadline = Clock::now() + kConnectTimeout;
+    mqtt::BrokerConnection connection(address_, config_.ca_file, connect_deadline, wakeup_);
+    reader_.Reset();
+    std::string out;
+    mqtt::AppendConnect(out, {config_.client_id, !UsePersistentSession(config_), kKeepAliveSeconds,
+                              config_.username, config_.password});
+    connection.WriteAll(out, connect_deadline);
+    auto last_sent = Clock::now();
+    auto last_received = Clock::now();
+    Clock::time_point subscribe_deadline{};
+    while (!stop.stop_requested()) {
+      const auto now = Clock::now();
+      if (!session.connected && now >= connect_deadline) {
+        return "cannot connect to " + config_.url + ": no CONNACK within 10s";
+      }
+      if (session.connected && !session.subscribed && now >= subscribe_deadline) {
+        return "connection to " + config_.url + " lost: no SUBACK within 10s";
+      }
+      if (now - last_received >= 2 * kKeepAlive) {
+        return "connection to " + config_.url + " lost: nothing from the broker for " +
+               std::to_string(2 * kKeepAliveSeconds) + "s";
+      }
+      if (session.connected && now - last_sent >= kKeepAlive / 2) {
+        out.clear();
+        mqtt::AppendPingreq(out);
+        connection.WriteAll(out, now + kWriteTimeout);
+        last_sent = now;
+      }
+      auto wake_at = std::min(last_sent + kKeepAlive / 2, last_received + 2 * kKeepAlive);
+      if (!session.connected) wake_at = std::min(wake_at, connect_deadline);
+      if (session.connected && !session.subscribed) wake_at = std::min(wake_at, subscribe_deadline);
+      if (connection.WaitReadable(wake_at) != mqtt::BrokerConnection::Wait::kReadable) continue;
+
+      const auto space = reader_.Space();
+      const std::size_t read = connection.ReadSome(space);
+      if (read == 0) continue;
+      last_received = Clock::now();
+      reader_.Commit(read);
+      const bool was_connected = session.connected;
+      while (auto packet = reader_.Next()) Handle(*packet, session);
+      if (!session.refused.empty()) return session.refused;
+      if (!was_connected && session.connected)
+        subscribe_deadline = Clock::now() + kSubscribeTimeout;
+      if (!session.replies.empty()) {
+        connection.WriteAll(session.replies, Clock::now() + kWriteTimeout);
+        session.replies.clear();
+        last_sent = Clock::now();
+      } else if (read < space.size()) {
+        // Nothing owed to the broker (QoS 1 and 2 deliveries wait for our acknowledgements, so
+        // they are never held back), and the buffer did not fill: let a batch arrive.
+        wakeup_.WaitFor(kBatchWindow);
+      }
+    }
+    out.clear();
+    mqtt::AppendDisconnect(out);
+    connection.WriteAll(out, Clock::now() + 1s);
+    return "stopped";
+  } catch (const mqtt::ProtocolError& e) {
+    return "connection to " + config_.url + " lost: the broker sent a malformed packet (" +
+           e.what() + ")";
+  } catch (const mqtt::TransportError& e) {
+    if (!session.connected) return "cannot connect to " + config_.url + ": " + e.what();
+    if (!session.subscribed) {
+      return "connection to " + config_.url + " lost while subscribing: " + e.what() +
+             "; check that the exporter's user may subscribe and that no other client uses its "
+             "client id";
+    }
+    return "connection to " + config_.url + " lost: " + e.what();
   }
 }
 
-void MqttCollector::Fail(State next, const std::string& error) {
-  broker_.Forget();
-  state_ = next;
-  std::lock_guard lock(error_mutex_);
-  last_error_ = error;
+void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
+  using mqtt::PacketType;
+  switch (packet.type) {
+    case PacketType::kPublish: {
+      const auto publish = mqtt::ParsePublish(packet);
+      if (publish.qos == 2) {
+        // Exactly once: a redelivery of a message whose PUBREC got lost is acknowledged again,
+        // not counted again.
+        if (!awaiting_release_.test(publish.packet_id)) Count(publish);
+        awaiting_release_.set(publish.packet_id);
+        mqtt::AppendAck(session.replies, PacketType::kPubrec, publish.packet_id);
+      } else {
+        Count(publish);
+        if (publish.qos == 1)
+          mqtt::AppendAck(session.replies, PacketType::kPuback, publish.packet_id);
+      }
+      break;
+    }
+    case PacketType::kPubrel: {
+      const auto id = mqtt::ParsePacketId(packet);
+      awaiting_release_.reset(id);
+      mqtt::AppendAck(session.replies, PacketType::kPubcomp, id);
+      break;
+    }
+    case PacketType::kConnack: {
+      if (const int code = mqtt::ParseConnack(packet); code != 0) {
+        session.refused = "cannot connect to " + config_.url + ": " + mqtt::ConnackReason(code);
+        break;
+      }
+      session.connected = true;
+      broker_.Forget();
+      Log(LogLevel::kInfo, name_, "connected to " + config_.url);
+      std::vector<mqtt::Subscription> subscriptions{{kSysFilter, 0}};
+      for (const auto& filter : config_.topics) {
+        subscriptions.push_back({config_.shared_group.empty()
+                                     ? filter
+                                     : "$share/" + config_.shared_group + "/" + filter,
+                                 config_.qos});
+      }
+      mqtt::AppendSubscribe(session.replies, kSubscribePacketId, subscriptions);
+      break;
+    }
+    case PacketType::kSuback: {
+      const auto suback = mqtt::ParseSuback(packet);
+      if (suback.packet_id != kSubscribePacketId) break;
+      if (suback.granted_qos.size() != config_.topics.size() + 1) {
+        throw mqtt::ProtocolError("SUBACK for " + std::to_string(suback.granted_qos.size()) +
+                                  " filters, not " + std::to_string(config_.topics.size() + 1));
+      }
+      for (std::size_t i = 0; i < suback.granted_qos.size(); ++i) {
+        if (suback.granted_qos[i] >= 0x80) {
+          session.refused = "the broker refused the subscription to " +
+                            (i == 0 ? std::string(kSysFilter) : config_.topics[i - 1]) +
+                            "; check the ACL for the exporter's user";
+          return;
+        }
+      }
+      // Up only once the broker granted every subscription: before that, messages may be missed.
+      session.subscribed = true;
+      up_ = true;
+      break;
+    }
+    case PacketType::kPingresp:
+    case PacketType::kPuback:  // replies to requests a subscriber never makes: harmless
+    case PacketType::kPubrec:
+    case PacketType::kPubcomp:
+    case PacketType::kUnsuback:
+      break;
+    default:
+      throw mqtt::ProtocolError("a packet of type " +
+                                std::to_string(static_cast<int>(packet.type)) +
+                                ", which a broker never sends");
+  }
+}
+
+void MqttCollector::Count(const mqtt::Publish& publish) {
+  if (IsSysTopic(publish.topic)) {
+    if (publish.payload_complete()) {
+      broker_.OnSysMessage(publish.topic, publish.payload, !publish.retain, NowUnix());
+    }
+  } else if (!publish.retain) {
+    // A retained copy is the broker replaying an old message to a new subscription (on every
+    // reconnect); live deliveries carry the flag cleared (MQTT 3.1.1, 3.3.1.3). Only live ones are
+    // traffic.
+    ledger_.Count(publish.topic, publish.payload_size);
+  }
 }
 
 SampleResult MqttCollector::Sample() {
-  const State state = state_.load();
-  const bool up = state == State::kUp && client_->is_connected();
-  if (state == State::kRefused) {
-    // Connected but a subscription was refused: start over, so that the next attempt subscribes.
-    try {
-      client_->disconnect();
-    } catch (const std::exception& e) {
-      Log(LogLevel::kWarn, name_, std::string("disconnect: ") + e.what());
-    }
-    State expected = State::kRefused;
-    state_.compare_exchange_strong(expected, State::kDisconnected);
-    next_attempt_ = std::chrono::steady_clock::now() + backoff_.NextDelay();
-  } else if (state == State::kDisconnected && std::chrono::steady_clock::now() >= next_attempt_) {
-    next_attempt_ = std::chrono::steady_clock::now() + backoff_.NextDelay();
-    StartConnect();
-  } else if (up) {
-    backoff_.Reset();
-  }
-
+  const bool up = up_.load();
   SampleResult result;
   prometheus::ClientMetric up_metric;
   up_metric.gauge.value = up ? 1 : 0;

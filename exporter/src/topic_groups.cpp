@@ -21,9 +21,13 @@ std::string_view NextLevel(std::string_view& rest, bool& done) {
 
 std::string ValidateMqttUrl(const std::string& url) {
   static const std::regex pattern(
-      R"(^(tcp|ssl|mqtt|mqtts|ws|wss)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})(/.*)?$)");
+      R"(^(tcp|ssl|mqtt|mqtts)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})(/.*)?$)");
   std::smatch match;
   if (!std::regex_match(url, match, pattern)) {
+    if (url.rfind("ws://", 0) == 0 || url.rfind("wss://", 0) == 0) {
+      return "uses MQTT over WebSockets, which the exporter does not speak; point it at the "
+             "broker's MQTT listener (tcp://host:1883 or ssl://host:8883)";
+    }
     if (url.find('@') != std::string::npos) {
       return "must not contain credentials; set MQTT_USERNAME and MQTT_PASSWORD (or "
              "mqtt.username/password)";

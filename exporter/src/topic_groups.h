@@ -8,8 +8,8 @@
 
 namespace billing::exporter {
 
-/// "" if `url` is an MQTT broker address Paho accepts (tcp://, ssl://, mqtt://, mqtts://, ws://,
-/// wss:// with a host and a port), else what is wrong with it.
+/// "" if `url` is an MQTT broker address the exporter's client speaks (tcp://, mqtt://, ssl://,
+/// mqtts:// with a host and a port), else what is wrong with it.
 std::string ValidateMqttUrl(const std::string& url);
 
 /// "" if `filter` is a valid MQTT subscription filter, else what is wrong with it.

@@ -30,7 +30,7 @@ class UsageLedger {
   UsageLedger(const UsageLedger&) = delete;
   UsageLedger& operator=(const UsageLedger&) = delete;
 
-  /// Counts one message. Single writer: call from one thread at a time (Paho's delivery thread).
+  /// Counts one message. Single writer: call from one thread at a time (the MQTT client's thread).
   void Count(std::string_view topic, std::size_t payload_bytes);
 
   /// Every group seen so far with its counts. Safe from any thread, concurrently with Count().

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "broker_stats.h"
+#include "mqtt_wire.h"
 #include "usage_ledger.h"
 
 namespace {
@@ -44,6 +45,44 @@ TEST(CountingPathTest, SysMessagesAllocateNothing) {
     stats.OnSysMessage("$SYS/broker/uptime", "42 seconds", true, 1000 + i);
   }
   EXPECT_EQ(allocations - before, 0u);
+}
+
+// From bytes read off the socket to counts: splitting the stream and parsing each PUBLISH in place.
+TEST(CountingPathTest, ReadingAndParsingPublishesAllocatesNothing) {
+  std::string stream;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string topic = "devices/d" + std::to_string(i % 50) + "/telemetry";
+    const std::string payload(100 + i % 50, 'x');
+    stream.push_back(0x30);
+    const std::size_t length = 2 + topic.size() + payload.size();
+    stream.push_back(static_cast<char>(0x80 | (length % 128)));
+    stream.push_back(static_cast<char>(length / 128));
+    stream.push_back(0);
+    stream.push_back(static_cast<char>(topic.size()));
+    stream += topic + payload;
+  }
+  mqtt::PacketReader reader;
+  UsageLedger ledger({}, 2, 100);
+  std::size_t counted = 0;
+  auto read_stream = [&] {
+    for (std::size_t at = 0; at < stream.size();) {
+      auto space = reader.Space();
+      const std::size_t n = std::min<std::size_t>({4096, space.size(), stream.size() - at});
+      std::copy_n(stream.data() + at, n, space.data());
+      at += n;
+      reader.Commit(n);
+      while (auto packet = reader.Next()) {
+        const auto publish = mqtt::ParsePublish(*packet);
+        ledger.Count(publish.topic, publish.payload_size);
+        ++counted;
+      }
+    }
+  };
+  read_stream();  // the first sight of each of the 50 groups creates it
+  const std::size_t before = allocations;
+  read_stream();
+  EXPECT_EQ(allocations - before, 0u);
+  EXPECT_EQ(counted, 2000u);
 }
 
 // The counter itself: this test fails if the allocator replacement were not in effect.

@@ -388,6 +388,107 @@ TEST_F(MqttE2eTest, TlsBrokerIsVerifiedAgainstTheConfiguredCa) {
   EXPECT_EQ(FindValue(untrusted->Scrape(), "iotistic_mqtt_up"), 0.0);
 }
 
+// QoS 2 deliveries (PUBREC/PUBREL/PUBCOMP) are counted once each, and a payload far larger than
+// the client's read buffer is counted with its exact size while the stream goes on.
+TEST_F(MqttE2eTest, Qos2AndOversizedPayloadsAreCountedExactly) {
+  MosquittoServer broker(1, kBrokerConfig);
+  auto exporter =
+      StartExporter(broker, "mqtt: {qos: 2, topic_group_levels: 1, reconnect_backoff_max: 1s}\n");
+  Watcher watch(*exporter);
+  ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 20s));
+  const std::string port = std::to_string(broker.port());
+  // 400 QoS 2 messages "1".."400", one per line.
+  const auto q2 = RunCommand(
+      {"sh", "-c", "seq 1 400 | mosquitto_pub -h 127.0.0.1 -p " + port + " -q 2 -l -t qos2/lines"});
+  ASSERT_EQ(q2.exit_code, 0) << q2.output;
+  double line_bytes = 0;
+  for (int i = 1; i <= 400; ++i) line_bytes += static_cast<double>(std::to_string(i).size());
+  const auto big = dir_.path() / "firmware.bin";
+  std::ofstream(big, std::ios::binary) << std::string(3'000'000, 'f');
+  const auto image = RunCommand({"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-q", "1", "-t",
+                                 "firmware/image", "-f", big.string()});
+  ASSERT_EQ(image.exit_code, 0) << image.output;
+  const Sent after = Simulate(broker, {"--devices", "5", "--messages", "500"});
+
+  auto group = [&](const char* name, const char* g) {
+    return FindValue(watch.Scrape(), name, {{"topic_group", g}}).value_or(-1);
+  };
+  EXPECT_TRUE(WaitFor([&] { return group("iotistic_mqtt_messages_total", "qos2") == 400; }, 20s))
+      << group("iotistic_mqtt_messages_total", "qos2");
+  EXPECT_EQ(group("iotistic_mqtt_payload_bytes_total", "qos2"), line_bytes);
+  EXPECT_TRUE(WaitFor([&] { return group("iotistic_mqtt_messages_total", "firmware") == 1; }, 20s));
+  EXPECT_EQ(group("iotistic_mqtt_payload_bytes_total", "firmware"), 3'000'000);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return group("iotistic_mqtt_messages_total", "devices") ==
+               static_cast<double>(after.messages);
+      },
+      20s));
+  EXPECT_EQ(group("iotistic_mqtt_payload_bytes_total", "devices"),
+            static_cast<double>(after.payload_bytes));
+  EXPECT_EQ(watch.Value("iotistic_mqtt_up"), 1.0);  // one connection throughout
+}
+
+// The exporter's user name and password reach the broker; a refused login is reported with the
+// broker's reason, and the exporter keeps serving. (Mosquitto 2.0 grants every subscription and
+// applies its ACL to deliveries, so a refused SUBSCRIBE cannot be provoked here.)
+TEST_F(MqttE2eTest, CredentialsReachTheBrokerAndARefusalIsReported) {
+  const auto auth = dir_.path() / "auth";
+  std::filesystem::create_directories(auth);
+  std::filesystem::permissions(dir_.path(), std::filesystem::perms::all);  // mosquitto reads them
+  std::filesystem::permissions(auth, std::filesystem::perms::all);
+  const auto passwords = auth / "passwd";
+  ASSERT_EQ(RunCommand({"mosquitto_passwd", "-b", "-c", passwords.string(), "billing", "s3cret"})
+                .exit_code,
+            0);
+  std::ofstream(auth / "acl") << "user billing\ntopic readwrite devices/#\ntopic read $SYS/#\n";
+  for (const auto& file : {passwords, auth / "acl"}) {
+    std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::group_read |
+                                           std::filesystem::perms::others_read);
+  }
+  MosquittoServer broker(1, std::string(kBrokerConfig) + "allow_anonymous false\npassword_file " +
+                                passwords.string() + "\nacl_file " + (auth / "acl").string() +
+                                "\n");
+  // Distinct customers, so distinct client ids: one would otherwise take over the other's session.
+  auto start = [&](const std::string& customer, const std::string& password) {
+    const auto config = dir_.path() / ("auth-" + customer + ".yaml");
+    std::ofstream(config) << "mqtt: {topics: ['devices/#'], reconnect_backoff_max: 1s}\n";
+    auto exporter = std::make_unique<ExporterProcess>(
+        kExporter, std::vector<std::string>{"--config", config.string()},
+        std::vector<std::pair<std::string, std::string>>{{"MQTT_URL", broker.Url()},
+                                                         {"MQTT_USERNAME", "billing"},
+                                                         {"MQTT_PASSWORD", password},
+                                                         {"CUSTOMER_ID", customer},
+                                                         {"SAMPLE_INTERVAL", "300ms"}});
+    EXPECT_TRUE(exporter->WaitHealthy());
+    return exporter;
+  };
+  auto wrong_password = start("c1", "guess");
+  auto allowed = start("c2", "s3cret");
+  ASSERT_TRUE(WaitFor([&] { return FindValue(allowed->Scrape(), "iotistic_mqtt_up") == 1.0; }, 20s))
+      << allowed->process().Log();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return wrong_password->process().Log().find("return code 5 (not authorized)") !=
+               std::string::npos;
+      },
+      20s))
+      << wrong_password->process().Log();
+  EXPECT_EQ(FindValue(wrong_password->Scrape(), "iotistic_mqtt_up"), 0.0);
+  EXPECT_EQ(HttpGet(wrong_password->BaseUrl() + "/readyz").status, 503);
+  // The password appears in no log line.
+  for (auto* exporter : {wrong_password.get(), allowed.get()}) {
+    EXPECT_EQ(exporter->process().Log().find("s3cret"), std::string::npos);
+  }
+  const auto published =
+      RunCommand({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-u",
+                  "billing", "-P", "s3cret", "-q", "1", "-t", "devices/d1/telemetry", "-m", "abc"});
+  ASSERT_EQ(published.exit_code, 0) << published.output;
+  EXPECT_TRUE(WaitFor(
+      [&] { return Sum(allowed->Scrape(), "iotistic_mqtt_payload_bytes_total") == 3.0; }, 20s));
+}
+
 TEST_F(MqttE2eTest, PatternGroupsAndPostgresTogether) {
   MosquittoServer broker(1, kBrokerConfig);
   PostgresServer pg;

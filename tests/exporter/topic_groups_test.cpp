@@ -40,7 +40,7 @@ TEST(TopicFilterTest, LeadingLevels) {
 
 TEST(MqttUrlTest, Validation) {
   for (const char* good : {"tcp://127.0.0.1:1883", "ssl://broker.example:8883",
-                           "mqtt://mosquitto:1883", "ws://h:9001/mqtt", "tcp://[::1]:1883"}) {
+                           "mqtt://mosquitto:1883", "mqtts://h:8883/", "tcp://[::1]:1883"}) {
     EXPECT_EQ(ValidateMqttUrl(good), "") << good;
   }
   for (const char* bad : {"", "127.0.0.1:1883", "http://h:80", "tcp://h", "tcp://h:0",
@@ -48,6 +48,8 @@ TEST(MqttUrlTest, Validation) {
     EXPECT_NE(ValidateMqttUrl(bad), "") << bad;
   }
   EXPECT_EQ(ValidateMqttUrl("tcp://user:hunter2@h:1883").find("hunter2"), std::string::npos);
+  // WebSockets are a broker listener the exporter cannot use: the error says which one to use.
+  EXPECT_NE(ValidateMqttUrl("ws://h:9001/mqtt").find("tcp://host:1883"), std::string::npos);
 }
 
 }  // namespace
