@@ -163,10 +163,10 @@ QualifiedTable ParseQualifiedTable(const YAML::Node& node, const std::string& fi
 
 void ParsePostgres(const YAML::Node& node, PostgresConfig& pg, std::string& url_text) {
   const std::string path = "postgres";
-  CheckKeys(
-      node, path,
-      {"url", "connect_timeout", "statement_timeout", "reconnect_backoff_max", "include_schemas",
-       "exclude_schemas", "include_tables", "exclude_tables", "max_table_series", "exact_count"});
+  CheckKeys(node, path,
+            {"url", "connect_timeout", "statement_timeout", "reconnect_backoff_max",
+             "include_schemas", "exclude_schemas", "include_tables", "exclude_tables",
+             "max_table_series", "size_max_age", "exact_count"});
   if (node["url"]) url_text = GetNonEmpty(node["url"], "postgres.url");
   if (node["connect_timeout"])
     pg.connect_timeout = GetDuration(node["connect_timeout"], "postgres.connect_timeout");
@@ -189,6 +189,8 @@ void ParsePostgres(const YAML::Node& node, PostgresConfig& pg, std::string& url_
       throw FieldError{"postgres.max_table_series", "must be between 1 and 100000"};
     }
   }
+  if (node["size_max_age"])
+    pg.size_max_age = GetDuration(node["size_max_age"], "postgres.size_max_age");
   if (const auto exact = node["exact_count"]) {
     const std::string exact_path = "postgres.exact_count";
     CheckKeys(exact, exact_path, {"tables", "interval", "timeout"});
@@ -383,6 +385,18 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
   if (auto v = env("EXPORTER_BASIC_AUTH_PASSWORD")) config.basic_auth_password = *v;
 
   RequireAtLeast(config.sample_interval, std::chrono::milliseconds(100), "sample_interval");
+  const bool size_max_age_set =
+      root && !root.IsNull() && root["postgres"] && root["postgres"]["size_max_age"];
+  if (!size_max_age_set) {
+    // The default must never make a valid sample_interval fail: with a slower schedule, every
+    // sample re-measures the tables that are due.
+    config.postgres.size_max_age = std::max(config.postgres.size_max_age, config.sample_interval);
+  } else if (config.postgres.size_max_age.count() != 0 &&
+             config.postgres.size_max_age < config.sample_interval) {
+    throw FieldError{"postgres.size_max_age",
+                     "must be 0 (measure every table every sample) or at least sample_interval (" +
+                         FormatDuration(config.sample_interval) + ")"};
+  }
   if (!customer_id.empty()) {
     ValidateCustomerId(customer_id, env("CUSTOMER_ID") ? "CUSTOMER_ID" : "customer_id");
     config.constant_labels.insert(config.constant_labels.begin(), {"customer_id", customer_id});

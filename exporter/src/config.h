@@ -32,6 +32,10 @@ struct PostgresConfig {
   std::vector<std::string> include_tables;
   std::vector<std::string> exclude_tables;
   std::size_t max_table_series = 500;
+  // Every table's sizes are measured exactly at least this often; in between, only tables whose
+  // writes, VACUUM or DDL could have changed their size are. 0: every table every sample.
+  // Otherwise at least sample_interval.
+  std::chrono::milliseconds size_max_age{std::chrono::minutes(5)};
   std::vector<QualifiedTable> exact_count_tables;
   std::chrono::milliseconds exact_count_interval{std::chrono::minutes(5)};
   std::chrono::milliseconds exact_count_timeout{std::chrono::seconds(10)};

@@ -12,6 +12,7 @@ inline constexpr const char* kTableRows = "iotistic_postgres_table_rows";
 inline constexpr const char* kTableRowsInserted = "iotistic_postgres_table_rows_inserted_total";
 inline constexpr const char* kTableSize = "iotistic_postgres_table_size_bytes";
 inline constexpr const char* kTables = "iotistic_postgres_tables";
+inline constexpr const char* kTablesSizeMeasured = "iotistic_postgres_tables_size_measured";
 inline constexpr const char* kRowsInserted = "iotistic_postgres_rows_inserted_total";
 inline constexpr const char* kStatsReset = "iotistic_postgres_stats_reset_timestamp_seconds";
 inline constexpr const char* kPostgresStartTime = "iotistic_postgres_start_time_seconds";

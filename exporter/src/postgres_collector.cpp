@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -127,7 +128,47 @@ std::string PgSession::RunErased(const std::function<void(pqxx::connection&)>& w
   }
 }
 
-CatalogSample ReadCatalog(pqxx::connection& connection) {
+namespace {
+
+// A 64-bit mix of the values whose change means a table's files may have changed size
+// (splitmix64 finaliser per value): equal inputs give equal signatures, and a collision of
+// different inputs is a 2^-64 chance that the rolling refresh bounds anyway.
+class Signature {
+ public:
+  void Add(std::uint64_t value) {
+    std::uint64_t z = value + 0x9e3779b97f4a7c15ULL + state_;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    state_ = z ^ (z >> 31);
+  }
+  void Add(double value) {
+    std::uint64_t bits = 0;
+    static_assert(sizeof bits == sizeof value);
+    std::memcpy(&bits, &value, sizeof bits);
+    Add(bits);
+  }
+  std::uint64_t value() const { return state_; }
+
+ private:
+  std::uint64_t state_ = 0;
+};
+
+// The oid[] parameter of kTableSizesQuery: digits and commas only.
+std::string OidArray(const std::vector<std::uint32_t>& oids) {
+  std::string text = "{";
+  for (std::size_t i = 0; i < oids.size(); ++i) {
+    if (i > 0) text += ',';
+    text += std::to_string(oids[i]);
+  }
+  return text + "}";
+}
+
+}  // namespace
+
+CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& selection,
+                          TableSizeCache& sizes) {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch());
   CatalogSample sample;
   pqxx::read_transaction tx(connection);
   const auto db = tx.exec(kDatabaseQuery);
@@ -138,19 +179,74 @@ CatalogSample ReadCatalog(pqxx::connection& connection) {
   if (!db[0][2].is_null()) sample.stats_reset_unix_seconds = db[0][2].as<double>();
   sample.postmaster_start_unix_seconds = db[0][3].as<double>();
 
-  const auto rows = tx.exec(kTablesQuery);
-  sample.tables.reserve(rows.size());
+  const auto rows = tx.exec(kTableStateQuery);
+  std::vector<TableState> tables;
+  tables.reserve(rows.size());
   for (const auto& row : rows) {
-    sample.tables.push_back(TableStats{
-        .schema = row[0].as<std::string>(),
-        .table = row[1].as<std::string>(),
-        .live_rows = NonNegative(row[2].as<std::int64_t>()),
-        .rows_inserted = NonNegative(row[3].as<std::int64_t>()),
-        .table_bytes = NonNegative(row[4].as<std::int64_t>()),
-        .index_bytes = NonNegative(row[5].as<std::int64_t>()),
-        .toast_bytes = NonNegative(row[6].as<std::int64_t>()),
-    });
+    TableState t;
+    t.schema = row[1].as<std::string>();
+    t.table = row[2].as<std::string>();
+    if (!Selected(t.schema, selection.include_schemas, selection.exclude_schemas) ||
+        !Selected(t.schema + "." + t.table, selection.include_tables, selection.exclude_tables)) {
+      continue;  // never measured
+    }
+    t.oid = static_cast<std::uint32_t>(row[0].as<std::int64_t>());
+    t.live_rows = NonNegative(row[3].as<std::int64_t>());
+    t.rows_inserted = NonNegative(row[4].as<std::int64_t>());
+    Signature signature;
+    for (int column = 4; column <= 11; ++column) {
+      signature.Add(static_cast<std::uint64_t>(row[column].as<std::int64_t>()));
+    }
+    // A statistics reset (or a crash, which discards the statistics) restarts the counters:
+    // afterwards they could repeat values measured under other sizes.
+    signature.Add(sample.stats_reset_unix_seconds.value_or(0));
+    signature.Add(sample.postmaster_start_unix_seconds);
+    t.signature = signature.value();
+    tables.push_back(std::move(t));
   }
+
+  const auto planned = sizes.Plan(tables, now);
+  SizeMeasurement measurement;
+  std::string size_error;
+  if (!planned.empty()) {
+    try {
+      // A savepoint: a size query that fails (a lock taken after its check, statement_timeout)
+      // leaves the transaction usable, and the tables keep their last exact sizes.
+      pqxx::subtransaction sub(tx, "sizes");
+      const auto size_rows = sub.exec_params(kTableSizesQuery, OidArray(planned));
+      for (const auto& row : size_rows) {
+        const auto oid = static_cast<std::uint32_t>(row[0].as<std::int64_t>());
+        if (row[1].as<bool>()) {
+          measurement.locked.push_back(oid);
+        } else if (!row[2].is_null() && !row[3].is_null() && !row[4].is_null()) {
+          measurement.sizes.push_back(
+              MeasuredSize{.oid = oid,
+                           .table_bytes = NonNegative(row[2].as<std::int64_t>()),
+                           .index_bytes = NonNegative(row[3].as<std::int64_t>()),
+                           .toast_bytes = NonNegative(row[4].as<std::int64_t>())});
+        }  // NULL sizes: dropped while being measured
+      }
+      sub.commit();
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const pqxx::sql_error& e) {
+      measurement = SizeMeasurement{.ok = false, .sizes = {}, .locked = {}};
+      size_error = e.what();
+      if (auto newline = size_error.find('\n'); newline != std::string::npos) {
+        size_error.resize(newline);
+      }
+      Log(LogLevel::kWarn, "postgres",
+          "table sizes not measured this sample, the last exact ones are kept: " + size_error);
+    }
+  }
+  auto complete =
+      sizes.Complete(std::move(tables), planned, measurement, now, &sample.tables_size_measured);
+  if (!complete) {
+    throw std::runtime_error(
+        "a table never measured before could not be measured now (" +
+        (size_error.empty() ? std::string("locked by another session") : size_error) + ")");
+  }
+  sample.tables = std::move(*complete);
   tx.commit();
   return sample;
 }
@@ -161,11 +257,13 @@ PostgresCatalogCollector::PostgresCatalogCollector(const PostgresConfig& config,
       interval_(interval),
       selection_{config.include_schemas, config.exclude_schemas, config.include_tables,
                  config.exclude_tables, config.max_table_series},
+      sizes_(config.size_max_age, interval),
       session_("postgres", config, config.statement_timeout) {}
 
 SampleResult PostgresCatalogCollector::Sample() {
   CatalogSample sample;
-  auto error = session_.Run([&](pqxx::connection& c) { sample = ReadCatalog(c); });
+  auto error =
+      session_.Run([&](pqxx::connection& c) { sample = ReadCatalog(c, selection_, sizes_); });
   if (!error.empty()) return SampleResult{DownFamilies(), false, std::move(error)};
   return SampleResult{CatalogFamilies(sample, selection_), true, ""};
 }

@@ -52,8 +52,9 @@ std::string PgSession::Run(Work&& work) {
 }
 
 /// Samples the catalog: every user table's estimated rows, rows inserted and
-/// sizes, the database size and the statistics' reset time, in one read-only
-/// transaction.
+/// exact sizes, the database size and the statistics' reset time, in one
+/// read-only transaction. Sizes are measured only for the tables the
+/// TableSizeCache plans (new, changed, or due for their rolling refresh).
 class PostgresCatalogCollector final : public Collector {
  public:
   PostgresCatalogCollector(const PostgresConfig& config, std::chrono::milliseconds interval);
@@ -66,6 +67,7 @@ class PostgresCatalogCollector final : public Collector {
   const PostgresConfig& config_;
   const std::chrono::milliseconds interval_;
   TableSelection selection_;
+  TableSizeCache sizes_;
   PgSession session_;
 };
 
@@ -85,7 +87,10 @@ class PostgresExactCountCollector final : public Collector {
   PgSession session_;
 };
 
-/// Reads one catalog sample over an open connection (throws on any failure).
-CatalogSample ReadCatalog(pqxx::connection& connection);
+/// Reads one catalog sample over an open connection, measuring exact sizes for
+/// the selected tables `sizes` plans and serving its last exact sizes for the
+/// others (throws on any failure that leaves a table without an exact size).
+CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& selection,
+                          TableSizeCache& sizes);
 
 }  // namespace billing::exporter

@@ -1,32 +1,87 @@
 // The SQL of one catalog sample: shared by the collector and the benchmarks' psql floor, so the
 // floor always measures exactly what the exporter sends.
+//
+// A sample is three statements in one read-only transaction:
+//   1. kDatabaseQuery: pg_database_size (the billing figure, exact every sample) and the times
+//      that mark a statistics reset;
+//   2. kTableStateQuery: every user table's counters and a change signature, from the catalog and
+//      the statistics only: no size function, no lock on any user relation;
+//   3. kTableSizesQuery: the exact sizes of the tables the planner (postgres_sample.h,
+//      TableSizeCache) chose, by oid; on the first sample, all of them.
 #pragma once
 
 namespace billing::exporter {
 
-// Every user table (partitions included, partitioned parents excluded: they
-// hold no rows of their own), with sizes split so that table + index + toast is
-// exactly pg_total_relation_size as evaluated in the same row. Schemas starting
-// with pg_ are reserved for the system (catalog, toast, temp), so excluding
-// them excludes nothing a user created.
-inline constexpr const char* kTablesQuery = R"sql(
-SELECT n.nspname, c.relname,
-       COALESCE(s.n_live_tup, 0)::bigint,
-       COALESCE(s.n_tup_ins, 0)::bigint,
-       sz.total - sz.idx - sz.toast,
-       sz.idx,
-       sz.toast
+// Every user table (partitions included, partitioned parents excluded: they hold no rows of their
+// own) with what moves whenever its files can change size: rows written (n_tup_ins/upd/del count
+// rolled-back writes too), VACUUM of the table or of its TOAST table (truncation, FSM/VM), ANALYZE
+// (a GIN pending-list cleanup), the table's relfilenode (a rewrite, TRUNCATE, CLUSTER, VACUUM
+// FULL, SET TABLESPACE: they give the TOAST table a new one too) and the indexes of the table and
+// of its TOAST table (count and sum of relfilenodes: CREATE/DROP/REINDEX). No size function, no
+// lock on a user relation. Columns:
+//   0 oid, 1 schema, 2 table, 3 n_live_tup, 4 n_tup_ins, 5 n_tup_upd, 6 n_tup_del,
+//   7 vacuum + autovacuum count (table and TOAST), 8 analyze + autoanalyze count,
+//   9 relfilenode, 10 index count, 11 sum of index relfilenodes.
+// The pg_stat_get_* calls are those pg_stat_user_tables is made of (the same values), without the
+// view's aggregation over pg_index. Schemas starting with pg_ are reserved for the system
+// (catalog, toast, temp), so excluding them excludes nothing a user created.
+inline constexpr const char* kTableStateQuery = R"sql(
+SELECT c.oid::bigint, n.nspname, c.relname,
+       pg_catalog.pg_stat_get_live_tuples(c.oid),
+       pg_catalog.pg_stat_get_tuples_inserted(c.oid),
+       pg_catalog.pg_stat_get_tuples_updated(c.oid),
+       pg_catalog.pg_stat_get_tuples_deleted(c.oid),
+       pg_catalog.pg_stat_get_vacuum_count(c.oid) + pg_catalog.pg_stat_get_autovacuum_count(c.oid)
+         + pg_catalog.pg_stat_get_vacuum_count(c.reltoastrelid)
+         + pg_catalog.pg_stat_get_autovacuum_count(c.reltoastrelid),
+       pg_catalog.pg_stat_get_analyze_count(c.oid) + pg_catalog.pg_stat_get_autoanalyze_count(c.oid),
+       c.relfilenode::bigint,
+       COALESCE(x.n, 0)::bigint,
+       COALESCE(x.filenodes, 0)::bigint
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
-CROSS JOIN LATERAL (
-  SELECT COALESCE(pg_catalog.pg_total_relation_size(c.oid), 0) AS total,
-         COALESCE(pg_catalog.pg_indexes_size(c.oid), 0) AS idx,
-         CASE WHEN c.reltoastrelid = 0 THEN 0
-              ELSE COALESCE(pg_catalog.pg_total_relation_size(c.reltoastrelid), 0) END AS toast
-) sz
+LEFT JOIN (
+  SELECT COALESCE(o.oid, i.indrelid) AS owner, count(*) AS n,
+         sum(ic.relfilenode::bigint) AS filenodes
+  FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+  LEFT JOIN pg_catalog.pg_class o ON o.reltoastrelid = i.indrelid
+  GROUP BY 1
+) x ON x.owner = c.oid
 WHERE c.relkind = 'r' AND c.relpersistence <> 't'
   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+)sql";
+
+// Exact sizes of the user tables whose oids are in $1 (an oid[] parameter), split so that
+// table + index + toast is exactly pg_total_relation_size. A table dropped since kTableStateQuery
+// has no row (or NULL sizes if it went during this statement). A table that this statement would
+// have to wait for (an ACCESS EXCLUSIVE lock granted or queued on it, its TOAST table or an index
+// of either) is reported `locked` with NULL sizes instead of being waited for; a lock taken after
+// the check still makes the statement wait up to lock_timeout and fail.
+inline constexpr const char* kTableSizesQuery = R"sql(
+WITH locked AS MATERIALIZED (
+  SELECT l.relation
+  FROM pg_catalog.pg_locks l
+  WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+    AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                      WHERE d.datname = pg_catalog.current_database())
+), target AS MATERIALIZED (
+  SELECT c.oid, c.reltoastrelid,
+         EXISTS (SELECT 1 FROM locked k WHERE k.relation IN (c.oid, c.reltoastrelid))
+         OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN locked k ON k.relation = i.indexrelid
+                    WHERE i.indrelid IN (c.oid, c.reltoastrelid)) AS locked
+  FROM pg_catalog.pg_class c
+  WHERE c.oid = ANY ($1::oid[]) AND c.relkind = 'r'
+)
+SELECT g.oid::bigint, g.locked, sz.total - sz.idx - sz.toast, sz.idx, sz.toast
+FROM target g
+LEFT JOIN LATERAL (
+  SELECT pg_catalog.pg_total_relation_size(g.oid) AS total,
+         pg_catalog.pg_indexes_size(g.oid) AS idx,
+         CASE WHEN g.reltoastrelid = 0 THEN 0
+              ELSE pg_catalog.pg_total_relation_size(g.reltoastrelid) END AS toast
+  WHERE NOT g.locked
+) sz ON true
 )sql";
 
 inline constexpr const char* kDatabaseQuery = R"sql(

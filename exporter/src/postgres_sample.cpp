@@ -3,7 +3,9 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
+#include <utility>
 
 #include "metric_names.h"
 
@@ -160,10 +162,142 @@ std::vector<MetricFamily> CatalogFamilies(const CatalogSample& sample,
                                   "Unix time the PostgreSQL server started.",
                                   MetricType::Gauge,
                                   {Gauge({}, sample.postmaster_start_unix_seconds)}});
+  families.push_back(MetricFamily{
+      names::kTablesSizeMeasured,
+      "Tables whose sizes the last sample measured exactly (new tables, tables written, vacuumed "
+      "or altered since their last measurement, and a rolling share of the rest so that none is "
+      "older than postgres.size_max_age); every other table's sizes are its last exact ones.",
+      MetricType::Gauge,
+      {Gauge({}, static_cast<double>(sample.tables_size_measured))}});
   families.push_back(std::move(rows));
   families.push_back(std::move(inserted));
   families.push_back(std::move(size));
   return families;
+}
+
+TableSizeCache::TableSizeCache(std::chrono::milliseconds max_age,
+                               std::chrono::milliseconds interval)
+    : max_age_(max_age), interval_(interval) {}
+
+const TableSizeCache::Entry* TableSizeCache::Find(std::uint32_t oid) const {
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), oid,
+                             [](const Entry& e, std::uint32_t o) { return e.oid < o; });
+  return it != entries_.end() && it->oid == oid ? &*it : nullptr;
+}
+
+std::vector<std::uint32_t> TableSizeCache::Plan(const std::vector<TableState>& tables,
+                                                std::chrono::milliseconds now) {
+  std::vector<std::uint32_t> present;
+  present.reserve(tables.size());
+  for (const auto& t : tables) present.push_back(t.oid);
+  std::sort(present.begin(), present.end());
+  // Dropped (or deselected) tables leave the cache.
+  std::erase_if(entries_, [&](const Entry& e) {
+    return !std::binary_search(present.begin(), present.end(), e.oid);
+  });
+
+  std::vector<std::uint32_t> measure;
+  if (max_age_.count() <= 0) return present;  // 0: every table, every sample
+
+  // Unchanged tables, by when they were last measured.
+  std::vector<std::pair<std::int64_t, std::uint32_t>> unchanged;
+  unchanged.reserve(tables.size());
+  for (const auto& t : tables) {
+    const Entry* e = Find(t.oid);
+    if (e == nullptr || e->signature != t.signature) {
+      measure.push_back(t.oid);
+    } else {
+      unchanged.emplace_back(e->measured_ms, t.oid);
+    }
+  }
+  // Rolling refresh: on average unchanged * interval / max_age tables a sample, so each is
+  // re-measured once per max_age without bursts; and at least every table that would be older
+  // than max_age by the next sample (samples every `interval`).
+  const std::int64_t due_before = now.count() - max_age_.count() + interval_.count();
+  std::size_t due = 0;
+  for (const auto& [measured_ms, oid] : unchanged) due += measured_ms < due_before ? 1 : 0;
+  credit_ += static_cast<double>(unchanged.size()) * static_cast<double>(interval_.count()) /
+             static_cast<double>(max_age_.count());
+  credit_ = std::min(credit_, static_cast<double>(unchanged.size()));
+  const std::size_t take =
+      std::min(unchanged.size(), std::max(due, static_cast<std::size_t>(std::floor(credit_))));
+  credit_ = std::max(0.0, credit_ - static_cast<double>(take));
+  std::nth_element(unchanged.begin(), unchanged.begin() + static_cast<std::ptrdiff_t>(take),
+                   unchanged.end());
+  for (std::size_t i = 0; i < take; ++i) measure.push_back(unchanged[i].second);
+  std::sort(measure.begin(), measure.end());
+  return measure;
+}
+
+std::optional<std::vector<TableStats>> TableSizeCache::Complete(
+    std::vector<TableState> tables, const std::vector<std::uint32_t>& planned,
+    const SizeMeasurement& measurement, std::chrono::milliseconds now,
+    std::size_t* measured_count) {
+  std::size_t measured = 0;
+  std::vector<std::uint32_t> dropped;
+  if (measurement.ok && !planned.empty()) {
+    auto by_oid = [](const auto& a, const auto& b) { return a.oid < b.oid; };
+    std::vector<MeasuredSize> sizes = measurement.sizes;
+    std::sort(sizes.begin(), sizes.end(), by_oid);
+    std::vector<std::uint32_t> locked = measurement.locked;
+    std::sort(locked.begin(), locked.end());
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> signatures;
+    signatures.reserve(tables.size());
+    for (const auto& t : tables) signatures.emplace_back(t.oid, t.signature);
+    std::sort(signatures.begin(), signatures.end());
+
+    const std::size_t old_count = entries_.size();
+    for (const std::uint32_t oid : planned) {
+      if (std::binary_search(locked.begin(), locked.end(), oid)) continue;  // retried next sample
+      const auto size =
+          std::lower_bound(sizes.begin(), sizes.end(), MeasuredSize{.oid = oid}, by_oid);
+      if (size == sizes.end() || size->oid != oid) {
+        dropped.push_back(oid);
+        continue;
+      }
+      const auto sig = std::lower_bound(signatures.begin(), signatures.end(),
+                                        std::make_pair(oid, std::uint64_t{0}));
+      if (sig == signatures.end() || sig->first != oid) continue;  // not a table of this sample
+      ++measured;
+      const Entry fresh{.oid = oid,
+                        .signature = sig->second,
+                        .table_bytes = size->table_bytes,
+                        .index_bytes = size->index_bytes,
+                        .toast_bytes = size->toast_bytes,
+                        .measured_ms = now.count()};
+      auto it = std::lower_bound(entries_.begin(),
+                                 entries_.begin() + static_cast<std::ptrdiff_t>(old_count), oid,
+                                 [](const Entry& e, std::uint32_t o) { return e.oid < o; });
+      if (it != entries_.begin() + static_cast<std::ptrdiff_t>(old_count) && it->oid == oid) {
+        *it = fresh;
+      } else {
+        entries_.push_back(fresh);  // sorted in below, once
+      }
+    }
+    std::inplace_merge(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(old_count),
+                       entries_.end(), by_oid);
+    std::sort(dropped.begin(), dropped.end());
+    std::erase_if(entries_, [&](const Entry& e) {
+      return std::binary_search(dropped.begin(), dropped.end(), e.oid);
+    });
+  }
+  if (measured_count != nullptr) *measured_count = measured;
+
+  std::vector<TableStats> out;
+  out.reserve(tables.size());
+  for (auto& t : tables) {
+    if (std::binary_search(dropped.begin(), dropped.end(), t.oid)) continue;
+    const Entry* e = Find(t.oid);
+    if (e == nullptr) return std::nullopt;  // never measured: no exact size to export
+    out.push_back(TableStats{.schema = std::move(t.schema),
+                             .table = std::move(t.table),
+                             .live_rows = t.live_rows,
+                             .rows_inserted = t.rows_inserted,
+                             .table_bytes = e->table_bytes,
+                             .index_bytes = e->index_bytes,
+                             .toast_bytes = e->toast_bytes});
+  }
+  return out;
 }
 
 std::vector<MetricFamily> DownFamilies() {

@@ -1,10 +1,12 @@
-// Pure half of the PostgreSQL collector: what one catalog sample holds, and how
-// it becomes metric families under the configured table selection and series
-// cap. No I/O here.
+// Pure half of the PostgreSQL collector: what one catalog sample holds, how it
+// becomes metric families under the configured table selection and series cap,
+// and which tables' exact sizes a sample must measure (TableSizeCache). No I/O
+// here.
 #pragma once
 
 #include <prometheus/metric_family.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,6 +31,85 @@ struct CatalogSample {
   std::optional<double> stats_reset_unix_seconds;  // nullopt: statistics never reset
   double postmaster_start_unix_seconds = 0;
   std::vector<TableStats> tables;
+  std::size_t tables_size_measured = 0;  // tables whose sizes this sample measured exactly
+};
+
+/// One row of the cheap per-sample catalog query: a table's counters and the
+/// signature of everything that moves when its files can change size.
+struct TableState {
+  std::uint32_t oid = 0;
+  std::string schema;
+  std::string table;
+  std::int64_t live_rows = 0;
+  std::int64_t rows_inserted = 0;
+  std::uint64_t signature = 0;
+};
+
+/// Exact sizes of one table, as measured by the size query.
+struct MeasuredSize {
+  std::uint32_t oid = 0;
+  std::int64_t table_bytes = 0;
+  std::int64_t index_bytes = 0;
+  std::int64_t toast_bytes = 0;
+};
+
+/// What the size query said about the tables a plan chose.
+struct SizeMeasurement {
+  bool ok = true;                     // false: the query failed; nothing was measured
+  std::vector<MeasuredSize> sizes;    // any order
+  std::vector<std::uint32_t> locked;  // not measured: it would have waited on a lock
+};
+
+/// Change-driven exact sizes. A table's files change size only when the table's
+/// signature moves (rows written, VACUUM/ANALYZE, a new relfilenode, an index
+/// added, dropped or rebuilt), so each sample measures exactly only:
+///   - tables never measured (new, or new to the selection),
+///   - tables whose signature differs from the one their sizes were measured under,
+///   - a rolling share of the others, least recently measured first, so that every
+///     table is measured at least every `max_age` (given samples every `interval`);
+/// and serves every other table's last exact sizes. `max_age` 0 measures every
+/// table every sample. The cache holds 48 bytes per table in a vector sorted by
+/// oid, no names; dropped tables leave it on the next plan.
+class TableSizeCache {
+ public:
+  TableSizeCache(std::chrono::milliseconds max_age, std::chrono::milliseconds interval);
+
+  /// The oids (ascending) to measure exactly in this sample. `now` is any
+  /// monotonic clock; `tables` are this sample's (selected) tables in any order.
+  /// Forgets tables absent from `tables`.
+  std::vector<std::uint32_t> Plan(const std::vector<TableState>& tables,
+                                  std::chrono::milliseconds now);
+
+  /// Records the measurement of Plan's oids (`planned`, from the same `tables`)
+  /// and returns the sample's tables with their exact sizes. A planned table
+  /// that the measurement did not return (dropped in between) leaves the
+  /// sample and the cache. A table that was not measured (locked, or the query
+  /// failed) keeps its last exact sizes and is planned again next sample; if it
+  /// has none yet, there is no exact size to export and the result is nullopt
+  /// (the sample fails). `measured_count` gets the number of tables measured.
+  std::optional<std::vector<TableStats>> Complete(std::vector<TableState> tables,
+                                                  const std::vector<std::uint32_t>& planned,
+                                                  const SizeMeasurement& measurement,
+                                                  std::chrono::milliseconds now,
+                                                  std::size_t* measured_count = nullptr);
+
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::uint32_t oid = 0;
+    std::uint64_t signature = 0;  // the table's signature when its sizes were measured
+    std::int64_t table_bytes = 0;
+    std::int64_t index_bytes = 0;
+    std::int64_t toast_bytes = 0;
+    std::int64_t measured_ms = 0;  // `now` of the sample that measured it
+  };
+  const Entry* Find(std::uint32_t oid) const;
+
+  std::chrono::milliseconds max_age_;
+  std::chrono::milliseconds interval_;
+  std::vector<Entry> entries_;  // sorted by oid
+  double credit_ = 0;           // rolling refreshes owed, in tables
 };
 
 struct TableSelection {

@@ -40,6 +40,23 @@ TEST(ConfigTest, DefaultsWithOnlyDatabaseUrl) {
   ASSERT_TRUE(config.postgres.url.has_value());
   EXPECT_EQ(config.postgres.url->password(), "pw");
   EXPECT_EQ(config.postgres.max_table_series, 500u);
+  EXPECT_EQ(config.postgres.size_max_age, milliseconds(300000));
+}
+
+TEST(ConfigTest, SizeMaxAge) {
+  EXPECT_EQ(MustParse("postgres: {size_max_age: 0s}", Env(kDb)).postgres.size_max_age,
+            milliseconds(0));
+  EXPECT_EQ(MustParse("sample_interval: 30s\npostgres: {size_max_age: 30s}", Env(kDb))
+                .postgres.size_max_age,
+            milliseconds(30000));
+  EXPECT_EQ(MustFail("postgres: {size_max_age: 10s}", Env(kDb)).field, "postgres.size_max_age");
+  EXPECT_EQ(MustFail("postgres: {size_max_age: often}", Env(kDb)).field, "postgres.size_max_age");
+  // SAMPLE_INTERVAL from the environment counts too.
+  auto env = kDb;
+  env["SAMPLE_INTERVAL"] = "10m";
+  EXPECT_EQ(MustFail("postgres: {size_max_age: 5m}", Env(env)).field, "postgres.size_max_age");
+  // The default follows a slow sample_interval instead of failing it.
+  EXPECT_EQ(MustParse("", Env(env)).postgres.size_max_age, milliseconds(600000));
 }
 
 TEST(ConfigTest, FullFileIsRead) {

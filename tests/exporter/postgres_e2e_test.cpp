@@ -331,6 +331,114 @@ TEST_F(PostgresE2eTest, TenThousandTablesStayWithinTheCapAndOtherAddsUp) {
   EXPECT_GT(smallest_kept, PsqlNumber(*shared_pg, "SELECT pg_total_relation_size('t1')", db));
 }
 
+// Sizes are measured exactly only when something could have changed them: with a size_max_age
+// far beyond the test, every change below shows up only through change detection.
+TEST_F(PostgresE2eTest, SizesFollowWritesIndexesTruncateAndVacuum) {
+  const auto db = NewDatabase();
+  shared_pg->Psql(R"sql(
+    CREATE TABLE grow (id int PRIMARY KEY, v text);
+    CREATE TABLE idle_ix (a int, b int);
+    INSERT INTO idle_ix SELECT g, g FROM generate_series(1, 5000) g;
+    CREATE TABLE trunc (a int, v text);
+    INSERT INTO trunc SELECT g, repeat('x', 200) FROM generate_series(1, 5000) g;
+    CREATE TABLE shrink (a int, v text) WITH (autovacuum_enabled = off);
+    INSERT INTO shrink SELECT g, repeat('y', 200) FROM generate_series(1, 5000) g;
+  )sql",
+                  db);
+  auto exporter = StartExporter(shared_pg->Url(db), "postgres: {size_max_age: 10m}\n");
+  auto bytes = [&](const std::string& table, const std::string& part) {
+    return EventuallyEquals(
+        *exporter, "iotistic_postgres_table_size_bytes",
+        {{"schema", "public"}, {"table", table}, {"part", part}}, [&, table, part] {
+          const std::string rel = "'public." + table + "'";
+          const std::string expr =
+              part == "index" ? "pg_indexes_size(" + rel + ")"
+                              : "pg_total_relation_size(" + rel + ") - pg_indexes_size(" + rel +
+                                    ") - COALESCE(pg_total_relation_size(NULLIF((SELECT "
+                                    "reltoastrelid FROM pg_class WHERE oid = " +
+                                    rel + "::regclass), 0)), 0)";
+          return PsqlNumber(*shared_pg, "SELECT " + expr, db);
+        });
+  };
+  auto current = [&](const std::string& table, const std::string& part) {
+    return FindValue(exporter->Scrape(), "iotistic_postgres_table_size_bytes",
+                     {{"schema", "public"}, {"table", table}, {"part", part}})
+        .value_or(-1);
+  };
+  for (const char* table : {"grow", "idle_ix", "trunc", "shrink"}) {
+    ASSERT_TRUE(bytes(table, "table")) << table;
+    ASSERT_TRUE(bytes(table, "index")) << table;
+  }
+
+  // (a) INSERTs grow the table and its index.
+  const double grow_before = current("grow", "table");
+  shared_pg->Psql("INSERT INTO grow SELECT g, repeat('z', 100) FROM generate_series(1, 20000) g",
+                  db);
+  EXPECT_TRUE(bytes("grow", "table"));
+  EXPECT_TRUE(bytes("grow", "index"));
+  EXPECT_GT(current("grow", "table"), grow_before);
+
+  // (b) A new index on an otherwise idle table.
+  EXPECT_EQ(current("idle_ix", "index"), 0);
+  shared_pg->Psql("CREATE INDEX ON idle_ix (b)", db);
+  EXPECT_TRUE(bytes("idle_ix", "index"));
+  EXPECT_GT(current("idle_ix", "index"), 0);
+
+  // (c) TRUNCATE (a new relfilenode, no row counter moves) and DELETE + VACUUM shrink.
+  const double trunc_before = current("trunc", "table");
+  shared_pg->Psql("TRUNCATE trunc", db);
+  EXPECT_TRUE(bytes("trunc", "table"));
+  EXPECT_LT(current("trunc", "table"), trunc_before);
+  const double shrink_before = current("shrink", "table");
+  shared_pg->Psql("DELETE FROM shrink", db);
+  shared_pg->Psql("VACUUM shrink", db);
+  EXPECT_TRUE(bytes("shrink", "table"));
+  EXPECT_LT(current("shrink", "table"), shrink_before);
+}
+
+// (d) On an idle database a sample measures only the rolling share: 100 tables, 300 ms samples,
+// every size at most 3 s old -> about 10 a sample, never all 100 again after the first.
+TEST_F(PostgresE2eTest, IdleDatabaseMeasuresOnlyTheRollingShare) {
+  const auto db = NewDatabase();
+  shared_pg->Psql(R"sql(
+    DO $$ BEGIN FOR i IN 1..100 LOOP
+      EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY) WITH (autovacuum_enabled = off)', i);
+    END LOOP; END $$;
+  )sql",
+                  db);
+  auto exporter = StartExporter(shared_pg->Url(db), "postgres: {size_max_age: 3s}\n");
+  ASSERT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_tables", {}, [] { return 100; }));
+  // The per-sample figures after the first sample, one per distinct sample.
+  std::map<double, double> measured_by_sample;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (measured_by_sample.size() < 15 && std::chrono::steady_clock::now() < deadline) {
+    const auto samples = exporter->Scrape();
+    const auto stamp = FindValue(samples, "iotistic_exporter_last_sample_timestamp_seconds",
+                                 {{"collector", "postgres"}});
+    const auto measured = FindValue(samples, "iotistic_postgres_tables_size_measured");
+    ASSERT_TRUE(measured) << "no iotistic_postgres_tables_size_measured";
+    if (stamp) measured_by_sample[*stamp] = *measured;
+  }
+  ASSERT_GE(measured_by_sample.size(), 15u);
+  measured_by_sample.erase(measured_by_sample.begin());  // may be the first, full sample
+  double total = 0;
+  for (const auto& [stamp, measured] : measured_by_sample) {
+    EXPECT_LE(measured, 40) << "at " << stamp;  // about 10; samples late on a busy machine see more
+    total += measured;
+  }
+  EXPECT_GT(total, 0);  // the rolling refresh runs
+  EXPECT_LT(total / static_cast<double>(measured_by_sample.size()), 30);
+  // And what is served is still exact.
+  double exported = 0;
+  for (const auto& s : FindAll(exporter->Scrape(), "iotistic_postgres_table_size_bytes"))
+    exported += s.value;
+  EXPECT_EQ(exported, PsqlNumber(*shared_pg,
+                                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                 "WHERE c.relkind = 'r' AND n.nspname = 'public'",
+                                 db));
+}
+
 TEST_F(PostgresE2eTest, GzipAndBasicAuth) {
   const auto db = NewDatabase();
   auto exporter = StartExporter(
@@ -468,20 +576,29 @@ namespace {
 using namespace billing::testbed;
 using namespace std::chrono_literals;
 
-// A database that cannot answer (a table locked by a customer's long
-// ALTER/VACUUM FULL) never makes a scrape wait: scrapes keep answering from the
-// last sample while sampling times out.
-TEST(PostgresSlowDatabaseTest, ScrapesNeverWaitOnTheDatabase) {
+// A table locked by a customer's long ALTER/VACUUM FULL never makes a scrape wait, and no longer
+// takes the sample down: the catalog query takes no lock on user tables, and a table that cannot
+// be measured keeps its last exact sizes until it can be (size_max_age 0: every sample tries).
+TEST(PostgresSlowDatabaseTest, ALockedTableKeepsItsLastSizesAndScrapesNeverWait) {
   PostgresServer pg;
   pg.Psql("CREATE TABLE t (x int); INSERT INTO t VALUES (1);");
   TempDir dir;
   const auto config = dir.path() / "config.yaml";
-  std::ofstream(config) << "postgres: {statement_timeout: 1s}\n";
+  std::ofstream(config) << "postgres: {statement_timeout: 1s, size_max_age: 0s}\n";
   ExporterProcess exporter(BILLING_EXPORTER_PATH, {"--config", config.string()},
                            {{"DATABASE_URL", pg.Url()}, {"SAMPLE_INTERVAL", "200ms"}});
   ASSERT_TRUE(exporter.WaitHealthy());
-  ASSERT_TRUE(
-      WaitFor([&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up") == 1.0; }, 20s));
+  const std::map<std::string, std::string> t_table = {{"table", "t"}, {"part", "table"}};
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto s = exporter.Scrape();
+        return FindValue(s, "iotistic_postgres_up") == 1.0 &&
+               FindValue(s, "iotistic_postgres_tables_size_measured") == 1.0;
+      },
+      20s));
+  const double size_before =
+      FindValue(exporter.Scrape(), "iotistic_postgres_table_size_bytes", t_table).value_or(-1);
+  EXPECT_EQ(size_before, std::stod(pg.Psql("SELECT pg_relation_size('t')")));
 
   Process locker({.argv = {"psql", "-X", "-q", pg.Url(), "-c",
                            "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; "
@@ -490,26 +607,34 @@ TEST(PostgresSlowDatabaseTest, ScrapesNeverWaitOnTheDatabase) {
                   .unset_env = {},
                   .log_path = dir.path() / "locker.log",
                   .run_as_user = std::nullopt});
-  // While the lock is held, samples block on it until statement_timeout and
-  // fail...
+  // While the lock is held, samples succeed without measuring t, which keeps its last size...
   ASSERT_TRUE(WaitFor(
       [&] {
-        return FindValue(exporter.Scrape(), "iotistic_exporter_sample_errors_total",
-                         {{"collector", "postgres"}}) > 0;
+        const auto s = exporter.Scrape();
+        return locker.Running() && FindValue(s, "iotistic_postgres_up") == 1.0 &&
+               FindValue(s, "iotistic_postgres_tables_size_measured") == 0.0;
       },
-      20s))
+      5s, 20ms))
       << exporter.process().Log();
-  // ...and every scrape meanwhile is answered at once from the latest sample.
+  // ...and every scrape meanwhile is answered at once.
   int answered_while_locked = 0;
   for (int i = 0; i < 20 && locker.Running(); ++i) {
     const auto response = HttpGet(exporter.BaseUrl() + "/metrics", {}, 2s);
     ASSERT_EQ(response.status, 200) << response.error;
+    const auto s = ParseMetricsText(response.body);
+    EXPECT_EQ(FindValue(s, "iotistic_postgres_up"), 1.0);
+    EXPECT_EQ(FindValue(s, "iotistic_postgres_table_size_bytes", t_table), size_before);
     if (locker.Running()) ++answered_while_locked;
   }
   EXPECT_GT(answered_while_locked, 5);
   ASSERT_TRUE(locker.Wait(30s).has_value());
-  EXPECT_TRUE(
-      WaitFor([&] { return FindValue(exporter.Scrape(), "iotistic_postgres_up") == 1.0; }, 20s));
+  // Measured again once the lock is gone.
+  EXPECT_TRUE(WaitFor(
+      [&] { return FindValue(exporter.Scrape(), "iotistic_postgres_tables_size_measured") == 1.0; },
+      20s));
+  EXPECT_EQ(FindValue(exporter.Scrape(), "iotistic_exporter_sample_errors_total",
+                      {{"collector", "postgres"}}),
+            0);
 }
 
 // Prometheus itself scrapes the exporter and sees the same numbers.

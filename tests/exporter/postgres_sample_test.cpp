@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "exposition.h"
 #include "testbed.h"
 
@@ -121,6 +123,212 @@ TEST(CatalogFamiliesTest, DownFamiliesSayOnlyDown) {
   ASSERT_EQ(samples.size(), 1u);
   EXPECT_EQ(samples[0].name, "iotistic_postgres_up");
   EXPECT_EQ(samples[0].value, 0);
+}
+
+// ---- TableSizeCache: which tables a sample measures exactly
+// --------------------------------------
+
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+TableState State(std::uint32_t oid, std::uint64_t signature) {
+  TableState t;
+  t.oid = oid;
+  t.schema = "s";
+  t.table = "t" + std::to_string(oid);
+  t.live_rows = oid;
+  t.rows_inserted = 2 * oid;
+  t.signature = signature;
+  return t;
+}
+
+// What PostgreSQL would answer for the planned oids: sizes derived from oid and `version`.
+SizeMeasurement Measure(const std::vector<std::uint32_t>& planned, std::int64_t version = 0) {
+  SizeMeasurement m;
+  for (auto oid : planned) {
+    m.sizes.push_back(MeasuredSize{.oid = oid,
+                                   .table_bytes = 8192 * (oid + version),
+                                   .index_bytes = 16384 + version,
+                                   .toast_bytes = version});
+  }
+  return m;
+}
+
+const TableStats* FindTable(const std::vector<TableStats>& tables, std::uint32_t oid) {
+  for (const auto& t : tables)
+    if (t.table == "t" + std::to_string(oid)) return &t;
+  return nullptr;
+}
+
+TEST(TableSizeCacheTest, NewChangedUnchangedAndDroppedTables) {
+  TableSizeCache cache(minutes(5), seconds(15));
+  std::vector<TableState> tables = {State(30, 1), State(10, 1), State(20, 1)};
+  auto now = milliseconds(1'000'000);
+
+  // First sample: every table is new.
+  auto planned = cache.Plan(tables, now);
+  EXPECT_EQ(planned, (std::vector<std::uint32_t>{10, 20, 30}));
+  std::size_t measured = 0;
+  auto out = cache.Complete(tables, planned, Measure(planned), now, &measured);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(measured, 3u);
+  ASSERT_EQ(out->size(), 3u);
+  EXPECT_EQ(FindTable(*out, 20)->table_bytes, 8192 * 20);
+  EXPECT_EQ(FindTable(*out, 20)->rows_inserted, 40);
+
+  // Next sample: 20 changed, 40 is new, 30 dropped; 10 is unchanged and not due.
+  now += seconds(15);
+  tables = {State(10, 1), State(20, 2), State(40, 1)};
+  planned = cache.Plan(tables, now);
+  EXPECT_EQ(planned, (std::vector<std::uint32_t>{20, 40}));
+  EXPECT_EQ(cache.size(), 2u);  // 30 left the cache
+  out = cache.Complete(tables, planned, Measure(planned, 5), now, &measured);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(measured, 2u);
+  ASSERT_EQ(out->size(), 3u);
+  EXPECT_EQ(FindTable(*out, 10)->table_bytes, 8192 * 10);  // its last exact size
+  EXPECT_EQ(FindTable(*out, 20)->table_bytes, 8192 * 25);  // measured again
+  EXPECT_EQ(FindTable(*out, 20)->toast_bytes, 5);
+  EXPECT_EQ(FindTable(*out, 40)->index_bytes, 16384 + 5);
+  EXPECT_EQ(FindTable(*out, 30), nullptr);
+
+  // Unchanged everything: nothing to measure (3 tables owe 3 * 15/300 of a refresh).
+  now += seconds(15);
+  planned = cache.Plan(tables, now);
+  EXPECT_TRUE(planned.empty());
+  out = cache.Complete(tables, planned, Measure(planned), now, &measured);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(measured, 0u);
+  EXPECT_EQ(out->size(), 3u);
+}
+
+TEST(TableSizeCacheTest, TableDroppedBetweenTheQueriesLeavesTheSample) {
+  TableSizeCache cache(minutes(5), seconds(15));
+  const std::vector<TableState> tables = {State(1, 1), State(2, 1)};
+  const auto planned = cache.Plan(tables, milliseconds(0));
+  auto measurement = Measure({1});  // 2 is gone by the time its size is asked for
+  std::size_t measured = 0;
+  const auto out = cache.Complete(tables, planned, measurement, milliseconds(0), &measured);
+  ASSERT_TRUE(out);
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ(out->front().table, "t1");
+  EXPECT_EQ(measured, 1u);
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(TableSizeCacheTest, EveryTableIsMeasuredWithinMaxAgeWithoutBursts) {
+  const auto interval = seconds(15);
+  const auto max_age = minutes(5);
+  TableSizeCache cache(max_age, interval);
+  constexpr std::uint32_t kTables = 1000;
+  std::vector<TableState> tables;
+  for (std::uint32_t oid = 1; oid <= kTables; ++oid) tables.push_back(State(oid, 7));
+  std::map<std::uint32_t, milliseconds> last;
+  milliseconds now(123'456);
+  const std::size_t share = kTables * 15 / 300;  // 50 a sample
+  for (int sample = 0; sample < 200; ++sample, now += interval) {
+    const auto planned = cache.Plan(tables, now);
+    if (sample == 0) {
+      EXPECT_EQ(planned.size(), kTables);
+    } else {
+      // Only the rolling share (never all at once when the first generation comes due).
+      EXPECT_LE(planned.size(), share + 1) << "sample " << sample;
+      EXPECT_GE(planned.size(), share - 1) << "sample " << sample;
+    }
+    ASSERT_TRUE(cache.Complete(tables, planned, Measure(planned), now));
+    for (auto oid : planned) last[oid] = now;
+    for (const auto& [oid, when] : last) {
+      ASSERT_LE(now - when, max_age) << "table " << oid << " at sample " << sample;
+    }
+  }
+  EXPECT_EQ(last.size(), kTables);
+}
+
+TEST(TableSizeCacheTest, FewTablesAreMeasuredOnlyWhenDue) {
+  const auto interval = seconds(1);
+  TableSizeCache cache(seconds(10), interval);
+  const std::vector<TableState> tables = {State(1, 1)};
+  milliseconds now(0);
+  int measured_samples = 0;
+  for (int sample = 0; sample < 40; ++sample, now += interval) {
+    const auto planned = cache.Plan(tables, now);
+    measured_samples += planned.empty() ? 0 : 1;
+    ASSERT_TRUE(cache.Complete(tables, planned, Measure(planned), now));
+  }
+  // At 0 and then once per 10 s: about 4-5 of 40 samples, not every one.
+  EXPECT_GE(measured_samples, 4);
+  EXPECT_LE(measured_samples, 6);
+}
+
+TEST(TableSizeCacheTest, MaxAgeZeroMeasuresEveryTableEverySample) {
+  TableSizeCache cache(milliseconds(0), seconds(15));
+  const std::vector<TableState> tables = {State(1, 1), State(2, 1)};
+  for (int sample = 0; sample < 3; ++sample) {
+    const auto planned = cache.Plan(tables, seconds(15 * sample));
+    EXPECT_EQ(planned.size(), 2u);
+    ASSERT_TRUE(cache.Complete(tables, planned, Measure(planned), seconds(15 * sample)));
+  }
+}
+
+TEST(TableSizeCacheTest, AfterAFailedMeasurementLastExactSizesAreKeptAndRetried) {
+  TableSizeCache cache(minutes(5), seconds(15));
+  std::vector<TableState> tables = {State(1, 1), State(2, 1)};
+  auto planned = cache.Plan(tables, seconds(0));
+  ASSERT_TRUE(cache.Complete(tables, planned, Measure(planned), seconds(0)));
+
+  // 2 changed, but the size query fails (a lock taken after the check, a timeout).
+  tables = {State(1, 1), State(2, 2)};
+  planned = cache.Plan(tables, seconds(15));
+  EXPECT_EQ(planned, (std::vector<std::uint32_t>{2}));
+  std::size_t measured = 9;
+  auto out =
+      cache.Complete(tables, planned, SizeMeasurement{.ok = false, .sizes = {}, .locked = {}},
+                     seconds(15), &measured);
+  ASSERT_TRUE(out);  // the sample stays up...
+  EXPECT_EQ(measured, 0u);
+  EXPECT_EQ(FindTable(*out, 2)->table_bytes, 8192 * 2);  // ...with 2's last exact sizes
+
+  // Locked: reported as such, kept, and still planned.
+  planned = cache.Plan(tables, seconds(30));
+  EXPECT_EQ(planned, (std::vector<std::uint32_t>{2}));
+  out = cache.Complete(tables, planned, SizeMeasurement{.ok = true, .sizes = {}, .locked = {2}},
+                       seconds(30), &measured);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->size(), 2u);
+  EXPECT_EQ(measured, 0u);
+
+  // The next sample that can measure it does.
+  planned = cache.Plan(tables, seconds(45));
+  EXPECT_EQ(planned, (std::vector<std::uint32_t>{2}));
+  out = cache.Complete(tables, planned, Measure(planned, 3), seconds(45), &measured);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(measured, 1u);
+  EXPECT_EQ(FindTable(*out, 2)->table_bytes, 8192 * 5);
+  EXPECT_TRUE(cache.Plan(tables, seconds(60)).empty());
+}
+
+TEST(TableSizeCacheTest, ATableNeverMeasuredFailsTheSampleWhenItCannotBeMeasured) {
+  TableSizeCache cache(minutes(5), seconds(15));
+  const std::vector<TableState> tables = {State(1, 1), State(2, 1)};
+  const auto planned = cache.Plan(tables, seconds(0));
+  EXPECT_FALSE(cache.Complete(tables, planned,
+                              SizeMeasurement{.ok = false, .sizes = {}, .locked = {}}, seconds(0)));
+  auto locked = Measure({1});
+  locked.locked = {2};
+  EXPECT_FALSE(cache.Complete(tables, planned, locked, seconds(0)));
+  // Once both could be measured, the sample is whole.
+  const auto again = cache.Plan(tables, seconds(15));
+  EXPECT_EQ(again, (std::vector<std::uint32_t>{2}));
+  EXPECT_TRUE(cache.Complete(tables, again, Measure(again), seconds(15)));
+}
+
+TEST(CatalogFamiliesTest, TablesSizeMeasuredIsExported) {
+  CatalogSample sample;
+  sample.tables_size_measured = 17;
+  const auto samples =
+      ParseMetricsText(SerializeText(CatalogFamilies(sample, TableSelection{}), {}));
+  EXPECT_EQ(FindValue(samples, "iotistic_postgres_tables_size_measured"), 17);
 }
 
 }  // namespace
