@@ -47,7 +47,7 @@ void BM_PublishSample(benchmark::State& state) {
     exposition.Publish("postgres", CatalogFamilies(sample, Uncapped()), true,
                        std::chrono::milliseconds(1), std::chrono::system_clock::now());
   }
-  state.counters["page_bytes"] = static_cast<double>(exposition.Current()->text.size());
+  state.counters["page_bytes"] = static_cast<double>(exposition.Current()->text_size);
   state.counters["gzip_bytes"] = static_cast<double>(exposition.Current()->gzip.size());
 }
 BENCHMARK(BM_PublishSample)->Arg(100)->Arg(10000)->Unit(benchmark::kMillisecond);

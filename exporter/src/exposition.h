@@ -2,11 +2,18 @@
 // Publishing a sample serialises the page once (plain and gzip); a scrape only
 // takes a reference to the current page, so its cost does not depend on the
 // database's size or speed.
+//
+// Memory: the plain page is not one concatenated string but the list of the
+// collectors' serialised families, one string each (shared with the
+// collector's state and with the pages before it), so the text of a big sample
+// exists once, not twice; only the gzip encoding, a fraction of the size, is a
+// buffer of its own. The HTTP server writes the chunks in sequence.
 #pragma once
 
 #include <prometheus/metric_family.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -18,8 +25,17 @@
 namespace billing::exporter {
 
 struct Page {
-  std::string text;  // Prometheus text format 0.0.4
-  std::string gzip;  // the same bytes, gzip-compressed
+  /// Prometheus text format 0.0.4: the concatenation of `chunks`, in order (a
+  /// chunk is one family of a collector's sample, or the exporter's own
+  /// metrics). Chunks are immutable and shared by successive pages until their
+  /// collector publishes again.
+  std::vector<std::shared_ptr<const std::string>> chunks;
+  std::size_t text_size = 0;  // the sum of the chunks' sizes: the plain Content-Length
+  std::string gzip;           // the same bytes, gzip-compressed (one buffer)
+
+  /// The whole plain text as one string (a copy: for tests and tools, not the
+  /// scrape path).
+  std::string Text() const;
 };
 
 struct CollectorHealth {
@@ -53,7 +69,9 @@ class Exposition {
   struct CollectorState {
     std::string name;
     std::chrono::milliseconds interval{0};
-    std::shared_ptr<const std::string> serialized;  // its families, constant labels applied
+    // Its families serialised (constant labels applied), one string per family; these very
+    // strings are the page's chunks.
+    std::vector<std::shared_ptr<const std::string>> chunks;
     std::uint64_t errors = 0;
     double last_duration_seconds = 0;
     double last_success_unix_seconds = 0;  // 0: never
@@ -75,11 +93,22 @@ class Exposition {
 };
 
 /// Serialises families in the text format, with `constant_labels` first on
-/// every series.
+/// every series: one string per family (empty ones left out), freeing each
+/// family once written.
+std::vector<std::shared_ptr<const std::string>> SerializeChunks(
+    std::vector<prometheus::MetricFamily> families,
+    const std::vector<std::pair<std::string, std::string>>& constant_labels);
+
+/// The same as one string.
 std::string SerializeText(std::vector<prometheus::MetricFamily> families,
                           const std::vector<std::pair<std::string, std::string>>& constant_labels);
 
 /// gzip (RFC 1952) of `data`.
 std::string GzipCompress(const std::string& data);
+
+/// gzip (RFC 1952) of the concatenation of `chunks`, without concatenating
+/// them: the same bytes as GzipCompress of the concatenation. The result's
+/// capacity is trimmed to its size.
+std::string GzipCompress(const std::vector<std::shared_ptr<const std::string>>& chunks);
 
 }  // namespace billing::exporter

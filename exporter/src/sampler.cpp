@@ -30,9 +30,11 @@ void Sampler::Run(std::stop_token stop) {
     const auto took = Clock::now() - started;
     exposition_.Publish(collector_.Name(), std::move(result.families), result.ok, took,
                         std::chrono::system_clock::now());
-    // A sample of a large database allocates tens of MB of short-lived objects on this thread;
-    // glibc keeps freed memory in the thread's arena, so without this the exporter's resident
-    // size stays at its peak (several times the page it serves) in every customer namespace.
+    // A sample of a large database allocates tens of MB of short-lived objects on this thread.
+    // The large buffers among them are mmapped and already returned (see TuneMalloc in main.cpp),
+    // but the small ones (a ClientMetric and its label strings per series) leave free pages inside
+    // the arena, which glibc keeps unless asked; without this the exporter's resident size would
+    // stay at its peak in every customer namespace.
     malloc_trim(0);
 
     // Log changes of state, not every failed sample: a database down for a day

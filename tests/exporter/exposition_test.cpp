@@ -1,6 +1,9 @@
 #include "exposition.h"
 
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
 
 #include "http_server.h"
 #include "postgres_sample.h"
@@ -21,7 +24,7 @@ std::vector<prometheus::MetricFamily> OneGauge(const std::string& name, double v
 TEST(ExpositionTest, FirstPageHasSelfMetricsBeforeAnySample) {
   Exposition exposition({{"customer_id", "c1"}}, "1.2.3");
   exposition.Register("postgres", std::chrono::seconds(15));
-  const auto samples = ParseMetricsText(exposition.Current()->text);
+  const auto samples = ParseMetricsText(exposition.Current()->Text());
   EXPECT_EQ(FindValue(samples, "iotistic_exporter_build_info",
                       {{"version", "1.2.3"}, {"customer_id", "c1"}}),
             1);
@@ -42,7 +45,7 @@ TEST(ExpositionTest, PublishReplacesTheCollectorsSeriesAndCountsErrors) {
   exposition.Publish("b", OneGauge("metric_b", 2), true, std::chrono::milliseconds(5), t);
   exposition.Publish("a", OneGauge("metric_a", 3), false, std::chrono::milliseconds(5),
                      t + std::chrono::seconds(1));
-  const auto samples = ParseMetricsText(exposition.Current()->text);
+  const auto samples = ParseMetricsText(exposition.Current()->Text());
   EXPECT_EQ(FindValue(samples, "metric_a"), 3);
   EXPECT_EQ(FindValue(samples, "metric_b"), 2);
   EXPECT_EQ(FindValue(samples, "iotistic_exporter_sample_errors_total", {{"collector", "a"}}), 1);
@@ -61,8 +64,173 @@ TEST(ExpositionTest, GzipPageIsTheSameText) {
   exposition.Publish("a", OneGauge("metric_a", 42), true, std::chrono::seconds(0),
                      std::chrono::system_clock::now());
   const auto page = exposition.Current();
-  EXPECT_EQ(testbed::Gunzip(page->gzip), page->text);
-  EXPECT_LT(page->gzip.size(), page->text.size());
+  EXPECT_EQ(testbed::Gunzip(page->gzip), page->Text());
+  EXPECT_LT(page->gzip.size(), page->text_size);
+}
+
+// A collector's sample as the collectors make them: several families, labelled series, a counter,
+// values that need the serialiser's number formatting, a label value that needs escaping.
+std::vector<prometheus::MetricFamily> SampleFamilies(const std::string& prefix, int series) {
+  prometheus::MetricFamily rows{
+      prefix + "_rows", "Rows \"estimated\".", prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily inserted{
+      prefix + "_inserted_total", "Rows inserted.", prometheus::MetricType::Counter, {}};
+  for (int i = 0; i < series; ++i) {
+    prometheus::ClientMetric gauge;
+    gauge.label = {{"schema", "public"}, {"table", "sensor_readings_" + std::to_string(i)}};
+    gauge.gauge.value = 1000.0 * i + 0.25;
+    rows.metric.push_back(gauge);
+    prometheus::ClientMetric counter;
+    counter.label = {{"table", i % 7 == 0 ? "we\"ird\\name\n" : "t" + std::to_string(i)}};
+    counter.counter.value = 1e15 + i;
+    inserted.metric.push_back(counter);
+  }
+  return {rows, inserted};
+}
+
+// The page as the exporter served it before pages were kept in chunks: every collector's families
+// in registration order, then the exporter's own, each series with the constant labels first,
+// serialised in one call (gzip of that one string is GzipCompress(std::string), one deflate
+// call over one buffer).
+std::string ReferenceText(std::vector<std::vector<prometheus::MetricFamily>> collectors,
+                          std::vector<prometheus::MetricFamily> own,
+                          const std::vector<std::pair<std::string, std::string>>& constant_labels) {
+  std::vector<prometheus::MetricFamily> all;
+  for (auto& families : collectors) {
+    for (auto& family : families) all.push_back(std::move(family));
+  }
+  for (auto& family : own) all.push_back(std::move(family));
+  for (auto& family : all) {
+    for (auto& metric : family.metric) {
+      std::vector<prometheus::ClientMetric::Label> labels;
+      for (const auto& [name, value] : constant_labels) labels.push_back({name, value});
+      for (auto& label : metric.label) labels.push_back(label);
+      metric.label = labels;
+    }
+  }
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, all);
+  return out.str();
+}
+
+prometheus::MetricFamily OwnFamily(const std::string& name, const std::string& help,
+                                   prometheus::MetricType type,
+                                   const std::vector<std::pair<std::string, double>>& values) {
+  prometheus::MetricFamily family{name, help, type, {}};
+  for (const auto& [collector, value] : values) {
+    prometheus::ClientMetric metric;
+    metric.label = {{"collector", collector}};
+    if (type == prometheus::MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
+    }
+    family.metric.push_back(metric);
+  }
+  return family;
+}
+
+TEST(ExpositionTest, ServedPageIsByteIdenticalToOneSerialisationOfEveryCollector) {
+  const std::vector<std::pair<std::string, std::string>> constant_labels = {
+      {"customer_id", "abc123"}, {"region", "eu"}};
+  Exposition exposition(constant_labels, "9.9.9");
+  exposition.Register("postgres", std::chrono::seconds(15));
+  exposition.Register("empty", std::chrono::seconds(15));
+  exposition.Register("mqtt", std::chrono::seconds(15));
+  exposition.Register("never", std::chrono::seconds(15));
+  const auto t = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  // Big enough that the text spans several zlib windows and the plain page is several chunks of
+  // different sizes; the old and new samples of "postgres" differ so a stale chunk would show.
+  exposition.Publish("postgres", SampleFamilies("old_pg", 10), true, std::chrono::seconds(1), t);
+  exposition.Publish("mqtt", SampleFamilies("mq", 50), false, std::chrono::milliseconds(125), t);
+  exposition.Publish("empty", {}, true, std::chrono::milliseconds(500), t);
+  exposition.Publish("postgres", SampleFamilies("pg", 3000), true, std::chrono::milliseconds(250),
+                     t + std::chrono::seconds(15));
+
+  const std::string expected = ReferenceText(
+      {SampleFamilies("pg", 3000), {}, SampleFamilies("mq", 50)},
+      {OwnFamily("iotistic_exporter_sample_duration_seconds",
+                 "Seconds the collector's last sample took.", prometheus::MetricType::Gauge,
+                 {{"postgres", 0.25}, {"empty", 0.5}, {"mqtt", 0.125}, {"never", 0}}),
+       OwnFamily("iotistic_exporter_last_sample_timestamp_seconds",
+                 "Unix time of the collector's last successful sample (0: none yet).",
+                 prometheus::MetricType::Gauge,
+                 {{"postgres", 1700000015}, {"empty", 1700000000}, {"mqtt", 0}, {"never", 0}}),
+       OwnFamily("iotistic_exporter_sample_errors_total",
+                 "Samples that failed since the exporter started.", prometheus::MetricType::Counter,
+                 {{"postgres", 0}, {"empty", 0}, {"mqtt", 1}, {"never", 0}}),
+       prometheus::MetricFamily{"iotistic_exporter_build_info",
+                                "The exporter's version; always 1.",
+                                prometheus::MetricType::Gauge,
+                                {[] {
+                                  prometheus::ClientMetric metric;
+                                  metric.label = {{"version", "9.9.9"}};
+                                  metric.gauge.value = 1;
+                                  return metric;
+                                }()}}},
+      constant_labels);
+  ASSERT_GT(expected.size(), 200000u);
+  const std::string expected_gzip = GzipCompress(expected);
+
+  const auto page = exposition.Current();
+  EXPECT_GT(page->chunks.size(), 1u);
+  EXPECT_EQ(page->text_size, expected.size());
+  EXPECT_TRUE(page->Text() == expected);  // not EXPECT_EQ: a diff of 400 KB helps nobody
+  EXPECT_TRUE(page->gzip == expected_gzip);
+
+  const int port = testbed::FreePort();
+  HttpServer server(HttpOptions{"127.0.0.1:" + std::to_string(port), "", ""}, exposition);
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+  const auto plain = testbed::HttpGet(url);
+  ASSERT_EQ(plain.status, 200) << plain.error;
+  EXPECT_EQ(plain.headers.at("content-length"), std::to_string(expected.size()));
+  EXPECT_EQ(plain.headers.count("content-encoding"), 0u);
+  EXPECT_EQ(plain.body.size(), expected.size());
+  EXPECT_TRUE(plain.body == expected);
+
+  const auto gzip = testbed::HttpGet(url, {"Accept-Encoding: gzip"});
+  ASSERT_EQ(gzip.status, 200) << gzip.error;
+  EXPECT_EQ(gzip.headers.at("content-length"), std::to_string(expected_gzip.size()));
+  EXPECT_EQ(gzip.headers.at("content-encoding"), "gzip");
+  EXPECT_TRUE(gzip.body == expected_gzip);
+  EXPECT_TRUE(testbed::Gunzip(gzip.body) == expected);
+
+  for (const char* encoding : {"identity", "gzip"}) {
+    const auto head =
+        testbed::HttpRequest("HEAD", url, "", {std::string("Accept-Encoding: ") + encoding});
+    ASSERT_EQ(head.status, 200) << head.error;
+    EXPECT_EQ(
+        head.headers.at("content-length"),
+        std::to_string(std::string(encoding) == "gzip" ? expected_gzip.size() : expected.size()));
+    EXPECT_TRUE(head.body.empty());
+  }
+
+  // Keep-alive: a second request on the same connection starts where the first body ended.
+  const auto again = testbed::HttpGet(url);
+  EXPECT_TRUE(again.body == expected);
+}
+
+TEST(ExpositionTest, SerializeTextMatchesOneCallOfTheTextSerializer) {
+  const std::vector<std::pair<std::string, std::string>> constant_labels = {{"customer_id", "c"}};
+  EXPECT_EQ(SerializeText(SampleFamilies("x", 20), constant_labels),
+            ReferenceText({SampleFamilies("x", 20)}, {}, constant_labels));
+  EXPECT_EQ(SerializeText(SampleFamilies("y", 3), {}),
+            ReferenceText({SampleFamilies("y", 3)}, {}, {}));
+  EXPECT_EQ(SerializeText({}, constant_labels), "");
+}
+
+TEST(ExpositionTest, GzipOfChunksIsGzipOfTheirConcatenation) {
+  std::string big;
+  for (int i = 0; big.size() < 300000; ++i) big += "line " + std::to_string(i * 7919 % 1000) + "\n";
+  const std::vector<std::shared_ptr<const std::string>> chunks = {
+      std::make_shared<const std::string>(big.substr(0, 70000)),
+      std::make_shared<const std::string>(""),
+      std::make_shared<const std::string>(big.substr(70000, 1)),
+      std::make_shared<const std::string>(big.substr(70001))};
+  EXPECT_TRUE(GzipCompress(chunks) == GzipCompress(big));
+  EXPECT_EQ(testbed::Gunzip(GzipCompress(chunks)), big);
+  EXPECT_EQ(testbed::Gunzip(GzipCompress(std::vector<std::shared_ptr<const std::string>>{})), "");
+  EXPECT_EQ(testbed::Gunzip(GzipCompress(std::string())), "");
 }
 
 TEST(ExpositionTest, ReadinessFollowsTheLastSuccess) {
@@ -83,8 +251,8 @@ TEST(ExpositionTest, PagesHeldByAScrapeOutliveLaterSamples) {
   const auto held = exposition.Current();
   exposition.Publish("a", OneGauge("metric_a", 2), true, std::chrono::seconds(0),
                      std::chrono::system_clock::now());
-  EXPECT_EQ(FindValue(ParseMetricsText(held->text), "metric_a"), 1);
-  EXPECT_EQ(FindValue(ParseMetricsText(exposition.Current()->text), "metric_a"), 2);
+  EXPECT_EQ(FindValue(ParseMetricsText(held->Text()), "metric_a"), 1);
+  EXPECT_EQ(FindValue(ParseMetricsText(exposition.Current()->Text()), "metric_a"), 2);
 }
 
 }  // namespace
