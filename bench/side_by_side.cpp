@@ -48,9 +48,10 @@ constexpr const char* kRolePassword = "bench-secret";
 constexpr int kPublishers = 3;  // one Paho publisher alone tops out below the broker's rate
 
 // The billing-exporter's own catalog SQL: the floor is exactly the text the exporter sends.
-using billing::exporter::kDatabaseQuery;
-using billing::exporter::kTableSizesQuery;
-using billing::exporter::kTableStateQuery;
+using billing::exporter::kDatabaseSizeQuery;
+using billing::exporter::kDatabaseStateQuery;
+using billing::exporter::kRelationSizesQuery;
+using billing::exporter::kRelationStateQuery;
 
 // ------------------------------------------------------------------------------------------------
 // /proc
@@ -339,11 +340,11 @@ struct PsqlFloor {
   double pg_cpu_ms = 0;  // the backend's CPU per run of them
 };
 
-// What billing-exporter sends on its first (full) sample, every table's sizes measured, `runs`
-// times in one psql session (no connection setup in the figures): the same transaction, the same
-// three queries and savepoint, the size query's oid[] parameter through PREPARE/EXECUTE (psql 15
-// has no \bind). psql's \timing for latency, the session backend's /proc/<pid>/schedstat before
-// and after for CPU.
+// What billing-exporter sends on its first (full) sample, every relation's sizes and the
+// database size measured, `runs` times in one psql session (no connection setup in the figures):
+// the same transaction, the same four statements prepared once as the exporter prepares them, and
+// the savepoint; the size query's oid[] parameter through EXECUTE (psql 15 has no \bind). psql's
+// \timing for latency, the session backend's /proc/<pid>/schedstat before and after for CPU.
 PsqlFloor MeasurePsqlFloor(const PostgresServer& pg, const std::string& db, int runs,
                            const fs::path& dir) {
   const fs::path script = dir / ("floor-" + db + ".sql");
@@ -353,15 +354,18 @@ PsqlFloor MeasurePsqlFloor(const PostgresServer& pg, const std::string& db, int 
     std::ofstream out(script);
     // \! gets no variable interpolation, \setenv does: the backend pid reaches the shell that way.
     out << "SELECT pg_backend_pid() AS bpid \\gset\n\\setenv BPID :bpid\n"
-        << "\\! cat /proc/$BPID/schedstat > " << before.string() << "\nPREPARE sizes(oid[]) AS "
-        << kTableSizesQuery << ";\n"
-        << "SELECT array_agg(s.oid)::text AS oids FROM (" << kTableStateQuery << ") s(oid) \\gset\n"
+        << "\\! cat /proc/$BPID/schedstat > " << before.string() << "\n"
+        << "PREPARE database_state AS " << kDatabaseStateQuery << ";\n"
+        << "PREPARE relation_state AS " << kRelationStateQuery << ";\n"
+        << "PREPARE sizes(oid[]) AS " << kRelationSizesQuery << ";\n"
+        << "PREPARE database_size AS " << kDatabaseSizeQuery << ";\n"
+        << "SELECT array_agg(s.oid)::text AS oids FROM (" << kRelationStateQuery
+        << ") s(oid) \\gset\n"
         << "\\timing on\n\\o /dev/null\n";
     for (int i = 0; i < runs; ++i) {
-      out << "BEGIN READ ONLY;\n"
-          << kDatabaseQuery << ";\n"
-          << kTableStateQuery << ";\nSAVEPOINT sizes;\nEXECUTE sizes(:'oids');\n"
-          << "RELEASE SAVEPOINT sizes;\nCOMMIT;\n";
+      out << "BEGIN READ ONLY;\nEXECUTE database_state;\nEXECUTE relation_state;\n"
+          << "SAVEPOINT sizes;\nEXECUTE sizes(:'oids');\nRELEASE SAVEPOINT sizes;\n"
+          << "EXECUTE database_size;\nCOMMIT;\n";
     }
     out << "\\o\n\\timing off\n\\! cat /proc/$BPID/schedstat > " << after.string() << "\n";
   }
@@ -376,7 +380,7 @@ PsqlFloor MeasurePsqlFloor(const PostgresServer& pg, const std::string& db, int 
        it != std::sregex_iterator(); ++it) {
     times.push_back(std::stod((*it)[1]));
   }
-  constexpr std::size_t kStatements = 7;  // per run, as written above
+  constexpr std::size_t kStatements = 8;  // per run, as written above
   std::vector<double> per_run;
   for (std::size_t i = 0; i + kStatements <= times.size(); i += kStatements) {
     per_run.push_back(std::accumulate(times.begin() + static_cast<std::ptrdiff_t>(i),

@@ -153,7 +153,7 @@ class Signature {
   std::uint64_t state_ = 0;
 };
 
-// The oid[] parameter of kTableSizesQuery: digits and commas only.
+// The oid[] parameter of kRelationSizesQuery: digits and commas only.
 std::string OidArray(const std::vector<std::uint32_t>& oids) {
   std::string text = "{";
   for (std::size_t i = 0; i < oids.size(); ++i) {
@@ -163,34 +163,50 @@ std::string OidArray(const std::vector<std::uint32_t>& oids) {
   return text + "}";
 }
 
+constexpr const char* kDatabaseState = "billing_database_state";
+constexpr const char* kRelationState = "billing_relation_state";
+constexpr const char* kRelationSizes = "billing_relation_sizes";
+constexpr const char* kDatabaseSize = "billing_database_size";
+
 }  // namespace
 
 CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& selection,
                           TableSizeCache& sizes) {
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now().time_since_epoch());
+  // Registered once per connection (the same definition again is a no-op); libpqxx prepares each
+  // on first use, also on a connection it reopened.
+  connection.prepare(kDatabaseState, kDatabaseStateQuery);
+  connection.prepare(kRelationState, kRelationStateQuery);
+  connection.prepare(kRelationSizes, kRelationSizesQuery);
+  connection.prepare(kDatabaseSize, kDatabaseSizeQuery);
   CatalogSample sample;
   pqxx::read_transaction tx(connection);
-  const auto db = tx.exec(kDatabaseQuery);
-  if (db.size() != 1)
-    throw std::runtime_error("pg_stat_database has no row for the current database");
+  const auto db = tx.exec_prepared(kDatabaseState);
+  if (db.size() != 1) throw std::runtime_error("pg_database has no row for the current database");
   sample.database = db[0][0].as<std::string>();
-  sample.database_size_bytes = NonNegative(db[0][1].as<std::int64_t>());
-  if (!db[0][2].is_null()) sample.stats_reset_unix_seconds = db[0][2].as<double>();
-  sample.postmaster_start_unix_seconds = db[0][3].as<double>();
+  if (!db[0][1].is_null()) sample.stats_reset_unix_seconds = db[0][1].as<double>();
+  sample.postmaster_start_unix_seconds = db[0][2].as<double>();
 
-  const auto rows = tx.exec(kTableStateQuery);
+  const auto rows = tx.exec_prepared(kRelationState);
   std::vector<TableState> tables;
   tables.reserve(rows.size());
   for (const auto& row : rows) {
     TableState t;
-    t.schema = row[1].as<std::string>();
-    t.table = row[2].as<std::string>();
-    if (!Selected(t.schema, selection.include_schemas, selection.exclude_schemas) ||
-        !Selected(t.schema + "." + t.table, selection.include_tables, selection.exclude_tables)) {
-      continue;  // never measured
-    }
     t.oid = static_cast<std::uint32_t>(row[0].as<std::int64_t>());
+    t.exported = row[12].as<bool>();
+    if (t.exported) {
+      t.schema = row[1].as<std::string>();
+      t.table = row[2].as<std::string>();
+      // An excluded table is not reported, but its bytes are still the database's.
+      t.exported =
+          Selected(t.schema, selection.include_schemas, selection.exclude_schemas) &&
+          Selected(t.schema + "." + t.table, selection.include_tables, selection.exclude_tables);
+      if (!t.exported) {
+        t.schema.clear();
+        t.table.clear();
+      }
+    }
     t.live_rows = NonNegative(row[3].as<std::int64_t>());
     t.rows_inserted = NonNegative(row[4].as<std::int64_t>());
     Signature signature;
@@ -213,7 +229,7 @@ CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& se
       // A savepoint: a size query that fails (a lock taken after its check, statement_timeout)
       // leaves the transaction usable, and the tables keep their last exact sizes.
       pqxx::subtransaction sub(tx, "sizes");
-      const auto size_rows = sub.exec_params(kTableSizesQuery, OidArray(planned));
+      const auto size_rows = sub.exec_prepared(kRelationSizes, OidArray(planned));
       for (const auto& row : size_rows) {
         const auto oid = static_cast<std::uint32_t>(row[0].as<std::int64_t>());
         if (row[1].as<bool>()) {
@@ -243,10 +259,18 @@ CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& se
       sizes.Complete(std::move(tables), planned, measurement, now, &sample.tables_size_measured);
   if (!complete) {
     throw std::runtime_error(
-        "a table never measured before could not be measured now (" +
+        "a relation never measured before could not be measured now (" +
         (size_error.empty() ? std::string("locked by another session") : size_error) + ")");
   }
   sample.tables = std::move(*complete);
+  // pg_database_size walks the database's directory: measured when due, and only after a complete
+  // size measurement, so that what it counts beyond the relations is taken against exact sizes.
+  const bool all_measured = measurement.ok && measurement.locked.empty();
+  if (!sizes.DatabaseSize() || (all_measured && sizes.DatabaseSizeDue(now))) {
+    const auto size = tx.exec_prepared(kDatabaseSize);
+    sizes.SetDatabaseSize(NonNegative(size[0][0].as<std::int64_t>()), now);
+  }
+  sample.database_size_bytes = *sizes.DatabaseSize();
   tx.commit();
   return sample;
 }

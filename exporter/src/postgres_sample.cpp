@@ -241,9 +241,9 @@ std::optional<std::vector<TableStats>> TableSizeCache::Complete(
     std::sort(sizes.begin(), sizes.end(), by_oid);
     std::vector<std::uint32_t> locked = measurement.locked;
     std::sort(locked.begin(), locked.end());
-    std::vector<std::pair<std::uint32_t, std::uint64_t>> signatures;
+    std::vector<std::tuple<std::uint32_t, std::uint64_t, bool>> signatures;
     signatures.reserve(tables.size());
-    for (const auto& t : tables) signatures.emplace_back(t.oid, t.signature);
+    for (const auto& t : tables) signatures.emplace_back(t.oid, t.signature, t.exported);
     std::sort(signatures.begin(), signatures.end());
 
     const std::size_t old_count = entries_.size();
@@ -256,11 +256,11 @@ std::optional<std::vector<TableStats>> TableSizeCache::Complete(
         continue;
       }
       const auto sig = std::lower_bound(signatures.begin(), signatures.end(),
-                                        std::make_pair(oid, std::uint64_t{0}));
-      if (sig == signatures.end() || sig->first != oid) continue;  // not a table of this sample
-      ++measured;
+                                        std::make_tuple(oid, std::uint64_t{0}, false));
+      if (sig == signatures.end() || std::get<0>(*sig) != oid) continue;  // not of this sample
+      if (std::get<2>(*sig)) ++measured;
       const Entry fresh{.oid = oid,
-                        .signature = sig->second,
+                        .signature = std::get<1>(*sig),
                         .table_bytes = size->table_bytes,
                         .index_bytes = size->index_bytes,
                         .toast_bytes = size->toast_bytes,
@@ -288,7 +288,8 @@ std::optional<std::vector<TableStats>> TableSizeCache::Complete(
   for (auto& t : tables) {
     if (std::binary_search(dropped.begin(), dropped.end(), t.oid)) continue;
     const Entry* e = Find(t.oid);
-    if (e == nullptr) return std::nullopt;  // never measured: no exact size to export
+    if (e == nullptr) return std::nullopt;  // never measured: no exact size to export or add up
+    if (!t.exported) continue;
     out.push_back(TableStats{.schema = std::move(t.schema),
                              .table = std::move(t.table),
                              .live_rows = t.live_rows,
@@ -298,6 +299,27 @@ std::optional<std::vector<TableStats>> TableSizeCache::Complete(
                              .toast_bytes = e->toast_bytes});
   }
   return out;
+}
+
+std::int64_t TableSizeCache::TotalBytes() const {
+  std::int64_t total = 0;
+  for (const auto& e : entries_) total += e.table_bytes + e.index_bytes + e.toast_bytes;
+  return total;
+}
+
+bool TableSizeCache::DatabaseSizeDue(std::chrono::milliseconds now) const {
+  return !database_other_bytes_ || max_age_.count() <= 0 ||
+         now.count() - database_measured_ms_ + interval_.count() > max_age_.count();
+}
+
+void TableSizeCache::SetDatabaseSize(std::int64_t bytes, std::chrono::milliseconds now) {
+  database_other_bytes_ = bytes - TotalBytes();
+  database_measured_ms_ = now.count();
+}
+
+std::optional<std::int64_t> TableSizeCache::DatabaseSize() const {
+  if (!database_other_bytes_) return std::nullopt;
+  return std::max<std::int64_t>(0, TotalBytes() + *database_other_bytes_);
 }
 
 std::vector<MetricFamily> DownFamilies() {

@@ -43,6 +43,9 @@ struct TableState {
   std::int64_t live_rows = 0;
   std::int64_t rows_inserted = 0;
   std::uint64_t signature = 0;
+  /// A user table the exporter reports; otherwise a relation that only counts towards the
+  /// database size (a catalog, a sequence, a materialized view, an excluded or temporary table).
+  bool exported = true;
 };
 
 /// Exact sizes of one table, as measured by the size query.
@@ -81,12 +84,12 @@ class TableSizeCache {
                                   std::chrono::milliseconds now);
 
   /// Records the measurement of Plan's oids (`planned`, from the same `tables`)
-  /// and returns the sample's tables with their exact sizes. A planned table
+  /// and returns the sample's exported tables with their exact sizes. A planned table
   /// that the measurement did not return (dropped in between) leaves the
   /// sample and the cache. A table that was not measured (locked, or the query
   /// failed) keeps its last exact sizes and is planned again next sample; if it
   /// has none yet, there is no exact size to export and the result is nullopt
-  /// (the sample fails). `measured_count` gets the number of tables measured.
+  /// (the sample fails). `measured_count` gets the number of exported tables measured.
   std::optional<std::vector<TableStats>> Complete(std::vector<TableState> tables,
                                                   const std::vector<std::uint32_t>& planned,
                                                   const SizeMeasurement& measurement,
@@ -94,6 +97,20 @@ class TableSizeCache {
                                                   std::size_t* measured_count = nullptr);
 
   std::size_t size() const { return entries_.size(); }
+
+  /// The exact sizes of every relation in the cache, added up.
+  std::int64_t TotalBytes() const;
+
+  /// Whether this sample should measure pg_database_size: it never was, `max_age` is 0, or the
+  /// last measurement would be older than `max_age` by the next sample.
+  bool DatabaseSizeDue(std::chrono::milliseconds now) const;
+  /// Records pg_database_size, measured in the same transaction after Complete(): what it counts
+  /// beyond the relations (the database directory's other files) is kept as an offset.
+  void SetDatabaseSize(std::int64_t bytes, std::chrono::milliseconds now);
+  /// The database size: pg_database_size as last measured, moved since by every change of its
+  /// relations' exact sizes (relations created, grown, shrunk or dropped). nullopt before the
+  /// first measurement.
+  std::optional<std::int64_t> DatabaseSize() const;
 
  private:
   struct Entry {
@@ -108,8 +125,10 @@ class TableSizeCache {
 
   std::chrono::milliseconds max_age_;
   std::chrono::milliseconds interval_;
-  std::vector<Entry> entries_;  // sorted by oid
-  double credit_ = 0;           // rolling refreshes owed, in tables
+  std::vector<Entry> entries_;                        // sorted by oid
+  double credit_ = 0;                                 // rolling refreshes owed, in tables
+  std::optional<std::int64_t> database_other_bytes_;  // pg_database_size - TotalBytes() then
+  std::int64_t database_measured_ms_ = 0;
 };
 
 struct TableSelection {

@@ -396,6 +396,37 @@ TEST_F(PostgresE2eTest, SizesFollowWritesIndexesTruncateAndVacuum) {
   EXPECT_LT(current("shrink", "table"), shrink_before);
 }
 
+// The database size, the billing figure, between two pg_database_size measurements (size_max_age
+// far beyond the test): it moves by exactly what the relations' files did, new, grown, indexed
+// and dropped ones, catalogs and sequences included, so it still equals pg_database_size.
+TEST_F(PostgresE2eTest, DatabaseSizeFollowsEveryRelationBetweenItsMeasurements) {
+  const auto db = NewDatabase();
+  shared_pg->Psql(
+      "CREATE TABLE keep (id int PRIMARY KEY); CREATE TABLE gone (v text);"
+      "INSERT INTO gone SELECT repeat('g', 100) FROM generate_series(1, 3000);",
+      db);
+  auto exporter = StartExporter(shared_pg->Url(db), "postgres: {size_max_age: 10m}\n");
+  auto database_size = [&] {
+    return PsqlNumber(*shared_pg, "SELECT pg_database_size(current_database())", db);
+  };
+  ASSERT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_database_size_bytes",
+                               {{"database", db}}, database_size));
+  const double before =
+      FindValue(exporter->Scrape(), "iotistic_postgres_database_size_bytes").value_or(0);
+  shared_pg->Psql(R"sql(
+    CREATE TABLE readings (id bigserial PRIMARY KEY, payload text);
+    INSERT INTO readings (payload) SELECT repeat(md5(g::text), 8) FROM generate_series(1, 20000) g;
+    CREATE INDEX ON readings (payload);
+    INSERT INTO keep SELECT generate_series(1, 5000);
+    DROP TABLE gone;
+  )sql",
+                  db);
+  EXPECT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_database_size_bytes",
+                               {{"database", db}}, database_size));
+  EXPECT_GT(FindValue(exporter->Scrape(), "iotistic_postgres_database_size_bytes").value_or(0),
+            before + 5e6);
+}
+
 // (d) On an idle database a sample measures only the rolling share: 100 tables, 300 ms samples,
 // every size at most 3 s old -> about 10 a sample, never all 100 again after the first.
 TEST_F(PostgresE2eTest, IdleDatabaseMeasuresOnlyTheRollingShare) {

@@ -203,6 +203,62 @@ TEST(TableSizeCacheTest, NewChangedUnchangedAndDroppedTables) {
   EXPECT_EQ(out->size(), 3u);
 }
 
+// The database size: pg_database_size when measured, then moved by exactly the size changes of
+// the relations the cache tracks, reported or not (a catalog, a sequence, an excluded table).
+TEST(TableSizeCacheTest, DatabaseSizeFollowsEveryRelationBetweenMeasurements) {
+  TableSizeCache cache(minutes(5), seconds(15));
+  auto storage_only = [](std::uint32_t oid, std::uint64_t signature) {
+    auto t = State(oid, signature);
+    t.exported = false;
+    t.schema.clear();
+    t.table.clear();
+    return t;
+  };
+  std::vector<TableState> tables = {State(10, 1), storage_only(20, 1)};
+  auto now = milliseconds(0);
+  EXPECT_FALSE(cache.DatabaseSize());
+  EXPECT_TRUE(cache.DatabaseSizeDue(now));
+  auto planned = cache.Plan(tables, now);
+  auto out = cache.Complete(tables, planned, Measure(planned), now);
+  ASSERT_TRUE(out);
+  ASSERT_EQ(out->size(), 1u);  // the storage-only relation is not reported
+  const std::int64_t relations = (8192 * 10 + 16384) + (8192 * 20 + 16384);
+  EXPECT_EQ(cache.TotalBytes(), relations);
+  cache.SetDatabaseSize(relations + 4096, now);  // the directory's other files: 4096 bytes
+  EXPECT_EQ(cache.DatabaseSize(), relations + 4096);
+  EXPECT_FALSE(cache.DatabaseSizeDue(now + seconds(15)));
+
+  // The storage-only relation grows (version 3: 3 pages more, 3 index bytes, 3 toast bytes) and a
+  // new one appears; neither is reported, both count.
+  now += seconds(15);
+  tables = {State(10, 1), storage_only(20, 2), storage_only(30, 1)};
+  planned = cache.Plan(tables, now);
+  EXPECT_EQ(planned, (std::vector<std::uint32_t>{20, 30}));
+  out = cache.Complete(tables, planned, Measure(planned, 3), now);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->size(), 1u);
+  const std::int64_t grown = 8192 * 3 + 3 + 3;
+  const std::int64_t added = 8192 * (30 + 3) + 16384 + 3 + 3;
+  EXPECT_EQ(cache.DatabaseSize(), relations + 4096 + grown + added);
+
+  // A dropped relation leaves the total.
+  now += seconds(15);
+  tables = {State(10, 1), storage_only(30, 1)};
+  planned = cache.Plan(tables, now);
+  EXPECT_TRUE(cache.Complete(tables, planned, Measure(planned, 3), now));
+  EXPECT_EQ(cache.DatabaseSize(), 8192 * 10 + 16384 + 4096 + added);
+
+  // Measured again within size_max_age (by the next sample), and then exactly as measured.
+  EXPECT_FALSE(cache.DatabaseSizeDue(minutes(4) + seconds(44)));
+  EXPECT_TRUE(cache.DatabaseSizeDue(minutes(4) + seconds(46)));
+  cache.SetDatabaseSize(1'000'000, minutes(5));
+  EXPECT_EQ(cache.DatabaseSize(), 1'000'000);
+  // size_max_age 0: every sample.
+  TableSizeCache every(milliseconds(0), seconds(15));
+  every.SetDatabaseSize(1, seconds(0));
+  EXPECT_TRUE(every.DatabaseSizeDue(seconds(0)));
+}
+
 TEST(TableSizeCacheTest, TableDroppedBetweenTheQueriesLeavesTheSample) {
   TableSizeCache cache(minutes(5), seconds(15));
   const std::vector<TableState> tables = {State(1, 1), State(2, 1)};
