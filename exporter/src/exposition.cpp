@@ -175,6 +175,7 @@ void Exposition::Publish(const std::string& collector,
     state.chunks.swap(chunks);
     state.last_duration_seconds = took.count();
     if (ok) {
+      state.success_generation = generation_ + 1;  // the Rebuild below
       state.last_success = Clock::now();
       state.last_success_unix_seconds =
           std::chrono::duration<double>(finished_at.time_since_epoch()).count();
@@ -202,7 +203,7 @@ std::vector<CollectorHealth> Exposition::Health(Clock::time_point now) const {
       health.detail = "no successful sample yet";
     } else {
       const auto age = now - *state.last_success;
-      health.ready = age <= 3 * state.interval;
+      health.ready = age <= 3 * state.interval && page_generation_ >= state.success_generation;
       health.detail =
           "last successful sample " +
           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age).count()) + "s ago";

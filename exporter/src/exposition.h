@@ -76,6 +76,9 @@ class Exposition {
     double last_duration_seconds = 0;
     double last_success_unix_seconds = 0;  // 0: never
     std::optional<Clock::time_point> last_success;
+    // The rebuild that puts the last successful sample on the page: ready only once page_ is that
+    // one or newer, so /readyz never says ready while scrapes still get the page before it.
+    std::uint64_t success_generation = 0;
   };
 
   std::string SerializeOwnMetrics() const;  // requires mutex_
