@@ -118,8 +118,17 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
       last_received = Clock::now();
       reader_.Commit(read);
       const bool was_connected = session.connected;
-      while (auto packet = reader_.Next()) Handle(*packet, session);
-      if (!session.refused.empty()) return session.refused;
+      try {
+        while (auto packet = reader_.Next()) Handle(*packet, session);
+      } catch (const mqtt::ProtocolError&) {
+        // What was counted is acknowledged, so a persistent session does not redeliver it.
+        connection.WriteAll(session.replies, Clock::now() + 1s);
+        throw;
+      }
+      if (!session.refused.empty()) {
+        connection.WriteAll(session.replies, Clock::now() + 1s);
+        return session.refused;
+      }
       if (!was_connected && session.connected)
         subscribe_deadline = Clock::now() + kSubscribeTimeout;
       if (!session.replies.empty()) {
@@ -175,10 +184,15 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
       break;
     }
     case PacketType::kConnack: {
-      if (const int code = mqtt::ParseConnack(packet); code != 0) {
-        session.refused = "cannot connect to " + config_.url + ": " + mqtt::ConnackReason(code);
+      const auto connack = mqtt::ParseConnack(packet);
+      if (connack.return_code != 0) {
+        session.refused =
+            "cannot connect to " + config_.url + ": " + mqtt::ConnackReason(connack.return_code);
         break;
       }
+      // A new session (clean, or one the broker lost) starts packet ids afresh: an id still marked
+      // from the old one would make a new QoS 2 message look like a redelivery.
+      if (!connack.session_present) awaiting_release_.reset();
       session.connected = true;
       broker_.Forget();
       Log(LogLevel::kInfo, name_, "connected to " + config_.url);

@@ -233,7 +233,10 @@ std::size_t BrokerConnection::ReadSome(std::span<char> space) {
       total += static_cast<std::size_t>(n);
       continue;
     }
-    switch (SSL_get_error(ssl, n)) {
+    const int error = SSL_get_error(ssl, n);
+    // Bytes already decrypted are handed out first; a close or an error is seen by the next call.
+    if (total > 0 && error != SSL_ERROR_WANT_WRITE) return total;
+    switch (error) {
       case SSL_ERROR_WANT_READ:
         return total;
       case SSL_ERROR_WANT_WRITE:

@@ -110,9 +110,10 @@ Publish ParsePublish(const Packet& packet) {
   return publish;
 }
 
-int ParseConnack(const Packet& packet) {
+Connack ParseConnack(const Packet& packet) {
   if (packet.body.size() != 2) throw ProtocolError("CONNACK of the wrong length");
-  return static_cast<std::uint8_t>(packet.body[1]);
+  return {(static_cast<std::uint8_t>(packet.body[0]) & 0x01) != 0,
+          static_cast<std::uint8_t>(packet.body[1])};
 }
 
 Suback ParseSuback(const Packet& packet) {

@@ -84,8 +84,12 @@ struct Publish {
 /// Throws ProtocolError when the packet is not a well-formed PUBLISH.
 Publish ParsePublish(const Packet& packet);
 
-/// The CONNACK return code (0: accepted); throws ProtocolError on a malformed packet.
-int ParseConnack(const Packet& packet);
+struct Connack {
+  bool session_present = false;  // the broker kept the session of an earlier connection
+  int return_code = 0;           // 0: accepted
+};
+/// Throws ProtocolError on a malformed packet.
+Connack ParseConnack(const Packet& packet);
 
 struct Suback {
   std::uint16_t packet_id = 0;

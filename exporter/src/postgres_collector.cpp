@@ -132,7 +132,7 @@ namespace {
 
 // A 64-bit mix of the values whose change means a table's files may have changed size
 // (splitmix64 finaliser per value): equal inputs give equal signatures, and a collision of
-// different inputs is a 2^-64 chance that the rolling refresh bounds anyway.
+// different inputs is a 2^-64 chance that the next full sample bounds anyway.
 class Signature {
  public:
   void Add(std::uint64_t value) {
@@ -263,10 +263,10 @@ CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& se
         (size_error.empty() ? std::string("locked by another session") : size_error) + ")");
   }
   sample.tables = std::move(*complete);
-  // pg_database_size walks the database's directory: measured when due, and only after a complete
-  // size measurement, so that what it counts beyond the relations is taken against exact sizes.
-  const bool all_measured = measurement.ok && measurement.locked.empty();
-  if (!sizes.DatabaseSize() || (all_measured && sizes.DatabaseSizeDue(now))) {
+  // pg_database_size walks the database's directory: measured after a full sample that measured
+  // every relation in this transaction, so what it counts beyond them is exact; without one (a
+  // relation locked or failing each time) only when it would otherwise be missing or overdue.
+  if (sizes.FullSampleCompleted() || sizes.DatabaseSizeOverdue(now)) {
     const auto size = tx.exec_prepared(kDatabaseSize);
     sizes.SetDatabaseSize(NonNegative(size[0][0].as<std::int64_t>()), now);
   }

@@ -54,7 +54,7 @@ std::string PgSession::Run(Work&& work) {
 /// Samples the catalog: every user table's estimated rows, rows inserted and
 /// exact sizes, the database size and the statistics' reset time, in one
 /// read-only transaction. Sizes are measured only for the tables the
-/// TableSizeCache plans (new, changed, or due for their rolling refresh).
+/// TableSizeCache plans (new, changed, or all of them in a full sample).
 class PostgresCatalogCollector final : public Collector {
  public:
   PostgresCatalogCollector(const PostgresConfig& config, std::chrono::milliseconds interval);

@@ -9,20 +9,21 @@
 //      counters and a change signature, from the catalog and the statistics only: no size
 //      function, no lock on any relation;
 //   3. kRelationSizesQuery: the exact sizes of the relations the planner (postgres_sample.h,
-//      TableSizeCache) chose, by oid; on the first sample, all of them;
-//   4. kDatabaseSizeQuery: pg_database_size, on the first sample and then at least every
-//      size_max_age; in between the database size moves by the exact size changes of its
-//      relations (TableSizeCache::DatabaseSize).
+//      TableSizeCache) chose, by oid: new and changed ones; on a full sample, all of them;
+//   4. kDatabaseSizeQuery: pg_database_size, after each full sample (every relation measured,
+//      at least every size_max_age); in between the database size moves by the exact size
+//      changes of its relations (TableSizeCache::DatabaseSize).
 #pragma once
 
 namespace billing::exporter {
 
-// Every relation that has storage of its own besides indexes and TOAST (which count with their
-// owner): tables, materialized views and sequences, in every schema. Column 12 says whether it is
-// a user table the exporter reports (partitions included, partitioned parents excluded: they hold
-// no rows of their own; schemas starting with pg_ are reserved for the system, so excluding them
-// excludes nothing a user created); the others only count towards the database size. With each,
-// what moves whenever its files can change size: rows written (n_tup_ins/upd/del count
+// Every relation of this database that has storage of its own besides indexes and TOAST (which
+// count with their owner): tables, materialized views and sequences, in every schema; not the
+// catalogs shared by all databases, which pg_database_size does not count. Column 12 says whether
+// it is a user table the exporter reports (partitions included, partitioned parents excluded: they
+// hold no rows of their own; schemas starting with pg_ are reserved for the system, so excluding
+// them excludes nothing a user created); the others only count towards the database size. With
+// each, what moves whenever its files can change size: rows written (n_tup_ins/upd/del count
 // rolled-back writes too), VACUUM of it or of its TOAST table (truncation, FSM/VM), ANALYZE (a GIN
 // pending-list cleanup), its file node (a rewrite, TRUNCATE, CLUSTER, VACUUM FULL, SET
 // TABLESPACE: they give the TOAST table a new one too; pg_relation_filenode also sees the mapped
@@ -57,7 +58,7 @@ LEFT JOIN (
   LEFT JOIN pg_catalog.pg_class o ON o.reltoastrelid = i.indrelid
   GROUP BY 1
 ) x ON x.owner = c.oid
-WHERE c.relkind IN ('r', 'm', 'S')
+WHERE c.relkind IN ('r', 'm', 'S') AND NOT c.relisshared
 )sql";
 
 // Exact sizes of the relations whose oids are in $1 (an oid[] parameter), split so that

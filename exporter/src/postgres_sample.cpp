@@ -165,8 +165,8 @@ std::vector<MetricFamily> CatalogFamilies(const CatalogSample& sample,
   families.push_back(MetricFamily{
       names::kTablesSizeMeasured,
       "Tables whose sizes the last sample measured exactly (new tables, tables written, vacuumed "
-      "or altered since their last measurement, and a rolling share of the rest so that none is "
-      "older than postgres.size_max_age); every other table's sizes are its last exact ones.",
+      "or altered since their last measurement; all of them in a full sample, at least every "
+      "postgres.size_max_age); every other table's sizes are its last exact ones.",
       MetricType::Gauge,
       {Gauge({}, static_cast<double>(sample.tables_size_measured))}});
   families.push_back(std::move(rows));
@@ -196,35 +196,15 @@ std::vector<std::uint32_t> TableSizeCache::Plan(const std::vector<TableState>& t
     return !std::binary_search(present.begin(), present.end(), e.oid);
   });
 
+  // A full sample measures every relation: at least every max_age, so that no size is older, and so
+  // that the database size is re-based on exact sizes of everything (see DatabaseSize).
+  full_planned_ = FullSampleDue(now);
+  if (full_planned_) return present;
   std::vector<std::uint32_t> measure;
-  if (max_age_.count() <= 0) return present;  // 0: every table, every sample
-
-  // Unchanged tables, by when they were last measured.
-  std::vector<std::pair<std::int64_t, std::uint32_t>> unchanged;
-  unchanged.reserve(tables.size());
   for (const auto& t : tables) {
     const Entry* e = Find(t.oid);
-    if (e == nullptr || e->signature != t.signature) {
-      measure.push_back(t.oid);
-    } else {
-      unchanged.emplace_back(e->measured_ms, t.oid);
-    }
+    if (e == nullptr || e->signature != t.signature) measure.push_back(t.oid);
   }
-  // Rolling refresh: on average unchanged * interval / max_age tables a sample, so each is
-  // re-measured once per max_age without bursts; and at least every table that would be older
-  // than max_age by the next sample (samples every `interval`).
-  const std::int64_t due_before = now.count() - max_age_.count() + interval_.count();
-  std::size_t due = 0;
-  for (const auto& [measured_ms, oid] : unchanged) due += measured_ms < due_before ? 1 : 0;
-  credit_ += static_cast<double>(unchanged.size()) * static_cast<double>(interval_.count()) /
-             static_cast<double>(max_age_.count());
-  credit_ = std::min(credit_, static_cast<double>(unchanged.size()));
-  const std::size_t take =
-      std::min(unchanged.size(), std::max(due, static_cast<std::size_t>(std::floor(credit_))));
-  credit_ = std::max(0.0, credit_ - static_cast<double>(take));
-  std::nth_element(unchanged.begin(), unchanged.begin() + static_cast<std::ptrdiff_t>(take),
-                   unchanged.end());
-  for (std::size_t i = 0; i < take; ++i) measure.push_back(unchanged[i].second);
   std::sort(measure.begin(), measure.end());
   return measure;
 }
@@ -282,14 +262,16 @@ std::optional<std::vector<TableStats>> TableSizeCache::Complete(
     });
   }
   if (measured_count != nullptr) *measured_count = measured;
+  full_completed_ = full_planned_ && measurement.ok && measurement.locked.empty();
+  if (full_completed_) full_measured_ms_ = now.count();
 
   std::vector<TableStats> out;
   out.reserve(tables.size());
   for (auto& t : tables) {
     if (std::binary_search(dropped.begin(), dropped.end(), t.oid)) continue;
+    if (!t.exported) continue;  // counts towards the database size only, once measured
     const Entry* e = Find(t.oid);
-    if (e == nullptr) return std::nullopt;  // never measured: no exact size to export or add up
-    if (!t.exported) continue;
+    if (e == nullptr) return std::nullopt;  // never measured: no exact size to export
     out.push_back(TableStats{.schema = std::move(t.schema),
                              .table = std::move(t.table),
                              .live_rows = t.live_rows,
@@ -307,9 +289,13 @@ std::int64_t TableSizeCache::TotalBytes() const {
   return total;
 }
 
-bool TableSizeCache::DatabaseSizeDue(std::chrono::milliseconds now) const {
-  return !database_other_bytes_ || max_age_.count() <= 0 ||
-         now.count() - database_measured_ms_ + interval_.count() > max_age_.count();
+bool TableSizeCache::FullSampleDue(std::chrono::milliseconds now) const {
+  return !full_measured_ms_ || max_age_.count() <= 0 ||
+         now.count() - *full_measured_ms_ + interval_.count() > max_age_.count();
+}
+
+bool TableSizeCache::DatabaseSizeOverdue(std::chrono::milliseconds now) const {
+  return !database_other_bytes_ || now.count() - database_measured_ms_ > 2 * max_age_.count();
 }
 
 void TableSizeCache::SetDatabaseSize(std::int64_t bytes, std::chrono::milliseconds now) {

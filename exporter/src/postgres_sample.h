@@ -63,16 +63,15 @@ struct SizeMeasurement {
   std::vector<std::uint32_t> locked;  // not measured: it would have waited on a lock
 };
 
-/// Change-driven exact sizes. A table's files change size only when the table's
-/// signature moves (rows written, VACUUM/ANALYZE, a new relfilenode, an index
-/// added, dropped or rebuilt), so each sample measures exactly only:
-///   - tables never measured (new, or new to the selection),
-///   - tables whose signature differs from the one their sizes were measured under,
-///   - a rolling share of the others, least recently measured first, so that every
-///     table is measured at least every `max_age` (given samples every `interval`);
-/// and serves every other table's last exact sizes. `max_age` 0 measures every
-/// table every sample. The cache holds 48 bytes per table in a vector sorted by
-/// oid, no names; dropped tables leave it on the next plan.
+/// Change-driven exact sizes. A relation's files change size only when its
+/// signature moves (rows written, VACUUM/ANALYZE, a new file node, an index
+/// added, dropped or rebuilt), so a sample measures exactly only relations
+/// never measured and relations whose signature differs from the one their
+/// sizes were measured under, and serves every other one's last exact sizes.
+/// At least every `max_age` a full sample measures every relation (so no size
+/// is older, and the database size is re-based on exact sizes; 0: every sample
+/// is full). The cache holds 48 bytes per relation in a vector sorted by oid,
+/// no names; dropped relations leave it on the next plan.
 class TableSizeCache {
  public:
   TableSizeCache(std::chrono::milliseconds max_age, std::chrono::milliseconds interval);
@@ -101,9 +100,15 @@ class TableSizeCache {
   /// The exact sizes of every relation in the cache, added up.
   std::int64_t TotalBytes() const;
 
-  /// Whether this sample should measure pg_database_size: it never was, `max_age` is 0, or the
-  /// last measurement would be older than `max_age` by the next sample.
-  bool DatabaseSizeDue(std::chrono::milliseconds now) const;
+  /// Whether the next Plan() measures every relation: none completed yet, `max_age` is 0, or the
+  /// last complete one would be older than `max_age` by the next sample.
+  bool FullSampleDue(std::chrono::milliseconds now) const;
+  /// Whether the last Complete() measured every relation exactly (nothing locked, nothing failed):
+  /// the moment to measure pg_database_size, whose remainder beyond the relations is then exact.
+  bool FullSampleCompleted() const { return full_completed_; }
+  /// Whether pg_database_size must be measured even without a complete full sample: never yet,
+  /// or not for twice `max_age` (relations kept locked or failing).
+  bool DatabaseSizeOverdue(std::chrono::milliseconds now) const;
   /// Records pg_database_size, measured in the same transaction after Complete(): what it counts
   /// beyond the relations (the database directory's other files) is kept as an offset.
   void SetDatabaseSize(std::int64_t bytes, std::chrono::milliseconds now);
@@ -125,8 +130,10 @@ class TableSizeCache {
 
   std::chrono::milliseconds max_age_;
   std::chrono::milliseconds interval_;
-  std::vector<Entry> entries_;                        // sorted by oid
-  double credit_ = 0;                                 // rolling refreshes owed, in tables
+  std::vector<Entry> entries_;   // sorted by oid
+  bool full_planned_ = false;    // the last Plan() chose every relation
+  bool full_completed_ = false;  // ... and the last Complete() measured them all
+  std::optional<std::int64_t> full_measured_ms_;
   std::optional<std::int64_t> database_other_bytes_;  // pg_database_size - TotalBytes() then
   std::int64_t database_measured_ms_ = 0;
 };

@@ -181,14 +181,15 @@ TEST(MqttWireTest, MalformedStreamsAreProtocolErrors) {
 
 TEST(MqttWireTest, ConnackAndSuback) {
   PacketReader reader;
-  const std::string stream = Bytes({0x20, 2, 0, 5, 0x90, 5, 0, 1, 0, 0x80, 1});
+  const std::string stream = Bytes({0x20, 2, 1, 5, 0x90, 5, 0, 1, 0, 0x80, 1});
   auto space = reader.Space();
   std::copy(stream.begin(), stream.end(), space.begin());
   reader.Commit(stream.size());
   const auto connack = reader.Next();
   ASSERT_TRUE(connack);
   EXPECT_EQ(connack->type, PacketType::kConnack);
-  EXPECT_EQ(ParseConnack(*connack), 5);
+  EXPECT_EQ(ParseConnack(*connack).return_code, 5);
+  EXPECT_TRUE(ParseConnack(*connack).session_present);
   EXPECT_EQ(ConnackReason(5), "return code 5 (not authorized)");
   const auto suback = reader.Next();
   ASSERT_TRUE(suback);

@@ -427,9 +427,10 @@ TEST_F(PostgresE2eTest, DatabaseSizeFollowsEveryRelationBetweenItsMeasurements) 
             before + 5e6);
 }
 
-// (d) On an idle database a sample measures only the rolling share: 100 tables, 300 ms samples,
-// every size at most 3 s old -> about 10 a sample, never all 100 again after the first.
-TEST_F(PostgresE2eTest, IdleDatabaseMeasuresOnlyTheRollingShare) {
+// (d) On an idle database a sample measures nothing, except the full sample that comes at least
+// every size_max_age: 100 tables, 300 ms samples, size_max_age 3 s -> about one sample in ten
+// measures all 100, the others none.
+TEST_F(PostgresE2eTest, IdleDatabaseIsMeasuredOnlyInFullSamples) {
   const auto db = NewDatabase();
   shared_pg->Psql(R"sql(
     DO $$ BEGIN FOR i IN 1..100 LOOP
@@ -442,7 +443,7 @@ TEST_F(PostgresE2eTest, IdleDatabaseMeasuresOnlyTheRollingShare) {
   // The per-sample figures after the first sample, one per distinct sample.
   std::map<double, double> measured_by_sample;
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (measured_by_sample.size() < 15 && std::chrono::steady_clock::now() < deadline) {
+  while (measured_by_sample.size() < 21 && std::chrono::steady_clock::now() < deadline) {
     const auto samples = exporter->Scrape();
     const auto stamp = FindValue(samples, "iotistic_exporter_last_sample_timestamp_seconds",
                                  {{"collector", "postgres"}});
@@ -450,15 +451,19 @@ TEST_F(PostgresE2eTest, IdleDatabaseMeasuresOnlyTheRollingShare) {
     ASSERT_TRUE(measured) << "no iotistic_postgres_tables_size_measured";
     if (stamp) measured_by_sample[*stamp] = *measured;
   }
-  ASSERT_GE(measured_by_sample.size(), 15u);
+  ASSERT_GE(measured_by_sample.size(), 21u);
   measured_by_sample.erase(measured_by_sample.begin());  // may be the first, full sample
-  double total = 0;
+  int full = 0;
+  int none = 0;
   for (const auto& [stamp, measured] : measured_by_sample) {
-    EXPECT_LE(measured, 40) << "at " << stamp;  // about 10; samples late on a busy machine see more
-    total += measured;
+    EXPECT_TRUE(measured == 0 || measured == 100) << measured << " at " << stamp;
+    full += measured == 100 ? 1 : 0;
+    none += measured == 0 ? 1 : 0;
   }
-  EXPECT_GT(total, 0);  // the rolling refresh runs
-  EXPECT_LT(total / static_cast<double>(measured_by_sample.size()), 30);
+  // 20 samples of at least 300 ms span 6 s or more: at least one full sample; at most one in 9.
+  EXPECT_GE(full, 1);
+  EXPECT_LE(full, 4);
+  EXPECT_GE(none, 16);
   // And what is served is still exact.
   double exported = 0;
   for (const auto& s : FindAll(exporter->Scrape(), "iotistic_postgres_table_size_bytes"))

@@ -217,16 +217,18 @@ TEST(TableSizeCacheTest, DatabaseSizeFollowsEveryRelationBetweenMeasurements) {
   std::vector<TableState> tables = {State(10, 1), storage_only(20, 1)};
   auto now = milliseconds(0);
   EXPECT_FALSE(cache.DatabaseSize());
-  EXPECT_TRUE(cache.DatabaseSizeDue(now));
+  EXPECT_TRUE(cache.DatabaseSizeOverdue(now));
   auto planned = cache.Plan(tables, now);
   auto out = cache.Complete(tables, planned, Measure(planned), now);
   ASSERT_TRUE(out);
+  EXPECT_TRUE(cache.FullSampleCompleted());
   ASSERT_EQ(out->size(), 1u);  // the storage-only relation is not reported
   const std::int64_t relations = (8192 * 10 + 16384) + (8192 * 20 + 16384);
   EXPECT_EQ(cache.TotalBytes(), relations);
   cache.SetDatabaseSize(relations + 4096, now);  // the directory's other files: 4096 bytes
   EXPECT_EQ(cache.DatabaseSize(), relations + 4096);
-  EXPECT_FALSE(cache.DatabaseSizeDue(now + seconds(15)));
+  EXPECT_FALSE(cache.FullSampleDue(now + seconds(15)));
+  EXPECT_FALSE(cache.DatabaseSizeOverdue(now + seconds(15)));
 
   // The storage-only relation grows (version 3: 3 pages more, 3 index bytes, 3 toast bytes) and a
   // new one appears; neither is reported, both count.
@@ -237,6 +239,7 @@ TEST(TableSizeCacheTest, DatabaseSizeFollowsEveryRelationBetweenMeasurements) {
   out = cache.Complete(tables, planned, Measure(planned, 3), now);
   ASSERT_TRUE(out);
   EXPECT_EQ(out->size(), 1u);
+  EXPECT_FALSE(cache.FullSampleCompleted());
   const std::int64_t grown = 8192 * 3 + 3 + 3;
   const std::int64_t added = 8192 * (30 + 3) + 16384 + 3 + 3;
   EXPECT_EQ(cache.DatabaseSize(), relations + 4096 + grown + added);
@@ -248,15 +251,34 @@ TEST(TableSizeCacheTest, DatabaseSizeFollowsEveryRelationBetweenMeasurements) {
   EXPECT_TRUE(cache.Complete(tables, planned, Measure(planned, 3), now));
   EXPECT_EQ(cache.DatabaseSize(), 8192 * 10 + 16384 + 4096 + added);
 
-  // Measured again within size_max_age (by the next sample), and then exactly as measured.
-  EXPECT_FALSE(cache.DatabaseSizeDue(minutes(4) + seconds(44)));
-  EXPECT_TRUE(cache.DatabaseSizeDue(minutes(4) + seconds(46)));
+  // The next full sample comes within size_max_age (by the next sample); pg_database_size is
+  // overdue without one only after twice that.
+  EXPECT_FALSE(cache.FullSampleDue(minutes(4) + seconds(44)));
+  EXPECT_TRUE(cache.FullSampleDue(minutes(4) + seconds(46)));
+  EXPECT_FALSE(cache.DatabaseSizeOverdue(minutes(10)));
+  EXPECT_TRUE(cache.DatabaseSizeOverdue(minutes(10) + seconds(1)));
   cache.SetDatabaseSize(1'000'000, minutes(5));
   EXPECT_EQ(cache.DatabaseSize(), 1'000'000);
-  // size_max_age 0: every sample.
+  // size_max_age 0: every sample is full.
   TableSizeCache every(milliseconds(0), seconds(15));
-  every.SetDatabaseSize(1, seconds(0));
-  EXPECT_TRUE(every.DatabaseSizeDue(seconds(0)));
+  EXPECT_TRUE(every.FullSampleDue(seconds(0)));
+}
+
+// A relation that only counts towards the database size (another session's temporary table, a
+// sequence) and cannot be measured yet does not fail the sample: it joins the total once measured.
+TEST(TableSizeCacheTest, AStorageOnlyRelationNeverMeasuredDoesNotFailTheSample) {
+  TableSizeCache cache(minutes(5), seconds(15));
+  auto temp = State(2, 1);
+  temp.exported = false;
+  const std::vector<TableState> tables = {State(1, 1), temp};
+  const auto planned = cache.Plan(tables, seconds(0));
+  auto locked = Measure({1});
+  locked.locked = {2};
+  const auto out = cache.Complete(tables, planned, locked, seconds(0));
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->size(), 1u);
+  EXPECT_FALSE(cache.FullSampleCompleted());
+  EXPECT_EQ(cache.TotalBytes(), 8192 * 1 + 16384);
 }
 
 TEST(TableSizeCacheTest, TableDroppedBetweenTheQueriesLeavesTheSample) {
@@ -273,7 +295,7 @@ TEST(TableSizeCacheTest, TableDroppedBetweenTheQueriesLeavesTheSample) {
   EXPECT_EQ(cache.size(), 1u);
 }
 
-TEST(TableSizeCacheTest, EveryTableIsMeasuredWithinMaxAgeWithoutBursts) {
+TEST(TableSizeCacheTest, EveryTableIsMeasuredWithinMaxAge) {
   const auto interval = seconds(15);
   const auto max_age = minutes(5);
   TableSizeCache cache(max_age, interval);
@@ -282,23 +304,23 @@ TEST(TableSizeCacheTest, EveryTableIsMeasuredWithinMaxAgeWithoutBursts) {
   for (std::uint32_t oid = 1; oid <= kTables; ++oid) tables.push_back(State(oid, 7));
   std::map<std::uint32_t, milliseconds> last;
   milliseconds now(123'456);
-  const std::size_t share = kTables * 15 / 300;  // 50 a sample
+  int full_samples = 0;
   for (int sample = 0; sample < 200; ++sample, now += interval) {
+    // One table is written every sample: measured every sample, the others only in full samples.
+    tables[5].signature = static_cast<std::uint64_t>(sample);
+    const bool full = cache.FullSampleDue(now);
     const auto planned = cache.Plan(tables, now);
-    if (sample == 0) {
-      EXPECT_EQ(planned.size(), kTables);
-    } else {
-      // Only the rolling share (never all at once when the first generation comes due).
-      EXPECT_LE(planned.size(), share + 1) << "sample " << sample;
-      EXPECT_GE(planned.size(), share - 1) << "sample " << sample;
-    }
+    EXPECT_EQ(planned.size(), full ? kTables : 1u) << "sample " << sample;
+    full_samples += full ? 1 : 0;
     ASSERT_TRUE(cache.Complete(tables, planned, Measure(planned), now));
+    EXPECT_EQ(cache.FullSampleCompleted(), full);
     for (auto oid : planned) last[oid] = now;
     for (const auto& [oid, when] : last) {
       ASSERT_LE(now - when, max_age) << "table " << oid << " at sample " << sample;
     }
   }
   EXPECT_EQ(last.size(), kTables);
+  EXPECT_EQ(full_samples, 10);  // 200 samples of 15 s, one in every 20
 }
 
 TEST(TableSizeCacheTest, FewTablesAreMeasuredOnlyWhenDue) {
@@ -373,9 +395,10 @@ TEST(TableSizeCacheTest, ATableNeverMeasuredFailsTheSampleWhenItCannotBeMeasured
   auto locked = Measure({1});
   locked.locked = {2};
   EXPECT_FALSE(cache.Complete(tables, planned, locked, seconds(0)));
-  // Once both could be measured, the sample is whole.
+  // Once both could be measured, the sample is whole; the full sample that did not complete is
+  // tried again whole.
   const auto again = cache.Plan(tables, seconds(15));
-  EXPECT_EQ(again, (std::vector<std::uint32_t>{2}));
+  EXPECT_EQ(again, (std::vector<std::uint32_t>{1, 2}));
   EXPECT_TRUE(cache.Complete(tables, again, Measure(again), seconds(15)));
 }
 
