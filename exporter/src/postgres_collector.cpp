@@ -58,10 +58,11 @@ std::string Seconds(std::chrono::milliseconds d) {
 }  // namespace
 
 PgSession::PgSession(std::string component, const PostgresConfig& config,
-                     std::chrono::milliseconds query_timeout)
+                     std::chrono::milliseconds query_timeout, int statements_per_run)
     : component_(std::move(component)),
       config_(config),
       query_timeout_(query_timeout),
+      statements_per_run_(statements_per_run),
       backoff_(std::chrono::milliseconds(500), config.reconnect_backoff_max) {}
 
 PgSession::~PgSession() = default;
@@ -109,9 +110,10 @@ std::string PgSession::RunErased(const std::function<void(pqxx::connection&)>& w
     if (auto error = Connect(); !error.empty()) return error;
   }
   try {
-    // The watchdog allows the server's own timeout to fire first, plus time for
-    // the answer.
-    SocketWatchdog watchdog(connection_->sock(), query_timeout_ + std::chrono::seconds(2));
+    // The watchdog allows the server's own timeout to fire first (on every statement of the
+    // run), plus time for the answer.
+    SocketWatchdog watchdog(connection_->sock(),
+                            query_timeout_ * statements_per_run_ + std::chrono::seconds(2));
     work(*connection_);
     return "";
   } catch (const std::exception& e) {
@@ -167,6 +169,7 @@ constexpr const char* kDatabaseState = "billing_database_state";
 constexpr const char* kRelationState = "billing_relation_state";
 constexpr const char* kRelationSizes = "billing_relation_sizes";
 constexpr const char* kDatabaseSize = "billing_database_size";
+constexpr int kCatalogStatements = 4;  // ReadCatalog's, each under statement_timeout
 
 }  // namespace
 
@@ -282,7 +285,7 @@ PostgresCatalogCollector::PostgresCatalogCollector(const PostgresConfig& config,
       selection_{config.include_schemas, config.exclude_schemas, config.include_tables,
                  config.exclude_tables, config.max_table_series},
       sizes_(config.size_max_age, interval),
-      session_("postgres", config, config.statement_timeout) {}
+      session_("postgres", config, config.statement_timeout, kCatalogStatements) {}
 
 SampleResult PostgresCatalogCollector::Sample() {
   CatalogSample sample;

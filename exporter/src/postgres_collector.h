@@ -22,8 +22,10 @@ namespace billing::exporter {
 /// cannot hang the sampler.
 class PgSession {
  public:
+  /// Each statement runs under `query_timeout`; one Run() sends at most `statements_per_run`
+  /// of them, so its watchdog allows that many timeouts.
   PgSession(std::string component, const PostgresConfig& config,
-            std::chrono::milliseconds query_timeout);
+            std::chrono::milliseconds query_timeout, int statements_per_run = 1);
   ~PgSession();
   PgSession(const PgSession&) = delete;
   PgSession& operator=(const PgSession&) = delete;
@@ -41,6 +43,7 @@ class PgSession {
   const std::string component_;
   const PostgresConfig& config_;
   const std::chrono::milliseconds query_timeout_;
+  const int statements_per_run_;
   std::unique_ptr<pqxx::connection> connection_;
   Backoff backoff_;
   std::chrono::steady_clock::time_point next_attempt_{};
