@@ -63,6 +63,15 @@ double PsqlNumber(const PostgresServer& pg, const std::string& sql, const std::s
   return std::stod(pg.Psql(sql, db));
 }
 
+// pg_total_relation_size of every table in schema public, added up by PostgreSQL.
+double PublicTablesBytes(const std::string& db) {
+  return PsqlNumber(*shared_pg,
+                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relkind = 'r' AND n.nspname = 'public'",
+                    db);
+}
+
 // Waits until `name{labels}` in a scrape equals `expected()`; both are re-read
 // on each poll.
 ::testing::AssertionResult EventuallyEquals(const ExporterProcess& exporter,
@@ -305,14 +314,7 @@ TEST_F(PostgresE2eTest, TenThousandTablesStayWithinTheCapAndOtherAddsUp) {
                         {{"schema", ""}, {"table", "other"}}));
 
   // Every table's bytes are in exactly one series, the `other` row included.
-  double exported_bytes = 0;
-  for (const auto& s : FindAll(samples, "iotistic_postgres_table_size_bytes"))
-    exported_bytes += s.value;
-  EXPECT_EQ(exported_bytes, PsqlNumber(*shared_pg,
-                                       "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
-                                       "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                       "WHERE c.relkind = 'r' AND n.nspname = 'public'",
-                                       db));
+  EXPECT_EQ(Sum(samples, "iotistic_postgres_table_size_bytes"), PublicTablesBytes(db));
   // The kept tables are the largest: none is smaller than the largest folded
   // into `other`.
   std::map<std::string, double> kept_bytes;
@@ -465,14 +467,7 @@ TEST_F(PostgresE2eTest, IdleDatabaseIsMeasuredOnlyInFullSamples) {
   EXPECT_LE(full, 4);
   EXPECT_GE(none, 16);
   // And what is served is still exact.
-  double exported = 0;
-  for (const auto& s : FindAll(exporter->Scrape(), "iotistic_postgres_table_size_bytes"))
-    exported += s.value;
-  EXPECT_EQ(exported, PsqlNumber(*shared_pg,
-                                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
-                                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                 "WHERE c.relkind = 'r' AND n.nspname = 'public'",
-                                 db));
+  EXPECT_EQ(Sum(exporter->Scrape(), "iotistic_postgres_table_size_bytes"), PublicTablesBytes(db));
 }
 
 TEST_F(PostgresE2eTest, GzipAndBasicAuth) {
