@@ -3,7 +3,6 @@
 #include <fnmatch.h>
 
 #include <algorithm>
-#include <cmath>
 #include <tuple>
 #include <utility>
 
@@ -243,8 +242,7 @@ std::optional<std::vector<TableStats>> TableSizeCache::Complete(
                         .signature = std::get<1>(*sig),
                         .table_bytes = size->table_bytes,
                         .index_bytes = size->index_bytes,
-                        .toast_bytes = size->toast_bytes,
-                        .measured_ms = now.count()};
+                        .toast_bytes = size->toast_bytes};
       auto it = std::lower_bound(entries_.begin(),
                                  entries_.begin() + static_cast<std::ptrdiff_t>(old_count), oid,
                                  [](const Entry& e, std::uint32_t o) { return e.oid < o; });

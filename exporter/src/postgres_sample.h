@@ -70,7 +70,7 @@ struct SizeMeasurement {
 /// sizes were measured under, and serves every other one's last exact sizes.
 /// At least every `max_age` a full sample measures every relation (so no size
 /// is older, and the database size is re-based on exact sizes; 0: every sample
-/// is full). The cache holds 48 bytes per relation in a vector sorted by oid,
+/// is full). The cache holds 40 bytes per relation in a vector sorted by oid,
 /// no names; dropped relations leave it on the next plan.
 class TableSizeCache {
  public:
@@ -124,7 +124,6 @@ class TableSizeCache {
     std::int64_t table_bytes = 0;
     std::int64_t index_bytes = 0;
     std::int64_t toast_bytes = 0;
-    std::int64_t measured_ms = 0;  // `now` of the sample that measured it
   };
   const Entry* Find(std::uint32_t oid) const;
 
