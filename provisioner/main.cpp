@@ -25,9 +25,9 @@
 #include "billing/common/file.h"
 #include "billing/provisioner/render.h"
 #include "billing/provisioner/usage.h"
-#include "src/serve.h"
-#include "src/usage_job.h"
-#include "src/usage_store.h"
+#include "serve.h"
+#include "usage_job.h"
+#include "usage_store.h"
 
 namespace {
 

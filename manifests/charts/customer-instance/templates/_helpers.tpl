@@ -1,7 +1,7 @@
 {{/*
 Helpers of the customer-instance chart. The chart uses only the template functions that
 tools/chart-render supports (listed in README.md); the provisioner's C++ renderer
-(provisioner/src/render.cpp) produces the same objects, which the parity test checks.
+(provisioner/render/src/render.cpp) produces the same objects, which the parity test checks.
 */}}
 
 {{/* customer.id, validated: every object name is derived from it. */}}
@@ -57,7 +57,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 Every value check that is not about customer.id. Rendered (to nothing) from secret.yaml,
-which every release has. The C++ renderer makes the same checks (provisioner/src/spec.cpp).
+which every release has. The C++ renderer makes the same checks (provisioner/render/src/spec.cpp).
 */}}
 {{- define "customer-instance.validate" -}}
 {{- $v := .Values -}}

@@ -1,0 +1,9 @@
+// The provisioner's name for the shared Result<T> and Error (billing/common/result.h).
+#pragma once
+
+#include "billing/common/result.h"
+
+namespace billing::provisioner {
+using common::Error;
+using common::Result;
+}  // namespace billing::provisioner

@@ -1,0 +1,105 @@
+// provisioner/api: the HTTP API (CivetWeb), JSON in and out.
+//   POST   /api/customers/signup                    {"email","password","company_name"} -> 201
+//   GET    /api/customers/{id}/deployment/status    phase, message, components       (admin)
+//   POST   /api/customers/{id}/deployment/upgrade   new license and/or values -> 202  (admin)
+//   DELETE /api/customers/{id}/deployment           -> 202                           (admin)
+//   GET    /api/customers/{id}/usage?from=&to=[&format=csv]                          (admin)
+//   GET    /healthz, GET /metrics
+// Admin routes need "Authorization: Bearer <PROVISIONER_ADMIN_TOKEN>"; signup is rate-limited per
+// client address. Bad input gets a 4xx whose JSON {"error": "..."} names the field; handlers never
+// let an exception escape, so the service keeps serving.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <semaphore>
+#include <string>
+#include <vector>
+
+#include "identity.h"
+#include "rate_limiter.h"
+#include "service_metrics.h"
+#include "stack_renderer.h"
+#include "store.h"
+
+struct mg_context;
+struct mg_connection;
+
+namespace billing::provisioner {
+
+struct ApiOptions {
+  std::string listen = "0.0.0.0:3000";  // HOST:PORT; port 0 picks a free port
+  std::string admin_token;
+  std::string domain_base;
+  std::string default_plan = "standard";
+  std::int64_t license_validity_seconds = 365LL * 24 * 3600;
+  std::size_t max_body_bytes = 16 * 1024;
+  double signup_per_minute = 10;
+  double signup_burst = 20;
+  int threads = 16;
+  /// Peers whose X-Forwarded-For is believed (the ingress controllers), for the rate limit.
+  std::vector<Network> trusted_proxies;
+  /// Password hashes computed at once: each takes 19 MiB for ~50 ms, so this bounds memory.
+  int max_concurrent_hashes = 2;
+};
+
+/// What the API needs from the rest of the service.
+struct ApiDependencies {
+  Store& store;
+  const StackRenderer& renderer;
+  const LicenseSigner& signer;
+  ServiceMetrics& metrics;
+  std::function<void()> wake_reconciler;
+};
+
+class ApiServer {
+ public:
+  /// Starts listening; throws std::runtime_error naming the address if it cannot.
+  ApiServer(ApiOptions options, ApiDependencies dependencies);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  int port() const { return port_; }
+
+  struct Response {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::string extra_headers;  // "Name: value\r\n" lines
+  };
+  struct Request {
+    std::string method;
+    std::string path;
+    std::string query;
+    std::string authorization;
+    std::string content_type;
+    std::string accept;
+    std::string client;
+    std::string forwarded_for;
+    std::string body;
+  };
+  /// Routes one request (exposed for tests of the routing without sockets).
+  Response Handle(const Request& request, std::string& route);
+
+ private:
+  static int HandleConnection(mg_connection* conn, void* self);
+  Response Signup(const Request& request);
+  Response Status(const std::string& customer_id);
+  Response Upgrade(const std::string& customer_id, const Request& request);
+  Response Delete(const std::string& customer_id);
+  Response Usage(const std::string& customer_id, const Request& request);
+  bool IsAdmin(const Request& request) const;
+
+  ApiOptions options_;
+  ApiDependencies deps_;
+  RateLimiter signup_limiter_;
+  std::counting_semaphore<1024> hashing_slots_;
+  struct ContextDeleter {
+    void operator()(mg_context* context) const;
+  };
+  std::unique_ptr<mg_context, ContextDeleter> context_;
+  int port_ = 0;
+};
+
+}  // namespace billing::provisioner

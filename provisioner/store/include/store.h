@@ -1,0 +1,137 @@
+// provisioner/store: customers and their deployments in the provisioner's PostgreSQL (libpqxx),
+// behind a small connection pool so HTTP handlers and workers do not share a connection.
+// The desired state (present/absent, generation, chart values) is written by the API; the
+// observed state (phase, message, components) by the reconciler, which holds a per-customer
+// session advisory lock while it works: a crashed provisioner's locks go with its connections.
+//
+// Thread-safety: Store is safe to share; a ReconcileSession belongs to one worker thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "billing/provisioner/usage.h"
+#include "deployment_state.h"
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace billing::provisioner {
+
+struct NewCustomer {
+  std::string id;
+  std::string email;
+  std::string company_name;
+  std::string password_hash;  // Argon2id PHC string, never the password
+  std::string plan;
+  nlohmann::ordered_json chart_values;
+};
+
+/// Connections to one database, created on demand up to `size`, each used by one thread at a
+/// time. A connection that broke is dropped instead of returned.
+class ConnectionPool {
+ public:
+  ConnectionPool(std::string database_url, std::size_t size);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  class Lease {
+   public:
+    Lease(ConnectionPool& pool, std::unique_ptr<pqxx::connection_base> connection);
+    ~Lease();
+    Lease(Lease&&) = delete;
+    pqxx::connection_base& operator*() const { return *connection_; }
+
+   private:
+    ConnectionPool& pool_;
+    std::unique_ptr<pqxx::connection_base> connection_;
+  };
+  /// Waits up to 30 s for a free connection (std::runtime_error after that); throws
+  /// pqxx::broken_connection if one cannot be opened.
+  Lease Acquire();
+
+ private:
+  void Release(std::unique_ptr<pqxx::connection_base> connection);
+  const std::string database_url_;
+  const std::size_t size_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<pqxx::connection_base>> idle_;
+  std::size_t open_ = 0;
+};
+
+class Store {
+ public:
+  /// Applies migrations and prepares the pool; throws if the database cannot be reached.
+  Store(const std::string& database_url, std::size_t pool_size);
+
+  enum class CreateOutcome { kCreated, kEmailTaken, kIdTaken };
+  /// The customer and its deployment (desired present, generation 1, phase Pending) together.
+  CreateOutcome CreateCustomer(const NewCustomer& customer);
+
+  std::optional<DeploymentRow> Deployment(const std::string& customer_id);
+  bool CustomerExists(const std::string& customer_id);
+
+  enum class ChangeOutcome { kAccepted, kUnknownCustomer, kDeleted };
+  /// New chart values (already merged and validated by the caller): desired generation + 1.
+  /// `expected_generation` guards against a concurrent upgrade (kDeleted is also returned when
+  /// the deployment is being deleted).
+  /// `plan`, when set, becomes the customer's plan (a new license key was issued or given).
+  ChangeOutcome RequestUpgrade(const std::string& customer_id,
+                               const nlohmann::ordered_json& chart_values,
+                               std::int64_t expected_generation, std::int64_t* new_generation,
+                               const std::optional<std::string>& plan = std::nullopt);
+  /// The customer's plan (that of its current license key); nullopt for an unknown customer.
+  std::optional<std::string> CustomerPlan(const std::string& customer_id);
+  /// Desired absent; idempotent.
+  ChangeOutcome RequestDelete(const std::string& customer_id);
+
+  /// Customers whose deployment is due for a reconciliation step, soonest first.
+  std::vector<std::string> DueDeployments(std::size_t limit);
+  std::map<std::string, std::int64_t> CountByPhase();
+  /// Customers with a deployment that is not Deleted (the usage job bills them even without data).
+  std::vector<std::string> BillableCustomers();
+  /// usage_records of one customer with periods inside [from, to), oldest first.
+  std::vector<UsageRecord> Usage(const std::string& customer_id, std::int64_t from,
+                                 std::int64_t to);
+
+  ConnectionPool& pool() { return pool_; }
+
+ private:
+  ConnectionPool pool_;
+};
+
+/// A worker's own connection: the per-customer advisory lock is a session lock on it.
+class ReconcileSession {
+ public:
+  explicit ReconcileSession(const std::string& database_url);
+  ~ReconcileSession();
+  ReconcileSession(const ReconcileSession&) = delete;
+  ReconcileSession& operator=(const ReconcileSession&) = delete;
+
+  /// False when another worker (here or in another provisioner) holds the customer.
+  bool TryLock(const std::string& customer_id);
+  void Unlock(const std::string& customer_id);
+  std::optional<DeploymentRow> Load(const std::string& customer_id);
+  /// Records the observation unless the desired state moved on meanwhile (then the phase is left
+  /// for the next step and only `next_attempt_at` is set to now). An observation with an applied
+  /// generation (> 0) also sets applied_at to now, whether or not the desired state moved on.
+  void Record(const std::string& customer_id, std::int64_t seen_desired_generation,
+              const std::string& seen_desired_state, const Observation& observation);
+
+ private:
+  std::string database_url_;
+  std::unique_ptr<pqxx::connection_base> connection_;
+  pqxx::connection_base& Connection();
+};
+
+}  // namespace billing::provisioner

@@ -1,0 +1,737 @@
+// `provisioner serve` end to end: a real PostgreSQL store, the Kubernetes API test double
+// (tests/support/kube_api_double.h) in place of a cluster, the real binary over HTTP.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "billing/common/base64.h"
+#include "billing/provisioner/value.h"
+#include "identity.h"
+#include "kube_api_double.h"
+#include "testbed.h"
+#include "value_json.h"
+
+namespace billing::testbed {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr char kAdminToken[] = "test-admin-token-0123456789";
+constexpr char kDomain[] = "iot.example.com";
+constexpr char kPassword[] = "correct horse battery staple 42";
+
+const std::vector<std::string>& WorkloadNames() {
+  static const std::vector<std::string> names = {"postgres", "mosquitto", "api", "dashboard",
+                                                 "exporter"};
+  return names;
+}
+
+std::string Header(const HttpResponse& response, const std::string& name) {
+  const auto it = response.headers.find(name);
+  return it == response.headers.end() ? "" : it->second;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    postgres_ = std::make_unique<PostgresServer>();
+    keys_ = std::make_unique<TempDir>("provisioner-keys");
+    const auto key = keys_->path() / "signing-key.pem";
+    const auto generated =
+        RunCommand({"openssl", "genpkey", "-algorithm", "ed25519", "-out", key.string()});
+    ASSERT_EQ(generated.exit_code, 0) << generated.output;
+    const auto pub = RunCommand({"openssl", "pkey", "-in", key.string(), "-pubout"});
+    ASSERT_EQ(pub.exit_code, 0) << pub.output;
+    public_key_pem_ = pub.output;
+    std::ifstream in(key);
+    signing_key_pem_.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  static void TearDownTestSuite() {
+    postgres_.reset();
+    keys_.reset();
+  }
+
+  void SetUp() override {
+    static int counter = 0;
+    database_ = "provisioner_" + std::to_string(++counter);
+    postgres_->CreateDatabase(database_);
+    dir_ = std::make_unique<TempDir>("provisioner-test");
+    kube_ = std::make_unique<KubeApiDouble>();
+    kube_->WriteKubeconfig(dir_->path() / "kubeconfig");
+    port_ = FreePort();
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      if (provisioner_) std::cerr << "provisioner log:\n" << provisioner_->Log();
+      std::cerr << "Kubernetes API requests:\n";
+      for (const auto& r : kube_->Requests()) {
+        std::cerr << "  " << r.method << " " << r.path << " -> " << r.status << "\n";
+      }
+    }
+    provisioner_.reset();
+  }
+
+  std::vector<std::pair<std::string, std::string>> Env() const {
+    return {{"PROVISIONER_ADMIN_TOKEN", kAdminToken},
+            {"DATABASE_URL", postgres_->Url(database_)},
+            {"LICENSE_SIGNING_KEY_FILE", (keys_->path() / "signing-key.pem").string()},
+            {"PROVISIONER_DOMAIN_BASE", kDomain},
+            {"KUBECONFIG", (dir_->path() / "kubeconfig").string()},
+            {"PROVISIONER_CHART_DIR",
+             std::string(BILLING_SOURCE_DIR) + "/manifests/charts/customer-instance"},
+            {"PROVISIONER_POLL_INTERVAL", "200ms"},
+            {"PROVISIONER_RESYNC_INTERVAL", "1s"},
+            {"PROVISIONER_FAILURE_BACKOFF", "300ms"},
+            {"PROVISIONER_FAILURE_BACKOFF_MAX", "1s"},
+            {"PROVISIONER_SIGNUP_BURST", "100"}};
+  }
+
+  void StartProvisioner(std::vector<std::pair<std::string, std::string>> extra_env = {}) {
+    auto env = Env();
+    for (auto& entry : extra_env) {
+      std::erase_if(env, [&](const auto& e) { return e.first == entry.first; });
+      env.push_back(std::move(entry));
+    }
+    static int starts = 0;
+    provisioner_ = std::make_unique<Process>(Process::Options{
+        {PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_)},
+        env,
+        {"PROMETHEUS_URL"},
+        dir_->path() / ("provisioner-" + std::to_string(++starts) + ".log"),
+        std::nullopt});
+    ASSERT_TRUE(WaitFor(
+        [&] { return !provisioner_->Running() || HttpGet(Url("/healthz")).status == 200; }, 20s));
+    ASSERT_TRUE(provisioner_->Running()) << provisioner_->Log();
+  }
+
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  HttpResponse Post(const std::string& path, const std::string& body, bool admin = false) {
+    std::vector<std::string> headers = {"Content-Type: application/json", "Expect:"};
+    if (admin) headers.push_back(std::string("Authorization: Bearer ") + kAdminToken);
+    return HttpRequest("POST", Url(path), body, headers);
+  }
+
+  HttpResponse Admin(const std::string& method, const std::string& path) {
+    return HttpRequest(method, Url(path), "",
+                       {std::string("Authorization: Bearer ") + kAdminToken});
+  }
+
+  static json SignupBody(const std::string& email, const std::string& company,
+                         const std::string& password = kPassword) {
+    return {{"email", email}, {"password", password}, {"company_name", company}};
+  }
+
+  std::string Signup(const std::string& email, const std::string& company) {
+    const auto response = Post("/api/customers/signup", SignupBody(email, company).dump());
+    EXPECT_EQ(response.status, 201) << response.body << response.error
+                                    << (provisioner_->Running() ? "" : " (provisioner exited)");
+    const auto body = json::parse(response.body, nullptr, false);
+    if (body.is_discarded() || !body.contains("customer_id")) return "";
+    return body["customer_id"].get<std::string>();
+  }
+
+  json Status(const std::string& id) {
+    const auto response = Admin("GET", "/api/customers/" + id + "/deployment/status");
+    if (response.status != 200) return json{{"http_status", response.status}};
+    return json::parse(response.body);
+  }
+
+  bool WaitForPhase(const std::string& id, const std::string& phase,
+                    std::chrono::milliseconds timeout = 30s) {
+    return WaitFor([&] { return Status(id).value("phase", "") == phase; }, timeout, 50ms);
+  }
+
+  static std::string Namespace(const std::string& id) { return "customer-" + id; }
+
+  bool AllWorkloadsApplied(const std::string& id) {
+    for (const auto& name : WorkloadNames()) {
+      const auto kind = name == "postgres" ? "StatefulSet" : "Deployment";
+      if (!kube_->Object("apps/v1", kind, Namespace(id), "customer-" + id + "-" + name)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::string SecretValue(const std::string& id, const std::string& key) {
+    const auto secret = kube_->Object("v1", "Secret", Namespace(id), "customer-" + id + "-secrets");
+    if (!secret) return "";
+    return common::Base64Decode((*secret)["data"][key].get<std::string>()).value_or("");
+  }
+
+  /// What `provisioner render` prints for this customer, as JSON objects.
+  /// `extra` goes over the customer's values (an upgrade's).
+  std::vector<json> Rendered(
+      const std::string& id, const std::string& email, const std::string& company,
+      const nlohmann::ordered_json& extra = nlohmann::ordered_json::object()) {
+    provisioner::Value values = provisioner::FromJson(nlohmann::ordered_json{
+        {"customer", {{"id", id}, {"email", email}, {"companyName", company}}},
+        {"license", {{"key", SecretValue(id, "IOTISTIC_LICENSE_KEY")}}},
+        {"domain", {{"base", kDomain}}},
+        {"postgres", {{"password", SecretValue(id, "POSTGRES_PASSWORD")}}},
+        {"namespace", {{"create", true}}}});
+    provisioner::MergeInto(values, provisioner::FromJson(extra));
+    const auto file = dir_->path() / ("values-" + id + ".yaml");
+    std::ofstream(file) << provisioner::EmitYaml(values);
+    const auto rendered = RunCommand({PROVISIONER_PATH, "render", "-f", file.string()});
+    EXPECT_EQ(rendered.exit_code, 0) << rendered.output;
+    std::vector<json> objects;
+    for (const auto& document : provisioner::ParseYamlStream(rendered.output)) {
+      if (!document.IsNull()) objects.push_back(json::parse(provisioner::ToJson(document).dump()));
+    }
+    return objects;
+  }
+
+  /// The live object without what the server adds (identity, versions, status).
+  static json Applied(json live) {
+    for (const char* field : {"uid", "resourceVersion", "generation", "creationTimestamp",
+                              "managedFields", "deletionTimestamp"}) {
+      live["metadata"].erase(field);
+    }
+    live.erase("status");
+    return live;
+  }
+
+  void ExpectClusterHoldsExactly(const std::vector<json>& rendered, const std::string& id) {
+    ASSERT_FALSE(rendered.empty());
+    std::size_t namespaced = 0;
+    for (const auto& object : rendered) {
+      const auto kind = object["kind"].get<std::string>();
+      const auto name = object["metadata"]["name"].get<std::string>();
+      const auto ns = object["metadata"].value("namespace", "");
+      if (!ns.empty()) ++namespaced;
+      const auto live = kube_->Object(object["apiVersion"], kind, ns, name);
+      ASSERT_TRUE(live.has_value()) << kind << " " << name << " was not applied";
+      EXPECT_EQ(Applied(*live), object) << kind << " " << name;
+    }
+    EXPECT_EQ(kube_->ObjectsIn(Namespace(id)).size(), namespaced)
+        << "objects applied that render does not produce";
+  }
+
+  /// DELETE requests for the Namespace itself (not for objects in it, whose paths contain it).
+  int NamespaceDeletes(const std::string& id) {
+    const auto requests = kube_->Requests();
+    return static_cast<int>(std::count_if(requests.begin(), requests.end(), [&](const auto& r) {
+      return r.method == "DELETE" && r.path == "/api/v1/namespaces/" + Namespace(id);
+    }));
+  }
+
+  static std::unique_ptr<PostgresServer> postgres_;
+  static std::unique_ptr<TempDir> keys_;
+  static std::string public_key_pem_;
+  static std::string signing_key_pem_;
+  std::string database_;
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<KubeApiDouble> kube_;
+  std::unique_ptr<Process> provisioner_;
+  int port_ = 0;
+};
+
+std::unique_ptr<PostgresServer> ServiceTest::postgres_;
+std::unique_ptr<TempDir> ServiceTest::keys_;
+std::string ServiceTest::public_key_pem_;
+std::string ServiceTest::signing_key_pem_;
+
+TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenDeleted) {
+  StartProvisioner();
+  const std::string email = "ops@acme.example";
+  const std::string company = "Acme Sensors GmbH";
+  const auto id = Signup(email, company);
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(id.starts_with("acme-sensors-gmb-")) << id;
+
+  ASSERT_TRUE(WaitForPhase(id, "Deploying")) << Status(id).dump();
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  ExpectClusterHoldsExactly(Rendered(id, email, company), id);
+  EXPECT_EQ(Status(id)["phase"], "Deploying") << "ready before any workload was";
+  for (const auto& request : kube_->Requests()) {
+    if (request.method != "PATCH") continue;
+    EXPECT_EQ(request.content_type, "application/apply-patch+yaml") << request.path;
+    EXPECT_NE(request.query.find("fieldManager="), std::string::npos) << request.query;
+  }
+  // Namespace first.
+  const auto requests = kube_->Requests();
+  const auto first_patch = std::find_if(requests.begin(), requests.end(),
+                                        [](const auto& r) { return r.method == "PATCH"; });
+  ASSERT_NE(first_patch, requests.end());
+  EXPECT_EQ(first_patch->path, "/api/v1/namespaces/" + Namespace(id));
+
+  // The license is a JWT for this customer, signed with the configured key.
+  const auto claims =
+      provisioner::VerifyLicense(SecretValue(id, "IOTISTIC_LICENSE_KEY"), public_key_pem_);
+  ASSERT_TRUE(claims.ok()) << claims.error();
+  EXPECT_EQ(claims.value().customer_id, id);
+  EXPECT_GT(claims.value().expires_at, claims.value().issued_at);
+
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  const auto ready = Status(id);
+  for (const auto& name : WorkloadNames()) {
+    EXPECT_EQ(ready["components"][name]["ready"], true) << name << ": " << ready.dump();
+  }
+
+  const auto deleted = Admin("DELETE", "/api/customers/" + id + "/deployment");
+  EXPECT_EQ(deleted.status, 202) << deleted.body;
+  ASSERT_TRUE(WaitForPhase(id, "Deleted")) << Status(id).dump();
+  EXPECT_FALSE(kube_->NamespaceExists(Namespace(id)));
+  EXPECT_EQ(Admin("DELETE", "/api/customers/" + id + "/deployment").status, 202) << "idempotent";
+}
+
+TEST_F(ServiceTest, DeletionWaitsForTheNamespaceToTerminate) {
+  kube_->SetNamespaceFinalizationDelay(1500ms);
+  StartProvisioner();
+  const auto id = Signup("slow@delete.example", "Slow Delete");
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  ASSERT_EQ(Admin("DELETE", "/api/customers/" + id + "/deployment").status, 202);
+  ASSERT_TRUE(WaitFor([&] { return NamespaceDeletes(id) > 0; }, 10s));
+  EXPECT_EQ(Status(id)["phase"], "Deleting");
+  EXPECT_TRUE(kube_->NamespaceExists(Namespace(id)));
+  ASSERT_TRUE(WaitForPhase(id, "Deleted")) << Status(id).dump();
+  EXPECT_FALSE(kube_->NamespaceExists(Namespace(id)));
+}
+
+TEST_F(ServiceTest, KilledDuringDeploymentCompletesAfterRestartWithoutChangingTheResult) {
+  kube_->SetResponseDelay(150ms);
+  StartProvisioner({{"PROVISIONER_KUBE_MAX_ATTEMPTS", "2"}});
+  const std::string email = "crash@restart.example";
+  const std::string company = "Crash Restart";
+  const auto id = Signup(email, company);
+  ASSERT_TRUE(WaitFor([&] { return kube_->CountRequests("PATCH", Namespace(id)) >= 3; }, 20s));
+  ASSERT_FALSE(AllWorkloadsApplied(id)) << "the deployment finished before the kill";
+  provisioner_->Stop(SIGKILL);
+  provisioner_.reset();
+
+  kube_->SetResponseDelay(0ms);
+  StartProvisioner();
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 30s)) << Status(id).dump();
+  ASSERT_TRUE(WaitForPhase(id, "Deploying")) << Status(id).dump();
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+
+  const auto rendered = Rendered(id, email, company);
+  ExpectClusterHoldsExactly(rendered, id);
+  // Applied again after the restart, but never changed: every object was written once.
+  for (const auto& object : rendered) {
+    const auto ns = object["metadata"].value("namespace", "");
+    const auto kind = object["kind"].get<std::string>();
+    const auto name = object["metadata"]["name"].get<std::string>();
+    EXPECT_EQ(kube_->Object(object["apiVersion"], kind, ns, name)->at("metadata")["generation"], 1)
+        << kind << " " << name;
+    // Workloads also got their status written by the test.
+    const int status_writes = kind == "Deployment" || kind == "StatefulSet" ? 1 : 0;
+    EXPECT_EQ(kube_->WriteCount(object["apiVersion"], kind, ns, name), 1 + status_writes)
+        << kind << " " << name;
+  }
+}
+
+TEST_F(ServiceTest, TwentyConcurrentSignupsAllReachReady) {
+  StartProvisioner();
+  constexpr int kCustomers = 20;
+  std::vector<std::future<HttpResponse>> signups;
+  for (int i = 0; i < kCustomers; ++i) {
+    signups.push_back(std::async(std::launch::async, [this, i] {
+      return Post("/api/customers/signup",
+                  SignupBody("user" + std::to_string(i) + "@fleet.example", "Fleet").dump());
+    }));
+  }
+  std::set<std::string> ids;
+  for (auto& signup : signups) {
+    const auto response = signup.get();
+    ASSERT_EQ(response.status, 201) << response.body;
+    ids.insert(json::parse(response.body)["customer_id"].get<std::string>());
+  }
+  ASSERT_EQ(ids.size(), static_cast<std::size_t>(kCustomers)) << "customer ids are not unique";
+
+  std::set<std::string> marked;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& id : ids) {
+          if (!marked.count(id) && AllWorkloadsApplied(id)) {
+            kube_->MarkWorkloadsReady(Namespace(id));
+            marked.insert(id);
+          }
+        }
+        return marked.size() == ids.size();
+      },
+      90s, 100ms));
+  std::set<std::string> passwords;
+  for (const auto& id : ids) {
+    EXPECT_TRUE(WaitForPhase(id, "Ready", 60s)) << id << ": " << Status(id).dump();
+    EXPECT_TRUE(kube_->NamespaceExists(Namespace(id)));
+    passwords.insert(SecretValue(id, "POSTGRES_PASSWORD"));
+  }
+  EXPECT_EQ(passwords.size(), ids.size()) << "database credentials are shared between customers";
+  EXPECT_FALSE(passwords.count(""));
+}
+
+TEST_F(ServiceTest, ApiFailureIsRetriedThenFailedWithItsMessageThenRecovers) {
+  kube_->InjectFailures("PATCH", "/secrets/", 500, -1, "etcdserver: request timed out");
+  StartProvisioner({{"PROVISIONER_KUBE_MAX_ATTEMPTS", "3"}});
+  const auto id = Signup("flaky@api.example", "Flaky API");
+  ASSERT_TRUE(WaitForPhase(id, "Failed")) << Status(id).dump();
+  const auto failed = Status(id);
+  EXPECT_NE(failed["message"].get<std::string>().find("etcdserver: request timed out"),
+            std::string::npos)
+      << failed.dump();
+  EXPECT_NE(failed["message"].get<std::string>().find("500"), std::string::npos) << failed.dump();
+  EXPECT_GE(kube_->CountRequests("PATCH", "/secrets/"), 3) << "not retried";
+
+  kube_->ClearFailures();
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 30s)) << Status(id).dump();
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+
+  const auto metrics = HttpGet(Url("/metrics")).body;
+  EXPECT_NE(metrics.find("iotistic_provisioner_apply_errors_total{code=\"500\",kind=\"Secret\"}"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("iotistic_provisioner_deployments{phase=\"Ready\"} 1"), std::string::npos)
+      << metrics;
+}
+
+TEST_F(ServiceTest, ForbiddenIsNotRetriedAndFailsWithTheApiMessage) {
+  kube_->InjectFailures("PATCH", "/namespaces/", 403, -1,
+                        "namespaces is forbidden: User cannot patch resource");
+  StartProvisioner({{"PROVISIONER_KUBE_MAX_ATTEMPTS", "5"}});
+  const auto id = Signup("denied@rbac.example", "Denied");
+  ASSERT_TRUE(WaitForPhase(id, "Failed")) << Status(id).dump();
+  EXPECT_NE(Status(id)["message"].get<std::string>().find("forbidden"), std::string::npos);
+  // One attempt per reconciliation step, not five.
+  const int patches = kube_->CountRequests("PATCH", "/namespaces/");
+  const auto steps = Status(id);
+  EXPECT_LE(patches, 3) << steps.dump();
+}
+
+TEST_F(ServiceTest, UpgradeReappliesWithNewValuesAndLicenseKeepingTheRest) {
+  StartProvisioner();
+  const auto id = Signup("upgrade@acme.example", "Upgrade Co");
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready"));
+  const auto old_license = SecretValue(id, "IOTISTIC_LICENSE_KEY");
+  const auto old_password = SecretValue(id, "POSTGRES_PASSWORD");
+
+  const auto upgraded = Post("/api/customers/" + id + "/deployment/upgrade",
+                             R"({"values": {"mosquitto": {"maxQueuedMessages": 5000}},
+                                 "license": {"plan": "pro"}})",
+                             true);
+  ASSERT_EQ(upgraded.status, 202) << upgraded.body;
+  EXPECT_EQ(json::parse(upgraded.body)["desired_generation"], 2);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto s = Status(id);
+        return s.value("applied_generation", 0) == 2;
+      },
+      20s))
+      << Status(id).dump();
+  const auto config =
+      kube_->Object("v1", "ConfigMap", Namespace(id), "customer-" + id + "-mosquitto-config");
+  ASSERT_TRUE(config.has_value());
+  EXPECT_NE(
+      config->at("data")["mosquitto.conf"].get<std::string>().find("max_queued_messages 5000"),
+      std::string::npos);
+  const auto claims =
+      provisioner::VerifyLicense(SecretValue(id, "IOTISTIC_LICENSE_KEY"), public_key_pem_);
+  ASSERT_TRUE(claims.ok()) << claims.error();
+  EXPECT_EQ(claims.value().plan, "pro");
+  EXPECT_EQ(postgres_->Psql("SELECT plan FROM customers WHERE id = '" + id + "'", database_),
+            "pro");
+  EXPECT_NE(SecretValue(id, "IOTISTIC_LICENSE_KEY"), old_license);
+  EXPECT_EQ(SecretValue(id, "POSTGRES_PASSWORD"), old_password) << "credentials must be reused";
+  kube_->MarkWorkloadsReady(Namespace(id));
+  EXPECT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+
+  // Values the renderer rejects, and values the provisioner owns, are refused by name.
+  auto refused = Post("/api/customers/" + id + "/deployment/upgrade",
+                      R"({"values": {"mosquitto": {"mqttPort": "not a port"}}})", true);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("mosquitto.mqttPort"), std::string::npos) << refused.body;
+  refused = Post("/api/customers/" + id + "/deployment/upgrade",
+                 R"({"values": {"mosquitto": {"maxQueuedMesages": 1}}})", true);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("values.mosquitto.maxQueuedMesages"), std::string::npos)
+      << refused.body;
+  refused = Post("/api/customers/" + id + "/deployment/upgrade",
+                 R"({"values": {"customer": {"id": "someone-else"}}})", true);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("values.customer"), std::string::npos) << refused.body;
+  refused = Post("/api/customers/" + id + "/deployment/upgrade",
+                 R"({"values": {"postgres": {"storageSize": "20Gi"}}})", true);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("values.postgres.storageSize"), std::string::npos) << refused.body;
+  EXPECT_EQ(Status(id)["desired_generation"], 2);
+}
+
+TEST_F(ServiceTest, UpgradeThatTurnsTheIngressOffDeletesIt) {
+  StartProvisioner();
+  const std::string email = "private@acme.example";
+  const std::string company = "Private Co";
+  const auto id = Signup(email, company);
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  const std::string ingress = "customer-" + id + "-ingress";
+  ASSERT_TRUE(kube_->Object("networking.k8s.io/v1", "Ingress", Namespace(id), ingress).has_value())
+      << "the chart's default has the Ingress on";
+
+  const auto upgraded = Post("/api/customers/" + id + "/deployment/upgrade",
+                             R"({"values": {"ingress": {"enabled": false}}})", true);
+  ASSERT_EQ(upgraded.status, 202) << upgraded.body;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return !kube_->Object("networking.k8s.io/v1", "Ingress", Namespace(id), ingress) &&
+               Status(id).value("applied_generation", 0) == 2;
+      },
+      20s))
+      << Status(id).dump();
+  // Everything else is still there, unchanged: exactly what render gives without the Ingress.
+  const auto rendered = Rendered(id, email, company, {{"ingress", {{"enabled", false}}}});
+  ASSERT_FALSE(std::any_of(rendered.begin(), rendered.end(),
+                           [](const json& o) { return o["kind"] == "Ingress"; }));
+  ExpectClusterHoldsExactly(rendered, id);
+  EXPECT_TRUE(kube_->NamespaceExists(Namespace(id)));
+  EXPECT_EQ(NamespaceDeletes(id), 0);
+  const auto requests = kube_->Requests();
+  const auto deleted = std::find_if(requests.begin(), requests.end(), [&](const auto& r) {
+    return r.method == "DELETE" && r.path.ends_with("/ingresses/" + ingress);
+  });
+  ASSERT_NE(deleted, requests.end());
+  EXPECT_EQ(deleted->status, 200);
+  EXPECT_EQ(json::parse(deleted->body)["propagationPolicy"], "Background");
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+
+  // Turned on again, it comes back.
+  ASSERT_EQ(Post("/api/customers/" + id + "/deployment/upgrade",
+                 R"({"values": {"ingress": {"enabled": true}}})", true)
+                .status,
+            202);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return kube_->Object("networking.k8s.io/v1", "Ingress", Namespace(id), ingress).has_value();
+      },
+      20s))
+      << Status(id).dump();
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  ExpectClusterHoldsExactly(Rendered(id, email, company), id);
+}
+
+TEST_F(ServiceTest, ADeletedConfigMapOfAReadyCustomerIsAppliedAgain) {
+  StartProvisioner({{"PROVISIONER_REAPPLY_INTERVAL", "1s"}});
+  const std::string email = "drift@acme.example";
+  const std::string company = "Drift Co";
+  const auto id = Signup(email, company);
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+
+  const std::string config = "customer-" + id + "-mosquitto-config";
+  ASSERT_TRUE(kube_->RemoveObject("v1", "ConfigMap", Namespace(id), config));
+  ASSERT_FALSE(kube_->Object("v1", "ConfigMap", Namespace(id), config).has_value());
+  std::set<std::string> phases;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        phases.insert(Status(id).value("phase", "(no status)"));
+        return kube_->Object("v1", "ConfigMap", Namespace(id), config).has_value();
+      },
+      10s, 50ms))
+      << Status(id).dump();
+  EXPECT_EQ(phases, std::set<std::string>{"Ready"}) << "the repair is not a new deployment";
+  EXPECT_EQ(Status(id)["phase"], "Ready");
+  EXPECT_EQ(Status(id)["desired_generation"], 1);
+  ExpectClusterHoldsExactly(Rendered(id, email, company), id);
+  EXPECT_EQ(NamespaceDeletes(id), 0);
+  // Unchanged objects were applied again without being changed.
+  EXPECT_EQ(kube_->WriteCount("v1", "Secret", Namespace(id), "customer-" + id + "-secrets"), 1);
+}
+
+TEST_F(ServiceTest, BadInputGetsA4xxNamingTheFieldAndTheServiceKeepsServing) {
+  StartProvisioner({{"PROVISIONER_SIGNUP_BURST", "1000"}});
+  struct Case {
+    std::string body;
+    long status;
+    std::string names;
+  };
+  const std::vector<Case> cases = {
+      {"{not json", 400, "body"},
+      {"[1,2]", 400, "body"},
+      {R"({"password": "a long enough password 1", "company_name": "X"})", 400, "email"},
+      {R"({"email": 42, "password": "a long enough password 1", "company_name": "X"})", 400,
+       "email"},
+      {R"({"email": "no-at-sign", "password": "a long enough password 1", "company_name": "X"})",
+       400, "email"},
+      {R"({"email": "a@b.example", "password": "short", "company_name": "X"})", 400, "password"},
+      {R"({"email": "a@b.example", "password": "a long enough password 1", "company_name": ""})",
+       400, "company_name"},
+      {R"({"email": "a@b.example", "password": "a long enough password 1", "company_name": "X",
+          "plan": "free"})",
+       400, "plan"},
+  };
+  for (const auto& c : cases) {
+    const auto response = Post("/api/customers/signup", c.body);
+    EXPECT_EQ(response.status, c.status) << c.body << " -> " << response.body;
+    EXPECT_NE(response.body.find(c.names), std::string::npos) << c.body << " -> " << response.body;
+    EXPECT_EQ(Header(response, "content-type"), "application/json");
+  }
+  const auto huge = Post("/api/customers/signup", std::string(1 << 20, 'x'));
+  EXPECT_EQ(huge.status, 413) << huge.body;
+  EXPECT_NE(huge.body.find("body"), std::string::npos);
+  const auto invalid_utf8 =
+      Post("/api/customers/signup",
+           SignupBody("u@utf8.example", "ok").dump().replace(1, 0, "\"x\":\"\xff\xfe\","));
+  EXPECT_EQ(invalid_utf8.status, 400) << invalid_utf8.body;
+
+  // SQL-like and unicode names are data: stored and rendered verbatim, harmless.
+  const std::string tricky =
+      "Robert'); DROP TABLE customers;-- \xe2\x9c\x93 \xe6\xa0\xaa\xe5\xbc\x8f";
+  const auto created =
+      Post("/api/customers/signup", SignupBody("bobby@tables.example", tricky).dump());
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto id = json::parse(created.body)["customer_id"].get<std::string>();
+  EXPECT_EQ(
+      postgres_->Psql("SELECT company_name FROM customers WHERE id = '" + id + "'", database_),
+      tricky);
+  ASSERT_TRUE(WaitFor([&] { return !SecretValue(id, "CUSTOMER_COMPANY_NAME").empty(); }, 20s));
+  EXPECT_EQ(SecretValue(id, "CUSTOMER_COMPANY_NAME"), tricky);
+
+  const auto duplicate =
+      Post("/api/customers/signup", SignupBody("BOBBY@tables.example", "Again").dump());
+  EXPECT_EQ(duplicate.status, 409) << duplicate.body;
+  EXPECT_NE(duplicate.body.find("email"), std::string::npos);
+
+  // Admin endpoints: no token, a wrong token, unknown customers.
+  for (const auto& path : {"/api/customers/" + id + "/deployment/status",
+                           "/api/customers/" + id + "/usage?from=0&to=3600"}) {
+    EXPECT_EQ(HttpGet(Url(path)).status, 401) << path;
+    EXPECT_EQ(HttpGet(Url(path), {"Authorization: Bearer wrong-token-wrong-token"}).status, 401);
+  }
+  EXPECT_EQ(HttpRequest("DELETE", Url("/api/customers/" + id + "/deployment")).status, 401);
+  EXPECT_EQ(Admin("GET", "/api/customers/nobody-here/deployment/status").status, 404);
+  EXPECT_EQ(Admin("DELETE", "/api/customers/nobody-here/deployment").status, 404);
+  const auto weird = Admin("GET", "/api/customers/%27%3B%20DROP/deployment/status");
+  EXPECT_EQ(weird.status, 404) << weird.body;
+  EXPECT_NE(weird.body.find("customer_id"), std::string::npos);
+  EXPECT_EQ(Admin("GET", "/api/customers/" + id + "/usage?from=yesterday&to=1").status, 400);
+  EXPECT_EQ(HttpRequest("PUT", Url("/api/customers/signup"), "{}").status, 405);
+  EXPECT_EQ(HttpGet(Url("/nowhere")).status, 404);
+  EXPECT_EQ(HttpGet(Url("/healthz")).status, 200) << "the service stopped serving";
+  EXPECT_TRUE(provisioner_->Running());
+}
+
+TEST_F(ServiceTest, SignupIsRateLimitedPerClient) {
+  StartProvisioner(
+      {{"PROVISIONER_SIGNUP_BURST", "2"}, {"PROVISIONER_SIGNUP_RATE_PER_MINUTE", "1"}});
+  EXPECT_EQ(Post("/api/customers/signup", SignupBody("r1@rate.example", "R").dump()).status, 201);
+  EXPECT_EQ(Post("/api/customers/signup", "{bad").status, 400);  // counts too
+  const auto limited = Post("/api/customers/signup", SignupBody("r3@rate.example", "R").dump());
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_FALSE(Header(limited, "retry-after").empty());
+  EXPECT_EQ(Admin("GET", "/healthz").status, 200);
+}
+
+TEST_F(ServiceTest, BehindATrustedProxyEachForwardedClientHasItsOwnLimit) {
+  StartProvisioner({{"PROVISIONER_SIGNUP_BURST", "1"},
+                    {"PROVISIONER_SIGNUP_RATE_PER_MINUTE", "1"},
+                    {"PROVISIONER_TRUSTED_PROXIES", "127.0.0.0/8"}});
+  auto signup_from = [&](const std::string& client, const std::string& email) {
+    return HttpRequest("POST", Url("/api/customers/signup"), SignupBody(email, "Proxy").dump(),
+                       {"Content-Type: application/json", "X-Forwarded-For: " + client})
+        .status;
+  };
+  EXPECT_EQ(signup_from("198.51.100.1", "p1@proxy.example"), 201);
+  EXPECT_EQ(signup_from("198.51.100.1", "p2@proxy.example"), 429);
+  EXPECT_EQ(signup_from("198.51.100.2", "p3@proxy.example"), 201) << "one client blocked another";
+  // A forged address in front of the one the proxy appended changes nothing.
+  EXPECT_EQ(signup_from("203.0.113.5, 198.51.100.1", "p4@proxy.example"), 429);
+}
+
+TEST_F(ServiceTest, SecretsNeverAppearInLogsResponsesOrTheStore) {
+  StartProvisioner();
+  const std::string password = "Pa55word-that-must-stay-secret";
+  const auto response =
+      Post("/api/customers/signup", SignupBody("keeper@vault.example", "Keeper", password).dump());
+  ASSERT_EQ(response.status, 201) << response.body;
+  const auto id = json::parse(response.body)["customer_id"].get<std::string>();
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  // A signup with a bad body that contains the password must not echo it either.
+  const auto bad = Post("/api/customers/signup", R"({"email": "x", "password": ")" + password +
+                                                     R"(", "company_name": "K"})");
+  EXPECT_EQ(bad.body.find(password), std::string::npos);
+
+  const auto status = Admin("GET", "/api/customers/" + id + "/deployment/status").body;
+  const auto dump = postgres_->Psql(
+      "SELECT row_to_json(c)::text FROM customers c; SELECT row_to_json(d)::text FROM deployments "
+      "d",
+      database_);
+  // The key's base64 body lines, not its armour.
+  std::vector<std::string> key_lines;
+  std::istringstream key(signing_key_pem_);
+  for (std::string line; std::getline(key, line);) {
+    if (!line.empty() && line.find("-----") == std::string::npos) key_lines.push_back(line);
+  }
+  ASSERT_FALSE(key_lines.empty());
+  provisioner_->Stop(SIGTERM);
+  const auto log = provisioner_->Log();
+  for (const auto& [where, text] : std::vector<std::pair<std::string, std::string>>{
+           {"response", response.body}, {"status", status}, {"store", dump}, {"log", log}}) {
+    EXPECT_EQ(text.find(password), std::string::npos) << "password in the " << where;
+    for (const auto& line : key_lines) {
+      EXPECT_EQ(text.find(line), std::string::npos) << "signing key in the " << where;
+    }
+  }
+  EXPECT_NE(dump.find("$argon2id$"), std::string::npos) << dump;
+}
+
+TEST_F(ServiceTest, UsageEndpointReturnsStoredRecordsAsJsonOrCsv) {
+  StartProvisioner();
+  const auto id = Signup("usage@acme.example", "Usage Co");
+  postgres_->Psql(
+      "INSERT INTO usage_records (customer_id, metric, period_start, period_end, quantity, "
+      "complete) VALUES "
+      "('" +
+          id +
+          "', 'mqtt_messages', '2026-11-25T10:00:00Z', '2026-11-25T11:00:00Z', 1200, true),"
+          "('" +
+          id +
+          "', 'mqtt_messages', '2026-11-25T11:00:00Z', '2026-11-25T12:00:00Z', 34, false),"
+          "('" +
+          id + "', 'mqtt_messages', '2026-11-25T12:00:00Z', '2026-11-25T13:00:00Z', 99, true)",
+      database_);
+  const auto path =
+      "/api/customers/" + id + "/usage?from=2026-11-25T10:00:00Z&to=2026-11-25T12%3A00%3A00Z";
+  const auto as_json = Admin("GET", path);
+  ASSERT_EQ(as_json.status, 200) << as_json.body;
+  const auto records = json::parse(as_json.body);
+  ASSERT_EQ(records.size(), 2u) << as_json.body;
+  EXPECT_EQ(records[0]["metric"], "mqtt_messages");
+  EXPECT_EQ(records[0]["period_start"], "2026-11-25T10:00:00Z");
+  EXPECT_EQ(records[0]["complete"], true);
+  EXPECT_EQ(records[1]["complete"], false);
+  const auto as_csv = Admin("GET", path + "&format=csv");
+  ASSERT_EQ(as_csv.status, 200);
+  EXPECT_EQ(as_csv.body,
+            "customer_id,metric,period_start,period_end,quantity,complete\n" + id +
+                ",mqtt_messages,2026-11-25T10:00:00Z,2026-11-25T11:00:00Z,1200,true\n" + id +
+                ",mqtt_messages,2026-11-25T11:00:00Z,2026-11-25T12:00:00Z,34,false\n");
+  EXPECT_EQ(Admin("GET", "/api/customers/" + id + "/usage?from=2026-11-25T12:00:00Z").status, 400);
+  EXPECT_EQ(Admin("GET", "/api/customers/" + id +
+                             "/usage?from=2026-11-25T12:00:00Z&to=2026-11-25T10:00:00Z")
+                .status,
+            400);
+}
+
+}  // namespace
+}  // namespace billing::testbed
