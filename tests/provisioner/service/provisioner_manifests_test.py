@@ -31,8 +31,8 @@ import unittest
 import yaml
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import validate_manifests  # noqa: E402  (beside this file)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "render"))
+import validate_manifests  # noqa: E402  (tests/provisioner/render/, shared with render_cli_test)
 
 NAMESPACE = "iotistic-system"
 NAME = "provisioner"
