@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "billing/common/log.h"
+#include "billing/common/signals.h"
 #include "src/config.h"
 #include "src/exposition.h"
 #include "src/http_server.h"
@@ -118,14 +119,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Signals are taken by sigwait in this thread only; every thread started
-  // below inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts: only this thread takes SIGTERM/SIGINT.
+  const billing::common::StopSignals stop_signals;
 
   Exposition exposition(config.constant_labels, BILLING_VERSION);
   std::vector<std::unique_ptr<Collector>> collectors;
@@ -165,10 +160,8 @@ int main(int argc, char** argv) {
         "sampling every " + std::to_string(config.sample_interval.count()) + "ms: postgres " +
             (config.postgres.url ? config.postgres.url->Redacted() : std::string("off")) +
             ", mqtt " + (config.mqtt.url.empty() ? std::string("off") : config.mqtt.url));
-    int received = 0;
-    sigwait(&signals, &received);
-    Log(LogLevel::kInfo, "main",
-        std::string("received ") + strsignal(received) + ", shutting down");
+    const std::string received = stop_signals.Wait();
+    Log(LogLevel::kInfo, "main", "received " + received + ", shutting down");
     server.reset();  // stop serving first, then stop the samplers (each
                      // finishes its sample)
   }

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/customer_id.h"
 #include "billing/common/duration.h"
 #include "billing/common/file.h"
 #include "billing/provisioner/render.h"
@@ -172,11 +173,10 @@ int Usage(const std::vector<std::string>& args) {
   query.period_seconds = period->count() / 1000;
   query.max_gap_seconds = static_cast<double>(max_gap->count()) / 1000;
   if (flags.count("--customer")) {
-    static const std::regex customer_id("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
-    if (!std::regex_match(flags["--customer"], customer_id)) {
-      return Fail(kExitInvalidInput,
-                  "--customer: '" + flags["--customer"] +
-                      "' is not a customer id (lowercase letters, digits and '-')");
+    if (!billing::common::IsValidCustomerId(flags["--customer"])) {
+      return Fail(kExitInvalidInput, "--customer: '" + flags["--customer"] +
+                                         "' is not a customer id (" +
+                                         billing::common::kCustomerIdRule + ")");
     }
     query.customer_id = flags["--customer"];
   }

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "metric_names.h"
+#include "billing/common/metric_names.h"
 
 namespace billing::exporter {
 namespace {

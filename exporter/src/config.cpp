@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "billing/common/customer_id.h"
 #include "billing/common/duration.h"
 #include "topic_groups.h"
 
@@ -116,14 +117,12 @@ const std::regex& LabelNamePattern() {
   return pattern;
 }
 
-// Customer ids name Kubernetes namespaces (customer-{id}), so they are DNS-1123
-// labels.
+// The provisioner's rule (billing/common/customer_id.h): the id names the customer's namespace
+// and objects, and labels every series.
 void ValidateCustomerId(const std::string& id, const std::string& field) {
-  static const std::regex pattern("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
-  if (id.size() > 54 || !std::regex_match(id, pattern)) {
-    throw FieldError{field, "'" + id +
-                                "' is not a valid customer id; use 1-54 lowercase letters, digits "
-                                "and '-', starting and ending with a letter or digit"};
+  if (!common::IsValidCustomerId(id)) {
+    throw FieldError{field,
+                     "'" + id + "' is not a valid customer id; use " + common::kCustomerIdRule};
   }
 }
 

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "metric_names.h"
+#include "billing/common/metric_names.h"
 
 namespace billing::exporter {
 namespace {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "billing/common/base64.h"
+#include "billing/common/civet_server.h"
 #include "billing/common/compare.h"
 #include "billing/common/log.h"
 
@@ -86,11 +87,6 @@ class ResponseWriter {
   bool failed_ = false;
 };
 
-int LogCivetweb(const mg_connection*, const char* message) {
-  Log(LogLevel::kWarn, "http", message);
-  return 1;
-}
-
 }  // namespace
 
 // True if the Accept-Encoding header lists gzip (or *) with a non-zero weight ("gzip; q=0"
@@ -118,15 +114,12 @@ bool AcceptsGzip(const char* accept_encoding) {
   return false;
 }
 
-void HttpServer::ContextDeleter::operator()(mg_context* context) const { mg_stop(context); }
-
 HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
     : options_(options), exposition_(exposition) {
   if (!options_.basic_auth_username.empty()) {
     expected_authorization_ = "Basic " + common::Base64Encode(options_.basic_auth_username + ":" +
                                                               options_.basic_auth_password);
   }
-  mg_init_library(0);
   // CivetWeb holds a worker thread per open connection, idle keep-alive ones included. Scrapes only
   // copy a prepared buffer, so threads are cheap to have and idle connections are cut short:
   // otherwise a few idle clients could starve /healthz and get the pod restarted.
@@ -134,37 +127,16 @@ HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
   // Nagle's algorithm a write shorter than a segment waits for the ACK of the one before it (one
   // round trip per scrape on a pod network). Every write here is a complete piece of a response,
   // so nothing is gained by holding it back.
-  std::array<const char*, 13> civet_options = {"listening_ports",
-                                               options_.listen.c_str(),
-                                               "num_threads",
-                                               "16",
-                                               "request_timeout_ms",
-                                               "5000",
-                                               "enable_keep_alive",
-                                               "yes",
-                                               "keep_alive_timeout_ms",
-                                               "5000",
-                                               "tcp_nodelay",
-                                               "1",
-                                               nullptr};
-  mg_callbacks callbacks{};
-  callbacks.log_message = LogCivetweb;
-  context_.reset(mg_start(&callbacks, this, civet_options.data()));
-  if (!context_) {
-    throw std::runtime_error("cannot listen on " + options_.listen +
-                             " (address in use or not available here?)");
-  }
-  mg_set_request_handler(context_.get(), "/metrics$", &HttpServer::HandleMetrics, this);
-  mg_set_request_handler(context_.get(), "/healthz$", &HttpServer::HandleHealthz, this);
-  mg_set_request_handler(context_.get(), "/readyz$", &HttpServer::HandleReadyz, this);
-
-  std::array<mg_server_port, 4> ports{};
-  const int count =
-      mg_get_server_ports(context_.get(), static_cast<int>(ports.size()), ports.data());
-  if (count > 0) port_ = ports[0].port;
+  server_ = std::make_unique<common::CivetServer>(
+      common::CivetOptions{options_.listen, 16, 5000, 5000, /*tcp_nodelay=*/true},
+      std::vector<common::CivetHandler>{{"/metrics$", &HttpServer::HandleMetrics, this},
+                                        {"/healthz$", &HttpServer::HandleHealthz, this},
+                                        {"/readyz$", &HttpServer::HandleReadyz, this}});
 }
 
 HttpServer::~HttpServer() = default;
+
+int HttpServer::port() const { return server_->port(); }
 
 bool HttpServer::Authorized(mg_connection* conn) const {
   if (expected_authorization_.empty()) return true;

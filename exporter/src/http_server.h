@@ -9,8 +9,10 @@
 
 #include "exposition.h"
 
-struct mg_context;
 struct mg_connection;
+namespace billing::common {
+class CivetServer;  // billing/common/civet_server.h
+}  // namespace billing::common
 
 namespace billing::exporter {
 
@@ -32,7 +34,7 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  int port() const { return port_; }
+  int port() const;
 
  private:
   static int HandleMetrics(mg_connection* conn, void* self);
@@ -43,11 +45,7 @@ class HttpServer {
   const HttpOptions options_;
   const Exposition& exposition_;
   std::string expected_authorization_;  // "Basic base64(user:password)", or empty
-  struct ContextDeleter {
-    void operator()(mg_context* context) const;
-  };
-  std::unique_ptr<mg_context, ContextDeleter> context_;
-  int port_ = 0;
+  std::unique_ptr<common::CivetServer> server_;
 };
 
 }  // namespace billing::exporter

@@ -4,7 +4,7 @@
 #include <condition_variable>
 
 #include "billing/common/log.h"
-#include "metric_names.h"
+#include "billing/common/metric_names.h"
 
 namespace billing::exporter {
 

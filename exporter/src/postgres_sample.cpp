@@ -6,7 +6,7 @@
 #include <tuple>
 #include <utility>
 
-#include "metric_names.h"
+#include "billing/common/metric_names.h"
 
 namespace billing::exporter {
 namespace {

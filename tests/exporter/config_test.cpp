@@ -32,6 +32,21 @@ ConfigError MustFail(const std::string& yaml, const EnvLookup& env) {
   return {};
 }
 
+// The provisioner's limit (billing/common/customer_id.h): 34 characters, so that every object
+// named after the id fits; an id the provisioner could never have made is refused at start.
+TEST(ConfigTest, CustomerIdFollowsTheProvisionersRule) {
+  auto env = kDb;
+  env["CUSTOMER_ID"] = std::string(34, 'a');
+  const auto labels = MustParse("", Env(env)).constant_labels;
+  ASSERT_FALSE(labels.empty());
+  EXPECT_EQ(labels.front(),
+            (std::pair<std::string, std::string>{"customer_id", env["CUSTOMER_ID"]}));
+  env["CUSTOMER_ID"] = std::string(35, 'a');
+  const auto error = MustFail("", Env(env));
+  EXPECT_EQ(error.field, "CUSTOMER_ID");
+  EXPECT_NE(error.message.find("1-34 lowercase letters"), std::string::npos) << error.message;
+}
+
 TEST(ConfigTest, DefaultsWithOnlyDatabaseUrl) {
   const auto config = MustParse("", Env(kDb));
   EXPECT_EQ(config.listen, "0.0.0.0:9090");

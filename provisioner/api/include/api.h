@@ -22,8 +22,10 @@
 #include "stack_renderer.h"
 #include "store.h"
 
-struct mg_context;
 struct mg_connection;
+namespace billing::common {
+class CivetServer;  // billing/common/civet_server.h
+}  // namespace billing::common
 
 namespace billing::provisioner {
 
@@ -60,7 +62,7 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  int port() const { return port_; }
+  int port() const;
 
   struct Response {
     int status = 200;
@@ -95,11 +97,7 @@ class ApiServer {
   ApiDependencies deps_;
   RateLimiter signup_limiter_;
   std::counting_semaphore<1024> hashing_slots_;
-  struct ContextDeleter {
-    void operator()(mg_context* context) const;
-  };
-  std::unique_ptr<mg_context, ContextDeleter> context_;
-  int port_ = 0;
+  std::unique_ptr<common::CivetServer> server_;  // last: stopped first, before what it uses
 };
 
 }  // namespace billing::provisioner

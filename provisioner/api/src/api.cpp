@@ -10,7 +10,9 @@
 #include <regex>
 #include <stdexcept>
 
+#include "billing/common/civet_server.h"
 #include "billing/common/compare.h"
+#include "billing/common/customer_id.h"
 #include "billing/common/log.h"
 #include "billing/provisioner/value.h"
 #include "signup.h"
@@ -69,11 +71,6 @@ std::optional<std::string> QueryParameter(const std::string& query, const std::s
   return std::nullopt;
 }
 
-const std::regex& CustomerIdPattern() {
-  static const std::regex pattern("[a-z0-9]([-a-z0-9]{0,32}[a-z0-9])?");
-  return pattern;
-}
-
 Response UnknownCustomer(const std::string& id) {
   return ErrorResponse(404, "customer_id: no customer \"" + id + "\"");
 }
@@ -114,44 +111,19 @@ void SetLicenseKey(Value& values, std::string key) {
 
 }  // namespace
 
-void ApiServer::ContextDeleter::operator()(mg_context* context) const { mg_stop(context); }
-
 ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
     : options_(std::move(options)),
       deps_(std::move(dependencies)),
       signup_limiter_(options_.signup_per_minute, options_.signup_burst),
       hashing_slots_(std::clamp(options_.max_concurrent_hashes, 1, 1024)) {
-  mg_init_library(0);
-  const auto threads = std::to_string(options_.threads);
-  std::array<const char*, 11> civet_options = {"listening_ports",
-                                               options_.listen.c_str(),
-                                               "num_threads",
-                                               threads.c_str(),
-                                               "request_timeout_ms",
-                                               "10000",
-                                               "enable_keep_alive",
-                                               "yes",
-                                               "keep_alive_timeout_ms",
-                                               "5000",
-                                               nullptr};
-  mg_callbacks callbacks{};
-  callbacks.log_message = [](const mg_connection*, const char* message) {
-    Log(LogLevel::kWarn, "http", message);
-    return 1;
-  };
-  context_.reset(mg_start(&callbacks, this, civet_options.data()));
-  if (!context_) {
-    throw std::runtime_error("cannot listen on " + options_.listen +
-                             " (address in use or not available here?)");
-  }
-  mg_set_request_handler(context_.get(), "/", &ApiServer::HandleConnection, this);
-  std::array<mg_server_port, 4> ports{};
-  if (mg_get_server_ports(context_.get(), static_cast<int>(ports.size()), ports.data()) > 0) {
-    port_ = ports[0].port;
-  }
+  server_ = std::make_unique<common::CivetServer>(
+      common::CivetOptions{options_.listen, options_.threads, 10000, 5000, false},
+      std::vector<common::CivetHandler>{{"/", &ApiServer::HandleConnection, this}});
 }
 
 ApiServer::~ApiServer() = default;
+
+int ApiServer::port() const { return server_->port(); }
 
 int ApiServer::HandleConnection(mg_connection* conn, void* self_ptr) {
   auto& self = *static_cast<ApiServer*>(self_ptr);
@@ -268,7 +240,7 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
     response.extra_headers = "WWW-Authenticate: Bearer realm=\"provisioner\"\r\n";
     return response;
   }
-  if (!std::regex_match(id, CustomerIdPattern())) return UnknownCustomer(id);
+  if (!common::IsValidCustomerId(id)) return UnknownCustomer(id);
   if (action == "deployment/status") return Status(id);
   if (action == "deployment/upgrade") return Upgrade(id, request);
   if (action == "deployment") return Delete(id);

@@ -6,7 +6,7 @@
 #include <optional>
 #include <vector>
 
-#include "billing/provisioner/customer_spec.h"
+#include "billing/common/customer_id.h"
 
 namespace billing::provisioner {
 namespace {
@@ -420,7 +420,7 @@ std::string MakeCustomerId(std::string_view company_name, std::string_view suffi
     }
   }
   if (clean_suffix.empty()) return name;
-  const std::size_t room = kMaxCustomerIdLength - name.size() - 1;
+  const std::size_t room = common::kMaxCustomerIdLength - name.size() - 1;
   if (clean_suffix.size() > room) clean_suffix.resize(room);
   return name + "-" + clean_suffix;
 }

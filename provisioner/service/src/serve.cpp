@@ -9,6 +9,7 @@
 #include "api.h"
 #include "billing/common/file.h"
 #include "billing/common/log.h"
+#include "billing/common/signals.h"
 #include "deployer.h"
 #include "identity.h"
 #include "reconciler.h"
@@ -81,12 +82,8 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
   if (!credentials.ok())
     return Fail(kExitBadConfig, "Kubernetes credentials: " + credentials.error());
 
-  // Signals are taken by sigwait below, never by a worker thread: block them before any starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Signals are taken by Wait below, never by a worker thread: blocked before any starts.
+  const common::StopSignals stop_signals;
 
   // libpq reads these when DATABASE_URL does not say: a partitioned or hung database must fail
   // a request in bounded time, not hold an API thread or a worker for the TCP timeout.
@@ -116,9 +113,8 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
       "listening on " + config.api.listen + " (port " + std::to_string(api->port()) + "), " +
           std::to_string(config.reconciler.workers) + " workers, license keys signed with " +
           signer.value()->algorithm() + (config.usage ? ", usage job on" : ", usage job off"));
-  int signal = 0;
-  sigwait(&signals, &signal);
-  Log(LogLevel::kInfo, "serve", "shutting down");
+  const std::string received = stop_signals.Wait();
+  Log(LogLevel::kInfo, "serve", "received " + received + ", shutting down");
   api.reset();  // stop taking requests first, then finish the steps in flight
   return 0;
 }

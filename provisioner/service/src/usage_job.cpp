@@ -6,6 +6,8 @@
 #include <set>
 #include <tuple>
 
+#include "billing/common/metric_names.h"
+
 namespace billing::provisioner {
 namespace {
 
@@ -65,14 +67,11 @@ struct CounterSpec {
   bool partial_resets;         // see CounterPolicy
 };
 
+namespace names = common::metric_names;
 constexpr CounterSpec kCounters[] = {
-    {"mqtt_messages", "iotistic_mqtt_broker_publish_messages_received_total",
-     "iotistic_mqtt_broker_start_time_seconds", nullptr, false},
-    {"mqtt_bytes", "iotistic_mqtt_broker_bytes_received_total",
-     "iotistic_mqtt_broker_start_time_seconds", nullptr, false},
-    {"rows_inserted", "iotistic_postgres_rows_inserted_total",
-     "iotistic_postgres_stats_reset_timestamp_seconds", "iotistic_postgres_start_time_seconds",
-     true},
+    {"mqtt_messages", names::kBrokerPublishReceived, names::kBrokerStartTime, nullptr, false},
+    {"mqtt_bytes", names::kBrokerBytesReceived, names::kBrokerStartTime, nullptr, false},
+    {"rows_inserted", names::kRowsInserted, names::kStatsReset, names::kPostgresStartTime, true},
 };
 
 }  // namespace
@@ -90,7 +89,7 @@ std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const 
     fetch(spec.reset_marker);
     fetch(spec.restart_marker);
   }
-  const char* kSize = "iotistic_postgres_database_size_bytes";
+  const char* kSize = names::kDatabaseSize;
   fetch(kSize);
 
   std::set<std::string> customers;

@@ -5,14 +5,14 @@
 #include <cstdint>
 #include <string>
 
+#include "billing/common/customer_id.h"
 #include "billing/provisioner/result.h"
 #include "billing/provisioner/value.h"
 
 namespace billing::provisioner {
 
-/// Longest customer.id: the StatefulSet customer-{id}-postgres must stay within 52 characters
-/// (its pods get a controller-revision-hash label of name + 11 characters, at most 63).
-inline constexpr std::size_t kMaxCustomerIdLength = 34;
+/// Longest customer.id (billing/common/customer_id.h says why).
+using common::kMaxCustomerIdLength;
 
 /// An image, a port and resource requirements: what every workload has.
 struct WorkloadSpec {
