@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "billing/common/log.h"
+#include "billing/common/version.h"
 #include "src/config.h"
 #include "src/exposition.h"
 #include "src/http_server.h"
@@ -102,7 +103,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (args.version) {
-    std::cout << "billing-exporter " << BILLING_VERSION << "\n";
+    std::cout << "billing-exporter " << billing::common::Version() << " (revision "
+              << billing::common::Revision() << ")\n";
     return 0;
   }
 
@@ -127,7 +129,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  Exposition exposition(config.constant_labels, BILLING_VERSION);
+  Exposition exposition(config.constant_labels, billing::common::Version(),
+                        billing::common::Revision());
   std::vector<std::unique_ptr<Collector>> collectors;
   if (config.postgres.url) {
     collectors.push_back(

@@ -23,6 +23,7 @@
 
 #include "billing/common/duration.h"
 #include "billing/common/file.h"
+#include "billing/common/version.h"
 #include "billing/provisioner/render.h"
 #include "billing/provisioner/usage.h"
 #include "src/serve.h"
@@ -47,7 +48,8 @@ constexpr char kUsageUsage[] =
     "  --store      upsert the records into usage_records in this PostgreSQL database.\n";
 
 constexpr char kUsage[] =
-    "usage: provisioner render [--chart DIR] [--managed-by NAME] [-f values.yaml]... "
+    "usage: provisioner --version\n"
+    "       provisioner render [--chart DIR] [--managed-by NAME] [-f values.yaml]... "
     "[--set key=value]...\n"
     "  --chart DIR        the customer-instance chart (default: $PROVISIONER_CHART_DIR, else "
     "the source tree's manifests/charts/customer-instance)\n"
@@ -219,6 +221,11 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help") {
     std::cout << kUsage;
     return args.empty() ? kExitInvalidInput : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "provisioner " << billing::common::Version() << " (revision "
+              << billing::common::Revision() << ")\n";
+    return 0;
   }
   if (args[0] == "usage") return Usage(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "serve") {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/version.h"
 #include "deployer.h"
 #include "rate_limiter.h"
 #include "serve_config.h"
@@ -1068,6 +1069,17 @@ TEST(ServiceMetricsTest, EveryPhaseIsExportedWithZeroWhenTheStoreHasNone) {
     EXPECT_EQ(Find(samples, kDeployments, {{"phase", phase}}), 0.0) << phase;
   }
   EXPECT_EQ(Find(samples, kStoreUp, {}), 1.0);
+}
+
+TEST(ServiceMetricsTest, BuildInfoNamesTheVersionAndRevision) {
+  ServiceMetrics metrics;
+  const auto samples = ParseExposition(metrics.Serialize());
+  EXPECT_EQ(
+      Find(samples, "iotistic_provisioner_build_info",
+           {{"version", billing::common::Version()}, {"revision", billing::common::Revision()}}),
+      1.0);
+  EXPECT_FALSE(billing::common::Version().empty());
+  EXPECT_FALSE(billing::common::Revision().empty());
 }
 
 TEST(ServiceMetricsTest, EveryPhaseIsExportedBeforeAnySource) {
