@@ -386,6 +386,25 @@ TEST(ValuesSchemaTest, RejectsAnInvalidCustomerId) {
   EXPECT_NE(check.output.find("customer.id"), std::string::npos) << check.output;
 }
 
+// Helm checks values.schema.json before it renders: the seed's template example (customer.id and
+// license.key only) must pass it, as must the chart's own defaults beneath.
+TEST(ValuesSchemaTest, AcceptsTheSeedsTemplateExample) {
+  TempDir dir("provisioner-values");
+  WriteFile(dir.path() / "seed-template.yaml", "customer:\n  id: test123\nlicense:\n  key: test\n");
+  const auto check = RunCommand(
+      {SYSTEM_PYTHON, kValidator.string(), "values", (kChartDir / "values.schema.json").string(),
+       (kChartDir / "values.yaml").string(), (dir.path() / "seed-template.yaml").string()});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  WriteFile(dir.path() / "old-image.yaml",
+            "exporter:\n  image: iotistic/billing-exporter:latest\n");
+  const auto old_image = RunCommand(
+      {SYSTEM_PYTHON, kValidator.string(), "values", (kChartDir / "values.schema.json").string(),
+       (kChartDir / "values.yaml").string(), (dir.path() / "seed-template.yaml").string(),
+       (dir.path() / "old-image.yaml").string()});
+  EXPECT_EQ(old_image.exit_code, 1) << old_image.output;
+  EXPECT_NE(old_image.output.find("exporter.image"), std::string::npos) << old_image.output;
+}
+
 // Exit 2 and one line naming the value, for each kind of bad input the issue lists.
 TEST(BadInputTest, ExitsTwoNamingTheValue) {
   TempDir dir("provisioner-bad-input");
