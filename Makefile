@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 WERROR ?= ON
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo bench format format-check clean
+.PHONY: all deps configure build test demo bench format format-check clean images test-images
 
 all: build
 
@@ -19,7 +19,7 @@ build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build format-check
-	@cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 900 -LE bench
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 900 -LE 'bench|images'
 
 demo: build
 	@$(BUILD_DIR)/demo/billing-demo --exporter $(BUILD_DIR)/exporter/billing-exporter \
@@ -37,3 +37,13 @@ format-check: deps
 
 clean:
 	@rm -rf $(BUILD_DIR)
+
+# Container images iotistic/billing-exporter and iotistic/provisioner (:<version> and :<revision>)
+# with buildah into the local image store; see README.md, "Container images".
+images:
+	@bash images/build.sh
+
+# The images' tests (tests/images, label "images"): run from the images with buildah, compared with
+# the host-built binaries.
+test-images: build images
+	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -L images

@@ -14,6 +14,7 @@
 
 #include "billing/common/log.h"
 #include "billing/common/signals.h"
+#include "billing/common/version.h"
 #include "src/config.h"
 #include "src/exposition.h"
 #include "src/http_server.h"
@@ -103,7 +104,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (args.version) {
-    std::cout << "billing-exporter " << BILLING_VERSION << "\n";
+    std::cout << "billing-exporter " << billing::common::Version() << " (revision "
+              << billing::common::Revision() << ")\n";
     return 0;
   }
 
@@ -122,7 +124,8 @@ int main(int argc, char** argv) {
   // Before any thread starts: only this thread takes SIGTERM/SIGINT.
   const billing::common::StopSignals stop_signals;
 
-  Exposition exposition(config.constant_labels, BILLING_VERSION);
+  Exposition exposition(config.constant_labels, billing::common::Version(),
+                        billing::common::Revision());
   std::vector<std::unique_ptr<Collector>> collectors;
   if (config.postgres.url) {
     collectors.push_back(

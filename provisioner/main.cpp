@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -24,6 +25,7 @@
 #include "billing/common/customer_id.h"
 #include "billing/common/duration.h"
 #include "billing/common/file.h"
+#include "billing/common/version.h"
 #include "billing/provisioner/render.h"
 #include "billing/provisioner/usage.h"
 #include "serve.h"
@@ -48,20 +50,35 @@ constexpr char kUsageUsage[] =
     "  --store      upsert the records into usage_records in this PostgreSQL database.\n";
 
 constexpr char kUsage[] =
-    "usage: provisioner render [--chart DIR] [--managed-by NAME] [-f values.yaml]... "
+    "usage: provisioner --version\n"
+    "       provisioner render [--chart DIR] [--managed-by NAME] [-f values.yaml]... "
     "[--set key=value]...\n"
     "  --chart DIR        the customer-instance chart (default: $PROVISIONER_CHART_DIR, else "
     "the source tree's manifests/charts/customer-instance)\n"
     "  --managed-by NAME  the app.kubernetes.io/managed-by label (default billing-provisioner)\n"
     "  -f, --values FILE  a values file over the chart's values.yaml (repeatable, later wins)\n"
     "  --set key=value    a value over the files, Helm syntax: a.b=c, a=1,b=2, a\\.b=c "
-    "(repeatable)\n";
+    "(repeatable)\n"
+    "  Without postgres.password a random one is generated (the output then differs between runs\n"
+    "  in that value only).\n";
 
 fs::path DefaultChartDir() {
   if (const char* from_env = std::getenv("PROVISIONER_CHART_DIR"); from_env && *from_env) {
     return from_env;
   }
   return BILLING_DEFAULT_CHART_DIR;
+}
+
+// postgres.password when the values give none, as the chart's randAlphaNum 24: letters and digits
+// from the system's random source. It is the only field that then differs between two renders.
+std::string GeneratePassword() {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device random;
+  std::uniform_int_distribution<std::size_t> pick(0, sizeof(kAlphabet) - 2);
+  std::string password;
+  for (int i = 0; i < 24; ++i) password += kAlphabet[pick(random)];
+  return password;
 }
 
 int Fail(int status, const std::string& message) {
@@ -71,6 +88,7 @@ int Fail(int status, const std::string& message) {
 
 int Render(const std::vector<std::string>& args) {
   RenderRequest request;
+  request.options.generate_password = GeneratePassword;
   fs::path chart_dir = DefaultChartDir();
   std::vector<std::string> value_files;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -219,6 +237,11 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help") {
     std::cout << kUsage;
     return args.empty() ? kExitInvalidInput : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "provisioner " << billing::common::Version() << " (revision "
+              << billing::common::Revision() << ")\n";
+    return 0;
   }
   if (args[0] == "usage") return Usage(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "serve") {

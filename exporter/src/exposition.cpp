@@ -145,8 +145,10 @@ std::string Page::Text() const {
 }
 
 Exposition::Exposition(std::vector<std::pair<std::string, std::string>> constant_labels,
-                       std::string version)
-    : constant_labels_(std::move(constant_labels)), version_(std::move(version)) {
+                       std::string version, std::string revision)
+    : constant_labels_(std::move(constant_labels)),
+      version_(std::move(version)),
+      revision_(std::move(revision)) {
   Rebuild(std::unique_lock(mutex_));
 }
 
@@ -235,10 +237,11 @@ std::string Exposition::SerializeOwnMetrics() const {
     error_count.counter.value = static_cast<double>(state.errors);
     errors.metric.push_back(std::move(error_count));
   }
-  prometheus::MetricFamily build{names::kBuildInfo,
-                                 "The exporter's version; always 1.",
-                                 MetricType::Gauge,
-                                 {GaugeMetric({{"version", version_}}, 1)}};
+  prometheus::MetricFamily build{
+      names::kBuildInfo,
+      "The exporter's version and git revision; always 1.",
+      MetricType::Gauge,
+      {GaugeMetric({{"revision", revision_}, {"version", version_}}, 1)}};
   std::vector<prometheus::MetricFamily> families;
   if (!collectors_.empty()) {
     families = {std::move(duration), std::move(last), std::move(errors)};

@@ -49,7 +49,9 @@ class Exposition {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Exposition(std::vector<std::pair<std::string, std::string>> constant_labels, std::string version);
+  /// `version` and `revision` are the labels of iotistic_exporter_build_info.
+  Exposition(std::vector<std::pair<std::string, std::string>> constant_labels, std::string version,
+             std::string revision = "unknown");
   Exposition(const Exposition&) = delete;
   Exposition& operator=(const Exposition&) = delete;
 
@@ -88,6 +90,7 @@ class Exposition {
 
   const std::vector<std::pair<std::string, std::string>> constant_labels_;
   const std::string version_;
+  const std::string revision_;
   mutable std::mutex mutex_;
   std::vector<CollectorState> collectors_;  // guarded by mutex_
   std::shared_ptr<const Page> page_;        // guarded by mutex_

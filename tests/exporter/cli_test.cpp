@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <regex>
 
 #include "testbed.h"
 
@@ -89,7 +90,11 @@ TEST_F(CliTest, CheckConfigAcceptsTheDocumentedExample) {
 TEST_F(CliTest, Version) {
   const auto result = RunCommand({kExporter, "--version"});
   EXPECT_EQ(result.exit_code, 0);
-  EXPECT_EQ(result.output.rfind("billing-exporter ", 0), 0u) << result.output;
+  // "billing-exporter VERSION (revision REV)"; tests/images checks VERSION against the chart.
+  EXPECT_TRUE(std::regex_match(
+      result.output,
+      std::regex(R"(billing-exporter [0-9]+\.[0-9]+\.[0-9]+ \(revision [A-Za-z0-9._-]+\)\n)")))
+      << result.output;
 }
 
 TEST_F(CliTest, ListenFailureIsReported) {

@@ -22,11 +22,11 @@ std::vector<prometheus::MetricFamily> OneGauge(const std::string& name, double v
 }
 
 TEST(ExpositionTest, FirstPageHasSelfMetricsBeforeAnySample) {
-  Exposition exposition({{"customer_id", "c1"}}, "1.2.3");
+  Exposition exposition({{"customer_id", "c1"}}, "1.2.3", "0123456789ab");
   exposition.Register("postgres", std::chrono::seconds(15));
   const auto samples = ParseMetricsText(exposition.Current()->Text());
   EXPECT_EQ(FindValue(samples, "iotistic_exporter_build_info",
-                      {{"version", "1.2.3"}, {"customer_id", "c1"}}),
+                      {{"version", "1.2.3"}, {"revision", "0123456789ab"}, {"customer_id", "c1"}}),
             1);
   EXPECT_EQ(
       FindValue(samples, "iotistic_exporter_sample_errors_total", {{"collector", "postgres"}}), 0);
@@ -133,7 +133,7 @@ prometheus::MetricFamily OwnFamily(const std::string& name, const std::string& h
 TEST(ExpositionTest, ServedPageIsByteIdenticalToOneSerialisationOfEveryCollector) {
   const std::vector<std::pair<std::string, std::string>> constant_labels = {
       {"customer_id", "abc123"}, {"region", "eu"}};
-  Exposition exposition(constant_labels, "9.9.9");
+  Exposition exposition(constant_labels, "9.9.9", "abc");
   exposition.Register("postgres", std::chrono::seconds(15));
   exposition.Register("empty", std::chrono::seconds(15));
   exposition.Register("mqtt", std::chrono::seconds(15));
@@ -160,11 +160,11 @@ TEST(ExpositionTest, ServedPageIsByteIdenticalToOneSerialisationOfEveryCollector
                  "Samples that failed since the exporter started.", prometheus::MetricType::Counter,
                  {{"postgres", 0}, {"empty", 0}, {"mqtt", 1}, {"never", 0}}),
        prometheus::MetricFamily{"iotistic_exporter_build_info",
-                                "The exporter's version; always 1.",
+                                "The exporter's version and git revision; always 1.",
                                 prometheus::MetricType::Gauge,
                                 {[] {
                                   prometheus::ClientMetric metric;
-                                  metric.label = {{"version", "9.9.9"}};
+                                  metric.label = {{"revision", "abc"}, {"version", "9.9.9"}};
                                   metric.gauge.value = 1;
                                   return metric;
                                 }()}}},

@@ -18,8 +18,10 @@
 //     .Release (Name, Namespace, Service = "Helm", IsInstall = true, IsUpgrade, Revision = 1).
 //     Not supported: .Files, .Capabilities, .Template, .Subcharts, subcharts, library charts.
 //   - functions: Go text/template's builtins, plus exactly the allowlist in allowedFunctions
-//     below (Sprig's own implementations, Helm's include/required/toYaml/toJson). Not supported:
-//     tpl, lookup, and everything non-deterministic (now, rand*, uuid*, genPrivateKey, ...).
+//     below (Sprig's own implementations, Helm's include/required/toYaml/toJson/lookup). lookup
+//     answers an empty map, as Helm's does without a cluster (helm template, --dry-run): this
+//     tool renders offline. randAlphaNum is the one non-deterministic function allowed (the
+//     chart's generated password); not supported: tpl, now, uuid*, genPrivateKey, ...
 //   - output: every template whose name does not start with '_' (NOTES.txt only with --notes),
 //     in file-name order, each as "---\n# Source: <chart>/templates/<file>\n<text>"; templates
 //     rendering to whitespace only are dropped; "<no value>" is replaced by "" as Helm does.
@@ -47,8 +49,9 @@ import (
 
 // allowedFunctions is the documented subset of Sprig's function map the chart may use.
 var allowedFunctions = []string{
-	"b64enc", "default", "dict", "empty", "fail", "hasKey", "indent", "list", "lower", "nindent",
-	"quote", "regexMatch", "replace", "squote", "toString", "trimSuffix", "trunc", "upper",
+	"b64dec", "b64enc", "default", "dict", "empty", "fail", "hasKey", "indent", "kindIs", "list",
+	"lower", "nindent", "quote", "randAlphaNum", "regexMatch", "replace", "squote", "toString",
+	"trimSuffix", "trunc", "upper",
 }
 
 type chartMetadata struct {
@@ -339,6 +342,10 @@ func functionMap(root *template.Template) template.FuncMap {
 			return ""
 		}
 		return strings.TrimSuffix(string(out), "\n")
+	}
+	// Helm's lookup with no cluster to ask: an empty map, whatever is asked.
+	functions["lookup"] = func(apiVersion, kind, namespace, name string) (map[string]interface{}, error) {
+		return map[string]interface{}{}, nil
 	}
 	functions["toJson"] = func(value interface{}) string {
 		out, err := json.Marshal(value)

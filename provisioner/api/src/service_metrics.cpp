@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "billing/common/version.h"
+
 namespace billing::provisioner {
 namespace {
 
@@ -60,6 +62,12 @@ ServiceMetrics::ServiceMetrics()
                            .Register(*registry_)
                            .Add({})) {
   for (const char* phase : kPhases) deployments_.Add({{"phase", phase}});
+  prometheus::BuildGauge()
+      .Name("iotistic_provisioner_build_info")
+      .Help("The provisioner's version and git revision; always 1.")
+      .Register(*registry_)
+      .Add({{"version", common::Version()}, {"revision", common::Revision()}})
+      .Set(1);
   usage_runs_.Add({{"result", "success"}});
   usage_runs_.Add({{"result", "error"}});
 }

@@ -74,6 +74,11 @@ class Stack {
               {"valueFrom", M({{"secretKeyRef", M({{"name", SecretName()}, {"key", key}})}})}});
   }
 
+  /// repository:tag, the tag defaulting to the chart's appVersion (_helpers.tpl's image).
+  std::string Image(const ImageSpec& image) const {
+    return image.repository + ":" + (image.tag.empty() ? chart_.app_version : image.tag);
+  }
+
   std::string MqttUrl() const {
     return "tcp://" + Name("mosquitto") + ":" + std::to_string(spec_.mosquitto.workload.port);
   }
@@ -113,11 +118,13 @@ Value HttpProbe(const std::string& path, const std::string& port, int initial_de
 }
 
 // A Deployment or StatefulSet pod template: labels, no service-account token (none of these
-// workloads talks to the Kubernetes API), the containers and volumes.
+// workloads talks to the Kubernetes API), the pod's security context if any, the containers and
+// volumes.
 Value PodTemplate(const Stack& stack, const std::string& component, Value::List containers,
-                  Value::List volumes) {
-  Value pod_spec =
-      M({{"automountServiceAccountToken", false}, {"containers", L(std::move(containers))}});
+                  Value::List volumes, Value security_context = Value()) {
+  Value pod_spec = M({{"automountServiceAccountToken", false}});
+  if (!security_context.IsNull()) pod_spec.Set("securityContext", std::move(security_context));
+  pod_spec.Set("containers", L(std::move(containers)));
   if (!volumes.empty()) pod_spec.Set("volumes", L(std::move(volumes)));
   return M({{"metadata", M({{"labels", stack.Labels(component)}})}, {"spec", std::move(pod_spec)}});
 }
@@ -133,13 +140,13 @@ KubeObject ClusterIpService(const Stack& stack, const std::string& component, Va
 }
 
 KubeObject Deployment(const Stack& stack, const std::string& component, Value::List containers,
-                      Value::List volumes = {}) {
+                      Value::List volumes = {}, Value security_context = Value()) {
   return stack.Object(
       "apps/v1", "Deployment", stack.Metadata(stack.Name(component), component),
       {{"spec", M({{"replicas", 1},
                    {"selector", M({{"matchLabels", stack.SelectorLabels(component)}})},
-                   {"template",
-                    PodTemplate(stack, component, std::move(containers), std::move(volumes))}})}});
+                   {"template", PodTemplate(stack, component, std::move(containers),
+                                            std::move(volumes), std::move(security_context))}})}});
 }
 
 // namespace.yaml
@@ -269,7 +276,8 @@ KubeObject PostgresStatefulSetObject(const Stack& stack) {
   liveness.Set("failureThreshold", 6);
   Value container = M({
       {"name", "postgres"},
-      {"image", postgres.workload.image},
+      {"image", stack.Image(postgres.workload.image)},
+      {"imagePullPolicy", postgres.workload.image.pull_policy},
       {"ports", L({ContainerPort("postgres", postgres.workload.port)})},
       {"env", L({stack.SecretEnv("POSTGRES_DB", "POSTGRES_DB"),
                  stack.SecretEnv("POSTGRES_USER", "POSTGRES_USER"),
@@ -306,7 +314,8 @@ KubeObject MosquittoDeploymentObject(const Stack& stack) {
   const auto& mosquitto = stack.spec().mosquitto;
   Value container = M({
       {"name", "mosquitto"},
-      {"image", mosquitto.workload.image},
+      {"image", stack.Image(mosquitto.workload.image)},
+      {"imagePullPolicy", mosquitto.workload.image.pull_policy},
       {"ports", L({ContainerPort("mqtt", mosquitto.workload.port),
                    ContainerPort("websocket", mosquitto.websocket_port)})},
       {"volumeMounts", L({M({{"name", "config"},
@@ -326,7 +335,8 @@ KubeObject ApiDeploymentObject(const Stack& stack) {
   const auto& api = stack.spec().api;
   Value container = M({
       {"name", "api"},
-      {"image", api.image},
+      {"image", stack.Image(api.image)},
+      {"imagePullPolicy", api.image.pull_policy},
       {"ports", L({ContainerPort("http", api.port)})},
       {"env", L({Env("PORT", std::to_string(api.port)), Env("CUSTOMER_ID", stack.spec().id),
                  stack.SecretEnv("DATABASE_URL", "DATABASE_URL"),
@@ -344,7 +354,8 @@ KubeObject DashboardDeploymentObject(const Stack& stack) {
   const auto& dashboard = stack.spec().dashboard;
   Value container = M({
       {"name", "dashboard"},
-      {"image", dashboard.image},
+      {"image", stack.Image(dashboard.image)},
+      {"imagePullPolicy", dashboard.image.pull_policy},
       {"ports", L({ContainerPort("http", dashboard.port)})},
       {"env", L({Env("API_URL", "http://" + stack.Name("api") + ":" +
                                     std::to_string(stack.spec().api.port))})},
@@ -367,18 +378,27 @@ KubeObject ExporterDeploymentObject(const Stack& stack) {
   }
   Value container = M({
       {"name", "exporter"},
-      {"image", exporter.workload.image},
+      {"image", stack.Image(exporter.workload.image)},
+      {"imagePullPolicy", exporter.workload.image.pull_policy},
       {"args", L({"--config", "/etc/billing-exporter/config.yaml"})},
       {"ports", L({ContainerPort("metrics", exporter.workload.port)})},
       {"env", L(std::move(env))},
       {"volumeMounts",
        L({M({{"name", "config"}, {"mountPath", "/etc/billing-exporter"}, {"readOnly", true}})})},
+      {"securityContext", M({{"allowPrivilegeEscalation", false},
+                             {"readOnlyRootFilesystem", true},
+                             {"capabilities", M({{"drop", L({"ALL"})}})}})},
       {"resources", exporter.workload.resources},
       {"readinessProbe", HttpProbe("/readyz", "metrics", 5, 15)},
       {"livenessProbe", HttpProbe("/healthz", "metrics", 10, 20)},
   });
+  // The restricted profile the image allows: it runs as nonroot (65532) and writes nothing.
+  Value pod_security = M({{"runAsNonRoot", true},
+                          {"runAsUser", 65532},
+                          {"runAsGroup", 65532},
+                          {"seccompProfile", M({{"type", "RuntimeDefault"}})}});
   return Deployment(stack, "exporter", {std::move(container)},
-                    {ConfigVolume(stack.Name("exporter-config"))});
+                    {ConfigVolume(stack.Name("exporter-config"))}, std::move(pod_security));
 }
 
 // ingress.yaml
@@ -519,7 +539,15 @@ Result<std::vector<KubeObject>> Render(const RenderRequest& request) {
   if (!values.ok()) return Error{values.error()};
   auto spec = ParseCustomerSpec(values.value());
   if (!spec.ok()) return Error{spec.error()};
-  return RenderStack(spec.value(), chart.value(), request.options);
+  CustomerSpec checked = std::move(spec).value();
+  if (checked.postgres.password.empty()) {
+    if (!request.options.generate_password) {
+      return Error{
+          "postgres.password: is required (at least 8 characters from A-Z a-z 0-9 . _ ~ -)"};
+    }
+    checked.postgres.password = request.options.generate_password();
+  }
+  return RenderStack(checked, chart.value(), request.options);
 }
 
 }  // namespace billing::provisioner

@@ -114,9 +114,29 @@ class Reader {
     return text;
   }
 
-  std::string Image(const std::string& path) const {
-    static const std::regex kImage(R"([^\s]+)");
-    return Matching(path, kImage, "a container image reference (no spaces, not empty)");
+  ImageSpec Image(const std::string& path) const {
+    static const std::regex kRepository(
+        R"([a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*)");
+    static const std::regex kTag(R"(([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?)");
+    static const std::regex kPullPolicy(R"(Always|IfNotPresent|Never)");
+    const Value* image = Find(path);
+    if (image == nullptr || !image->IsMap()) {
+      Fail(path, "must be a map of repository, tag (empty: the chart's appVersion) and pullPolicy");
+    }
+    ImageSpec spec;
+    spec.repository =
+        Matching(path + ".repository", kRepository,
+                 "an image repository (lowercase, e.g. registry.example.com/iotistic/api)");
+    spec.tag = Matching(path + ".tag", kTag,
+                        "an image tag (letters, digits, '_', '.', '-'; empty: the chart's "
+                        "appVersion)");
+    spec.pull_policy = Matching(path + ".pullPolicy", kPullPolicy, "Always, IfNotPresent or Never");
+    for (const auto& [key, member] : image->AsMap()) {
+      if (key != "repository" && key != "tag" && key != "pullPolicy") {
+        Fail(path + "." + key, "unknown key (repository, tag, pullPolicy)");
+      }
+    }
+    return spec;
   }
 
   std::string Quantity(const std::string& path) const {
@@ -207,8 +227,13 @@ CustomerSpec ReadSpec(const Reader& in) {
                             " is not a DNS-1123 label (lowercase letters, digits and '-', "
                             "starting and ending with a letter or digit)");
   }
-  spec.email = in.Matching("customer.email", kEmail, "an email address");
-  spec.company_name = in.Required("customer.companyName", "the customer's company name");
+  spec.email = in.Text("customer.email");
+  if (!spec.email.empty() && !std::regex_match(spec.email, kEmail)) {
+    Fail("customer.email", Quoted(spec.email) +
+                               " is not an email address (it is optional: leave "
+                               "it empty)");
+  }
+  spec.company_name = in.Text("customer.companyName");
   spec.license_key = in.Required("license.key", "the customer's JWT license key");
   spec.domain_base = in.Text("domain.base");
   if (!IsDns1123Subdomain(spec.domain_base) || spec.domain_base.size() > 200) {
@@ -223,12 +248,12 @@ CustomerSpec ReadSpec(const Reader& in) {
       in.Matching("postgres.database", kSqlIdentifier, "a lowercase SQL identifier");
   spec.postgres.username =
       in.Matching("postgres.username", kSqlIdentifier, "a lowercase SQL identifier");
-  if (!std::regex_match(in.Text("postgres.password"), kPassword)) {
-    Fail("postgres.password",
-         "is required: at least 8 characters from A-Z a-z 0-9 . _ ~ - (it is embedded in "
-         "DATABASE_URL)");
-  }
   spec.postgres.password = in.Text("postgres.password");
+  if (!spec.postgres.password.empty() && !std::regex_match(spec.postgres.password, kPassword)) {
+    Fail("postgres.password",
+         "must be at least 8 characters from A-Z a-z 0-9 . _ ~ - (it is embedded in "
+         "DATABASE_URL); leave it empty to have one generated");
+  }
   spec.postgres.storage_size = in.Quantity("postgres.storageSize");
   spec.postgres.storage_class = in.Text("postgres.storageClass");
   if (!spec.postgres.storage_class.empty() && !IsDns1123Subdomain(spec.postgres.storage_class)) {

@@ -386,6 +386,25 @@ TEST(ValuesSchemaTest, RejectsAnInvalidCustomerId) {
   EXPECT_NE(check.output.find("customer.id"), std::string::npos) << check.output;
 }
 
+// Helm checks values.schema.json before it renders: the seed's template example (customer.id and
+// license.key only) must pass it, as must the chart's own defaults beneath.
+TEST(ValuesSchemaTest, AcceptsTheSeedsTemplateExample) {
+  TempDir dir("provisioner-values");
+  WriteFile(dir.path() / "seed-template.yaml", "customer:\n  id: test123\nlicense:\n  key: test\n");
+  const auto check = RunCommand(
+      {SYSTEM_PYTHON, kValidator.string(), "values", (kChartDir / "values.schema.json").string(),
+       (kChartDir / "values.yaml").string(), (dir.path() / "seed-template.yaml").string()});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  WriteFile(dir.path() / "old-image.yaml",
+            "exporter:\n  image: iotistic/billing-exporter:latest\n");
+  const auto old_image = RunCommand(
+      {SYSTEM_PYTHON, kValidator.string(), "values", (kChartDir / "values.schema.json").string(),
+       (kChartDir / "values.yaml").string(), (dir.path() / "seed-template.yaml").string(),
+       (dir.path() / "old-image.yaml").string()});
+  EXPECT_EQ(old_image.exit_code, 1) << old_image.output;
+  EXPECT_NE(old_image.output.find("exporter.image"), std::string::npos) << old_image.output;
+}
+
 // Exit 2 and one line naming the value, for each kind of bad input the issue lists.
 TEST(BadInputTest, ExitsTwoNamingTheValue) {
   TempDir dir("provisioner-bad-input");
@@ -394,7 +413,9 @@ TEST(BadInputTest, ExitsTwoNamingTheValue) {
       {{"-f", seed, "--set", "customer.id=ABC_123"}, "customer.id: \"ABC_123\" is not a DNS-1123"},
       {{"-f", seed, "--set", "customer.id=" + std::string(64, 'a')}, "customer.id: \"aaaa"},
       {{"-f", seed, "--set", "customer.id="}, "customer.id: is required"},
-      {{"--set", "customer.id=abc123"}, "customer.email"},
+      {{"--set", "customer.id=abc123"}, "license.key: is required"},
+      {{"-f", seed, "--set", "customer.email=nobody"},
+       "customer.email: \"nobody\" is not an email"},
       {{"-f", seed, "--set", "license.key="}, "license.key: is required"},
       {{"-f", seed, "--set", "customer.id"}, "--set \"customer.id\": expected key=value"},
       {{"-f", seed, "--set", "a..b=1"}, "--set \"a..b=1\": empty key segment"},
@@ -434,6 +455,69 @@ TEST(RenderCliTest, OutputIsByteForByteDeterministic) {
   ASSERT_EQ(first.result.exit_code, 0) << first.result.output;
   EXPECT_FALSE(first.yaml.empty());
   EXPECT_EQ(first.yaml, second.yaml);
+}
+
+// The generated database password of a rendering (checked: 24 letters and digits, the same in
+// POSTGRES_PASSWORD and DATABASE_URL), and the objects with it replaced by a fixed text.
+std::pair<std::string, std::vector<Value>> WithoutGeneratedPassword(std::vector<Value> objects,
+                                                                    const std::string& secret) {
+  for (auto& object : objects) {
+    const Value* kind = object.Find("kind");
+    if (kind == nullptr || kind->AsString() != "Secret" ||
+        object.FindPath("metadata.name")->AsString() != secret) {
+      continue;
+    }
+    Value data = *object.Find("data");
+    const std::string password = Base64Decode(data.Find("POSTGRES_PASSWORD")->AsString());
+    const std::string url = Base64Decode(data.Find("DATABASE_URL")->AsString());
+    EXPECT_TRUE(std::regex_match(password, std::regex("[A-Za-z0-9]{24}"))) << password;
+    EXPECT_NE(url.find(":" + password + "@"), std::string::npos) << url;
+    data.Set("POSTGRES_PASSWORD", "generated");
+    data.Set("DATABASE_URL", "generated");
+    object.Set("data", std::move(data));
+    return {password, objects};
+  }
+  ADD_FAILURE() << "no Secret " << secret;
+  return {};
+}
+
+// The seed README's commands as it writes them: its template example sets only customer.id and
+// license.key, its helm install no postgres.password. The chart and `provisioner render` both
+// accept them and generate the password; that one value is all that differs between two
+// renderings, and between the chart's and the provisioner's.
+TEST(RenderCliTest, SeedCommandsWorkWithAGeneratedPassword) {
+  TempDir dir("provisioner-seed-commands");
+  const std::vector<std::string> args = {"--set", "customer.id=test123", "--set",
+                                         "license.key=test"};
+  std::vector<std::string> as_helm = {"--managed-by", "Helm"};
+  as_helm.insert(as_helm.end(), args.begin(), args.end());
+  const auto first = RenderWithProvisioner(dir, as_helm, "first.yaml");
+  const auto second = RenderWithProvisioner(dir, as_helm, "second.yaml");
+  const auto chart = RenderChart(dir, args);
+  ASSERT_EQ(first.result.exit_code, 0) << first.result.output;
+  ASSERT_EQ(second.result.exit_code, 0) << second.result.output;
+  ASSERT_EQ(chart.result.exit_code, 0) << chart.result.output;
+  const auto [first_password, first_objects] =
+      WithoutGeneratedPassword(first.objects, "customer-test123-secrets");
+  const auto [second_password, second_objects] =
+      WithoutGeneratedPassword(second.objects, "customer-test123-secrets");
+  const auto [chart_password, chart_objects] =
+      WithoutGeneratedPassword(chart.objects, "customer-test123-secrets");
+  EXPECT_NE(first_password, second_password);
+  EXPECT_NE(first_password, chart_password);
+  EXPECT_EQ(Differences(first_objects, second_objects), "");
+  EXPECT_EQ(Differences(chart_objects, first_objects), "");
+  EXPECT_NE(FindObject(first.objects, "Deployment", "customer-test123-api"), nullptr);
+
+  // The helm install example: e-mail and company given, still no password; domain.base given.
+  const auto install = RenderWithProvisioner(
+      dir,
+      {"--set", "customer.id=abc123", "--set", "customer.email=john@example.com", "--set",
+       "customer.companyName=Acme Corp", "--set", "license.key=eyJhbGc...", "--set",
+       "domain.base=iotistic.cloud"},
+      "install.yaml");
+  ASSERT_EQ(install.result.exit_code, 0) << install.result.output;
+  WithoutGeneratedPassword(install.objects, "customer-abc123-secrets");
 }
 
 TEST(RenderCliTest, CompanyNameWithQuotesColonsNewlinesAndUnicodeSurvives) {

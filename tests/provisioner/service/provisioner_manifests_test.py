@@ -37,7 +37,8 @@ import validate_manifests  # noqa: E402  (tests/provisioner/render/, shared with
 NAMESPACE = "iotistic-system"
 NAME = "provisioner"
 LABELS = {"app.kubernetes.io/name": "provisioner", "app.kubernetes.io/part-of": "iotistic-platform"}
-IMAGE = "iotistic/provisioner:latest"
+# The image is versioned like the chart it bakes in (tests/images checks the versions agree).
+IMAGE_REPOSITORY = "iotistic/provisioner"
 COMMAND = ["provisioner", "serve", "--listen", "0.0.0.0:3000"]
 PORT = 3000
 
@@ -340,7 +341,10 @@ class Deployment(unittest.TestCase):
     def test_workload(self):
         spec = self.deployment["spec"]
         self.assertEqual(spec.get("replicas"), 1)
-        self.assertEqual(self.container["image"], IMAGE)
+        with open(os.path.join(chart_dir(), "Chart.yaml"), encoding="utf-8") as chart:
+            app_version = yaml.safe_load(chart)["appVersion"]
+        self.assertEqual(self.container["image"], f"{IMAGE_REPOSITORY}:{app_version}")
+        self.assertEqual(self.container.get("imagePullPolicy"), "IfNotPresent")
         self.assertEqual(self.container.get("command", []) + self.container.get("args", []),
                          COMMAND)
         self.assertEqual(self.pod.get("serviceAccountName"), NAME)

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/version.h"
 #include "deployer.h"
 #include "rate_limiter.h"
 #include "serve_config.h"
@@ -763,10 +764,11 @@ TEST(StackRendererTest, UnknownValueAcceptsNewIngressAnnotations) {
 TEST(StackRendererTest, PlatformValuesApplyUnderTheCustomers) {
   const auto renderer = ChartRenderer(
       "postgres:\n  storageClass: fast-ssd\n"
-      "api:\n  image: registry.example.com/api:2\n"
-      "dashboard:\n  image: registry.example.com/dashboard:2\n");
+      "api:\n  image:\n    repository: registry.example.com/api\n    tag: \"2\"\n"
+      "dashboard:\n  image:\n    repository: registry.example.com/dashboard\n    tag: \"2\"\n");
   auto values = MinimalCustomer();
-  values["api"] = {{"image", "registry.example.com/api:3-customer"}};
+  // Merged key by key: the platform's repository, the customer's tag.
+  values["api"] = {{"image", {{"tag", "3-customer"}}}};
   const auto result = renderer.Render(values);
   ASSERT_TRUE(result.ok()) << result.error();
   const auto yaml_of = [&](const std::vector<KubeObject>& objects, const std::string& kind,
@@ -880,7 +882,8 @@ TEST(StackRendererTest, EveryOptionalPartKeepsTheCustomersValues) {
   auto values = MinimalCustomer();
   values["mosquitto"] = {{"maxQueuedMessages", 5000}};
   values["ingress"] = {{"enabled", false}, {"exposeMetrics", true}};  // no password needed: off
-  const auto renderer = ChartRenderer("api:\n  image: registry.example.com/api:2\n");
+  const auto renderer =
+      ChartRenderer("api:\n  image:\n    repository: registry.example.com/api\n    tag: \"2\"\n");
   const auto current = renderer.Render(values);
   ASSERT_TRUE(current.ok()) << current.error();
   const auto all = renderer.RenderEveryOptionalPart(values);
@@ -1068,6 +1071,17 @@ TEST(ServiceMetricsTest, EveryPhaseIsExportedWithZeroWhenTheStoreHasNone) {
     EXPECT_EQ(Find(samples, kDeployments, {{"phase", phase}}), 0.0) << phase;
   }
   EXPECT_EQ(Find(samples, kStoreUp, {}), 1.0);
+}
+
+TEST(ServiceMetricsTest, BuildInfoNamesTheVersionAndRevision) {
+  ServiceMetrics metrics;
+  const auto samples = ParseExposition(metrics.Serialize());
+  EXPECT_EQ(
+      Find(samples, "iotistic_provisioner_build_info",
+           {{"version", billing::common::Version()}, {"revision", billing::common::Revision()}}),
+      1.0);
+  EXPECT_FALSE(billing::common::Version().empty());
+  EXPECT_FALSE(billing::common::Revision().empty());
 }
 
 TEST(ServiceMetricsTest, EveryPhaseIsExportedBeforeAnySource) {

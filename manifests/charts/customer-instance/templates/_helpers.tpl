@@ -56,16 +56,41 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
+An image reference, repository:tag; an empty tag is the chart's appVersion (the platform's own
+images are versioned with the chart). Argument: (dict "root" $ "image" .Values.api.image).
+*/}}
+{{- define "customer-instance.image" -}}
+{{- printf "%s:%s" (.image.repository | toString) (.image.tag | default .root.Chart.AppVersion | toString) -}}
+{{- end -}}
+
+{{/*
+postgres.password if given; else, on a helm upgrade, the one in the release's existing Secret
+(lookup; it finds nothing under helm template, --dry-run and chart-render); else 24 random letters
+and digits. Included once per render (secret.yaml), as every randAlphaNum differs.
+*/}}
+{{- define "customer-instance.postgresPassword" -}}
+{{- $given := .Values.postgres.password | default "" | toString -}}
+{{- if $given -}}
+{{- $given -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" (include "customer-instance.namespace" .) (printf "%s-secrets" (include "customer-instance.fullname" .)) -}}
+{{- if and $existing $existing.data (hasKey $existing.data "POSTGRES_PASSWORD") -}}
+{{- index $existing.data "POSTGRES_PASSWORD" | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 24 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Every value check that is not about customer.id. Rendered (to nothing) from secret.yaml,
 which every release has. The C++ renderer makes the same checks (provisioner/render/src/spec.cpp).
 */}}
 {{- define "customer-instance.validate" -}}
 {{- $v := .Values -}}
-{{- if not (regexMatch "^[^@[:space:]]+@[^@[:space:]]+$" ($v.customer.email | toString)) -}}
-{{- fail (printf "customer.email %q is not an email address" ($v.customer.email | toString)) -}}
-{{- end -}}
-{{- if not ($v.customer.companyName | toString) -}}
-{{- fail "customer.companyName is required" -}}
+{{- $email := $v.customer.email | default "" | toString -}}
+{{- if and $email (not (regexMatch "^[^@[:space:]]+@[^@[:space:]]+$" $email)) -}}
+{{- fail (printf "customer.email %q is not an email address (it is optional: leave it empty)" $email) -}}
 {{- end -}}
 {{- if not ($v.license.key | toString) -}}
 {{- fail "license.key is required (the customer's JWT license key)" -}}
@@ -74,8 +99,24 @@ which every release has. The C++ renderer makes the same checks (provisioner/ren
 {{- if or (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $base)) (gt (len $base) 200) -}}
 {{- fail (printf "domain.base %q is not a DNS-1123 subdomain of at most 200 characters (e.g. iotistic.cloud)" $base) -}}
 {{- end -}}
-{{- if not (regexMatch "^[A-Za-z0-9._~-]{8,}$" ($v.postgres.password | toString)) -}}
-{{- fail "postgres.password is required: at least 8 characters from A-Z a-z 0-9 . _ ~ - (it is embedded in DATABASE_URL)" -}}
+{{- $password := $v.postgres.password | default "" | toString -}}
+{{- if and $password (not (regexMatch "^[A-Za-z0-9._~-]{8,}$" $password)) -}}
+{{- fail "postgres.password must be at least 8 characters from A-Z a-z 0-9 . _ ~ - (it is embedded in DATABASE_URL); leave it empty to have one generated" -}}
+{{- end -}}
+{{- range $component := list "postgres" "mosquitto" "api" "dashboard" "exporter" -}}
+{{- $image := index $v $component "image" -}}
+{{- if not (kindIs "map" $image) -}}
+{{- fail (printf "%s.image must be a map of repository, tag (empty: the chart's appVersion) and pullPolicy" $component) -}}
+{{- end -}}
+{{- if not (regexMatch "^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*$" ($image.repository | default "" | toString)) -}}
+{{- fail (printf "%s.image.repository %q is not an image repository (lowercase, e.g. registry.example.com/iotistic/api)" $component ($image.repository | default "" | toString)) -}}
+{{- end -}}
+{{- if not (regexMatch "^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$" ($image.tag | default "" | toString)) -}}
+{{- fail (printf "%s.image.tag %q is not an image tag (letters, digits, '_', '.', '-'; empty: the chart's appVersion)" $component ($image.tag | default "" | toString)) -}}
+{{- end -}}
+{{- if not (regexMatch "^(Always|IfNotPresent|Never)$" ($image.pullPolicy | default "" | toString)) -}}
+{{- fail (printf "%s.image.pullPolicy %q is not Always, IfNotPresent or Never" $component ($image.pullPolicy | default "" | toString)) -}}
+{{- end -}}
 {{- end -}}
 {{- if not (regexMatch "^[a-z_][a-z0-9_]{0,62}$" ($v.postgres.username | toString)) -}}
 {{- fail (printf "postgres.username %q must be a lowercase SQL identifier" ($v.postgres.username | toString)) -}}

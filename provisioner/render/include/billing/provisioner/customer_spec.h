@@ -14,18 +14,25 @@ namespace billing::provisioner {
 /// Longest customer.id (billing/common/customer_id.h says why).
 using common::kMaxCustomerIdLength;
 
+/// A container image: repository, tag (empty: the chart's appVersion) and pull policy.
+struct ImageSpec {
+  std::string repository;
+  std::string tag;
+  std::string pull_policy;  // Always, IfNotPresent or Never
+};
+
 /// An image, a port and resource requirements: what every workload has.
 struct WorkloadSpec {
-  std::string image;
+  ImageSpec image;
   std::int64_t port = 0;
   /// {requests: {cpu: ..., memory: ...}, limits: {...}} with keys sorted, quantities checked.
   Value resources;
 };
 
 struct CustomerSpec {
-  std::string id;  // DNS-1123 label, at most kMaxCustomerIdLength characters
-  std::string email;
-  std::string company_name;  // any text; rendered only as quoted or base64 data
+  std::string id;            // DNS-1123 label, at most kMaxCustomerIdLength characters
+  std::string email;         // optional (empty), else an address
+  std::string company_name;  // optional; any text, rendered only as quoted or base64 data
   std::string license_key;
   std::string domain_base;  // DNS-1123 subdomain
   bool create_namespace = false;
@@ -34,7 +41,7 @@ struct CustomerSpec {
     WorkloadSpec workload;
     std::string database;
     std::string username;
-    std::string password;  // URL-safe characters only: it is embedded in DATABASE_URL
+    std::string password;  // URL-safe characters only (in DATABASE_URL); empty: to be generated
     std::string storage_size;
     std::string storage_class;  // empty: the cluster's default StorageClass
   } postgres;

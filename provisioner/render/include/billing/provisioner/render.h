@@ -6,6 +6,7 @@
 // Thread-safety: every function is reentrant; nothing is shared.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +28,10 @@ Result<ChartInfo> ParseChartInfo(const std::string& chart_yaml_text);
 struct RenderOptions {
   /// app.kubernetes.io/managed-by (the chart's .Release.Service, "Helm" under Helm).
   std::string managed_by = "billing-provisioner";
+  /// Makes postgres.password when the values leave it empty, as the chart does. Unset, an empty
+  /// password is an error: the provisioner service passes every value, so its renders are
+  /// deterministic and never hold a password it did not store. `provisioner render` sets it.
+  std::function<std::string()> generate_password;
 };
 
 /// One object, with the identity fields pulled out of its manifest for callers (apply, prune).
