@@ -11,9 +11,8 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "billing/common/base64.h"
-#include "billing/common/compare.h"
 #include "billing/common/log.h"
+#include "tls_server.h"
 
 namespace billing::exporter {
 
@@ -121,12 +120,18 @@ bool AcceptsGzip(const char* accept_encoding) {
 void HttpServer::ContextDeleter::operator()(mg_context* context) const { mg_stop(context); }
 
 HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
-    : options_(options), exposition_(exposition) {
-  if (!options_.basic_auth_username.empty()) {
-    expected_authorization_ = "Basic " + common::Base64Encode(options_.basic_auth_username + ":" +
-                                                              options_.basic_auth_password);
+    : options_(options),
+      exposition_(exposition),
+      auth_(options.web ? options.web->basic_auth_users : std::map<std::string, std::string>{},
+            options.basic_auth_username, options.basic_auth_password) {
+  const bool tls = options_.web && options_.web->tls;
+  if (tls) {
+    EnableCivetwebTls();
+  } else {
+    mg_init_library(0);
   }
-  mg_init_library(0);
+  // CivetWeb marks an HTTPS port with a trailing 's'.
+  const std::string listening_ports = options_.listen + (tls ? "s" : "");
   // CivetWeb holds a worker thread per open connection, idle keep-alive ones included. Scrapes only
   // copy a prepared buffer, so threads are cheap to have and idle connections are cut short:
   // otherwise a few idle clients could starve /healthz and get the pod restarted.
@@ -135,7 +140,7 @@ HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
   // round trip per scrape on a pod network). Every write here is a complete piece of a response,
   // so nothing is gained by holding it back.
   std::array<const char*, 13> civet_options = {"listening_ports",
-                                               options_.listen.c_str(),
+                                               listening_ports.c_str(),
                                                "num_threads",
                                                "16",
                                                "request_timeout_ms",
@@ -149,8 +154,10 @@ HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
                                                nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogCivetweb;
+  if (tls) callbacks.init_ssl = &HttpServer::InitTls;
   context_.reset(mg_start(&callbacks, this, civet_options.data()));
   if (!context_) {
+    if (!tls_error_.empty()) throw std::runtime_error("web config: " + tls_error_);
     throw std::runtime_error("cannot listen on " + options_.listen +
                              " (address in use or not available here?)");
   }
@@ -166,10 +173,16 @@ HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
 
 HttpServer::~HttpServer() = default;
 
+// CivetWeb's init_ssl callback: 1 means the callback configured the context (certificates
+// included), -1 refuses to start.
+int HttpServer::InitTls(void* ssl_ctx, void* self_ptr) {
+  auto& self = *static_cast<HttpServer*>(self_ptr);
+  self.tls_error_ = ConfigureTlsContext(ssl_ctx, *self.options_.web->tls);
+  return self.tls_error_.empty() ? 1 : -1;
+}
+
 bool HttpServer::Authorized(mg_connection* conn) const {
-  if (expected_authorization_.empty()) return true;
-  const char* header = mg_get_header(conn, "Authorization");
-  return header != nullptr && common::ConstantTimeEquals(header, expected_authorization_);
+  return auth_.Authorized(mg_get_header(conn, "Authorization"));
 }
 
 int HttpServer::HandleMetrics(mg_connection* conn, void* self_ptr) {
