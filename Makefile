@@ -11,6 +11,7 @@ all: build
 
 deps:
 	@bash scripts/install-deps.sh
+	@bash scripts/install-node-deps.sh
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) -DBILLING_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null

@@ -62,7 +62,8 @@ void BM_ServeScrape(benchmark::State& state) {
   exposition.Publish("postgres", CatalogFamilies(sample, Uncapped()), true,
                      std::chrono::milliseconds(1), std::chrono::system_clock::now());
   const int port = billing::testbed::FreePort();
-  HttpServer server(HttpOptions{"127.0.0.1:" + std::to_string(port), "", ""}, exposition);
+  HttpServer server(HttpOptions{"127.0.0.1:" + std::to_string(port), "", "", std::nullopt},
+                    exposition);
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
   std::vector<std::string> headers;
   if (gzip) headers.push_back("Accept-Encoding: gzip");

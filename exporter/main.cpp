@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/file.h"
 #include "billing/common/log.h"
 #include "billing/common/signals.h"
 #include "billing/common/version.h"
@@ -21,6 +22,7 @@
 #include "src/mqtt_collector.h"
 #include "src/postgres_collector.h"
 #include "src/sampler.h"
+#include "src/web_config.h"
 
 namespace {
 
@@ -31,16 +33,17 @@ using billing::common::LogLevel;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "usage: billing-exporter [--config FILE] [--listen ADDR:PORT] "
+    "usage: billing-exporter [--config FILE] [--listen ADDR:PORT] [--web.config.file FILE] "
     "[--check-config] [--version]\n"
     "Environment (overrides the file): DATABASE_URL, CUSTOMER_ID, "
     "SAMPLE_INTERVAL,\n"
-    "EXPORTER_BASIC_AUTH_USERNAME, EXPORTER_BASIC_AUTH_PASSWORD. See "
+    "EXPORTER_BASIC_AUTH_USERNAME, EXPORTER_BASIC_AUTH_PASSWORD, WEB_CONFIG_FILE. See "
     "README.md.\n";
 
 struct Args {
   std::optional<std::string> config_path;
   std::optional<std::string> listen;
+  std::optional<std::string> web_config_file;
   bool check_config = false;
   bool version = false;
   bool help = false;
@@ -61,6 +64,9 @@ std::string ParseArgs(int argc, char** argv, Args& args) {
       args.version = true;
     } else if (arg == "--help" || arg == "-h") {
       args.help = true;
+    } else if (arg.rfind("--web.config.file", 0) == 0) {
+      if (!(args.web_config_file = value("--web.config.file")))
+        return "--web.config.file needs a file path";
     } else if (arg.rfind("--config", 0) == 0) {
       if (!(args.config_path = value("--config"))) return "--config needs a file path";
     } else if (arg.rfind("--listen", 0) == 0) {
@@ -90,6 +96,24 @@ void TuneMalloc() {
   mallopt(M_ARENA_MAX, 2);
 }
 
+// The web configuration file, read and validated; "" or the error naming the file and field.
+std::string LoadWebConfig(const ExporterConfig& config, std::optional<WebConfig>& web) {
+  if (config.web_config_file.empty()) return "";
+  const auto& path = config.web_config_file;
+  const auto text = billing::common::ReadTextFile(path);
+  if (!text) return "web config file " + path + ": cannot be read (missing, or a directory?)";
+  auto parsed = ParseWebConfig(*text);
+  if (auto* error = std::get_if<WebConfigError>(&parsed)) {
+    return "web config file " + path + ": " + error->ToString();
+  }
+  web = std::get<WebConfig>(std::move(parsed));
+  if (!web->basic_auth_users.empty() && !config.basic_auth_username.empty()) {
+    return "web config file " + path +
+           ": basic_auth_users and web.basic_auth (EXPORTER_BASIC_AUTH_*) are both set; keep one";
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,6 +140,12 @@ int main(int argc, char** argv) {
   }
   ExporterConfig config = std::get<ExporterConfig>(std::move(loaded));
   if (args.listen) config.listen = *args.listen;
+  if (args.web_config_file) config.web_config_file = *args.web_config_file;
+  std::optional<WebConfig> web;
+  if (auto error = LoadWebConfig(config, web); !error.empty()) {
+    std::cerr << "billing-exporter: config error: " << error << "\n";
+    return kExitUsage;
+  }
   if (args.check_config) {
     std::cout << "config ok\n";
     return 0;
@@ -144,7 +174,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<HttpServer> server;
   try {
     server = std::make_unique<HttpServer>(
-        HttpOptions{config.listen, config.basic_auth_username, config.basic_auth_password},
+        HttpOptions{config.listen, config.basic_auth_username, config.basic_auth_password, web},
         exposition);
   } catch (const std::exception& e) {
     Log(LogLevel::kError, "http", e.what());

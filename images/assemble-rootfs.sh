@@ -13,9 +13,11 @@
 #     glibc 2.36 has both built in, no libnss_* modules to load), /tmp (1777);
 #   - for each package a file came from: its copyright file and its dpkg status entry
 #     (/var/lib/dpkg/status.d/, the layout scanners read in distroless images) -- data only.
-# Why that is complete: the binaries need nothing else at run time. They load no plugins (the one
-# library that dlopens, CivetWeb, does so only for HTTPS, which neither binary serves), run no
-# programs, and read only their configuration, the chart, the CA bundle and zoneinfo. The image
+# Why that is complete: the binaries need nothing else at run time. The one library that dlopens,
+# CivetWeb, does so only for HTTPS, and then gets the exporter's two TLS shims (installed by
+# `cmake --install` in /usr/lib/billing-exporter and given here as BINARY arguments, so that their
+# libraries are copied too); they run no programs and read only their configuration, the chart,
+# the CA bundle and zoneinfo. The image
 # tests (tests/images) check it rather than assume it: every DT_NEEDED resolves with the image's own
 # loader, both binaries run from the image, and there is no shell, apt, dpkg or compiler.
 set -euo pipefail

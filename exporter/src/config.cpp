@@ -350,7 +350,9 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
       }
     }
     if (const auto web = root["web"]) {
-      CheckKeys(web, "web", {"basic_auth"});
+      CheckKeys(web, "web", {"basic_auth", "config_file"});
+      if (web["config_file"])
+        config.web_config_file = GetString(web["config_file"], "web.config_file");
       if (const auto auth = web["basic_auth"]) {
         CheckKeys(auth, "web.basic_auth", {"username", "password"});
         if (auth["username"])
@@ -382,6 +384,7 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
   if (auto v = env("MQTT_CLIENT_ID")) config.mqtt.client_id = *v;
   if (auto v = env("EXPORTER_BASIC_AUTH_USERNAME")) config.basic_auth_username = *v;
   if (auto v = env("EXPORTER_BASIC_AUTH_PASSWORD")) config.basic_auth_password = *v;
+  if (auto v = env("WEB_CONFIG_FILE")) config.web_config_file = *v;
 
   RequireAtLeast(config.sample_interval, std::chrono::milliseconds(100), "sample_interval");
   const bool size_max_age_set =

@@ -65,6 +65,9 @@ struct ExporterConfig {
   std::vector<std::pair<std::string, std::string>> constant_labels;
   std::string basic_auth_username;  // both empty: no authentication on /metrics
   std::string basic_auth_password;
+  // The web configuration file (exporter-toolkit's format: TLS, bcrypt users); read and validated
+  // by main through ParseWebConfig. Empty: plain HTTP.
+  std::string web_config_file;
   PostgresConfig postgres;
   MqttConfig mqtt;
 };

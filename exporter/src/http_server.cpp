@@ -11,10 +11,9 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "billing/common/base64.h"
 #include "billing/common/civet_server.h"
-#include "billing/common/compare.h"
 #include "billing/common/log.h"
+#include "tls_server.h"
 
 namespace billing::exporter {
 
@@ -115,11 +114,13 @@ bool AcceptsGzip(const char* accept_encoding) {
 }
 
 HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
-    : options_(options), exposition_(exposition) {
-  if (!options_.basic_auth_username.empty()) {
-    expected_authorization_ = "Basic " + common::Base64Encode(options_.basic_auth_username + ":" +
-                                                              options_.basic_auth_password);
-  }
+    : options_(options),
+      exposition_(exposition),
+      auth_(options.web ? options.web->basic_auth_users : std::map<std::string, std::string>{},
+            options.basic_auth_username, options.basic_auth_password) {
+  const bool tls = options_.web && options_.web->tls;
+  // Before CivetWeb initialises OpenSSL: the shims it must find (tls_server.h).
+  if (tls) EnableCivetwebTls();
   // CivetWeb holds a worker thread per open connection, idle keep-alive ones included. Scrapes only
   // copy a prepared buffer, so threads are cheap to have and idle connections are cut short:
   // otherwise a few idle clients could starve /healthz and get the pod restarted.
@@ -127,11 +128,21 @@ HttpServer::HttpServer(const HttpOptions& options, const Exposition& exposition)
   // Nagle's algorithm a write shorter than a segment waits for the ACK of the one before it (one
   // round trip per scrape on a pod network). Every write here is a complete piece of a response,
   // so nothing is gained by holding it back.
+  common::CivetOptions civet;
+  civet.listen = options_.listen;
+  civet.threads = 16;
+  civet.request_timeout_ms = 5000;
+  civet.keep_alive_timeout_ms = 5000;
+  civet.tcp_nodelay = true;
+  if (tls) {
+    civet.configure_tls = [this](void* ssl_ctx) {
+      return ConfigureTlsContext(ssl_ctx, *options_.web->tls);
+    };
+  }
   server_ = std::make_unique<common::CivetServer>(
-      common::CivetOptions{options_.listen, 16, 5000, 5000, /*tcp_nodelay=*/true},
-      std::vector<common::CivetHandler>{{"/metrics$", &HttpServer::HandleMetrics, this},
-                                        {"/healthz$", &HttpServer::HandleHealthz, this},
-                                        {"/readyz$", &HttpServer::HandleReadyz, this}});
+      civet, std::vector<common::CivetHandler>{{"/metrics$", &HttpServer::HandleMetrics, this},
+                                               {"/healthz$", &HttpServer::HandleHealthz, this},
+                                               {"/readyz$", &HttpServer::HandleReadyz, this}});
 }
 
 HttpServer::~HttpServer() = default;
@@ -139,9 +150,7 @@ HttpServer::~HttpServer() = default;
 int HttpServer::port() const { return server_->port(); }
 
 bool HttpServer::Authorized(mg_connection* conn) const {
-  if (expected_authorization_.empty()) return true;
-  const char* header = mg_get_header(conn, "Authorization");
-  return header != nullptr && common::ConstantTimeEquals(header, expected_authorization_);
+  return auth_.Authorized(mg_get_header(conn, "Authorization"));
 }
 
 int HttpServer::HandleMetrics(mg_connection* conn, void* self_ptr) {

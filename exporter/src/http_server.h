@@ -5,9 +5,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "basic_auth.h"
 #include "exposition.h"
+#include "web_config.h"
 
 struct mg_connection;
 namespace billing::common {
@@ -20,6 +23,9 @@ struct HttpOptions {
   std::string listen;               // HOST:PORT; port 0 picks a free port
   std::string basic_auth_username;  // both empty: /metrics open
   std::string basic_auth_password;
+  // The web configuration file (--web.config.file): TLS and bcrypt users. With tls set the
+  // listener speaks only HTTPS.
+  std::optional<WebConfig> web;
 };
 
 /// True if an Accept-Encoding header value accepts gzip ("gzip", "*", not "gzip;q=0").
@@ -35,6 +41,7 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const;
+  const BasicAuth& auth() const { return auth_; }
 
  private:
   static int HandleMetrics(mg_connection* conn, void* self);
@@ -44,7 +51,7 @@ class HttpServer {
 
   const HttpOptions options_;
   const Exposition& exposition_;
-  std::string expected_authorization_;  // "Basic base64(user:password)", or empty
+  BasicAuth auth_;
   std::unique_ptr<common::CivetServer> server_;
 };
 

@@ -179,7 +179,8 @@ TEST(ExpositionTest, ServedPageIsByteIdenticalToOneSerialisationOfEveryCollector
   EXPECT_TRUE(page->gzip == expected_gzip);
 
   const int port = testbed::FreePort();
-  HttpServer server(HttpOptions{"127.0.0.1:" + std::to_string(port), "", ""}, exposition);
+  HttpServer server(HttpOptions{"127.0.0.1:" + std::to_string(port), "", "", std::nullopt},
+                    exposition);
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
   const auto plain = testbed::HttpGet(url);
   ASSERT_EQ(plain.status, 200) << plain.error;

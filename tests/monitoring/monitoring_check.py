@@ -286,6 +286,34 @@ def check_promql(promtool, out_dir, paths):
     return []
 
 
+def discovered_target(address, customer, namespace=None):
+    """A static_configs entry with the __meta_kubernetes_* labels that Kubernetes discovery gives
+    the endpoint of the chart's exporter Service for `customer`, in `namespace` (default
+    customer-{customer}; another value poses as that customer from elsewhere)."""
+    host, port = address.rsplit(":", 1)
+    fullname = f"customer-{customer}"
+    namespace = namespace or fullname
+    meta = "__meta_kubernetes_"
+    # The endpoint discovered for the Service port "metrics" (its own port deliberately different
+    # from the annotation's, so that the relabelling has to take the annotation's).
+    return {
+        "targets": [f"{host}:1"],
+        "labels": {
+            f"{meta}namespace": namespace,
+            f"{meta}service_name": f"{fullname}-exporter",
+            f"{meta}service_label_app_kubernetes_io_name": "customer-instance",
+            f"{meta}service_label_app_kubernetes_io_instance": fullname,
+            f"{meta}service_label_app_kubernetes_io_component": "exporter",
+            f"{meta}service_label_app_kubernetes_io_part_of": "iotistic",
+            f"{meta}service_label_billing_customer": customer,
+            f"{meta}service_annotation_prometheus_io_scrape": "true",
+            f"{meta}service_annotation_prometheus_io_port": port,
+            f"{meta}service_annotation_prometheus_io_path": "/metrics",
+            f"{meta}endpoint_port_name": "metrics",
+            f"{meta}pod_name": f"{fullname}-exporter-0",
+        }}
+
+
 def static_job(prometheus_yml, address, customer):
     """The billing-exporter job as Kubernetes discovery would present the chart's Service."""
     with open(prometheus_yml, encoding="utf-8") as f:
@@ -298,27 +326,7 @@ def static_job(prometheus_yml, address, customer):
     if "kubernetes_sd_configs" not in job:
         raise SystemExit(f"{prometheus_yml}: the billing-exporter job has no kubernetes_sd_configs")
     del job["kubernetes_sd_configs"]
-    host, port = address.rsplit(":", 1)
-    fullname = f"customer-{customer}"
-    meta = "__meta_kubernetes_"
-    # The endpoint discovered for the Service port "metrics" (its own port deliberately different
-    # from the annotation's, so that the relabelling has to take the annotation's).
-    job["static_configs"] = [{
-        "targets": [f"{host}:1"],
-        "labels": {
-            f"{meta}namespace": fullname,
-            f"{meta}service_name": f"{fullname}-exporter",
-            f"{meta}service_label_app_kubernetes_io_name": "customer-instance",
-            f"{meta}service_label_app_kubernetes_io_instance": fullname,
-            f"{meta}service_label_app_kubernetes_io_component": "exporter",
-            f"{meta}service_label_app_kubernetes_io_part_of": "iotistic",
-            f"{meta}service_label_billing_customer": customer,
-            f"{meta}service_annotation_prometheus_io_scrape": "true",
-            f"{meta}service_annotation_prometheus_io_port": port,
-            f"{meta}service_annotation_prometheus_io_path": "/metrics",
-            f"{meta}endpoint_port_name": "metrics",
-            f"{meta}pod_name": f"{fullname}-exporter-0",
-        }}]
+    job["static_configs"] = [discovered_target(address, customer)]
     rule_files = [os.path.join(base, r) for r in config.get("rule_files", [])]
     return job, rule_files, config
 

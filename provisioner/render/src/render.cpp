@@ -439,7 +439,15 @@ KubeObject ServiceMonitorObject(const Stack& stack) {
   Value endpoint = M({{"port", "metrics"},
                       {"path", "/metrics"},
                       {"interval", exporter.service_monitor_interval},
-                      {"scrapeTimeout", exporter.service_monitor_scrape_timeout}});
+                      {"scrapeTimeout", exporter.service_monitor_scrape_timeout},
+                      // Billed to the namespace scraped, never to the exporter's own label.
+                      {"honorLabels", false},
+                      {"relabelings", L({M({{"sourceLabels", L({"__meta_kubernetes_namespace"})},
+                                            {"regex", "customer-(.+)"},
+                                            {"targetLabel", "customer_id"},
+                                            {"action", "replace"}})})},
+                      {"metricRelabelings",
+                       L({M({{"regex", "exported_customer_id"}, {"action", "labeldrop"}})})}});
   if (!exporter.basic_auth_password.empty()) {
     endpoint.Set(
         "basicAuth",

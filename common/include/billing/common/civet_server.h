@@ -6,6 +6,7 @@
 #include <civetweb.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,10 @@ struct CivetOptions {
   int request_timeout_ms = 10000;
   int keep_alive_timeout_ms = 5000;
   bool tcp_nodelay = false;
+  // Set: the listener speaks HTTPS only, and this configures CivetWeb's server SSL_CTX (passed as
+  // void*), returning "" or what is wrong. With Debian's CivetWeb and OpenSSL 3 the caller must
+  // have loaded the shims first (exporter/src/tls_server.h).
+  std::function<std::string(void* ssl_ctx)> configure_tls;
 };
 
 struct CivetHandler {
@@ -33,13 +38,20 @@ class CivetServer {
  public:
   /// Starts listening and registers `handlers`; throws std::runtime_error naming the address if it
   /// cannot listen.
-  CivetServer(const CivetOptions& options, const std::vector<CivetHandler>& handlers) {
-    mg_init_library(0);
+  CivetServer(const CivetOptions& options, const std::vector<CivetHandler>& handlers)
+      : configure_tls_(options.configure_tls) {
+    const bool tls = static_cast<bool>(configure_tls_);
+    if (tls && (mg_init_library(MG_FEATURES_SSL) & MG_FEATURES_SSL) == 0) {
+      throw std::runtime_error("TLS: CivetWeb could not initialise OpenSSL");
+    }
+    if (!tls) mg_init_library(0);
+    // CivetWeb marks an HTTPS port with a trailing 's'.
+    const std::string listening_ports = options.listen + (tls ? "s" : "");
     const std::string threads = std::to_string(options.threads);
     const std::string request_timeout = std::to_string(options.request_timeout_ms);
     const std::string keep_alive_timeout = std::to_string(options.keep_alive_timeout_ms);
     std::vector<const char*> civet_options = {
-        "listening_ports",       options.listen.c_str(),    "num_threads",       threads.c_str(),
+        "listening_ports",       listening_ports.c_str(),    "num_threads",       threads.c_str(),
         "request_timeout_ms",    request_timeout.c_str(),   "enable_keep_alive", "yes",
         "keep_alive_timeout_ms", keep_alive_timeout.c_str()};
     if (options.tcp_nodelay) {
@@ -52,8 +64,17 @@ class CivetServer {
       Log(LogLevel::kWarn, "http", message);
       return 1;
     };
-    context_.reset(mg_start(&callbacks, nullptr, civet_options.data()));
+    if (tls) {
+      // 1: the callback configured the context (certificates included); -1: refuse to start.
+      callbacks.init_ssl = [](void* ssl_ctx, void* self) {
+        auto& server = *static_cast<CivetServer*>(self);
+        server.tls_error_ = server.configure_tls_(ssl_ctx);
+        return server.tls_error_.empty() ? 1 : -1;
+      };
+    }
+    context_.reset(mg_start(&callbacks, this, civet_options.data()));
     if (!context_) {
+      if (!tls_error_.empty()) throw std::runtime_error("web config: " + tls_error_);
       throw std::runtime_error("cannot listen on " + options.listen +
                                " (address in use or not available here?)");
     }
@@ -66,6 +87,10 @@ class CivetServer {
     }
   }
 
+  // CivetWeb holds a pointer to this object (its callbacks' user data).
+  CivetServer(const CivetServer&) = delete;
+  CivetServer& operator=(const CivetServer&) = delete;
+
   /// The port bound (the one asked for, or the one picked for port 0).
   int port() const { return port_; }
 
@@ -73,6 +98,8 @@ class CivetServer {
   struct ContextDeleter {
     void operator()(mg_context* context) const { mg_stop(context); }
   };
+  std::function<std::string(void*)> configure_tls_;
+  std::string tls_error_;  // what configure_tls refused, for the start-up error
   std::unique_ptr<mg_context, ContextDeleter> context_;
   int port_ = 0;
 };
