@@ -117,7 +117,7 @@ ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
       signup_limiter_(options_.signup_per_minute, options_.signup_burst),
       hashing_slots_(std::clamp(options_.max_concurrent_hashes, 1, 1024)) {
   server_ = std::make_unique<common::CivetServer>(
-      common::CivetOptions{options_.listen, options_.threads, 10000, 5000, false},
+      common::CivetOptions{options_.listen, options_.threads, 10000, 5000, false, {}},
       std::vector<common::CivetHandler>{{"/", &ApiServer::HandleConnection, this}});
 }
 
