@@ -4,6 +4,7 @@
 #include <array>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <vector>
 
 #include "billing/common/customer_id.h"
@@ -423,6 +424,75 @@ std::string MakeCustomerId(std::string_view company_name, std::string_view suffi
   const std::size_t room = common::kMaxCustomerIdLength - name.size() - 1;
   if (clean_suffix.size() > room) clean_suffix.resize(room);
   return name + "-" + clean_suffix;
+}
+
+namespace {
+
+// Each step of ParseUpgradeRequest: the field's value, or the error naming it.
+Result<nlohmann::json> UpgradeBody(std::string_view body) {
+  auto parsed = nlohmann::json::parse(body, nullptr, false);
+  if (parsed.is_discarded()) return Error{"body: not valid JSON"};
+  if (!parsed.is_object()) return Error{"body: must be a JSON object"};
+  for (const auto& [key, value] : parsed.items()) {
+    if (key != "values" && key != "license" && key != "license_key") {
+      return Error{key + ": unknown field (use values, license or license_key)"};
+    }
+  }
+  if (parsed.empty()) return Error{"body: give values, license or license_key"};
+  if (parsed.contains("license") && parsed.contains("license_key")) {
+    return Error{"license: give either license (to issue a new key) or license_key, not both"};
+  }
+  return parsed;
+}
+
+Result<UpgradeRequest::License> UpgradeLicense(const nlohmann::json& license) {
+  if (!license.is_object()) return Error{"license: must be an object like {\"plan\": \"pro\"}"};
+  for (const auto& [key, value] : license.items()) {
+    if (key != "plan" && key != "validity_days") {
+      return Error{"license." + key + ": unknown field (use plan, validity_days)"};
+    }
+  }
+  UpgradeRequest::License out;
+  if (license.contains("plan")) {
+    static const std::regex plan_pattern("[a-z0-9][-a-z0-9]{0,31}");
+    if (!license["plan"].is_string() ||
+        !std::regex_match(license["plan"].get<std::string>(), plan_pattern)) {
+      return Error{"license.plan: must be a plan name like \"pro\" ([a-z0-9-], at most 32)"};
+    }
+    out.plan = license["plan"].get<std::string>();
+  }
+  if (license.contains("validity_days")) {
+    const auto& days = license["validity_days"];
+    if (!days.is_number_integer() || days.get<std::int64_t>() < 1 ||
+        days.get<std::int64_t>() > 3660) {
+      return Error{"license.validity_days: must be a whole number of days, 1 to 3660"};
+    }
+    out.validity_days = days.get<std::int64_t>();
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<UpgradeRequest> ParseUpgradeRequest(std::string_view body) {
+  auto parsed = UpgradeBody(body);
+  if (!parsed.ok()) return Error{parsed.error()};
+  const nlohmann::json& json = parsed.value();
+  UpgradeRequest request;
+  if (json.contains("values")) {
+    if (!json["values"].is_object()) return Error{"values: must be an object of chart values"};
+    request.values = json["values"];
+  }
+  if (json.contains("license")) {
+    auto license = UpgradeLicense(json["license"]);
+    if (!license.ok()) return Error{license.error()};
+    request.license = std::move(license).value();
+  }
+  if (json.contains("license_key")) {
+    if (!json["license_key"].is_string()) return Error{"license_key: must be a string (a JWT)"};
+    request.license_key = json["license_key"].get<std::string>();
+  }
+  return request;
 }
 
 }  // namespace billing::provisioner

@@ -45,12 +45,16 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
                                      const std::string& default_chart_dir) {
   ServeConfig config;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& arg = args[i];
+    // `--flag value` and `--flag=value`, as both programs take every flag.
+    const auto equals = args[i].find('=');
+    const std::string arg = args[i].substr(0, equals);
     if (arg != "--listen" && arg != "--workers") {
-      return Bad("unknown argument \"" + arg + "\"\n" + kServeUsage);
+      return Bad("unknown argument \"" + args[i] + "\"\n" + kServeUsage);
     }
-    if (i + 1 >= args.size()) return Bad(arg + " needs a value\n" + kServeUsage);
-    const auto& value = args[++i];
+    if (equals == std::string::npos && i + 1 >= args.size()) {
+      return Bad(arg + " needs a value\n" + kServeUsage);
+    }
+    const std::string value = equals == std::string::npos ? args[++i] : args[i].substr(equals + 1);
     if (arg == "--listen") {
       const auto colon = value.rfind(':');
       if (colon == std::string::npos || colon == 0 ||
