@@ -291,17 +291,13 @@ Result<std::string> CheckCompanyName(const std::string& raw) {
 
 }  // namespace
 
-Result<SignupRequest> ParseSignupRequest(std::string_view body) {
-  if (body.size() > kMaxBodyBytes) return Error{"body: must be at most 65536 bytes"};
+namespace {
 
-  // nlohmann rejects invalid UTF-8 as a syntax error that cannot name the field. So parse a
-  // copy with each offending byte replaced by '?' (same offsets) and name the field afterwards.
+// nlohmann rejects invalid UTF-8 as a syntax error that cannot name the field. So a copy is
+// parsed with each offending byte replaced by '?' (same offsets) and the field named afterwards:
+// the offset of the first bad byte, with `sanitised` the copy (left empty when all is valid).
+std::optional<std::size_t> SanitiseUtf8(std::string_view body, std::string& sanitised) {
   std::optional<std::size_t> first_bad;
-  std::string sanitised;
-  struct WipeOnExit {
-    std::string& text;
-    ~WipeOnExit() { Wipe(text); }
-  } wipe_sanitised{sanitised};
   for (std::size_t offset = 0; offset < body.size();) {
     if (const auto code_point = DecodeAt(body, offset)) {
       offset += code_point->length;
@@ -314,14 +310,17 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
     sanitised[offset] = '?';
     ++offset;
   }
-  const std::string_view text = first_bad ? std::string_view(sanitised) : body;
+  return first_bad;
+}
 
+// Parses `text` into `parsed`, noting the first top-level field given twice.
+std::optional<Error> ParseNotingDuplicates(std::string_view text, json& parsed,
+                                           std::optional<std::string>& duplicate) {
   std::vector<std::string> names;
-  std::optional<std::string> duplicate;
   const json::parser_callback_t note_duplicates = [&](int depth, json::parse_event_t event,
-                                                      json& parsed) {
+                                                      json& node) {
     if (event == json::parse_event_t::key && depth == 1) {
-      const auto& name = parsed.get_ref<const std::string&>();
+      const auto& name = node.get_ref<const std::string&>();
       if (std::find(names.begin(), names.end(), name) != names.end()) {
         if (!duplicate) duplicate = name;
       } else {
@@ -330,7 +329,6 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
     }
     return true;
   };
-  json parsed;
   try {
     parsed = json::parse(text.begin(), text.end(), note_duplicates);
   } catch (const json::parse_error& error) {
@@ -338,17 +336,13 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
   } catch (const json::exception&) {
     return Error{"body: not valid JSON: a number is out of range"};
   }
-  // The parsed tree holds a copy of the password; wipe it however this function returns.
-  struct WipePassword {
-    json& tree;
-    ~WipePassword() {
-      if (tree.is_object()) {
-        const auto it = tree.find("password");
-        if (it != tree.end() && it->is_string()) Wipe(it->get_ref<std::string&>());
-      }
-    }
-  } wipe_password{parsed};
+  return std::nullopt;
+}
 
+// An object of exactly the known fields, each once, each a string of valid UTF-8.
+std::optional<Error> CheckSignupShape(const json& parsed,
+                                      const std::optional<std::string>& duplicate,
+                                      std::string_view text, std::optional<std::size_t> first_bad) {
   if (!parsed.is_object()) return Error{"body: must be a JSON object"};
   if (duplicate) {
     const auto shown = ShownFieldName(*duplicate);
@@ -374,8 +368,11 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
     if (it == parsed.end()) return Error{std::string(field) + ": is required"};
     if (!it->is_string()) return Error{std::string(field) + ": must be a string"};
   }
-  // Invalid UTF-8 anywhere was reported above, so every string here decodes.
+  return std::nullopt;
+}
 
+// The checked fields; every string decodes (invalid UTF-8 was refused by CheckSignupShape).
+Result<SignupRequest> SignupFields(const json& parsed) {
   SignupRequest request;
   {
     auto email_points = *DecodeUtf8(parsed["email"].get_ref<const std::string&>());
@@ -390,6 +387,35 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
   request.company_name = std::move(company_name).value();
   request.password = password;
   return request;
+}
+
+}  // namespace
+
+Result<SignupRequest> ParseSignupRequest(std::string_view body) {
+  if (body.size() > kMaxBodyBytes) return Error{"body: must be at most 65536 bytes"};
+  std::string sanitised;
+  struct WipeOnExit {
+    std::string& text;
+    ~WipeOnExit() { Wipe(text); }
+  } wipe_sanitised{sanitised};
+  const auto first_bad = SanitiseUtf8(body, sanitised);
+  const std::string_view text = first_bad ? std::string_view(sanitised) : body;
+
+  json parsed;
+  // The parsed tree holds a copy of the password; wipe it however this function returns.
+  struct WipePassword {
+    json& tree;
+    ~WipePassword() {
+      if (tree.is_object()) {
+        const auto it = tree.find("password");
+        if (it != tree.end() && it->is_string()) Wipe(it->get_ref<std::string&>());
+      }
+    }
+  } wipe_password{parsed};
+  std::optional<std::string> duplicate;
+  if (auto error = ParseNotingDuplicates(text, parsed, duplicate)) return *error;
+  if (auto error = CheckSignupShape(parsed, duplicate, text, first_bad)) return *error;
+  return SignupFields(parsed);
 }
 
 std::string MakeCustomerId(std::string_view company_name, std::string_view suffix) {
