@@ -32,13 +32,23 @@ using billing::common::LogLevel;
 
 constexpr int kExitUsage = 2;
 
+// Every flag takes its value as `--flag value` or `--flag=value`; every environment variable the
+// exporter reads is listed (README "Environment"; tests/exporter/cli_test checks the list).
 constexpr const char* kUsage =
-    "usage: billing-exporter [--config FILE] [--listen ADDR:PORT] [--web.config.file FILE] "
-    "[--check-config] [--version]\n"
-    "Environment (overrides the file): DATABASE_URL, CUSTOMER_ID, "
-    "SAMPLE_INTERVAL,\n"
-    "EXPORTER_BASIC_AUTH_USERNAME, EXPORTER_BASIC_AUTH_PASSWORD, WEB_CONFIG_FILE. See "
-    "README.md.\n";
+    "usage: billing-exporter [--config FILE] [--listen ADDR:PORT] [--web.config.file FILE]\n"
+    "                        [--check-config] [--version]\n"
+    "Environment (overrides the file; at least one of DATABASE_URL and MQTT_URL):\n"
+    "  DATABASE_URL                   postgres.url: libpq URI or key=value string\n"
+    "  MQTT_URL                       mqtt.url: tcp://host:1883 or ssl://host:8883\n"
+    "  MQTT_USERNAME, MQTT_PASSWORD   mqtt.username, mqtt.password\n"
+    "  MQTT_CA_FILE                   mqtt.ca_file: PEM CA bundle for ssl://\n"
+    "  MQTT_CLIENT_ID                 mqtt.client_id\n"
+    "  CUSTOMER_ID                    customer_id: the customer_id label on every series\n"
+    "  SAMPLE_INTERVAL                sample_interval: 500ms, 15s, 1m, ... (default 15s)\n"
+    "  EXPORTER_BASIC_AUTH_USERNAME, EXPORTER_BASIC_AUTH_PASSWORD\n"
+    "                                 web.basic_auth: basic auth on /metrics\n"
+    "  WEB_CONFIG_FILE                web.config_file: TLS and bcrypt users (--web.config.file)\n"
+    "Every key of --config FILE: exporter/config.example.yaml, docs/exporter-configuration.md.\n";
 
 struct Args {
   std::optional<std::string> config_path;

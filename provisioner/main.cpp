@@ -49,6 +49,14 @@ constexpr char kUsageUsage[] =
     "               period incomplete (default 5m).\n"
     "  --store      upsert the records into usage_records in this PostgreSQL database.\n";
 
+// What a bare `provisioner` (or --help) prints first: every subcommand.
+constexpr char kCommands[] =
+    "usage: provisioner COMMAND [ARGS]\n"
+    "commands:\n"
+    "  render  print the customer's Kubernetes objects from the chart's values (below)\n"
+    "  serve   the signup, deployment, status and usage service (provisioner serve --help)\n"
+    "  usage   billable usage per customer and period from Prometheus (below)\n\n";
+
 constexpr char kUsage[] =
     "usage: provisioner --version\n"
     "       provisioner render [--chart DIR] [--managed-by NAME] [-f values.yaml]... "
@@ -81,6 +89,14 @@ std::string GeneratePassword() {
   return password;
 }
 
+// `--flag=value` -> ("--flag", "value"); anything else -> (arg, nullopt): every flag of every
+// subcommand takes its value either way.
+std::pair<std::string, std::optional<std::string>> SplitFlag(const std::string& arg) {
+  const auto equals = arg.find('=');
+  if (!arg.starts_with("--") || equals == std::string::npos) return {arg, std::nullopt};
+  return {arg.substr(0, equals), arg.substr(equals + 1)};
+}
+
 int Fail(int status, const std::string& message) {
   std::cerr << "provisioner: " << message << "\n";
   return status;
@@ -92,15 +108,14 @@ int Render(const std::vector<std::string>& args) {
   fs::path chart_dir = DefaultChartDir();
   std::vector<std::string> value_files;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
+    auto [arg, operand] = SplitFlag(args[i]);
     auto next = [&]() -> std::optional<std::string> {
       if (i + 1 >= args.size()) return std::nullopt;
       return args[++i];
     };
-    std::optional<std::string> operand;
     if (arg == "--chart" || arg == "-f" || arg == "--values" || arg == "--set" ||
         arg == "--managed-by") {
-      operand = next();
+      if (!operand) operand = next();
       if (!operand) return Fail(kExitInvalidInput, arg + " needs an argument\n" + kUsage);
     }
     if (arg == "--chart") {
@@ -111,13 +126,11 @@ int Render(const std::vector<std::string>& args) {
       request.set_arguments.push_back(*operand);
     } else if (arg == "--managed-by") {
       request.options.managed_by = *operand;
-    } else if (arg.starts_with("--set=")) {
-      request.set_arguments.push_back(arg.substr(6));
     } else if (arg == "-h" || arg == "--help") {
       std::cout << kUsage;
       return 0;
     } else {
-      return Fail(kExitInvalidInput, "unknown argument \"" + arg + "\"\n" + kUsage);
+      return Fail(kExitInvalidInput, "unknown argument \"" + args[i] + "\"\n" + kUsage);
     }
   }
 
@@ -154,12 +167,12 @@ int Usage(const std::vector<std::string>& args) {
       std::cout << kUsageUsage;
       return 0;
     }
-    if (!known.count(args[i]))
+    auto [flag, value] = SplitFlag(args[i]);
+    if (!known.count(flag))
       return Fail(kExitInvalidInput, "unknown argument \"" + args[i] + "\"\n" + kUsageUsage);
-    if (i + 1 >= args.size())
-      return Fail(kExitInvalidInput, args[i] + " needs a value\n" + kUsageUsage);
-    flags[args[i]] = args[i + 1];
-    ++i;
+    if (!value && i + 1 >= args.size())
+      return Fail(kExitInvalidInput, flag + " needs a value\n" + kUsageUsage);
+    flags[flag] = value ? *value : args[++i];
   }
   for (const char* required : {"--prometheus", "--from", "--to"}) {
     if (!flags.count(required))
@@ -235,7 +248,7 @@ int Usage(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help") {
-    std::cout << kUsage;
+    std::cout << kCommands << kUsage << kUsageUsage;
     return args.empty() ? kExitInvalidInput : 0;
   }
   if (args[0] == "--version") {
@@ -250,7 +263,7 @@ int main(int argc, char** argv) {
   }
   if (args[0] != "render") {
     return Fail(kExitInvalidInput,
-                "unknown subcommand \"" + args[0] + "\"\n" + kUsage + kUsageUsage);
+                "unknown subcommand \"" + args[0] + "\"\n" + kCommands + kUsage + kUsageUsage);
   }
   return Render(std::vector<std::string>(args.begin() + 1, args.end()));
 }

@@ -310,8 +310,8 @@ void ValidateMqtt(MqttConfig& mqtt, const EnvLookup& env, const std::string& cus
   }
 }
 
-ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
-  ExporterConfig config;
+// The steps of Parse, in order; each throws FieldError naming the field at fault.
+YAML::Node LoadYaml(const std::string& yaml_text) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -319,52 +319,64 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
     throw FieldError{"config", "invalid YAML at line " + std::to_string(e.mark.line + 1) +
                                    ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg};
   }
+  return root;
+}
 
-  std::string customer_id;
-  std::string url_text;
-  if (root && !root.IsNull()) {
-    CheckKeys(
-        root, "",
-        {"customer_id", "listen", "sample_interval", "constant_labels", "web", "postgres", "mqtt"});
-    if (root["customer_id"]) customer_id = GetString(root["customer_id"], "customer_id");
-    if (root["listen"]) config.listen = GetString(root["listen"], "listen");
-    if (root["sample_interval"])
-      config.sample_interval = GetDuration(root["sample_interval"], "sample_interval");
-    if (const auto labels = root["constant_labels"]) {
-      RequireMap(labels, "constant_labels");
-      for (const auto& entry : labels) {
-        const auto name = GetString(entry.first, "constant_labels");
-        const auto field = "constant_labels." + name;
-        if (!std::regex_match(name, LabelNamePattern()) || name.rfind("__", 0) == 0) {
-          throw FieldError{field,
-                           "is not a valid Prometheus label name "
-                           "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"};
-        }
-        const auto& reserved = ReservedLabels();
-        if (std::find(reserved.begin(), reserved.end(), name) != reserved.end()) {
-          throw FieldError{field,
-                           "is a label the exporter sets itself; choose another name "
-                           "(customer_id comes from customer_id or CUSTOMER_ID)"};
-        }
-        config.constant_labels.emplace_back(name, GetString(entry.second, field));
+void ParseConstantLabels(const YAML::Node& root, ExporterConfig& config) {
+  if (const auto labels = root["constant_labels"]) {
+    RequireMap(labels, "constant_labels");
+    for (const auto& entry : labels) {
+      const auto name = GetString(entry.first, "constant_labels");
+      const auto field = "constant_labels." + name;
+      if (!std::regex_match(name, LabelNamePattern()) || name.rfind("__", 0) == 0) {
+        throw FieldError{field,
+                         "is not a valid Prometheus label name "
+                         "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"};
       }
-    }
-    if (const auto web = root["web"]) {
-      CheckKeys(web, "web", {"basic_auth", "config_file"});
-      if (web["config_file"])
-        config.web_config_file = GetString(web["config_file"], "web.config_file");
-      if (const auto auth = web["basic_auth"]) {
-        CheckKeys(auth, "web.basic_auth", {"username", "password"});
-        if (auth["username"])
-          config.basic_auth_username = GetString(auth["username"], "web.basic_auth.username");
-        if (auth["password"])
-          config.basic_auth_password = GetString(auth["password"], "web.basic_auth.password");
+      const auto& reserved = ReservedLabels();
+      if (std::find(reserved.begin(), reserved.end(), name) != reserved.end()) {
+        throw FieldError{field,
+                         "is a label the exporter sets itself; choose another name "
+                         "(customer_id comes from customer_id or CUSTOMER_ID)"};
       }
+      config.constant_labels.emplace_back(name, GetString(entry.second, field));
     }
-    if (const auto pg = root["postgres"]) ParsePostgres(pg, config.postgres, url_text);
-    if (const auto mqtt = root["mqtt"]) ParseMqtt(mqtt, config.mqtt);
   }
+}
 
+void ParseWeb(const YAML::Node& root, ExporterConfig& config) {
+  if (const auto web = root["web"]) {
+    CheckKeys(web, "web", {"basic_auth", "config_file"});
+    if (web["config_file"]) config.web_config_file = GetString(web["config_file"], "web.config_file");
+    if (const auto auth = web["basic_auth"]) {
+      CheckKeys(auth, "web.basic_auth", {"username", "password"});
+      if (auth["username"])
+        config.basic_auth_username = GetString(auth["username"], "web.basic_auth.username");
+      if (auth["password"])
+        config.basic_auth_password = GetString(auth["password"], "web.basic_auth.password");
+    }
+  }
+}
+
+// The file's keys; `customer_id` and `url_text` are validated later, after the environment.
+void ParseFile(const YAML::Node& root, ExporterConfig& config, std::string& customer_id,
+               std::string& url_text) {
+  if (!root || root.IsNull()) return;
+  CheckKeys(
+      root, "",
+      {"customer_id", "listen", "sample_interval", "constant_labels", "web", "postgres", "mqtt"});
+  if (root["customer_id"]) customer_id = GetString(root["customer_id"], "customer_id");
+  if (root["listen"]) config.listen = GetString(root["listen"], "listen");
+  if (root["sample_interval"])
+    config.sample_interval = GetDuration(root["sample_interval"], "sample_interval");
+  ParseConstantLabels(root, config);
+  ParseWeb(root, config);
+  if (const auto pg = root["postgres"]) ParsePostgres(pg, config.postgres, url_text);
+  if (const auto mqtt = root["mqtt"]) ParseMqtt(mqtt, config.mqtt);
+}
+
+void ApplyEnvironment(const EnvLookup& env, ExporterConfig& config, std::string& customer_id,
+                      std::string& url_text) {
   // The environment overrides the file: a Kubernetes Secret supplies these.
   if (auto v = env("CUSTOMER_ID")) customer_id = *v;
   if (auto v = env("SAMPLE_INTERVAL")) config.sample_interval = ToDuration(*v, "SAMPLE_INTERVAL");
@@ -385,7 +397,11 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
   if (auto v = env("EXPORTER_BASIC_AUTH_USERNAME")) config.basic_auth_username = *v;
   if (auto v = env("EXPORTER_BASIC_AUTH_PASSWORD")) config.basic_auth_password = *v;
   if (auto v = env("WEB_CONFIG_FILE")) config.web_config_file = *v;
+}
 
+// Checks across fields, once the file and the environment are merged.
+void ValidateMerged(const YAML::Node& root, const EnvLookup& env, ExporterConfig& config,
+                    const std::string& customer_id, const std::string& url_text) {
   RequireAtLeast(config.sample_interval, std::chrono::milliseconds(100), "sample_interval");
   const bool size_max_age_set =
       root && !root.IsNull() && root["postgres"] && root["postgres"]["size_max_age"];
@@ -425,6 +441,16 @@ ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
                      "nothing to collect: set DATABASE_URL (or postgres.url) and/or MQTT_URL "
                      "(or mqtt.url)"};
   }
+}
+
+ExporterConfig Parse(const std::string& yaml_text, const EnvLookup& env) {
+  ExporterConfig config;
+  const YAML::Node root = LoadYaml(yaml_text);
+  std::string customer_id;
+  std::string url_text;
+  ParseFile(root, config, customer_id, url_text);
+  ApplyEnvironment(env, config, customer_id, url_text);
+  ValidateMerged(root, env, config, customer_id, url_text);
   return config;
 }
 

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <regex>
+#include <set>
 
 #include "testbed.h"
 
@@ -68,6 +70,25 @@ TEST_F(CliTest, BadEnvironmentNamesTheVariable) {
       RunCommand({kExporter, "--check-config"}, {kGoodEnv[0], {"CUSTOMER_ID", "Not Valid"}}),
       "CUSTOMER_ID");
   ExpectUsageError(RunCommand({kExporter}, {}), "DATABASE_URL");
+}
+
+// --help lists every environment variable the configuration reads (taken from config.cpp, so a
+// new variable without a line in the help fails here).
+TEST_F(CliTest, HelpListsEveryEnvironmentVariable) {
+  std::ifstream in(std::string(BILLING_SOURCE_DIR) + "/exporter/src/config.cpp");
+  const std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::regex read(R"re(env\("([A-Z_]+)"\))re");
+  std::set<std::string> variables;
+  for (auto it = std::sregex_iterator(source.begin(), source.end(), read);
+       it != std::sregex_iterator(); ++it) {
+    variables.insert((*it)[1].str());
+  }
+  ASSERT_GE(variables.size(), 8u);
+  const auto help = RunCommand({kExporter, "--help"}, {});
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  for (const auto& variable : variables) {
+    EXPECT_NE(help.output.find(variable), std::string::npos) << variable << "\n" << help.output;
+  }
 }
 
 TEST_F(CliTest, BadArguments) {

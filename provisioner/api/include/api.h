@@ -1,3 +1,6 @@
+// api: the HTTP API (CivetWeb) over the store, the renderer and identity.
+// May not depend on: libcurl, kube, service (it wakes the reconciler through a callback).
+//
 // provisioner/api: the HTTP API (CivetWeb), JSON in and out.
 //   POST   /api/customers/signup                    {"email","password","company_name"} -> 201
 //   GET    /api/customers/{id}/deployment/status    phase, message, components       (admin)
@@ -19,6 +22,7 @@
 #include "identity.h"
 #include "rate_limiter.h"
 #include "service_metrics.h"
+#include "signup.h"
 #include "stack_renderer.h"
 #include "store.h"
 
@@ -89,6 +93,15 @@ class ApiServer {
   Response Signup(const Request& request);
   Response Status(const std::string& customer_id);
   Response Upgrade(const std::string& customer_id, const Request& request);
+  // The steps of Upgrade after ParseUpgradeRequest.
+  std::optional<std::string> RefusedValues(const nlohmann::json& overrides) const;
+  std::string IssueLicense(const std::string& customer_id, const UpgradeRequest::License& license,
+                           Value& values);
+  Result<std::string> AcceptLicenseKey(const std::string& customer_id, const std::string& key,
+                                       Value& values) const;
+  Response RequestUpgrade(const std::string& customer_id, const DeploymentRow& deployment,
+                          const nlohmann::ordered_json& values_json,
+                          const std::optional<std::string>& new_plan);
   Response Delete(const std::string& customer_id);
   Response Usage(const std::string& customer_id, const Request& request);
   bool IsAdmin(const Request& request) const;

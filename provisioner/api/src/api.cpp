@@ -306,7 +306,7 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
         Log(LogLevel::kInfo, "api", "signup: customer " + customer.id + " created");
         if (deps_.wake_reconciler) deps_.wake_reconciler();
         return Json(201, {{"customer_id", customer.id},
-                          {"phase", "Pending"},
+                          {"phase", Name(Phase::kPending)},
                           {"status_url", "/api/customers/" + customer.id + "/deployment/status"}});
     }
   }
@@ -324,9 +324,9 @@ ApiServer::Response ApiServer::Status(const std::string& customer_id) {
                         {"desired_replicas", component.value("desired_replicas", 0)}};
   }
   return Json(200, {{"customer_id", customer_id},
-                    {"phase", deployment->phase},
+                    {"phase", Name(deployment->phase)},
                     {"message", deployment->message},
-                    {"desired_state", deployment->desired_state},
+                    {"desired_state", Name(deployment->desired_state)},
                     {"desired_generation", deployment->desired_generation},
                     {"applied_generation", deployment->applied_generation},
                     {"components", components},
@@ -334,94 +334,73 @@ ApiServer::Response ApiServer::Status(const std::string& customer_id) {
 }
 
 ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Request& request) {
-  const auto body = nlohmann::json::parse(request.body, nullptr, false);
-  if (body.is_discarded()) return ErrorResponse(400, "body: not valid JSON");
-  if (!body.is_object()) return ErrorResponse(400, "body: must be a JSON object");
-  for (const auto& [key, value] : body.items()) {
-    if (key != "values" && key != "license" && key != "license_key") {
-      return ErrorResponse(400, key + ": unknown field (use values, license or license_key)");
-    }
-  }
-  if (body.empty()) return ErrorResponse(400, "body: give values, license or license_key");
+  auto parsed = ParseUpgradeRequest(request.body);
+  if (!parsed.ok()) return ErrorResponse(400, parsed.error());
+  const UpgradeRequest& upgrade = parsed.value();
   const auto deployment = deps_.store.Deployment(customer_id);
   if (!deployment) return UnknownCustomer(customer_id);
-  if (deployment->desired_state != "present") {
+  if (deployment->desired_state != DesiredState::kPresent) {
     return ErrorResponse(409, "deployment: " + customer_id + " is deleted or being deleted");
   }
 
   // Like helm upgrade --reuse-values: the stored values, then the request's on top.
   Value values = FromJson(deployment->chart_values);
-  if (body.contains("values")) {
-    const auto& overrides = body["values"];
-    if (!overrides.is_object())
-      return ErrorResponse(400, "values: must be an object of chart values");
-    if (auto forbidden = ForbiddenValue(overrides)) return ErrorResponse(400, *forbidden);
-    if (auto unknown = deps_.renderer.UnknownValue(overrides)) {
-      return ErrorResponse(
-          400, "values." + *unknown + ": the chart has no such value (see its values.yaml)");
-    }
-    MergeInto(values, FromJson(nlohmann::ordered_json::parse(overrides.dump())));
+  if (upgrade.values) {
+    if (auto refused = RefusedValues(*upgrade.values)) return ErrorResponse(400, *refused);
+    MergeInto(values, FromJson(nlohmann::ordered_json::parse(upgrade.values->dump())));
   }
   std::optional<std::string> new_plan;
-  if (body.contains("license") && body.contains("license_key")) {
-    return ErrorResponse(
-        400, "license: give either license (to issue a new key) or license_key, not both");
+  if (upgrade.license) {
+    new_plan = IssueLicense(customer_id, *upgrade.license, values);
+  } else if (upgrade.license_key) {
+    auto plan = AcceptLicenseKey(customer_id, *upgrade.license_key, values);
+    if (!plan.ok()) return ErrorResponse(400, plan.error());
+    new_plan = plan.value();
   }
-  if (body.contains("license")) {
-    const auto& license = body["license"];
-    if (!license.is_object())
-      return ErrorResponse(400, "license: must be an object like {\"plan\": \"pro\"}");
-    // The stored plan, not the old key's claims: those cannot be read after a key rotation.
-    std::string plan = deps_.store.CustomerPlan(customer_id).value_or(options_.default_plan);
-    for (const auto& [key, value] : license.items()) {
-      if (key != "plan" && key != "validity_days") {
-        return ErrorResponse(400, "license." + key + ": unknown field (use plan, validity_days)");
-      }
-    }
-    if (license.contains("plan")) {
-      static const std::regex plan_pattern("[a-z0-9][-a-z0-9]{0,31}");
-      if (!license["plan"].is_string() ||
-          !std::regex_match(license["plan"].get<std::string>(), plan_pattern)) {
-        return ErrorResponse(
-            400, "license.plan: must be a plan name like \"pro\" ([a-z0-9-], at most 32)");
-      }
-      plan = license["plan"].get<std::string>();
-    }
-    std::int64_t validity = options_.license_validity_seconds;
-    if (license.contains("validity_days")) {
-      const auto& days = license["validity_days"];
-      if (!days.is_number_integer() || days.get<std::int64_t>() < 1 ||
-          days.get<std::int64_t>() > 3660) {
-        return ErrorResponse(400,
-                             "license.validity_days: must be a whole number of days, 1 to 3660");
-      }
-      validity = days.get<std::int64_t>() * 24 * 3600;
-    }
-    const auto now = UnixNow();
-    SetLicenseKey(values, deps_.signer.Issue({customer_id, plan, now, now + validity}));
-    new_plan = plan;
-  }
-  if (body.contains("license_key")) {
-    const auto& key = body["license_key"];
-    if (!key.is_string()) return ErrorResponse(400, "license_key: must be a string (a JWT)");
-    auto claims = VerifyLicense(key.get<std::string>(), deps_.signer.PublicKeyPem());
-    if (!claims.ok()) return ErrorResponse(400, "license_key: " + claims.error());
-    if (claims.value().customer_id != customer_id) {
-      return ErrorResponse(400, "license_key: issued for another customer");
-    }
-    if (claims.value().expires_at <= UnixNow()) {
-      return ErrorResponse(400, "license_key: expired");
-    }
-    SetLicenseKey(values, key.get<std::string>());
-    new_plan = claims.value().plan;
-  }
+  return RequestUpgrade(customer_id, *deployment, ToJson(values), new_plan);
+}
 
-  const auto values_json = ToJson(values);
+std::optional<std::string> ApiServer::RefusedValues(const nlohmann::json& overrides) const {
+  if (auto forbidden = ForbiddenValue(overrides)) return forbidden;
+  if (auto unknown = deps_.renderer.UnknownValue(overrides)) {
+    return "values." + *unknown + ": the chart has no such value (see its values.yaml)";
+  }
+  return std::nullopt;
+}
+
+std::string ApiServer::IssueLicense(const std::string& customer_id,
+                                    const UpgradeRequest::License& license, Value& values) {
+  // The stored plan, not the old key's claims: those cannot be read after a key rotation.
+  const std::string plan =
+      license.plan.value_or(deps_.store.CustomerPlan(customer_id).value_or(options_.default_plan));
+  const std::int64_t validity = license.validity_days ? *license.validity_days * 24 * 3600
+                                                      : options_.license_validity_seconds;
+  const auto now = UnixNow();
+  SetLicenseKey(values, deps_.signer.Issue({customer_id, plan, now, now + validity}));
+  return plan;
+}
+
+Result<std::string> ApiServer::AcceptLicenseKey(const std::string& customer_id,
+                                                const std::string& key, Value& values) const {
+  auto claims = VerifyLicense(key, deps_.signer.PublicKeyPem());
+  if (!claims.ok()) return Error{"license_key: " + claims.error()};
+  if (claims.value().customer_id != customer_id) {
+    return Error{"license_key: issued for another customer"};
+  }
+  if (claims.value().expires_at <= UnixNow()) return Error{"license_key: expired"};
+  SetLicenseKey(values, key);
+  return claims.value().plan;
+}
+
+ApiServer::Response ApiServer::RequestUpgrade(const std::string& customer_id,
+                                              const DeploymentRow& deployment,
+                                              const nlohmann::ordered_json& values_json,
+                                              const std::optional<std::string>& new_plan) {
   if (auto objects = deps_.renderer.Render(values_json); !objects.ok()) {
     return ErrorResponse(400, "values: " + objects.error());
   }
   std::int64_t generation = 0;
-  switch (deps_.store.RequestUpgrade(customer_id, values_json, deployment->desired_generation,
+  switch (deps_.store.RequestUpgrade(customer_id, values_json, deployment.desired_generation,
                                      &generation, new_plan)) {
     case Store::ChangeOutcome::kUnknownCustomer:
       return UnknownCustomer(customer_id);
@@ -443,7 +422,7 @@ ApiServer::Response ApiServer::Delete(const std::string& customer_id) {
   Log(LogLevel::kInfo, "api", "customer " + customer_id + ": deletion requested");
   if (deps_.wake_reconciler) deps_.wake_reconciler();
   return Json(202, {{"customer_id", customer_id},
-                    {"phase", "Deleting"},
+                    {"phase", Name(Phase::kDeleting)},
                     {"status_url", "/api/customers/" + customer_id + "/deployment/status"}});
 }
 

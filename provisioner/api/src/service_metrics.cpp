@@ -3,16 +3,13 @@
 #include <prometheus/text_serializer.h>
 
 #include "billing/common/version.h"
+#include "phase.h"
 
 namespace billing::provisioner {
 namespace {
 
 const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-
-// Every phase is always exported, so "no Failed deployments" is a 0 rather than an absent series.
-constexpr const char* kPhases[] = {"Pending", "Deploying", "Ready",
-                                   "Failed",  "Deleting",  "Deleted"};
 
 }  // namespace
 
@@ -61,7 +58,8 @@ ServiceMetrics::ServiceMetrics()
                            .Help("1 if the last scrape could read the store, else 0.")
                            .Register(*registry_)
                            .Add({})) {
-  for (const char* phase : kPhases) deployments_.Add({{"phase", phase}});
+  // Every phase is always exported, so "no Failed deployments" is a 0 rather than an absent series.
+  for (const Phase phase : kAllPhases) deployments_.Add({{"phase", std::string(Name(phase))}});
   prometheus::BuildGauge()
       .Name("iotistic_provisioner_build_info")
       .Help("The provisioner's version and git revision; always 1.")
@@ -105,7 +103,8 @@ std::string ServiceMetrics::Serialize() {
   if (phase_source_) {
     try {
       const auto counts = phase_source_();
-      for (const char* phase : kPhases) {
+      for (const Phase value : kAllPhases) {
+        const std::string phase(Name(value));
         const auto it = counts.find(phase);
         deployments_.Add({{"phase", phase}}).Set(it == counts.end() ? 0.0 : double(it->second));
       }

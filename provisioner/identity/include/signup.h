@@ -1,9 +1,12 @@
-// The signup request: parsing and validation of the JSON body, and the customer id derived from
-// it. Pure (nlohmann::json only), except RandomIdSuffix, which draws from OpenSSL's CSPRNG and
-// is defined in identity.cpp.
+// The signup and upgrade requests: parsing and validation of the JSON bodies, and the customer id
+// derived from a signup. Pure (nlohmann::json only), except RandomIdSuffix, which draws from
+// OpenSSL's CSPRNG and is defined in identity.cpp.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +27,24 @@ struct SignupRequest {
 /// fields are errors too. Invalid UTF-8 is an error naming the field. Errors never contain the
 /// password. "Characters" are Unicode code points.
 Result<SignupRequest> ParseSignupRequest(std::string_view body);
+
+/// POST /api/customers/{id}/deployment/upgrade: `{"values": {...}}` and/or either
+/// `{"license": {"plan", "validity_days"}}` (issue a new key) or `{"license_key": "<JWT>"}`.
+struct UpgradeRequest {
+  std::optional<nlohmann::json> values;  // an object of chart values (checked against the chart
+                                         // and the provisioner's own keys by the caller)
+  struct License {
+    std::optional<std::string> plan;            // [a-z0-9][-a-z0-9]{0,31}
+    std::optional<std::int64_t> validity_days;  // 1..3660
+  };
+  std::optional<License> license;
+  std::optional<std::string> license_key;  // verified by the caller (signature, customer, expiry)
+};
+
+/// Parses the upgrade body strictly: malformed JSON, a non-object, an empty object, unknown or
+/// wrong-typed fields, both license and license_key, a bad plan or validity are errors naming the
+/// field ("license.plan: ...").
+Result<UpgradeRequest> ParseUpgradeRequest(std::string_view body);
 
 /// A short, lowercase, DNS-1123-label customer id: up to 16 characters of the company name
 /// reduced to [a-z0-9-] (or "customer" when nothing is left), '-', and `suffix`

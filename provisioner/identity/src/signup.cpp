@@ -4,6 +4,7 @@
 #include <array>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <vector>
 
 #include "billing/common/customer_id.h"
@@ -290,17 +291,13 @@ Result<std::string> CheckCompanyName(const std::string& raw) {
 
 }  // namespace
 
-Result<SignupRequest> ParseSignupRequest(std::string_view body) {
-  if (body.size() > kMaxBodyBytes) return Error{"body: must be at most 65536 bytes"};
+namespace {
 
-  // nlohmann rejects invalid UTF-8 as a syntax error that cannot name the field. So parse a
-  // copy with each offending byte replaced by '?' (same offsets) and name the field afterwards.
+// nlohmann rejects invalid UTF-8 as a syntax error that cannot name the field. So a copy is
+// parsed with each offending byte replaced by '?' (same offsets) and the field named afterwards:
+// the offset of the first bad byte, with `sanitised` the copy (left empty when all is valid).
+std::optional<std::size_t> SanitiseUtf8(std::string_view body, std::string& sanitised) {
   std::optional<std::size_t> first_bad;
-  std::string sanitised;
-  struct WipeOnExit {
-    std::string& text;
-    ~WipeOnExit() { Wipe(text); }
-  } wipe_sanitised{sanitised};
   for (std::size_t offset = 0; offset < body.size();) {
     if (const auto code_point = DecodeAt(body, offset)) {
       offset += code_point->length;
@@ -313,14 +310,17 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
     sanitised[offset] = '?';
     ++offset;
   }
-  const std::string_view text = first_bad ? std::string_view(sanitised) : body;
+  return first_bad;
+}
 
+// Parses `text` into `parsed`, noting the first top-level field given twice.
+std::optional<Error> ParseNotingDuplicates(std::string_view text, json& parsed,
+                                           std::optional<std::string>& duplicate) {
   std::vector<std::string> names;
-  std::optional<std::string> duplicate;
   const json::parser_callback_t note_duplicates = [&](int depth, json::parse_event_t event,
-                                                      json& parsed) {
+                                                      json& node) {
     if (event == json::parse_event_t::key && depth == 1) {
-      const auto& name = parsed.get_ref<const std::string&>();
+      const auto& name = node.get_ref<const std::string&>();
       if (std::find(names.begin(), names.end(), name) != names.end()) {
         if (!duplicate) duplicate = name;
       } else {
@@ -329,7 +329,6 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
     }
     return true;
   };
-  json parsed;
   try {
     parsed = json::parse(text.begin(), text.end(), note_duplicates);
   } catch (const json::parse_error& error) {
@@ -337,17 +336,13 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
   } catch (const json::exception&) {
     return Error{"body: not valid JSON: a number is out of range"};
   }
-  // The parsed tree holds a copy of the password; wipe it however this function returns.
-  struct WipePassword {
-    json& tree;
-    ~WipePassword() {
-      if (tree.is_object()) {
-        const auto it = tree.find("password");
-        if (it != tree.end() && it->is_string()) Wipe(it->get_ref<std::string&>());
-      }
-    }
-  } wipe_password{parsed};
+  return std::nullopt;
+}
 
+// An object of exactly the known fields, each once, each a string of valid UTF-8.
+std::optional<Error> CheckSignupShape(const json& parsed,
+                                      const std::optional<std::string>& duplicate,
+                                      std::string_view text, std::optional<std::size_t> first_bad) {
   if (!parsed.is_object()) return Error{"body: must be a JSON object"};
   if (duplicate) {
     const auto shown = ShownFieldName(*duplicate);
@@ -373,8 +368,11 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
     if (it == parsed.end()) return Error{std::string(field) + ": is required"};
     if (!it->is_string()) return Error{std::string(field) + ": must be a string"};
   }
-  // Invalid UTF-8 anywhere was reported above, so every string here decodes.
+  return std::nullopt;
+}
 
+// The checked fields; every string decodes (invalid UTF-8 was refused by CheckSignupShape).
+Result<SignupRequest> SignupFields(const json& parsed) {
   SignupRequest request;
   {
     auto email_points = *DecodeUtf8(parsed["email"].get_ref<const std::string&>());
@@ -389,6 +387,35 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
   request.company_name = std::move(company_name).value();
   request.password = password;
   return request;
+}
+
+}  // namespace
+
+Result<SignupRequest> ParseSignupRequest(std::string_view body) {
+  if (body.size() > kMaxBodyBytes) return Error{"body: must be at most 65536 bytes"};
+  std::string sanitised;
+  struct WipeOnExit {
+    std::string& text;
+    ~WipeOnExit() { Wipe(text); }
+  } wipe_sanitised{sanitised};
+  const auto first_bad = SanitiseUtf8(body, sanitised);
+  const std::string_view text = first_bad ? std::string_view(sanitised) : body;
+
+  json parsed;
+  // The parsed tree holds a copy of the password; wipe it however this function returns.
+  struct WipePassword {
+    json& tree;
+    ~WipePassword() {
+      if (tree.is_object()) {
+        const auto it = tree.find("password");
+        if (it != tree.end() && it->is_string()) Wipe(it->get_ref<std::string&>());
+      }
+    }
+  } wipe_password{parsed};
+  std::optional<std::string> duplicate;
+  if (auto error = ParseNotingDuplicates(text, parsed, duplicate)) return *error;
+  if (auto error = CheckSignupShape(parsed, duplicate, text, first_bad)) return *error;
+  return SignupFields(parsed);
 }
 
 std::string MakeCustomerId(std::string_view company_name, std::string_view suffix) {
@@ -423,6 +450,75 @@ std::string MakeCustomerId(std::string_view company_name, std::string_view suffi
   const std::size_t room = common::kMaxCustomerIdLength - name.size() - 1;
   if (clean_suffix.size() > room) clean_suffix.resize(room);
   return name + "-" + clean_suffix;
+}
+
+namespace {
+
+// Each step of ParseUpgradeRequest: the field's value, or the error naming it.
+Result<nlohmann::json> UpgradeBody(std::string_view body) {
+  auto parsed = nlohmann::json::parse(body, nullptr, false);
+  if (parsed.is_discarded()) return Error{"body: not valid JSON"};
+  if (!parsed.is_object()) return Error{"body: must be a JSON object"};
+  for (const auto& [key, value] : parsed.items()) {
+    if (key != "values" && key != "license" && key != "license_key") {
+      return Error{key + ": unknown field (use values, license or license_key)"};
+    }
+  }
+  if (parsed.empty()) return Error{"body: give values, license or license_key"};
+  if (parsed.contains("license") && parsed.contains("license_key")) {
+    return Error{"license: give either license (to issue a new key) or license_key, not both"};
+  }
+  return parsed;
+}
+
+Result<UpgradeRequest::License> UpgradeLicense(const nlohmann::json& license) {
+  if (!license.is_object()) return Error{"license: must be an object like {\"plan\": \"pro\"}"};
+  for (const auto& [key, value] : license.items()) {
+    if (key != "plan" && key != "validity_days") {
+      return Error{"license." + key + ": unknown field (use plan, validity_days)"};
+    }
+  }
+  UpgradeRequest::License out;
+  if (license.contains("plan")) {
+    static const std::regex plan_pattern("[a-z0-9][-a-z0-9]{0,31}");
+    if (!license["plan"].is_string() ||
+        !std::regex_match(license["plan"].get<std::string>(), plan_pattern)) {
+      return Error{"license.plan: must be a plan name like \"pro\" ([a-z0-9-], at most 32)"};
+    }
+    out.plan = license["plan"].get<std::string>();
+  }
+  if (license.contains("validity_days")) {
+    const auto& days = license["validity_days"];
+    if (!days.is_number_integer() || days.get<std::int64_t>() < 1 ||
+        days.get<std::int64_t>() > 3660) {
+      return Error{"license.validity_days: must be a whole number of days, 1 to 3660"};
+    }
+    out.validity_days = days.get<std::int64_t>();
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<UpgradeRequest> ParseUpgradeRequest(std::string_view body) {
+  auto parsed = UpgradeBody(body);
+  if (!parsed.ok()) return Error{parsed.error()};
+  const nlohmann::json& json = parsed.value();
+  UpgradeRequest request;
+  if (json.contains("values")) {
+    if (!json["values"].is_object()) return Error{"values: must be an object of chart values"};
+    request.values = json["values"];
+  }
+  if (json.contains("license")) {
+    auto license = UpgradeLicense(json["license"]);
+    if (!license.ok()) return Error{license.error()};
+    request.license = std::move(license).value();
+  }
+  if (json.contains("license_key")) {
+    if (!json["license_key"].is_string()) return Error{"license_key: must be a string (a JWT)"};
+    request.license_key = json["license_key"].get<std::string>();
+  }
+  return request;
 }
 
 }  // namespace billing::provisioner

@@ -1,3 +1,7 @@
+// kube: the Kubernetes API (kubeconfig, resource paths, the HTTP client over libcurl).
+// May not depend on: libpq/libpqxx, CivetWeb, store, api, service (pure components and common
+// only).
+//
 // provisioner/kube: a Kubernetes API client over HTTP(S) (libcurl). Credentials come from a
 // kubeconfig ($KUBECONFIG) or the in-cluster service account. Objects are applied with
 // server-side apply (a field manager, force), read with GET, objects the chart no longer renders

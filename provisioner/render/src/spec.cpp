@@ -203,18 +203,8 @@ class Reader {
   const Value& root_;
 };
 
-CustomerSpec ReadSpec(const Reader& in) {
+void ReadCustomer(const Reader& in, CustomerSpec& spec) {
   static const std::regex kEmail(R"([^@\s]+@[^@\s]+)");
-  static const std::regex kPassword(R"([A-Za-z0-9._~-]{8,})");
-  static const std::regex kSqlIdentifier(R"([a-z_][a-z0-9_]{0,62})");
-  static const std::regex kExporterDuration(R"(([0-9]+(ms|s|m|h))+)");
-  // prometheus-operator's Duration pattern (the ServiceMonitor CRD checks it too).
-  static const std::regex kPrometheusDuration(
-      R"((0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?))");
-  static const std::regex kUsername(R"([^:\s]+)");
-  static const std::regex kCount(R"([0-9]+)");
-
-  CustomerSpec spec;
   spec.id = in.Required("customer.id", "a DNS-1123 label, e.g. abc123");
   if (spec.id.size() > kMaxCustomerIdLength) {
     Fail("customer.id", Quoted(spec.id) + " is longer than " +
@@ -242,7 +232,11 @@ CustomerSpec ReadSpec(const Reader& in) {
                             "iotistic.cloud)");
   }
   spec.create_namespace = in.Bool("namespace.create");
+}
 
+void ReadPostgres(const Reader& in, CustomerSpec& spec) {
+  static const std::regex kPassword(R"([A-Za-z0-9._~-]{8,})");
+  static const std::regex kSqlIdentifier(R"([a-z_][a-z0-9_]{0,62})");
   spec.postgres.workload = in.Workload("postgres", "port");
   spec.postgres.database =
       in.Matching("postgres.database", kSqlIdentifier, "a lowercase SQL identifier");
@@ -260,7 +254,9 @@ CustomerSpec ReadSpec(const Reader& in) {
     Fail("postgres.storageClass",
          Quoted(spec.postgres.storage_class) + " is not a StorageClass name (DNS-1123 subdomain)");
   }
+}
 
+void ReadMosquitto(const Reader& in, CustomerSpec& spec) {
   spec.mosquitto.workload = in.Workload("mosquitto", "mqttPort");
   spec.mosquitto.websocket_port = in.Port("mosquitto.websocketPort");
   if (spec.mosquitto.websocket_port == spec.mosquitto.workload.port) {
@@ -269,10 +265,14 @@ CustomerSpec ReadSpec(const Reader& in) {
   spec.mosquitto.sys_interval_seconds = in.Integer("mosquitto.sysInterval", 1, 3600);
   // Below 1e6: Helm reads values as float64 and would print larger numbers as 1e+06.
   spec.mosquitto.max_queued_messages = in.Integer("mosquitto.maxQueuedMessages", 0, 999999);
+}
 
-  spec.api = in.Workload("api", "port");
-  spec.dashboard = in.Workload("dashboard", "port");
-
+void ReadExporter(const Reader& in, CustomerSpec& spec) {
+  static const std::regex kExporterDuration(R"(([0-9]+(ms|s|m|h))+)");
+  // prometheus-operator's Duration pattern (the ServiceMonitor CRD checks it too).
+  static const std::regex kPrometheusDuration(
+      R"((0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?))");
+  static const std::regex kUsername(R"([^:\s]+)");
   spec.exporter.workload = in.Workload("exporter", "port");
   spec.exporter.sample_interval =
       in.Matching("exporter.sampleInterval", kExporterDuration, "a duration such as 15s or 1m30s");
@@ -287,7 +287,10 @@ CustomerSpec ReadSpec(const Reader& in) {
       "exporter.serviceMonitor.interval", kPrometheusDuration, "a Prometheus duration (30s)");
   spec.exporter.service_monitor_scrape_timeout = in.Matching(
       "exporter.serviceMonitor.scrapeTimeout", kPrometheusDuration, "a Prometheus duration (10s)");
+}
 
+// After ReadExporter: exposing /metrics needs the exporter's basic-auth password.
+void ReadIngress(const Reader& in, CustomerSpec& spec) {
   spec.ingress.enabled = in.Bool("ingress.enabled");
   spec.ingress.class_name = in.Text("ingress.className");
   if (!spec.ingress.class_name.empty() && !IsDns1123Subdomain(spec.ingress.class_name)) {
@@ -302,13 +305,18 @@ CustomerSpec ReadSpec(const Reader& in) {
          "is required when ingress.exposeMetrics is true: /metrics is never public without "
          "auth");
   }
+}
 
+void ReadResourceQuota(const Reader& in, CustomerSpec& spec) {
+  static const std::regex kCount(R"([0-9]+)");
   spec.resource_quota.enabled = in.Bool("resourceQuota.enabled");
   spec.resource_quota.cpu = in.Quantity("resourceQuota.cpu");
   spec.resource_quota.memory = in.Quantity("resourceQuota.memory");
   spec.resource_quota.pvcs = in.Matching("resourceQuota.pvcs", kCount, "a whole number");
   spec.resource_quota.services = in.Matching("resourceQuota.services", kCount, "a whole number");
+}
 
+void ReadNetworkPolicy(const Reader& in, CustomerSpec& spec) {
   spec.network_policy.enabled = in.Bool("networkPolicy.enabled");
   spec.network_policy.ingress_controller_namespace =
       in.Text("networkPolicy.ingressControllerNamespace");
@@ -322,6 +330,20 @@ CustomerSpec ReadSpec(const Reader& in) {
     Fail("networkPolicy.prometheusNamespace",
          Quoted(spec.network_policy.prometheus_namespace) + " is not a namespace name");
   }
+}
+
+// The steps in a fixed order (ReadIngress after ReadExporter): the first wrong value is reported.
+CustomerSpec ReadSpec(const Reader& in) {
+  CustomerSpec spec;
+  ReadCustomer(in, spec);
+  ReadPostgres(in, spec);
+  ReadMosquitto(in, spec);
+  spec.api = in.Workload("api", "port");
+  spec.dashboard = in.Workload("dashboard", "port");
+  ReadExporter(in, spec);
+  ReadIngress(in, spec);
+  ReadResourceQuota(in, spec);
+  ReadNetworkPolicy(in, spec);
   return spec;
 }
 

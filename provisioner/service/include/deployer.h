@@ -16,20 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/customer_id.h"
 #include "billing/provisioner/render.h"
 #include "kube_client.h"
 #include "stack_renderer.h"
+#include "status.h"  // DeployerTiming, DeriveStatus
 #include "store.h"
 
 namespace billing::provisioner {
-
-struct DeployerTiming {
-  double poll_seconds = 2;                   // Deploying / Deleting: look again after this
-  double resync_seconds = 30;                // Ready: re-check readiness (and drift) after this
-  double reapply_seconds = 600;              // apply everything again once the last is this old
-  double failure_backoff_seconds = 5;        // Failed: first retry; doubles per failure ...
-  double failure_backoff_max_seconds = 300;  // ... up to this
-};
 
 /// Hooks for the provisioner's metrics.
 struct DeployerEvents {
@@ -44,6 +38,13 @@ class Deployer {
 
  private:
   Observation Teardown(const DeploymentRow& deployment);
+  /// Server-side apply of every object in order; the failure, if any.
+  std::optional<Observation> ApplyAll(const DeploymentRow& deployment,
+                                      const std::vector<KubeObject>& objects);
+  /// GET of every workload among `objects` into `workloads`; the failure, if any.
+  std::optional<Observation> ReadWorkloads(const DeploymentRow& deployment,
+                                           const std::vector<KubeObject>& objects,
+                                           std::vector<WorkloadState>& workloads);
   /// Deletes what the chart can render for the customer but `current` lacks; a failure, if any.
   std::optional<Observation> Prune(const DeploymentRow& deployment,
                                    const std::vector<KubeObject>& current);
@@ -56,6 +57,6 @@ class Deployer {
 };
 
 /// "customer-{id}": the namespace every object of the customer lives in.
-std::string CustomerNamespace(const std::string& customer_id);
+using common::CustomerNamespace;
 
 }  // namespace billing::provisioner

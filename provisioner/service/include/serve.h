@@ -1,3 +1,6 @@
+// service: deployer, reconciler, usage job and `provisioner serve`, wiring every component.
+// May be used by main.cpp and tests only; no component may depend on it.
+//
 // `provisioner serve`: the API, the reconciler and (with PROMETHEUS_URL) the usage job in one
 // process, until SIGTERM or SIGINT.
 #pragma once

@@ -9,8 +9,6 @@
 
 namespace billing::provisioner {
 
-std::string CustomerNamespace(const std::string& customer_id) { return "customer-" + customer_id; }
-
 Deployer::Deployer(const StackRenderer& renderer, KubeClient& kube, DeployerTiming timing,
                    DeployerEvents events)
     : renderer_(renderer), kube_(kube), timing_(timing), events_(std::move(events)) {}
@@ -30,108 +28,62 @@ bool IsWorkload(const KubeObject& object) {
 }  // namespace
 
 Observation Deployer::Failed(const DeploymentRow& deployment, std::string message) const {
-  Observation o;
-  o.phase = "Failed";
-  o.message = std::move(message);
-  o.components = deployment.components;
-  o.attempts = deployment.attempts + 1;
-  o.retry_after_seconds =
-      std::min(timing_.failure_backoff_max_seconds,
-               timing_.failure_backoff_seconds * std::pow(2.0, std::min(o.attempts - 1, 20)));
-  return o;
+  return FailedStatus(deployment, std::move(message), timing_);
 }
 
 Observation Deployer::Step(const DeploymentRow& deployment) {
-  if (deployment.desired_state == "absent") return Teardown(deployment);
+  if (deployment.desired_state == DesiredState::kAbsent) return Teardown(deployment);
 
   const auto objects = renderer_.Render(deployment.chart_values);
   if (!objects.ok()) return Failed(deployment, "render: " + objects.error());
 
-  Observation o;
-  // A Ready customer is applied again now and then (drift repair): a deleted or edited Secret,
-  // ConfigMap or Service comes back; identical objects are left unchanged by the API server.
-  // No recorded apply time (applied before the column existed) counts as due.
-  const bool stale =
-      !deployment.seconds_since_apply || *deployment.seconds_since_apply >= timing_.reapply_seconds;
-  const bool apply = deployment.applied_generation < deployment.desired_generation ||
-                     deployment.phase == "Pending" || deployment.phase == "Failed" || stale;
-  if (apply) {
-    for (const auto& object : objects.value()) {
-      try {
-        kube_.Apply(nlohmann::json::parse(ToJson(object.manifest).dump()));
-      } catch (const KubeApiError& e) {
-        if (events_.apply_failed) events_.apply_failed(object.kind, e.status());
-        const auto where =
-            object.namespace_name.empty() ? object.name : object.namespace_name + "/" + object.name;
-        return Failed(deployment, "apply " + object.kind + " " + where + ": " + Describe(e));
-      }
-    }
+  std::optional<std::int64_t> applied_generation;
+  if (ApplyDue(deployment, timing_)) {
+    if (auto failure = ApplyAll(deployment, objects.value())) return std::move(*failure);
     if (auto failure = Prune(deployment, objects.value())) return std::move(*failure);
-    o.applied_generation = deployment.desired_generation;
+    applied_generation = deployment.desired_generation;
   }
+  std::vector<WorkloadState> workloads;
+  if (auto failure = ReadWorkloads(deployment, objects.value(), workloads)) {
+    return std::move(*failure);
+  }
+  return DeriveStatus(deployment, workloads, applied_generation, timing_);
+}
 
-  std::vector<std::string> waiting;
-  std::vector<std::string> failed;  // rollouts the controller gave up on (progress deadline)
-  bool missing = false;
-  const std::string prefix = "customer-" + deployment.customer_id + "-";
-  for (const auto& object : objects.value()) {
-    if (!IsWorkload(object)) continue;
-    const auto component =
-        object.name.starts_with(prefix) ? object.name.substr(prefix.size()) : object.name;
-    std::optional<nlohmann::json> live;
+std::optional<Observation> Deployer::ApplyAll(const DeploymentRow& deployment,
+                                              const std::vector<KubeObject>& objects) {
+  for (const auto& object : objects) {
     try {
-      live = kube_.Get(object.api_version, object.kind, object.namespace_name, object.name);
+      kube_.Apply(nlohmann::json::parse(ToJson(object.manifest).dump()));
+    } catch (const KubeApiError& e) {
+      if (events_.apply_failed) events_.apply_failed(object.kind, e.status());
+      const auto where =
+          object.namespace_name.empty() ? object.name : object.namespace_name + "/" + object.name;
+      return Failed(deployment, "apply " + object.kind + " " + where + ": " + Describe(e));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Observation> Deployer::ReadWorkloads(const DeploymentRow& deployment,
+                                                   const std::vector<KubeObject>& objects,
+                                                   std::vector<WorkloadState>& workloads) {
+  const std::string prefix = CustomerNamespace(deployment.customer_id) + "-";
+  for (const auto& object : objects) {
+    if (!IsWorkload(object)) continue;
+    WorkloadState workload{
+        object.kind, object.name,
+        object.name.starts_with(prefix) ? object.name.substr(prefix.size()) : object.name,
+        std::nullopt};
+    try {
+      workload.live =
+          kube_.Get(object.api_version, object.kind, object.namespace_name, object.name);
     } catch (const KubeApiError& e) {
       return Failed(deployment, "read " + object.kind + " " + object.name + ": " + Describe(e));
     }
-    nlohmann::json status = {{"kind", object.kind}, {"name", object.name}};
-    if (!live) {
-      missing = true;
-      status["ready"] = false;
-      waiting.push_back(component + " (missing)");
-    } else {
-      const auto readiness = ReadinessOf(*live);
-      status["ready"] = readiness.ready;
-      status["ready_replicas"] = readiness.ready_replicas;
-      status["desired_replicas"] = readiness.desired_replicas;
-      if (readiness.failed) failed.push_back(component + " (" + readiness.reason + ")");
-      if (!readiness.ready) waiting.push_back(component + " (" + readiness.reason + ")");
-    }
-    o.components[component] = std::move(status);
+    workloads.push_back(std::move(workload));
   }
-
-  if (missing) {
-    // Someone deleted a workload: apply everything again on the next step.
-    o.applied_generation = 0;
-    o.phase = "Deploying";
-    o.message = "re-applying: missing workloads";
-    o.attempts = deployment.attempts + 1;  // something keeps deleting them: back off
-    o.retry_after_seconds =
-        std::min(timing_.failure_backoff_max_seconds,
-                 timing_.poll_seconds * std::pow(2.0, std::min(deployment.attempts, 20)));
-    return o;
-  }
-  if (!failed.empty()) {
-    std::string message = "rollout failed: ";
-    for (std::size_t i = 0; i < failed.size(); ++i) message += (i ? ", " : "") + failed[i];
-    auto failure = Failed(deployment, std::move(message));
-    failure.components = o.components;
-    failure.applied_generation = o.applied_generation;
-    return failure;
-  }
-  if (waiting.empty()) {
-    o.phase = "Ready";
-    o.message = "all components ready";
-    o.retry_after_seconds = std::min(timing_.resync_seconds, timing_.reapply_seconds);
-  } else {
-    o.phase = "Deploying";
-    o.message = "waiting for ";
-    for (std::size_t i = 0; i < waiting.size(); ++i) {
-      o.message += (i ? ", " : "") + waiting[i];
-    }
-    o.retry_after_seconds = timing_.poll_seconds;
-  }
-  return o;
+  return std::nullopt;
 }
 
 std::optional<Observation> Deployer::Prune(const DeploymentRow& deployment,
@@ -166,16 +118,9 @@ std::optional<Observation> Deployer::Prune(const DeploymentRow& deployment,
 
 Observation Deployer::Teardown(const DeploymentRow& deployment) {
   const auto name = CustomerNamespace(deployment.customer_id);
-  Observation o;
-  o.components = nlohmann::json::object();
   try {
     const auto live = kube_.Get("v1", "Namespace", "", name);
-    if (!live) {
-      o.phase = "Deleted";
-      o.message = "namespace " + name + " deleted";
-      o.retry_after_seconds = -1;
-      return o;
-    }
+    if (!live) return TeardownStatus(name, /*namespace_gone=*/true, timing_);
     if (!live->contains("metadata") || !(*live)["metadata"].contains("deletionTimestamp")) {
       kube_.DeleteNamespace(name);
     }
@@ -183,10 +128,7 @@ Observation Deployer::Teardown(const DeploymentRow& deployment) {
     if (events_.apply_failed) events_.apply_failed("Namespace", e.status());
     return Failed(deployment, "delete namespace " + name + ": " + Describe(e));
   }
-  o.phase = "Deleting";
-  o.message = "waiting for namespace " + name + " to terminate";
-  o.retry_after_seconds = timing_.poll_seconds;
-  return o;
+  return TeardownStatus(name, /*namespace_gone=*/false, timing_);
 }
 
 }  // namespace billing::provisioner

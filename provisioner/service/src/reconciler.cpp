@@ -113,7 +113,7 @@ void Reconciler::RunStep(ReconcileSession& session, Deployer& deployer,
       observation = deployer.Step(*deployment);
     } catch (const std::exception& e) {
       // A bug or an answer we cannot read: fail visibly and retry later, never stop the worker.
-      observation.phase = "Failed";
+      observation.phase = Phase::kFailed;
       observation.message = std::string("internal error: ") + e.what();
       observation.components = deployment->components;
       observation.attempts = deployment->attempts + 1;
@@ -121,11 +121,12 @@ void Reconciler::RunStep(ReconcileSession& session, Deployer& deployer,
     }
     session.Record(customer_id, deployment->desired_generation, deployment->desired_state,
                    observation);
-    metrics_.CountReconcile(observation.phase);
-    if (observation.phase != deployment->phase || observation.phase == "Failed") {
-      Log(observation.phase == "Failed" ? LogLevel::kWarn : LogLevel::kInfo, "reconciler",
-          "customer " + customer_id + ": " + deployment->phase + " -> " + observation.phase + ": " +
-              observation.message);
+    const std::string from(Name(deployment->phase));
+    const std::string to(Name(observation.phase));
+    metrics_.CountReconcile(to);
+    if (observation.phase != deployment->phase || observation.phase == Phase::kFailed) {
+      Log(observation.phase == Phase::kFailed ? LogLevel::kWarn : LogLevel::kInfo, "reconciler",
+          "customer " + customer_id + ": " + from + " -> " + to + ": " + observation.message);
     }
     if (observation.retry_after_seconds == 0) Wake();
   } catch (const std::exception& e) {

@@ -40,17 +40,72 @@ std::optional<std::int64_t> ParseCount(const std::string& text, std::int64_t min
 
 }  // namespace
 
-Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
-                                     const std::function<const char*(const char*)>& getenv,
-                                     const std::string& default_chart_dir) {
-  ServeConfig config;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& arg = args[i];
-    if (arg != "--listen" && arg != "--workers") {
-      return Bad("unknown argument \"" + arg + "\"\n" + kServeUsage);
+namespace {
+
+// The environment as ParseServeConfig reads it. Malformed durations and counts do not stop the
+// reading at once: the first one is kept and reported after every other check (as before).
+class EnvReader {
+ public:
+  explicit EnvReader(const std::function<const char*(const char*)>& getenv) : getenv_(getenv) {}
+
+  std::string Get(const char* name) const {
+    const char* value = getenv_(name);
+    return value ? std::string(value) : std::string();
+  }
+
+  double Seconds(const char* name, double fallback) {
+    const auto text = Get(name);
+    if (text.empty()) return fallback;
+    const auto parsed = billing::common::ParseDuration(text);
+    if (!parsed || parsed->count() <= 0) {
+      Defer(std::string(name) + ": '" + text + "' is not a positive duration like 30s or 5m");
+      return fallback;
     }
-    if (i + 1 >= args.size()) return Bad(arg + " needs a value\n" + kServeUsage);
-    const auto& value = args[++i];
+    return static_cast<double>(parsed->count()) / 1000.0;
+  }
+
+  // Durations stored as whole seconds: a fraction would be cut off silently.
+  double WholeSeconds(const char* name, double fallback) {
+    const double value = Seconds(name, fallback);
+    if (std::fmod(value, 1.0) != 0)
+      Defer(std::string(name) + ": a whole number of seconds, like 90s or 2m");
+    return value;
+  }
+
+  std::int64_t Count(const char* name, std::int64_t fallback, std::int64_t min, std::int64_t max) {
+    const auto text = Get(name);
+    if (text.empty()) return fallback;
+    const auto parsed = ParseCount(text, min, max);
+    if (!parsed) {
+      Defer(std::string(name) + ": '" + text + "' is not a whole number from " +
+            std::to_string(min) + " to " + std::to_string(max));
+      return fallback;
+    }
+    return *parsed;
+  }
+
+  void Defer(std::string message) {
+    if (!deferred_) deferred_ = Bad(message);
+  }
+  const std::optional<Error>& deferred() const { return deferred_; }
+
+ private:
+  const std::function<const char*(const char*)>& getenv_;
+  std::optional<Error> deferred_;
+};
+
+std::optional<Error> ParseServeFlags(const std::vector<std::string>& args, ServeConfig& config) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    // `--flag value` and `--flag=value`, as both programs take every flag.
+    const auto equals = args[i].find('=');
+    const std::string arg = args[i].substr(0, equals);
+    if (arg != "--listen" && arg != "--workers") {
+      return Bad("unknown argument \"" + args[i] + "\"\n" + kServeUsage);
+    }
+    if (equals == std::string::npos && i + 1 >= args.size()) {
+      return Bad(arg + " needs a value\n" + kServeUsage);
+    }
+    const std::string value = equals == std::string::npos ? args[++i] : args[i].substr(equals + 1);
     if (arg == "--listen") {
       const auto colon = value.rfind(':');
       if (colon == std::string::npos || colon == 0 ||
@@ -64,14 +119,13 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
       config.reconciler.workers = static_cast<std::size_t>(*workers);
     }
   }
+  return std::nullopt;
+}
 
-  auto env = [&](const char* name) -> std::string {
-    const char* value = getenv(name);
-    return value ? std::string(value) : std::string();
-  };
+std::optional<Error> ReadRequiredSettings(const EnvReader& env, ServeConfig& config) {
   std::string first_error;
   auto required = [&](const char* name, const char* what) {
-    auto value = env(name);
+    auto value = env.Get(name);
     if (value.empty() && first_error.empty())
       first_error = std::string(name) + ": required; " + what;
     return value;
@@ -93,104 +147,93 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
   if (config.api.admin_token.size() < 16) {
     return Bad("PROVISIONER_ADMIN_TOKEN: at least 16 characters (use a random token)");
   }
-  config.chart_dir = env("PROVISIONER_CHART_DIR");
-  if (config.chart_dir.empty()) config.chart_dir = default_chart_dir;
-  config.values_file = env("PROVISIONER_VALUES_FILE");
-  if (auto proxies = env("PROVISIONER_TRUSTED_PROXIES"); !proxies.empty()) {
-    std::size_t start = 0;
-    while (start <= proxies.size()) {
-      const auto end = std::min(proxies.find(',', start), proxies.size());
-      auto item = proxies.substr(start, end - start);
-      item.erase(0, item.find_first_not_of(' '));
-      item.erase(item.find_last_not_of(' ') + 1);
-      const auto network = ParseNetwork(item);
-      if (!network) {
-        return Bad("PROVISIONER_TRUSTED_PROXIES: '" + item +
-                   "' is not an address or CIDR like 10.0.0.0/8 or fd00::/8");
-      }
-      config.api.trusted_proxies.push_back(*network);
-      start = end + 1;
-    }
-  }
-  if (auto plan = env("PROVISIONER_DEFAULT_PLAN"); !plan.empty()) config.api.default_plan = plan;
+  return std::nullopt;
+}
 
-  std::optional<Error> duration_error;
-  auto seconds = [&](const char* name, double fallback) -> double {
-    const auto text = env(name);
-    if (text.empty()) return fallback;
-    const auto parsed = billing::common::ParseDuration(text);
-    if (!parsed || parsed->count() <= 0) {
-      if (!duration_error)
-        duration_error =
-            Bad(std::string(name) + ": '" + text + "' is not a positive duration like 30s or 5m");
-      return fallback;
+std::optional<Error> ReadTrustedProxies(const std::string& proxies, ApiOptions& api) {
+  std::size_t start = 0;
+  while (!proxies.empty() && start <= proxies.size()) {
+    const auto end = std::min(proxies.find(',', start), proxies.size());
+    auto item = proxies.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    const auto network = ParseNetwork(item);
+    if (!network) {
+      return Bad("PROVISIONER_TRUSTED_PROXIES: '" + item +
+                 "' is not an address or CIDR like 10.0.0.0/8 or fd00::/8");
     }
-    return static_cast<double>(parsed->count()) / 1000.0;
-  };
-  // Durations stored as whole seconds: a fraction would be cut off silently.
-  auto whole_seconds = [&](const char* name, double fallback) -> double {
-    const double value = seconds(name, fallback);
-    if (std::fmod(value, 1.0) != 0 && !duration_error) {
-      duration_error = Bad(std::string(name) + ": a whole number of seconds, like 90s or 2m");
-    }
-    return value;
-  };
+    api.trusted_proxies.push_back(*network);
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
   auto& timing = config.reconciler.timing;
-  timing.poll_seconds = seconds("PROVISIONER_POLL_INTERVAL", timing.poll_seconds);
-  timing.resync_seconds = seconds("PROVISIONER_RESYNC_INTERVAL", timing.resync_seconds);
-  timing.reapply_seconds = seconds("PROVISIONER_REAPPLY_INTERVAL", timing.reapply_seconds);
+  timing.poll_seconds = env.Seconds("PROVISIONER_POLL_INTERVAL", timing.poll_seconds);
+  timing.resync_seconds = env.Seconds("PROVISIONER_RESYNC_INTERVAL", timing.resync_seconds);
+  timing.reapply_seconds = env.Seconds("PROVISIONER_REAPPLY_INTERVAL", timing.reapply_seconds);
   timing.failure_backoff_seconds =
-      seconds("PROVISIONER_FAILURE_BACKOFF", timing.failure_backoff_seconds);
+      env.Seconds("PROVISIONER_FAILURE_BACKOFF", timing.failure_backoff_seconds);
   timing.failure_backoff_max_seconds =
-      seconds("PROVISIONER_FAILURE_BACKOFF_MAX", timing.failure_backoff_max_seconds);
-  if (timing.failure_backoff_seconds > timing.failure_backoff_max_seconds && !duration_error) {
-    duration_error =
-        Bad("PROVISIONER_FAILURE_BACKOFF: longer than PROVISIONER_FAILURE_BACKOFF_MAX");
+      env.Seconds("PROVISIONER_FAILURE_BACKOFF_MAX", timing.failure_backoff_max_seconds);
+  if (timing.failure_backoff_seconds > timing.failure_backoff_max_seconds) {
+    env.Defer("PROVISIONER_FAILURE_BACKOFF: longer than PROVISIONER_FAILURE_BACKOFF_MAX");
   }
   config.reconciler.dispatch_interval_seconds = std::min(1.0, timing.poll_seconds);
-  config.api.license_validity_seconds = static_cast<std::int64_t>(whole_seconds(
+  config.api.license_validity_seconds = static_cast<std::int64_t>(env.WholeSeconds(
       "PROVISIONER_LICENSE_VALIDITY", static_cast<double>(config.api.license_validity_seconds)));
-
-  auto count = [&](const char* name, std::int64_t fallback, std::int64_t min,
-                   std::int64_t max) -> std::int64_t {
-    const auto text = env(name);
-    if (text.empty()) return fallback;
-    const auto parsed = ParseCount(text, min, max);
-    if (!parsed) {
-      if (!duration_error) {
-        duration_error = Bad(std::string(name) + ": '" + text + "' is not a whole number from " +
-                             std::to_string(min) + " to " + std::to_string(max));
-      }
-      return fallback;
-    }
-    return *parsed;
-  };
   config.reconciler.kube_retry.max_attempts =
-      static_cast<int>(count("PROVISIONER_KUBE_MAX_ATTEMPTS", 5, 1, 20));
+      static_cast<int>(env.Count("PROVISIONER_KUBE_MAX_ATTEMPTS", 5, 1, 20));
   config.api.signup_per_minute =
-      static_cast<double>(count("PROVISIONER_SIGNUP_RATE_PER_MINUTE", 10, 1, 100000));
-  config.api.signup_burst = static_cast<double>(count("PROVISIONER_SIGNUP_BURST", 20, 1, 100000));
+      static_cast<double>(env.Count("PROVISIONER_SIGNUP_RATE_PER_MINUTE", 10, 1, 100000));
+  config.api.signup_burst =
+      static_cast<double>(env.Count("PROVISIONER_SIGNUP_BURST", 20, 1, 100000));
+}
 
-  if (auto prometheus = env("PROMETHEUS_URL"); !prometheus.empty()) {
-    if (!prometheus.starts_with("http://") && !prometheus.starts_with("https://")) {
-      return Bad("PROMETHEUS_URL: '" + prometheus + "' is not an http(s) URL");
-    }
-    UsageScheduleOptions usage;
-    usage.prometheus_url = prometheus;
-    const double period = seconds("PROVISIONER_USAGE_PERIOD", 3600);
-    if (std::fmod(period, 1.0) != 0) {
-      return Bad("PROVISIONER_USAGE_PERIOD: a whole number of seconds, like 1h");
-    }
-    usage.period_seconds = static_cast<std::int64_t>(period);
-    usage.lookback_seconds =
-        static_cast<std::int64_t>(whole_seconds("PROVISIONER_USAGE_LOOKBACK", 6 * 3600.0));
-    usage.settle_seconds =
-        static_cast<std::int64_t>(whole_seconds("PROVISIONER_USAGE_SETTLE", 120));
-    usage.interval_seconds = seconds("PROVISIONER_USAGE_INTERVAL", 300);
-    usage.max_gap_seconds = seconds("PROVISIONER_USAGE_MAX_GAP", 300);
-    config.usage = usage;
+std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
+  const auto prometheus = env.Get("PROMETHEUS_URL");
+  if (prometheus.empty()) return std::nullopt;
+  if (!prometheus.starts_with("http://") && !prometheus.starts_with("https://")) {
+    return Bad("PROMETHEUS_URL: '" + prometheus + "' is not an http(s) URL");
   }
-  if (duration_error) return *duration_error;
+  UsageScheduleOptions usage;
+  usage.prometheus_url = prometheus;
+  const double period = env.Seconds("PROVISIONER_USAGE_PERIOD", 3600);
+  if (std::fmod(period, 1.0) != 0) {
+    return Bad("PROVISIONER_USAGE_PERIOD: a whole number of seconds, like 1h");
+  }
+  usage.period_seconds = static_cast<std::int64_t>(period);
+  usage.lookback_seconds =
+      static_cast<std::int64_t>(env.WholeSeconds("PROVISIONER_USAGE_LOOKBACK", 6 * 3600.0));
+  usage.settle_seconds =
+      static_cast<std::int64_t>(env.WholeSeconds("PROVISIONER_USAGE_SETTLE", 120));
+  usage.interval_seconds = env.Seconds("PROVISIONER_USAGE_INTERVAL", 300);
+  usage.max_gap_seconds = env.Seconds("PROVISIONER_USAGE_MAX_GAP", 300);
+  config.usage = usage;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
+                                     const std::function<const char*(const char*)>& getenv,
+                                     const std::string& default_chart_dir) {
+  ServeConfig config;
+  if (auto error = ParseServeFlags(args, config)) return *error;
+  EnvReader env(getenv);
+  if (auto error = ReadRequiredSettings(env, config)) return *error;
+  config.chart_dir = env.Get("PROVISIONER_CHART_DIR");
+  if (config.chart_dir.empty()) config.chart_dir = default_chart_dir;
+  config.values_file = env.Get("PROVISIONER_VALUES_FILE");
+  if (auto error = ReadTrustedProxies(env.Get("PROVISIONER_TRUSTED_PROXIES"), config.api)) {
+    return *error;
+  }
+  if (auto plan = env.Get("PROVISIONER_DEFAULT_PLAN"); !plan.empty())
+    config.api.default_plan = plan;
+  ReadTimingAndLimits(env, config);
+  if (auto error = ReadUsageSchedule(env, config)) return *error;
+  if (env.deferred()) return *env.deferred();
   return config;
 }
 

@@ -7,15 +7,17 @@
 #include <optional>
 #include <string>
 
+#include "phase.h"
+
 namespace billing::provisioner {
 
 struct DeploymentRow {
   std::string customer_id;
-  std::string desired_state;  // "present" or "absent"
+  DesiredState desired_state = DesiredState::kPresent;
   std::int64_t desired_generation = 0;
   std::int64_t applied_generation = 0;
   nlohmann::ordered_json chart_values;
-  std::string phase;
+  Phase phase = Phase::kPending;
   std::string message;
   nlohmann::json components;
   int attempts = 0;
@@ -27,7 +29,7 @@ struct DeploymentRow {
 
 /// What a reconciliation step observed, written back in one statement.
 struct Observation {
-  std::string phase;
+  Phase phase = Phase::kPending;
   std::string message;
   nlohmann::json components = nlohmann::json::object();
   std::optional<std::int64_t> applied_generation;  // set after a successful apply (> 0: also

@@ -1,3 +1,6 @@
+// store: the provisioner's PostgreSQL (libpqxx): customers, deployments, usage records.
+// May not depend on: libcurl, CivetWeb, kube, api, service (pure components and common only).
+//
 // provisioner/store: customers and their deployments in the provisioner's PostgreSQL (libpqxx),
 // behind a small connection pool so HTTP handlers and workers do not share a connection.
 // The desired state (present/absent, generation, chart values) is written by the API; the
@@ -126,7 +129,7 @@ class ReconcileSession {
   /// for the next step and only `next_attempt_at` is set to now). An observation with an applied
   /// generation (> 0) also sets applied_at to now, whether or not the desired state moved on.
   void Record(const std::string& customer_id, std::int64_t seen_desired_generation,
-              const std::string& seen_desired_state, const Observation& observation);
+              DesiredState seen_desired_state, const Observation& observation);
 
  private:
   std::string database_url_;

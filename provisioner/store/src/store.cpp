@@ -26,12 +26,19 @@ const char* const kDeploymentColumns =
 DeploymentRow ToDeployment(const pqxx::row& row) {
   DeploymentRow d;
   d.customer_id = row[0].as<std::string>();
-  d.desired_state = row[1].as<std::string>();
+  const auto desired = ParseDesiredState(row[1].as<std::string>());
+  if (!desired)
+    throw std::runtime_error("deployments.desired_state: unknown value " +
+                             row[1].as<std::string>());
+  d.desired_state = *desired;
   d.desired_generation = row[2].as<std::int64_t>();
   d.applied_generation = row[3].as<std::int64_t>();
   // jsonb does not keep member order; values are maps merged by key, so order does not matter.
   d.chart_values = nlohmann::ordered_json::parse(row[4].as<std::string>());
-  d.phase = row[5].as<std::string>();
+  const auto phase = ParsePhase(row[5].as<std::string>());
+  if (!phase)
+    throw std::runtime_error("deployments.phase: unknown value " + row[5].as<std::string>());
+  d.phase = *phase;
   d.message = row[6].as<std::string>();
   d.components = nlohmann::json::parse(row[7].as<std::string>());
   d.attempts = row[8].as<int>();
@@ -280,7 +287,7 @@ std::optional<DeploymentRow> ReconcileSession::Load(const std::string& customer_
 }
 
 void ReconcileSession::Record(const std::string& customer_id, std::int64_t seen_desired_generation,
-                              const std::string& seen_desired_state, const Observation& o) {
+                              DesiredState seen_desired_state, const Observation& o) {
   pqxx::work tx(Connection());
   // A request that arrived during the step (upgrade, delete) keeps its phase and attempts and is
   // looked at again at once (a resync must not report Ready for a generation not yet applied);
@@ -300,8 +307,9 @@ UPDATE deployments SET
   updated_at = now()
 WHERE customer_id = $1
 )sql",
-                 customer_id, seen_desired_generation, seen_desired_state, o.phase, o.message,
-                 o.components.dump(), o.applied_generation, o.attempts, o.retry_after_seconds);
+                 customer_id, seen_desired_generation, std::string(Name(seen_desired_state)),
+                 std::string(Name(o.phase)), o.message, o.components.dump(), o.applied_generation,
+                 o.attempts, o.retry_after_seconds);
   tx.commit();
 }
 

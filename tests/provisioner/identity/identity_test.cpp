@@ -812,5 +812,58 @@ TEST(CustomerIdTest, AlwaysAValidLabelOfAtMost34Characters) {
   }
 }
 
+// The upgrade body, field by field: what is accepted, and every refusal naming its field.
+TEST(UpgradeRequestTest, AcceptsValuesAndEitherLicenseOrLicenseKey) {
+  auto parsed = ParseUpgradeRequest(R"({"values": {"ingress": {"enabled": false}},
+                                        "license": {"plan": "pro", "validity_days": 30}})");
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  ASSERT_TRUE(parsed.value().values.has_value());
+  EXPECT_EQ((*parsed.value().values)["ingress"]["enabled"], false);
+  ASSERT_TRUE(parsed.value().license.has_value());
+  EXPECT_EQ(parsed.value().license->plan, "pro");
+  EXPECT_EQ(parsed.value().license->validity_days, 30);
+  EXPECT_FALSE(parsed.value().license_key.has_value());
+
+  parsed = ParseUpgradeRequest(R"({"license_key": "a.b.c"})");
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  EXPECT_EQ(parsed.value().license_key, "a.b.c");
+  EXPECT_FALSE(parsed.value().values.has_value());
+
+  parsed = ParseUpgradeRequest(R"({"license": {}})");  // a new key, stored plan, default validity
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  EXPECT_FALSE(parsed.value().license->plan.has_value());
+  EXPECT_FALSE(parsed.value().license->validity_days.has_value());
+}
+
+TEST(UpgradeRequestTest, RefusalsNameTheField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{", "body: not valid JSON"},
+      {"[]", "body: must be a JSON object"},
+      {"{}", "body: give values, license or license_key"},
+      {R"({"value": {}})", "value: unknown field (use values, license or license_key)"},
+      {R"({"values": [1]})", "values: must be an object of chart values"},
+      {R"({"license": {}, "license_key": "x"})",
+       "license: give either license (to issue a new key) or license_key, not both"},
+      {R"({"license": "pro"})", "license: must be an object like {\"plan\": \"pro\"}"},
+      {R"({"license": {"tier": "pro"}})", "license.tier: unknown field (use plan, validity_days)"},
+      {R"({"license": {"plan": "Pro!"}})",
+       "license.plan: must be a plan name like \"pro\" ([a-z0-9-], at most 32)"},
+      {R"({"license": {"plan": 3}})",
+       "license.plan: must be a plan name like \"pro\" ([a-z0-9-], at most 32)"},
+      {R"({"license": {"validity_days": 0}})",
+       "license.validity_days: must be a whole number of days, 1 to 3660"},
+      {R"({"license": {"validity_days": 3661}})",
+       "license.validity_days: must be a whole number of days, 1 to 3660"},
+      {R"({"license": {"validity_days": 1.5}})",
+       "license.validity_days: must be a whole number of days, 1 to 3660"},
+      {R"({"license_key": 7})", "license_key: must be a string (a JWT)"},
+  };
+  for (const auto& [body, error] : cases) {
+    const auto parsed = ParseUpgradeRequest(body);
+    ASSERT_FALSE(parsed.ok()) << body;
+    EXPECT_EQ(parsed.error(), error) << body;
+  }
+}
+
 }  // namespace
 }  // namespace billing::provisioner

@@ -639,5 +639,33 @@ TEST(ChartTest, NotesRender) {
   EXPECT_NE(notes.output.find("postgres-data-customer-abc123-postgres-0"), std::string::npos);
 }
 
+// `--flag=value` means `--flag value` for every flag of `provisioner render`.
+TEST(ProvisionerCliTest, FlagsTakeEqualsValues) {
+  TempDir dir("provisioner-flags");
+  const std::string seed = (kValuesDir / "seed-example.yaml").string();
+  const auto separate = RenderWithProvisioner(
+      dir, {"--values", seed, "--set", "ingress.enabled=false", "--managed-by", "x"}, "a.yaml");
+  const auto joined = RenderWithProvisioner(
+      dir, {"--values=" + seed, "--set=ingress.enabled=false", "--managed-by=x"}, "b.yaml");
+  ASSERT_EQ(separate.result.exit_code, 0) << separate.result.output;
+  ASSERT_EQ(joined.result.exit_code, 0) << joined.result.output;
+  EXPECT_EQ(joined.yaml, separate.yaml);
+  EXPECT_EQ(separate.yaml.find("kind: Ingress"), std::string::npos);
+  EXPECT_NE(separate.yaml.find("app.kubernetes.io/managed-by: x"), std::string::npos);
+}
+
+// A bare `provisioner` names every subcommand (and exits 2); --help does the same with 0.
+TEST(ProvisionerCliTest, BareCommandListsEverySubcommand) {
+  for (const bool help : {false, true}) {
+    std::vector<std::string> argv = {PROVISIONER_PATH};
+    if (help) argv.push_back("--help");
+    const auto result = RunCommand(argv);
+    EXPECT_EQ(result.exit_code, help ? 0 : 2) << result.output;
+    for (const char* command : {"  render  ", "  serve   ", "  usage   "}) {
+      EXPECT_NE(result.output.find(command), std::string::npos) << command << result.output;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace billing::provisioner

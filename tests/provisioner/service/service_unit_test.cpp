@@ -266,6 +266,21 @@ class FakeEnv {
 constexpr const char* kRequired[] = {"PROVISIONER_ADMIN_TOKEN", "DATABASE_URL",
                                      "LICENSE_SIGNING_KEY_FILE", "PROVISIONER_DOMAIN_BASE"};
 
+// Both spellings of every flag, as the exporter takes them.
+TEST(ServeConfigTest, FlagsTakeSeparateOrEqualsValues) {
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"--listen", "127.0.0.1:4000", "--workers", "7"},
+                                             {"--listen=127.0.0.1:4000", "--workers=7"}}) {
+    const auto result = FakeEnv().Parse(args);
+    ASSERT_TRUE(result.ok()) << result.error();
+    EXPECT_EQ(result.value().api.listen, "127.0.0.1:4000");
+    EXPECT_EQ(result.value().reconciler.workers, 7u);
+  }
+  EXPECT_NE(FakeEnv().Error({"--workers=x"}).find("--workers"), std::string::npos);
+  EXPECT_NE(FakeEnv().Error({"--listen"}).find("--listen needs a value"), std::string::npos);
+  EXPECT_NE(FakeEnv().Error({"--lis=1"}).find("unknown argument \"--lis=1\""), std::string::npos);
+}
+
 TEST(ServeConfigTest, Defaults) {
   const auto result = FakeEnv().Parse();
   ASSERT_TRUE(result.ok()) << result.error();

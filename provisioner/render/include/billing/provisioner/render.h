@@ -1,3 +1,7 @@
+// render: chart values -> the customer's Kubernetes objects (pure).
+// May not depend on: libcurl, libpq/libpqxx, CivetWeb, or any I/O component (kube, store, api,
+// service).
+//
 // provisioner/render: chart values -> the customer's Kubernetes objects, in apply order.
 // Pure: no I/O; the caller hands over the text of the chart's values.yaml and Chart.yaml, the
 // -f files and the --set arguments. The Helm chart manifests/charts/customer-instance renders

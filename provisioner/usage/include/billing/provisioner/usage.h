@@ -1,3 +1,7 @@
+// usage: raw metric samples -> billed quantities per customer and period (pure).
+// May not depend on: libcurl, libpq/libpqxx, CivetWeb, or any I/O component (kube, store, api,
+// service).
+//
 // Billable usage from raw metric samples (pure: no I/O). DESIGN.md, "Usage" and "Counters and
 // restarts": quantities are exact, reset-aware differences between raw samples, attributed to the
 // period that contains the later sample, so consecutive periods add up to the whole and nothing

@@ -1,0 +1,62 @@
+// status: workloads read back + the stored deployment -> phase, message, next look (pure).
+// May not depend on: libcurl, libpq/libpqxx, CivetWeb, or any I/O component (kube, store, api,
+// service).
+//
+// provisioner/status: what one reconciliation step concludes, from the stored deployment and the
+// workloads read back from the cluster: phase, message, components and when to look again.
+// Pure: no I/O (the deployer reads and applies, then asks this); may not depend on libcurl,
+// libpq or CivetWeb.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "deployment_state.h"
+#include "readiness.h"
+
+namespace billing::provisioner {
+
+struct DeployerTiming {
+  double poll_seconds = 2;                   // Deploying / Deleting: look again after this
+  double resync_seconds = 30;                // Ready: re-check readiness (and drift) after this
+  double reapply_seconds = 600;              // apply everything again once the last is this old
+  double failure_backoff_seconds = 5;        // Failed: first retry; doubles per failure ...
+  double failure_backoff_max_seconds = 300;  // ... up to this
+};
+
+/// Whether this step applies the rendered objects: a new desired generation, a Pending or Failed
+/// deployment, or the last apply older than the re-apply interval (drift repair; no recorded
+/// apply time counts as due).
+bool ApplyDue(const DeploymentRow& deployment, const DeployerTiming& timing);
+
+/// Failed, one attempt more, retried after a backoff that doubles per attempt up to the cap.
+Observation FailedStatus(const DeploymentRow& deployment, std::string message,
+                         const DeployerTiming& timing);
+
+/// One workload of the rendered stack as read back: `live` is nullopt when the API has no such
+/// object (someone deleted it).
+struct WorkloadState {
+  std::string kind;       // Deployment or StatefulSet
+  std::string name;       // customer-{id}-postgres
+  std::string component;  // postgres (the name without "customer-{id}-")
+  std::optional<nlohmann::json> live;
+};
+
+/// The conclusion of a present deployment's step after the apply (if any) succeeded:
+/// `applied_generation` is the generation applied in this step (nullopt: none). A missing
+/// workload means re-apply (Deploying, with backoff), a rollout past its progress deadline is
+/// Failed, all ready is Ready (resync later), else Deploying (poll).
+Observation DeriveStatus(const DeploymentRow& deployment,
+                         const std::vector<WorkloadState>& workloads,
+                         std::optional<std::int64_t> applied_generation,
+                         const DeployerTiming& timing);
+
+/// The conclusion of a deletion's step: Deleted (never look again) once the namespace is gone,
+/// else Deleting (poll).
+Observation TeardownStatus(const std::string& namespace_name, bool namespace_gone,
+                           const DeployerTiming& timing);
+
+}  // namespace billing::provisioner
