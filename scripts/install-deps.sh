@@ -11,6 +11,8 @@ packages=(
   prometheus-cpp-dev libpqxx-dev libpaho-mqttpp-dev libpaho-mqtt-dev libcivetweb-dev
   libyaml-cpp-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev libssl-dev libargon2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the broker plugin (exporter/plugin) and the benchmark's plain publisher
+  mosquitto-dev libmosquitto-dev
   # services the tests and the demo start privately on 127.0.0.1
   postgresql-15 postgresql-client-15 mosquitto mosquitto-clients prometheus
   # chart tests: Go text/template + Sprig for tools/chart-render (Helm's engine, built offline in
