@@ -45,6 +45,12 @@ std::size_t Meter::ClientFor(std::string_view client_id, std::optional<std::stri
 void Meter::Connect(Connection connection, std::string_view client_id,
                     std::optional<std::string_view> username, std::int64_t now_ms) {
   if (connections_.contains(connection)) return;
+  for (const auto& unmetered : limits_.unmetered_client_ids) {
+    if (client_id == unmetered) {
+      connections_.emplace(connection, Open{kUnmetered, now_ms});
+      return;
+    }
+  }
   const std::size_t client = ClientFor(client_id, username);
   connections_.emplace(connection, Open{client, now_ms});
   ++clients_[client].record.connections_open;
@@ -53,6 +59,10 @@ void Meter::Connect(Connection connection, std::string_view client_id,
 void Meter::Disconnect(Connection connection, std::int64_t now_ms) {
   const auto it = connections_.find(connection);
   if (it == connections_.end()) return;
+  if (it->second.client == kUnmetered) {
+    connections_.erase(it);
+    return;
+  }
   auto& record = clients_[it->second.client].record;
   if (now_ms > it->second.since_ms) {
     record.usage.connection_ms += static_cast<std::uint64_t>(now_ms - it->second.since_ms);
@@ -92,6 +102,7 @@ void Add(Usage& usage, std::uint64_t payload, std::uint64_t topic, std::uint64_t
 bool Meter::Publish(Connection connection, std::string_view topic, std::uint64_t payload_bytes) {
   const auto it = connections_.find(connection);
   if (it == connections_.end()) return false;
+  if (it->second.client == kUnmetered) return true;
   const std::uint64_t topic_bytes = topic.size();
   const std::uint64_t units = MessageUnits(payload_bytes + topic_bytes);
   Add(clients_[it->second.client].record.usage, payload_bytes, topic_bytes, units);
@@ -104,7 +115,7 @@ Snapshot Meter::Take(std::int64_t now_ms) const {
   snapshot.clients.reserve(clients_.size());
   for (const auto& slot : clients_) snapshot.clients.push_back(slot.record);
   for (const auto& [connection, open] : connections_) {
-    if (now_ms > open.since_ms) {
+    if (open.client != kUnmetered && now_ms > open.since_ms) {
       snapshot.clients[open.client].usage.connection_ms +=
           static_cast<std::uint64_t>(now_ms - open.since_ms);
     }
@@ -116,7 +127,7 @@ Snapshot Meter::Take(std::int64_t now_ms) const {
     snapshot.total.units += client.usage.units;
     snapshot.total.connection_ms += client.usage.connection_ms;
   }
-  snapshot.connections_open = connections_.size();
+  for (const auto& client : snapshot.clients) snapshot.connections_open += client.connections_open;
   snapshot.groups.reserve(groups_.size());
   for (const auto& slot : groups_) snapshot.groups.push_back(slot.record);
   return snapshot;

@@ -20,6 +20,9 @@ struct MeterLimits {
   std::size_t max_clients = 10000;  // beyond: the "other" client record
   std::size_t topic_group_levels = 1;
   std::size_t max_topic_groups = 100;  // beyond: the "other" group
+  // Clients that are not the tenant's (the exporter's own connection): neither their connection
+  // time nor their publishes are metered.
+  std::vector<std::string> unmetered_client_ids;
 };
 
 class Meter {
@@ -55,8 +58,9 @@ class Meter {
   struct GroupSlot {
     GroupUsage record;
   };
+  static constexpr std::size_t kUnmetered = SIZE_MAX;
   struct Open {
-    std::size_t client;  // index into clients_
+    std::size_t client;  // index into clients_, or kUnmetered
     std::int64_t since_ms;
   };
   struct TransparentHash {

@@ -49,6 +49,13 @@ std::variant<PluginOptions, OptionError> ParsePluginOptions(
       } else {
         parsed.snapshot_topic = value;
       }
+    } else if (name == "billing_unmetered_client_ids") {
+      // Comma-separated client ids, e.g. the exporter's own.
+      for (std::size_t at = 0; at <= value.size();) {
+        const auto comma = std::min(value.find(',', at), value.size());
+        if (comma > at) parsed.limits.unmetered_client_ids.push_back(value.substr(at, comma - at));
+        at = comma + 1;
+      }
     } else if (name == "billing_snapshot_interval") {
       error = number({"billing_snapshot_interval", 1, 3600},
                      [&](std::uint64_t v) { parsed.snapshot_interval = std::chrono::seconds(v); });
@@ -65,7 +72,8 @@ std::variant<PluginOptions, OptionError> ParsePluginOptions(
       error = OptionError{"plugin_opt_" + name +
                           " is not an option of the billing plugin; it knows "
                           "billing_snapshot_topic, billing_snapshot_interval, billing_max_clients, "
-                          "billing_topic_group_levels and billing_max_topic_groups"};
+                          "billing_topic_group_levels, billing_max_topic_groups and "
+                          "billing_unmetered_client_ids"};
     }
     // Mosquitto gives a plugin the plugin_opt_ lines that follow its own `plugin` line, so an
     // unknown name is a typo: refusing it beats silently running with a default.

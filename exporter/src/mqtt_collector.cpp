@@ -45,6 +45,8 @@ MqttCollector::MqttCollector(const MqttConfig& config, std::chrono::milliseconds
       interval_(interval),
       address_(mqtt::ParseBrokerUrl(config.url)),
       ledger_(config.topic_group_patterns, config.topic_group_levels, config.max_topic_groups),
+      // A snapshot of the plugin's 100,000 clients at most is a few MB and must arrive whole.
+      reader_(config.source == MqttSource::kPlugin ? 16 * 1024 * 1024 : 256 * 1024),
       thread_([this](std::stop_token stop) { Run(std::move(stop)); }) {}
 
 MqttCollector::~MqttCollector() {
@@ -62,6 +64,7 @@ void MqttCollector::Run(std::stop_token stop) {
     const bool was_up = up_.exchange(false);
     // Counters read on this connection may belong to a broker that restarts before the next one.
     broker_.Forget();
+    plugin_.Forget();
     if (stop.stop_requested()) break;
     if (was_up) {
       backoff.Reset();
@@ -195,34 +198,46 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
       if (!connack.session_present) awaiting_release_.reset();
       session.connected = true;
       broker_.Forget();
+      plugin_.Forget();
       Log(LogLevel::kInfo, name_, "connected to " + config_.url);
       std::vector<mqtt::Subscription> subscriptions{{kSysFilter, 0}};
-      for (const auto& filter : config_.topics) {
-        subscriptions.push_back({config_.shared_group.empty()
-                                     ? filter
-                                     : "$share/" + config_.shared_group + "/" + filter,
-                                 config_.qos});
+      if (config_.source == MqttSource::kPlugin) {
+        // Each snapshot holds every count so far: the latest one is all that matters, so QoS 0.
+        subscriptions.push_back({config_.plugin_topic, 0});
+      } else {
+        for (const auto& filter : config_.topics) {
+          subscriptions.push_back({config_.shared_group.empty()
+                                       ? filter
+                                       : "$share/" + config_.shared_group + "/" + filter,
+                                   config_.qos});
+        }
       }
+      session.filters = subscriptions.size();
       mqtt::AppendSubscribe(session.replies, kSubscribePacketId, subscriptions);
       break;
     }
     case PacketType::kSuback: {
       const auto suback = mqtt::ParseSuback(packet);
       if (suback.packet_id != kSubscribePacketId) break;
-      if (suback.granted_qos.size() != config_.topics.size() + 1) {
+      if (suback.granted_qos.size() != session.filters) {
         throw mqtt::ProtocolError("SUBACK for " + std::to_string(suback.granted_qos.size()) +
-                                  " filters, not " + std::to_string(config_.topics.size() + 1));
+                                  " filters, not " + std::to_string(session.filters));
       }
       for (std::size_t i = 0; i < suback.granted_qos.size(); ++i) {
         if (suback.granted_qos[i] >= 0x80) {
-          session.refused = "the broker refused the subscription to " +
-                            (i == 0 ? std::string(kSysFilter) : config_.topics[i - 1]) +
+          const std::string filter = i == 0 ? std::string(kSysFilter)
+                                     : config_.source == MqttSource::kPlugin
+                                         ? config_.plugin_topic
+                                         : config_.topics[i - 1];
+          session.refused = "the broker refused the subscription to " + filter +
                             "; check the ACL for the exporter's user";
           return;
         }
       }
       // Up only once the broker granted every subscription: before that, messages may be missed.
       session.subscribed = true;
+      up_since_s_ =
+          std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
       up_ = true;
       break;
     }
@@ -240,6 +255,19 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
 }
 
 void MqttCollector::Count(const mqtt::Publish& publish) {
+  if (config_.source == MqttSource::kPlugin && publish.topic == config_.plugin_topic) {
+    std::string error = publish.payload_complete()
+                            ? plugin_.OnPayload(publish.payload)
+                            : "a snapshot of " + std::to_string(publish.payload_size) +
+                                  " bytes, larger than the exporter's 16 MiB buffer; lower the "
+                                  "plugin's plugin_opt_billing_max_clients";
+    if (!error.empty()) {
+      plugin_errors_.fetch_add(1, std::memory_order_relaxed);
+      Log(LogLevel::kWarn, name_,
+          "ignored a usage snapshot on " + config_.plugin_topic + ": " + error);
+    }
+    return;
+  }
   if (IsSysTopic(publish.topic)) {
     if (publish.payload_complete()) {
       broker_.OnSysMessage(publish.topic, publish.payload, !publish.retain, NowUnix());
@@ -262,8 +290,20 @@ SampleResult MqttCollector::Sample() {
       "1 if the exporter is connected and subscribed to the customer's broker, else 0.",
       prometheus::MetricType::Gauge,
       {up_metric}});
+  const bool plugin_mode = config_.source == MqttSource::kPlugin;
+  const auto snapshot = plugin_mode ? plugin_.Latest() : nullptr;
   if (up) {
-    for (auto& family : broker_.Families()) result.families.push_back(std::move(family));
+    for (auto& family : broker_.Families()) {
+      // In plugin mode the billing counters and the start time are the plugin's.
+      if (plugin_mode && ReplacedByPlugin(family.name)) continue;
+      result.families.push_back(std::move(family));
+    }
+    if (snapshot) {
+      for (auto& family :
+           PluginFamilies(*snapshot, {config_.per_client_series, config_.max_client_series})) {
+        result.families.push_back(std::move(family));
+      }
+    }
   }
 
   // Counts the exporter owns: from zero with the process, kept while the broker is away.
@@ -290,7 +330,7 @@ SampleResult MqttCollector::Sample() {
     result.families.push_back(std::move(bytes));
   }
   prometheus::ClientMetric malformed;
-  malformed.counter.value = static_cast<double>(broker_.malformed());
+  malformed.counter.value = static_cast<double>(broker_.malformed() + plugin_errors_.load());
   result.families.push_back(
       prometheus::MetricFamily{names::kMqttSysPayloadErrors,
                                "$SYS payloads that could not be parsed and were ignored.",
@@ -301,6 +341,17 @@ SampleResult MqttCollector::Sample() {
   if (!up) {
     std::lock_guard lock(error_mutex_);
     result.error = last_error_.empty() ? "not connected to " + config_.url : last_error_;
+  } else if (plugin_mode && !snapshot) {
+    // The plugin publishes a retained snapshot, so one arrives right after subscribing; allow for
+    // a slow broker before calling it missing.
+    const auto now_s =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    if (now_s - up_since_s_.load() > 15) {
+      result.ok = false;
+      result.error = "no usage snapshot on " + config_.plugin_topic +
+                     "; load billing_mosquitto_plugin.so in the broker (mosquitto.conf: plugin "
+                     "/path/billing_mosquitto_plugin.so) or set mqtt.source: subscription";
+    }
   }
   return result;
 }

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "mqtt_transport.h"
 #include "mqtt_wire.h"
+#include "plugin_usage.h"
 #include "usage_ledger.h"
 
 namespace billing::exporter {
@@ -46,6 +47,7 @@ class MqttCollector final : public Collector {
     bool subscribed = false;  // SUBACK granted every filter
     std::string refused;      // why the broker refused the connection or a subscription
     std::string replies;      // acknowledgements to send after the current batch
+    std::size_t filters = 0;  // subscribed, $SYS included
   };
   void Run(std::stop_token stop);
   // Connects, subscribes and counts until the connection ends; returns why it ended.
@@ -58,8 +60,11 @@ class MqttCollector final : public Collector {
   const MqttConfig& config_;
   const std::chrono::milliseconds interval_;
   const mqtt::BrokerAddress address_;
-  UsageLedger ledger_;  // written by the client thread only
-  BrokerStats broker_;  // written by the client thread only
+  UsageLedger ledger_;                           // written by the client thread only
+  BrokerStats broker_;                           // written by the client thread only
+  PluginUsage plugin_;                           // plugin mode: the broker plugin's latest snapshot
+  std::atomic<std::uint64_t> plugin_errors_{0};  // snapshots that could not be read
+  std::atomic<std::int64_t> up_since_s_{0};      // steady clock, when up_ last became true
   std::atomic<bool> up_{false};
   std::mutex error_mutex_;
   std::string last_error_;  // guarded by error_mutex_

@@ -32,7 +32,7 @@ TEST(MessageUnitsTest, FiveKibibyteStepsAtLeastOne) {
 }
 
 TEST(MeterTest, CountsPerClientAndGroupWithTopicBytesAndUnits) {
-  Meter meter({10, 1, 10});
+  Meter meter({10, 1, 10, {}});
   meter.Connect(&kA, "dev-1", "alice", 1000);
   meter.Connect(&kB, "dev-2", std::nullopt, 1000);
   ASSERT_TRUE(meter.Publish(&kA, "devices/dev-1/t", 5000));  // 15 + 5000 bytes: 1 unit
@@ -64,7 +64,7 @@ TEST(MeterTest, CountsPerClientAndGroupWithTopicBytesAndUnits) {
 }
 
 TEST(MeterTest, ConnectionTimeAddsUpOverReconnectsAndStopsAtDisconnect) {
-  Meter meter({10, 1, 10});
+  Meter meter({10, 1, 10, {}});
   meter.Connect(&kA, "dev-1", std::nullopt, 0);
   meter.Disconnect(&kA, 1500);
   meter.Connect(&kB, "dev-1", std::nullopt, 10000);  // a new connection of the same device
@@ -78,7 +78,7 @@ TEST(MeterTest, ConnectionTimeAddsUpOverReconnectsAndStopsAtDisconnect) {
 }
 
 TEST(MeterTest, SameClientIdWithAnotherUserIsAnotherClient) {
-  Meter meter({10, 1, 10});
+  Meter meter({10, 1, 10, {}});
   meter.Connect(&kA, "dev-1", "alice", 0);
   meter.Connect(&kB, "dev-1", "bob", 0);
   meter.Connect(&kC, "dev-1", std::nullopt, 0);
@@ -86,7 +86,7 @@ TEST(MeterTest, SameClientIdWithAnotherUserIsAnotherClient) {
 }
 
 TEST(MeterTest, UnknownConnectionIsNotCountedUntilConnected) {
-  Meter meter({10, 1, 10});
+  Meter meter({10, 1, 10, {}});
   EXPECT_FALSE(meter.Publish(&kA, "a", 1));
   EXPECT_EQ(meter.Take(0).total.messages, 0u);
   meter.Disconnect(&kA, 5);  // never connected: ignored
@@ -94,7 +94,7 @@ TEST(MeterTest, UnknownConnectionIsNotCountedUntilConnected) {
 }
 
 TEST(MeterTest, ClientsBeyondTheCapFoldIntoOtherAndTotalsStayExact) {
-  Meter meter({2, 1, 10});
+  Meter meter({2, 1, 10, {}});
   const int connections[5] = {};
   for (int i = 0; i < 5; ++i) {
     meter.Connect(&connections[i], "dev-" + std::to_string(i), std::nullopt, 0);
@@ -113,7 +113,7 @@ TEST(MeterTest, ClientsBeyondTheCapFoldIntoOtherAndTotalsStayExact) {
 }
 
 TEST(MeterTest, GroupsBeyondTheCapFoldIntoOther) {
-  Meter meter({10, 2, 2});
+  Meter meter({10, 2, 2, {}});
   meter.Connect(&kA, "d", std::nullopt, 0);
   for (const char* topic : {"a/1/x", "a/1/y", "b/2", "c/3/z", "other/x"})
     meter.Publish(&kA, topic, 1);
@@ -215,6 +215,35 @@ TEST(PluginOptionsTest, ErrorsNameTheOptionAndTheFix) {
             std::string::npos);
   EXPECT_NE(message("billing_snapshot_topic", "a/#").find("without '+' or '#'"), std::string::npos);
   EXPECT_NE(message("snapshot_interval", "5").find("is not an option"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace billing::plugin
+
+namespace billing::plugin {
+namespace {
+
+TEST(MeterTest, UnmeteredClientsCountNothing) {
+  MeterLimits limits{10, 1, 10, {"billing-exporter-c1"}};
+  Meter meter(limits);
+  meter.Connect(&kA, "billing-exporter-c1", std::nullopt, 0);
+  meter.Connect(&kB, "dev-1", std::nullopt, 0);
+  EXPECT_TRUE(meter.Publish(&kA, "x", 10));  // known, so not re-connected, but not counted
+  EXPECT_TRUE(meter.Publish(&kB, "x", 10));
+  const auto s = meter.Take(1000);
+  ASSERT_EQ(s.clients.size(), 1u);
+  EXPECT_EQ(s.total.messages, 1u);
+  EXPECT_EQ(s.total.connection_ms, 1000u);
+  EXPECT_EQ(s.connections_open, 1u);
+  meter.Disconnect(&kA, 2000);
+  EXPECT_EQ(meter.Take(2000).total.connection_ms, 2000u);
+}
+
+TEST(PluginOptionsTest, UnmeteredClientIdsAreACommaList) {
+  auto parsed = ParsePluginOptions({{"billing_unmetered_client_ids", "a,,b-c"}});
+  ASSERT_TRUE(std::holds_alternative<PluginOptions>(parsed));
+  EXPECT_EQ(std::get<PluginOptions>(parsed).limits.unmetered_client_ids,
+            (std::vector<std::string>{"a", "b-c"}));
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ namespace billing::plugin {
 namespace {
 
 TEST(PluginHotPathTest, PublishingAllocatesNothingOnceClientsAndGroupsExist) {
-  Meter meter({4, 2, 3});
+  Meter meter({4, 2, 3, {}});
   const int connections[8] = {};
   for (int i = 0; i < 8; ++i) {
     meter.Connect(&connections[i], "dev-" + std::to_string(i), "user", 0);  // 4 beyond the cap
@@ -40,7 +40,7 @@ TEST(PluginHotPathTest, PublishingAllocatesNothingOnceClientsAndGroupsExist) {
 }
 
 TEST(PluginHotPathTest, DisconnectAllocatesNothing) {
-  Meter meter({4, 1, 3});
+  Meter meter({4, 1, 3, {}});
   const int connections[8] = {};
   for (int i = 0; i < 8; ++i) meter.Connect(&connections[i], "d" + std::to_string(i), {}, 0);
   const std::size_t before = allocations;
