@@ -31,7 +31,9 @@ std::variant<std::uint64_t, OptionError> ParseUnsigned(const std::string& value,
 std::variant<PluginOptions, OptionError> ParsePluginOptions(
     const std::vector<std::pair<std::string, std::string>>& options) {
   PluginOptions parsed;
-  for (const auto& [name, value] : options) {
+  for (const auto& option : options) {
+    const std::string& name = option.first;
+    const std::string& value = option.second;
     auto number = [&](const Unsigned& spec, auto assign) -> std::optional<OptionError> {
       auto result = ParseUnsigned(value, spec);
       if (auto* error = std::get_if<OptionError>(&result)) return *error;

@@ -237,7 +237,14 @@ void ParseMqtt(const YAML::Node& node, MqttConfig& mqtt) {
       node, "mqtt",
       {"url", "username", "password", "ca_file", "client_id", "topics", "shared_group", "qos",
        "topic_group_levels", "topic_group_patterns", "max_topic_groups", "reconnect_backoff_max",
-       "source", "plugin_topic", "per_client_series", "max_client_series"});
+       "source", "plugin_topic", "per_client_series", "max_client_series", "broker_max_inflight"});
+  if (node["broker_max_inflight"]) {
+    mqtt.broker_max_inflight = GetUnsigned(node["broker_max_inflight"], "mqtt.broker_max_inflight");
+    if (mqtt.broker_max_inflight < 1 || mqtt.broker_max_inflight > 65535) {
+      throw FieldError{"mqtt.broker_max_inflight",
+                       "must be between 1 and 65535 (the broker's max_inflight_messages)"};
+    }
+  }
   if (node["source"])
     mqtt.source = ToMqttSource(GetString(node["source"], "mqtt.source"), "mqtt.source");
   if (node["plugin_topic"])

@@ -25,6 +25,12 @@ constexpr auto kKeepAlive = std::chrono::seconds(kKeepAliveSeconds);
 // 250 bytes that is 125 KB, well within a socket's receive buffer; nothing is lost, counts only
 // arrive up to this much later.
 constexpr auto kBatchWindow = 5ms;
+// QoS 1 and 2: acknowledgements owed are held back at most this long, so that one write carries
+// many and the reads in between carry what the broker sends meanwhile. Held back only while the
+// broker's in-flight window has room: once it is full the broker sends nothing more until it hears
+// from us, so they go at once.
+constexpr auto kAckDelay = 5ms;
+constexpr auto kAckPause = 1ms;
 
 double NowUnix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -92,6 +98,7 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
     auto last_sent = Clock::now();
     auto last_received = Clock::now();
     Clock::time_point subscribe_deadline{};
+    Clock::time_point flush_at{};  // when the oldest acknowledgement owed must go
     while (!stop.stop_requested()) {
       const auto now = Clock::now();
       if (!session.connected && now >= connect_deadline) {
@@ -110,7 +117,13 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
         connection.WriteAll(out, now + kWriteTimeout);
         last_sent = now;
       }
+      if (session.owed > 0 && now >= flush_at) {
+        connection.WriteAll(session.replies, now + kWriteTimeout);
+        session.Sent();
+        last_sent = now;
+      }
       auto wake_at = std::min(last_sent + kKeepAlive / 2, last_received + 2 * kKeepAlive);
+      if (session.owed > 0) wake_at = std::min(wake_at, flush_at);
       if (!session.connected) wake_at = std::min(wake_at, connect_deadline);
       if (session.connected && !session.subscribed) wake_at = std::min(wake_at, subscribe_deadline);
       if (connection.WaitReadable(wake_at) != mqtt::BrokerConnection::Wait::kReadable) continue;
@@ -121,6 +134,7 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
       last_received = Clock::now();
       reader_.Commit(read);
       const bool was_connected = session.connected;
+      const std::size_t owed_before = session.owed;
       try {
         while (auto packet = reader_.Next()) Handle(*packet, session);
       } catch (const mqtt::ProtocolError&) {
@@ -134,17 +148,27 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
       }
       if (!was_connected && session.connected)
         subscribe_deadline = Clock::now() + kSubscribeTimeout;
-      if (!session.replies.empty()) {
+      if (owed_before == 0 && session.owed > 0) flush_at = last_received + kAckDelay;
+      // The broker sends nothing more until it hears from us (or it is answering our PUBRECs).
+      const bool window_full = session.window >= config_.broker_max_inflight;
+      if (!session.replies.empty() && (!session.subscribed || window_full || session.owed == 0)) {
+        // The subscription, or acknowledgements the broker is waiting for before it sends more.
         connection.WriteAll(session.replies, Clock::now() + kWriteTimeout);
-        session.replies.clear();
+        session.Sent();
         last_sent = Clock::now();
+      } else if (window_full) {
+        // Only PUBRELs can come next: wait for them on the socket, not in a pause.
       } else if (read < space.size()) {
-        // Nothing owed to the broker (QoS 1 and 2 deliveries wait for our acknowledgements, so
-        // they are never held back), and the buffer did not fill: let a batch arrive.
-        wakeup_.WaitFor(kBatchWindow);
+        // The buffer did not fill: let a batch arrive. Nothing owed: up to kBatchWindow. With
+        // acknowledgements owed, the broker sends at most the rest of its window meanwhile, so
+        // only kAckPause: when messages come faster than the window allows, every read fills the
+        // window and the loop goes back and forth at the connection's round-trip time, a window
+        // per read and per write.
+        wakeup_.WaitFor(session.owed == 0 && session.window == 0 ? kBatchWindow : kAckPause);
       }
     }
-    out.clear();
+    // Acknowledge what was counted, so that a persistent session does not deliver it again.
+    out = session.replies;
     mqtt::AppendDisconnect(out);
     connection.WriteAll(out, Clock::now() + 1s);
     return "stopped";
@@ -170,13 +194,21 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
       if (publish.qos == 2) {
         // Exactly once: a redelivery of a message whose PUBREC got lost is acknowledged again,
         // not counted again.
-        if (!awaiting_release_.test(publish.packet_id)) Count(publish);
+        if (!awaiting_release_.test(publish.packet_id)) {
+          Count(publish);
+          ++session.window;
+        }
         awaiting_release_.set(publish.packet_id);
         mqtt::AppendAck(session.replies, PacketType::kPubrec, publish.packet_id);
+        ++session.owed;
       } else {
         Count(publish);
-        if (publish.qos == 1)
+        if (publish.qos == 1) {
           mqtt::AppendAck(session.replies, PacketType::kPuback, publish.packet_id);
+          ++session.owed;
+          ++session.window;
+          ++session.frees;
+        }
       }
       break;
     }
@@ -184,6 +216,8 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
       const auto id = mqtt::ParsePacketId(packet);
       awaiting_release_.reset(id);
       mqtt::AppendAck(session.replies, PacketType::kPubcomp, id);
+      ++session.owed;
+      ++session.frees;
       break;
     }
     case PacketType::kConnack: {

@@ -10,6 +10,7 @@
 // batch: counting does not need low latency, only that nothing is lost.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bitset>
 #include <chrono>
@@ -48,6 +49,17 @@ class MqttCollector final : public Collector {
     std::string refused;      // why the broker refused the connection or a subscription
     std::string replies;      // acknowledgements to send after the current batch
     std::size_t filters = 0;  // subscribed, $SYS included
+    std::size_t owed = 0;     // acknowledgements in `replies` (PUBACK, PUBREC, PUBCOMP)
+    std::size_t frees = 0;    // of which PUBACK and PUBCOMP: each frees a slot of the window
+    // The broker's in-flight window to us as we see it: QoS 1 messages not yet acknowledged and
+    // QoS 2 messages whose PUBCOMP has not gone.
+    std::size_t window = 0;
+    void Sent() {  // `replies` went to the broker
+      replies.clear();
+      window -= std::min(window, frees);
+      owed = 0;
+      frees = 0;
+    }
   };
   void Run(std::stop_token stop);
   // Connects, subscribes and counts until the connection ends; returns why it ended.
