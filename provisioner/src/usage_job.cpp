@@ -63,6 +63,8 @@ struct CounterSpec {
   const char* reset_marker;
   const char* restart_marker;  // may be null
   bool partial_resets;         // see CounterPolicy
+  double scale = 1.0;          // billed units per counter unit
+  bool plugin_only = false;    // served only by an exporter in plugin mode
 };
 
 constexpr CounterSpec kCounters[] = {
@@ -73,6 +75,12 @@ constexpr CounterSpec kCounters[] = {
     {"rows_inserted", "iotistic_postgres_rows_inserted_total",
      "iotistic_postgres_stats_reset_timestamp_seconds", "iotistic_postgres_start_time_seconds",
      true},
+    // Only where the broker runs the billing plugin (the exporter's plugin mode); absent
+    // elsewhere, so no records.
+    {"mqtt_connection_minutes", "iotistic_mqtt_connection_seconds_total",
+     "iotistic_mqtt_broker_start_time_seconds", nullptr, false, 1.0 / 60, true},
+    {"mqtt_message_units", "iotistic_mqtt_message_units_total",
+     "iotistic_mqtt_broker_start_time_seconds", nullptr, false, 1.0, true},
 };
 
 }  // namespace
@@ -128,7 +136,11 @@ std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const 
         }
       }
       const CounterPolicy policy{2.0, query.max_gap_seconds, spec.partial_resets};
-      emit(customer, spec.usage_metric, CounterUsage(std::move(samples), periods, policy), 1.0);
+      // A family the customer's exporter does not serve (plugin mode only) gives no records,
+      // rather than zeros that read as measured.
+      if (spec.plugin_only && samples.empty()) continue;
+      emit(customer, spec.usage_metric, CounterUsage(std::move(samples), periods, policy),
+           spec.scale);
     }
     std::vector<GaugeSample> sizes;
     for (const auto& series : fetched[kSize].by_customer[customer]) {

@@ -197,13 +197,16 @@ int main(int argc, char** argv) {
     }
     return builder.finalize();
   };
-  auto connect = [&](int c) {
-    clients[c]->connect(options_for(c))->wait();
+  auto connected = [&](int c) {
     if (o.per_device) {
       truth[c].connected_at = std::chrono::steady_clock::now();
       truth[c].connected_now = true;
       ++truth[c].connections;
     }
+  };
+  auto connect = [&](int c) {
+    clients[c]->connect(options_for(c))->wait();
+    connected(c);
   };
   auto disconnect = [&](int c) {
     clients[c]->disconnect()->wait();
@@ -217,7 +220,13 @@ int main(int argc, char** argv) {
     for (int c = 0; c < client_count; ++c) {
       clients.push_back(std::make_unique<mqtt::async_client>(
           o.url, o.per_device ? devices[c] : o.client_id, mqtt::create_options(MQTTVERSION_3_1_1)));
-      connect(c);
+    }
+    // All at once: one after the other, each connect waits for the previous one's CONNACK.
+    std::vector<mqtt::token_ptr> tokens;
+    for (int c = 0; c < client_count; ++c) tokens.push_back(clients[c]->connect(options_for(c)));
+    for (int c = 0; c < client_count; ++c) {
+      tokens[c]->wait();
+      connected(c);
     }
   } catch (const std::exception& e) {
     std::cerr << "device-simulator: cannot connect to " << o.url << ": " << e.what() << "\n";
