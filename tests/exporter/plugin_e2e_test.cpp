@@ -48,11 +48,10 @@ class PluginE2eTest : public ::testing::Test {
   PluginE2eTest() {
     // Devices authenticate with a user name (from a password file); the exporter is anonymous.
     // Mosquitto reads the password file after it dropped to the mosquitto user.
-    std::filesystem::permissions(dir_.path(), std::filesystem::perms::owner_all |
-                                                  std::filesystem::perms::group_read |
-                                                  std::filesystem::perms::group_exec |
-                                                  std::filesystem::perms::others_read |
-                                                  std::filesystem::perms::others_exec);
+    std::filesystem::permissions(
+        dir_.path(), std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                         std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                         std::filesystem::perms::others_exec);
     const auto passwords = dir_.path() / "passwords";
     std::ofstream(passwords).flush();
     for (int i = 1; i <= 9; ++i) {
@@ -74,10 +73,12 @@ class PluginE2eTest : public ::testing::Test {
         kExporterClientId + "\n";
   }
 
-  std::unique_ptr<ExporterProcess> StartExporter(const MosquittoServer& broker) {
+  std::unique_ptr<ExporterProcess> StartExporter(const MosquittoServer& broker,
+                                                 const std::string& extra = "") {
     const auto config = dir_.path() / "exporter.yaml";
     std::ofstream(config) << "mqtt: {source: plugin, per_client_series: true, "
-                             "reconnect_backoff_max: 1s}\n";
+                             "reconnect_backoff_max: 1s" +
+                                 extra + "}\n";
     auto exporter = std::make_unique<ExporterProcess>(
         kExporter, std::vector<std::string>{"--config", config.string()},
         std::vector<std::pair<std::string, std::string>>{{"MQTT_URL", broker.Url()},
@@ -222,6 +223,58 @@ TEST_F(PluginE2eTest, EveryDeviceIsMeteredExactly) {
       messages + later[0].messages + later[1].messages);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_message_units_total"),
             later[0].units + later[1].units);
+}
+
+// The plugin's caps and the broker's own protection of $SYS: more clients than the cap, a very long
+// client id, a burst of short connections, and a device trying to forge a snapshot. The broker
+// keeps running, the totals stay exact and the forged snapshot never reaches the exporter.
+TEST_F(PluginE2eTest, CapsBurstsAndForgedSnapshotsLeaveTheTotalsExact) {
+  MosquittoServer broker(1, broker_config_ + "plugin_opt_billing_max_clients 3\n");
+  auto exporter = StartExporter(broker, ", max_client_series: 2");
+  ASSERT_TRUE(
+      WaitFor([&] { return FindValue(exporter->Scrape(), "iotistic_mqtt_up") == 1.0; }, 20s));
+  const auto devices = Simulate(broker, {"--devices", "6", "--messages", "60", "--qos", "1"});
+  ASSERT_EQ(devices.size(), 6u);
+  auto publish = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {
+        "mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-q", "1", "-m",
+        "12345"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv).exit_code;
+  };
+  EXPECT_EQ(publish({"-i", std::string(300, 'x'), "-t", "long/id"}), 0);
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(publish({"-i", "burst-" + std::to_string(i), "-t", "burst/t"}), 0);
+  }
+  // Mosquitto refuses client writes under $SYS/: a device cannot bill itself down.
+  publish({"-i", "forger", "-t", "$SYS/billing/v1/snapshot", "-r"});
+  const double expected = 60 + 1 + 30;
+  std::vector<MetricSample> samples;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        samples = exporter->Scrape();
+        return FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") ==
+               expected;
+      },
+      30s, 200ms))
+      << FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total").value_or(-1);
+  // Two clients of their own (the exporter's cap), the rest summed into client_id="".
+  const auto clients = FindAll(samples, "iotistic_mqtt_client_publish_messages_received_total");
+  EXPECT_EQ(clients.size(), 3u);
+  EXPECT_EQ(Sum(samples, "iotistic_mqtt_client_publish_messages_received_total"), expected);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_client_publish_messages_received_total",
+                      {{"client_id", ""}}),
+            expected - 20);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_sys_payload_errors_total"), 0);
+  EXPECT_TRUE(broker.running());
+  // Still serving: a later snapshot arrives and counts on.
+  EXPECT_EQ(publish({"-i", "after", "-t", "after/t"}), 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return FindValue(exporter->Scrape(),
+                         "iotistic_mqtt_broker_publish_messages_received_total") == expected + 1;
+      },
+      20s, 200ms));
 }
 
 }  // namespace
