@@ -170,6 +170,7 @@ BILLING_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifie
     g_plugin = std::make_unique<Plugin>(std::get<PluginOptions>(std::move(parsed)));
     g_plugin->id = identifier;
     for (const auto& r : kCallbacks) {
+      if (r.event == MOSQ_EVT_BASIC_AUTH && !g_plugin->options.connect_from_auth) continue;
       const int rc = mosquitto_callback_register(identifier, r.event, r.callback, nullptr, nullptr);
       if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "billing: cannot register for event %d: %s", r.event,
@@ -194,6 +195,7 @@ BILLING_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifie
 BILLING_PLUGIN_EXPORT int mosquitto_plugin_cleanup(void*, mosquitto_opt*, int) {
   if (g_plugin) {
     for (const auto& r : kCallbacks) {
+      if (r.event == MOSQ_EVT_BASIC_AUTH && !g_plugin->options.connect_from_auth) continue;
       mosquitto_callback_unregister(g_plugin->id, r.event, r.callback, nullptr);
     }
   }

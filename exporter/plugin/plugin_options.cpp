@@ -58,6 +58,16 @@ std::variant<PluginOptions, OptionError> ParsePluginOptions(
         if (comma > at) parsed.limits.unmetered_client_ids.push_back(value.substr(at, comma - at));
         at = comma + 1;
       }
+    } else if (name == "billing_connection_start") {
+      if (value == "connect") {
+        parsed.connect_from_auth = true;
+      } else if (value == "first_publish") {
+        parsed.connect_from_auth = false;
+      } else {
+        error = OptionError{"plugin_opt_billing_connection_start '" + value +
+                            "' must be connect (from CONNECT; needs a password file or an "
+                            "authentication plugin) or first_publish"};
+      }
     } else if (name == "billing_snapshot_interval") {
       error = number({"billing_snapshot_interval", 1, 3600},
                      [&](std::uint64_t v) { parsed.snapshot_interval = std::chrono::seconds(v); });
@@ -74,8 +84,8 @@ std::variant<PluginOptions, OptionError> ParsePluginOptions(
       error = OptionError{"plugin_opt_" + name +
                           " is not an option of the billing plugin; it knows "
                           "billing_snapshot_topic, billing_snapshot_interval, billing_max_clients, "
-                          "billing_topic_group_levels, billing_max_topic_groups and "
-                          "billing_unmetered_client_ids"};
+                          "billing_topic_group_levels, billing_max_topic_groups, "
+                          "billing_unmetered_client_ids and billing_connection_start"};
     }
     // Mosquitto gives a plugin the plugin_opt_ lines that follow its own `plugin` line, so an
     // unknown name is a typo: refusing it beats silently running with a default.

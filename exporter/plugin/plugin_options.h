@@ -20,6 +20,11 @@ struct PluginOptions {
   std::string snapshot_topic{kDefaultSnapshotTopic};
   std::chrono::milliseconds snapshot_interval{std::chrono::seconds(5)};
   MeterLimits limits;
+  // true: connection time starts at CONNECT (the plugin watches authentication,
+  // MOSQ_EVT_BASIC_AUTH). false: at the client's first PUBLISH; for brokers that accept user names
+  // without any password check, which Mosquitto 2.0 stops doing once a plugin watches
+  // authentication.
+  bool connect_from_auth = true;
 };
 
 struct OptionError {

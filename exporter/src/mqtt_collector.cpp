@@ -151,7 +151,10 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
       if (owed_before == 0 && session.owed > 0) flush_at = last_received + kAckDelay;
       // The broker sends nothing more until it hears from us (or it is answering our PUBRECs).
       const bool window_full = session.window >= config_.broker_max_inflight;
-      if (!session.replies.empty() && (!session.subscribed || window_full || session.owed == 0)) {
+      // With the window full, PUBCOMPs wait for the PUBRELs still to come for PUBRECs already
+      // sent (the broker sends them as it reads our PUBRECs), so that they go in one write.
+      const bool answers_due = window_full && session.awaiting_release == 0;
+      if (!session.replies.empty() && (!session.subscribed || answers_due || session.owed == 0)) {
         // The subscription, or acknowledgements the broker is waiting for before it sends more.
         connection.WriteAll(session.replies, Clock::now() + kWriteTimeout);
         session.Sent();
@@ -201,6 +204,7 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
         awaiting_release_.set(publish.packet_id);
         mqtt::AppendAck(session.replies, PacketType::kPubrec, publish.packet_id);
         ++session.owed;
+        ++session.recs;
       } else {
         Count(publish);
         if (publish.qos == 1) {
@@ -215,6 +219,7 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
     case PacketType::kPubrel: {
       const auto id = mqtt::ParsePacketId(packet);
       awaiting_release_.reset(id);
+      if (session.awaiting_release > 0) --session.awaiting_release;
       mqtt::AppendAck(session.replies, PacketType::kPubcomp, id);
       ++session.owed;
       ++session.frees;

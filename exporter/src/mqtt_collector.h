@@ -54,8 +54,12 @@ class MqttCollector final : public Collector {
     // The broker's in-flight window to us as we see it: QoS 1 messages not yet acknowledged and
     // QoS 2 messages whose PUBCOMP has not gone.
     std::size_t window = 0;
-    void Sent() {  // `replies` went to the broker
+    std::size_t recs = 0;              // PUBRECs in `replies`
+    std::size_t awaiting_release = 0;  // PUBRECs sent whose PUBREL has not come yet
+    void Sent() {                      // `replies` went to the broker
       replies.clear();
+      awaiting_release += recs;
+      recs = 0;
       window -= std::min(window, frees);
       owed = 0;
       frees = 0;

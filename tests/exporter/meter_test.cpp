@@ -248,3 +248,20 @@ TEST(PluginOptionsTest, UnmeteredClientIdsAreACommaList) {
 
 }  // namespace
 }  // namespace billing::plugin
+
+namespace billing::plugin {
+namespace {
+
+TEST(PluginOptionsTest, ConnectionStart) {
+  auto parsed = ParsePluginOptions({{"billing_connection_start", "first_publish"}});
+  ASSERT_TRUE(std::holds_alternative<PluginOptions>(parsed));
+  EXPECT_FALSE(std::get<PluginOptions>(parsed).connect_from_auth);
+  EXPECT_TRUE(std::get<PluginOptions>(ParsePluginOptions({})).connect_from_auth);
+  parsed = ParsePluginOptions({{"billing_connection_start", "later"}});
+  ASSERT_TRUE(std::holds_alternative<OptionError>(parsed));
+  EXPECT_NE(std::get<OptionError>(parsed).message.find("plugin_opt_billing_connection_start"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace billing::plugin

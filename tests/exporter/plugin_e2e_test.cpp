@@ -277,4 +277,28 @@ TEST_F(PluginE2eTest, CapsBurstsAndForgedSnapshotsLeaveTheTotalsExact) {
       20s, 200ms));
 }
 
+// A broker that checks no password (allow_anonymous, no password file) refuses user names once a
+// plugin watches authentication; with billing_connection_start first_publish the plugin does not,
+// and meters each client from its first PUBLISH.
+TEST_F(PluginE2eTest, FirstPublishModeKeepsABrokerWithoutPasswordsOpen) {
+  MosquittoServer broker(1, "plugin " + std::string(kPlugin) +
+                                "\nplugin_opt_billing_snapshot_interval 1\n"
+                                "plugin_opt_billing_connection_start first_publish\n"
+                                "plugin_opt_billing_unmetered_client_ids " +
+                                kExporterClientId + "\n");
+  auto exporter = StartExporter(broker);
+  ASSERT_TRUE(
+      WaitFor([&] { return FindValue(exporter->Scrape(), "iotistic_mqtt_up") == 1.0; }, 20s));
+  const auto result =
+      RunCommand({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-i",
+                  "dev-a", "-u", "anyone", "-q", "1", "-t", "a/b", "-m", "hello"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return FindValue(exporter->Scrape(), "iotistic_mqtt_client_publish_messages_received_total",
+                         {{"client_id", "dev-a"}, {"username", "anyone"}}) == 1.0;
+      },
+      20s, 200ms));
+}
+
 }  // namespace
