@@ -24,6 +24,7 @@ test: build format-check
 
 demo: build
 	@$(BUILD_DIR)/demo/billing-demo --exporter $(BUILD_DIR)/exporter/billing-exporter \
+	  --plugin $(BUILD_DIR)/exporter/billing_mosquitto_plugin.so \
 	  --simulator $(BUILD_DIR)/tools/device-simulator/device-simulator \
 	  --provisioner $(BUILD_DIR)/provisioner/provisioner
 

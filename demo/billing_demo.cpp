@@ -1,15 +1,19 @@
 // `make demo`: a private PostgreSQL with a tenant's schema, a writer inserting
-// sensor readings the way the platform's API does, and the billing exporter
-// sampling it; prints the figures a person cares about until Ctrl-C (or
-// --duration), then stops everything it started.
+// sensor readings the way the platform's API does, a Mosquitto with the billing
+// plugin and simulated devices (one connection each), and the billing exporter
+// in plugin mode; prints the figures a person cares about until Ctrl-C (or
+// --duration), then stops the devices first and shows what each sent beside
+// what is billed for it, and stops everything it started.
 #include <array>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <pqxx/pqxx>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -132,10 +136,87 @@ void PrintInvoiceLines(const std::string& provisioner, const PrometheusServer& p
       {"mqtt_messages", "MQTT messages received"},
       {"mqtt_bytes", "MQTT payload bytes received"},
       {"rows_inserted", "database rows inserted"},
-      {"storage_byte_hours", "storage byte-hours"}};
+      {"storage_byte_hours", "storage byte-hours"},
+      {"mqtt_connection_minutes", "MQTT connection-minutes"},
+      {"mqtt_message_units", "MQTT 5 KB message units"}};
   for (const auto& [metric, label] : kLines) {
-    std::printf("  %-30s %18.0f\n", label.c_str(), totals[metric]);
+    std::printf(metric == "mqtt_connection_minutes" ? "  %-30s %18.3f\n" : "  %-30s %18.0f\n",
+                label.c_str(), totals[metric]);
   }
+}
+
+// What one device sent, from the simulator's per-device lines.
+struct DeviceSent {
+  std::string client_id;
+  std::string username;
+  double messages = 0, payload = 0, units = 0, connected_s = 0;
+};
+
+std::vector<DeviceSent> ParseDevices(const std::string& output) {
+  static const std::regex line(
+      R"re("client_id":"([^"]*)","username":"([^"]*)","published":(\d+),"payload":(\d+),"topic":\d+,"units":(\d+),"connected_ms":(\d+))re");
+  std::vector<DeviceSent> devices;
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), line);
+       it != std::sregex_iterator(); ++it) {
+    const auto& m = *it;
+    devices.push_back(
+        {m[1], m[2], std::stod(m[3]), std::stod(m[4]), std::stod(m[5]), std::stod(m[6]) / 1000});
+  }
+  return devices;
+}
+
+// Sent beside billed, per device and in total; true when every count is equal.
+bool PrintReconciliation(const ExporterProcess& exporter, const std::vector<DeviceSent>& devices) {
+  double total_messages = 0, total_payload = 0, total_units = 0;
+  for (const auto& d : devices) {
+    total_messages += d.messages;
+    total_payload += d.payload;
+    total_units += d.units;
+  }
+  // The plugin publishes every second and the exporter samples every second: wait for the
+  // snapshot taken after the last device went.
+  std::vector<MetricSample> samples;
+  billing::testbed::WaitFor(
+      [&] {
+        samples = exporter.Scrape();
+        return FindValue(samples, "iotistic_mqtt_message_units_total") == total_units &&
+               FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") ==
+                   total_messages;
+      },
+      15s, 250ms);
+  bool equal = true;
+  std::printf("\n%-12s %-12s | %9s %9s | %11s %11s | %8s %8s | %9s %9s\n", "device", "user",
+              "sent msgs", "billed", "sent bytes", "billed", "units", "billed", "online s",
+              "billed");
+  for (const auto& d : devices) {
+    const std::map<std::string, std::string> labels{{"client_id", d.client_id},
+                                                    {"username", d.username}};
+    const double messages =
+        FindValue(samples, "iotistic_mqtt_client_publish_messages_received_total", labels)
+            .value_or(-1);
+    const double payload =
+        FindValue(samples, "iotistic_mqtt_client_bytes_received_total", labels).value_or(-1);
+    const double units =
+        FindValue(samples, "iotistic_mqtt_client_message_units_total", labels).value_or(-1);
+    const double seconds =
+        FindValue(samples, "iotistic_mqtt_client_connection_seconds_total", labels).value_or(-1);
+    const bool same = messages == d.messages && payload == d.payload && units == d.units;
+    equal = equal && same;
+    std::printf("%-12s %-12s | %9.0f %9.0f | %11.0f %11.0f | %8.0f %8.0f | %9.1f %9.1f %s\n",
+                d.client_id.c_str(), d.username.c_str(), d.messages, messages, d.payload, payload,
+                d.units, units, d.connected_s, seconds, same ? "" : "  <- differs");
+  }
+  const double messages =
+      FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total").value_or(-1);
+  const double payload =
+      FindValue(samples, "iotistic_mqtt_broker_bytes_received_total").value_or(-1);
+  const double units = FindValue(samples, "iotistic_mqtt_message_units_total").value_or(-1);
+  const bool same = messages == total_messages && payload == total_payload && units == total_units;
+  equal = equal && same;
+  std::printf("%-25s | %9.0f %9.0f | %11.0f %11.0f | %8.0f %8.0f | %s\n", "total", total_messages,
+              messages, total_payload, payload, total_units, units,
+              equal ? "sent and billed are equal" : "SENT AND BILLED DIFFER");
+  return equal;
 }
 
 }  // namespace
@@ -144,6 +225,7 @@ int main(int argc, char** argv) {
   std::string exporter_path = "build/exporter/billing-exporter";
   std::string simulator_path = "build/tools/device-simulator/device-simulator";
   std::string provisioner_path = "build/provisioner/provisioner";
+  std::string plugin_path = "build/exporter/billing_mosquitto_plugin.so";
   int duration_seconds = 0;  // 0: until Ctrl-C
   int rate = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -154,13 +236,15 @@ int main(int argc, char** argv) {
       simulator_path = argv[i + 1];
     else if (flag == "--provisioner")
       provisioner_path = argv[i + 1];
+    else if (flag == "--plugin")
+      plugin_path = argv[i + 1];
     else if (flag == "--duration")
       duration_seconds = std::stoi(argv[i + 1]);
     else if (flag == "--rate")
       rate = std::stoi(argv[i + 1]);
     else {
       std::cerr << "usage: billing-demo [--exporter PATH] [--simulator PATH] [--provisioner PATH]\n"
-                   "  [--duration SECONDS] [--rate ROWS_PER_S]\n";
+                   "  [--plugin PATH] [--duration SECONDS] [--rate ROWS_PER_S]\n";
       return 2;
     }
   }
@@ -174,25 +258,50 @@ int main(int argc, char** argv) {
   std::atomic<long> written{0};
   std::thread writer(Writer, pg.Url("sensors"), rate, std::ref(written));
 
-  std::cout << "Starting a private Mosquitto 2.0 and simulated devices ..." << std::endl;
-  MosquittoServer broker(1);
+  std::cout << "Starting a private Mosquitto 2.0 with the billing plugin and simulated devices ..."
+            << std::endl;
+  // The plugin meters inside the broker; the exporter's own connection is not the tenant's.
+  MosquittoServer broker(1, "plugin " + plugin_path +
+                                "\nplugin_opt_billing_snapshot_interval 1\n"
+                                "plugin_opt_billing_unmetered_client_ids billing-exporter-demo\n");
   TempDir dir("billing-demo");
-  // Two fleets on their own topic trees, so the per-group breakdown has something to show.
+  // Two fleets on their own topic trees, so the per-group breakdown has something to show; every
+  // device is its own connection (client id dev-NNNNN), so the bill itemises them.
   std::vector<std::unique_ptr<Process>> fleets;
-  const std::vector<std::array<std::string, 3>> kFleets = {{"sensors", "40", "400"},
-                                                           {"gateways", "5", "50"}};
-  for (const auto& [prefix, devices, rate] : kFleets) {
-    fleets.push_back(std::make_unique<Process>(
-        Process::Options{.argv = {simulator_path, "--url", broker.Url(), "--topic-prefix", prefix,
-                                  "--devices", devices, "--rate", rate, "--duration", "86400",
-                                  "--qos", "1", "--client-id", "demo-" + prefix},
-                         .env = {},
-                         .unset_env = {},
-                         .log_path = dir.path() / (prefix + ".log"),
-                         .run_as_user = std::nullopt}));
+  const std::vector<std::array<std::string, 4>> kFleets = {{"sensors", "8", "80", "1"},
+                                                           {"gateways", "2", "20", "101"}};
+  for (const auto& [prefix, devices, rate, first] : kFleets) {
+    fleets.push_back(
+        std::make_unique<Process>(Process::Options{.argv = {simulator_path,
+                                                            "--url",
+                                                            broker.Url(),
+                                                            "--topic-prefix",
+                                                            prefix,
+                                                            "--devices",
+                                                            devices,
+                                                            "--rate",
+                                                            rate,
+                                                            "--duration",
+                                                            "86400",
+                                                            "--qos",
+                                                            "1",
+                                                            "--connections",
+                                                            "per-device",
+                                                            "--first-device",
+                                                            first,
+                                                            "--payload-min",
+                                                            "100",
+                                                            "--payload-max",
+                                                            "7000"},
+                                                   .env = {},
+                                                   .unset_env = {},
+                                                   .log_path = dir.path() / (prefix + ".log"),
+                                                   .run_as_user = std::nullopt}));
   }
 
-  ExporterProcess exporter(exporter_path, {},
+  const auto exporter_config = dir.path() / "exporter.yaml";
+  std::ofstream(exporter_config) << "mqtt: {source: plugin, per_client_series: true}\n";
+  ExporterProcess exporter(exporter_path, {"--config", exporter_config.string()},
                            {{"DATABASE_URL", pg.Url("sensors")},
                             {"MQTT_URL", broker.Url()},
                             {"CUSTOMER_ID", "demo"},
@@ -219,8 +328,9 @@ int main(int argc, char** argv) {
             << exporter.port() << "']}]}]\n"
             << "  writer:     ~" << rate
             << " sensor readings/s into sensors.public.sensor_readings\n"
-            << "  devices:    40 sensors (~400 msg/s) and 5 gateways (~50 msg/s) publishing to "
-            << broker.Url() << "\n"
+            << "  devices:    8 sensors (~80 msg/s) and 2 gateways (~20 msg/s), one connection "
+               "each, publishing to "
+            << broker.Url() << ",\n              metered by the billing plugin inside the broker\n"
             << "  Prometheus: " << prometheus.Url() << " scrapes it every second\n"
             << "Ctrl-C stops everything and prints the usage so far as invoice lines.\n\n";
   std::printf("%6s %13s %8s %10s %10s | %10s %8s %10s  %s\n", "time", "rows inserted", "rows/s",
@@ -268,16 +378,25 @@ int main(int argc, char** argv) {
     if (duration_seconds > 0 && now - start >= std::chrono::seconds(duration_seconds)) break;
   }
   g_stop = true;
+  // The devices stop first (Ctrl-C reached them too), so that what they sent is final before it is
+  // compared with what is billed.
+  std::vector<DeviceSent> devices;
+  for (auto& fleet : fleets) {
+    fleet->Stop(SIGTERM);
+    for (auto& d : ParseDevices(fleet->Log())) devices.push_back(std::move(d));
+  }
   writer.join();
-  for (auto& fleet : fleets) fleet->Stop(SIGTERM);
-  std::cout << "\nStopping: the writer wrote " << written << " readings and the exporter counted "
-            << inserted << " rows inserted; the devices' summaries:\n";
-  for (auto& fleet : fleets) std::cout << "  " << fleet->Log();
-  std::cout << "The exporter counted " << messages << " MQTT messages.\n";
+  std::cout << "\nStopped the devices and the writer: the writer wrote " << written
+            << " readings and the exporter counted " << inserted
+            << " rows inserted. Each device's sent messages, bytes, 5 KB units and time online, "
+               "beside what the broker's billing plugin metered:";
+  const bool reconciled = PrintReconciliation(exporter, devices);
+  messages = FindValue(exporter.Scrape(), "iotistic_mqtt_broker_publish_messages_received_total")
+                 .value_or(0);
   PrintInvoiceLines(provisioner_path, prometheus, started_at);
   std::cout << "Exporter, Prometheus, PostgreSQL, Mosquitto and their temporary data are removed."
             << std::endl;
-  // A run in which the exporter counted no row or no message is a failure (the smoke test relies
-  // on this).
-  return inserted > 0 && messages > 0 ? 0 : 1;
+  // A run in which the exporter counted no row or no message, or billed a device other than what
+  // it sent, is a failure (the smoke test relies on this).
+  return inserted > 0 && messages > 0 && reconciled ? 0 : 1;
 }

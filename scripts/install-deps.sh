@@ -11,6 +11,8 @@ packages=(
   prometheus-cpp-dev libpqxx-dev libpaho-mqttpp-dev libpaho-mqtt-dev libcivetweb-dev
   libyaml-cpp-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev libssl-dev libargon2-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev
+  # the broker plugin (exporter/plugin) and the benchmark's plain publisher
+  mosquitto-dev libmosquitto-dev
   # certificates for the TLS tests
   openssl
   # services the tests and the demo start privately on 127.0.0.1

@@ -98,6 +98,21 @@ std::uint64_t GetUnsigned(const YAML::Node& node, const std::string& field) {
   return value;
 }
 
+bool GetBool(const YAML::Node& node, const std::string& field) {
+  const auto text = ScalarText(node, field, "true or false");
+  if (text == "true") return true;
+  if (text == "false") return false;
+  throw FieldError{field, "'" + text + "' is not true or false"};
+}
+
+MqttSource ToMqttSource(const std::string& text, const std::string& field) {
+  if (text == "subscription") return MqttSource::kSubscription;
+  if (text == "plugin") return MqttSource::kPlugin;
+  throw FieldError{field, "'" + text +
+                              "' is not a source; write subscription (count by subscribing to the "
+                              "topics) or plugin (read the broker plugin's snapshots)"};
+}
+
 std::vector<std::string> GetStringList(const YAML::Node& node, const std::string& field) {
   if (!node.IsSequence()) throw FieldError{field, "must be a list of strings"};
   std::vector<std::string> out;
@@ -220,7 +235,27 @@ void ParseMqtt(const YAML::Node& node, MqttConfig& mqtt) {
   CheckKeys(
       node, "mqtt",
       {"url", "username", "password", "ca_file", "client_id", "topics", "shared_group", "qos",
-       "topic_group_levels", "topic_group_patterns", "max_topic_groups", "reconnect_backoff_max"});
+       "topic_group_levels", "topic_group_patterns", "max_topic_groups", "reconnect_backoff_max",
+       "source", "plugin_topic", "per_client_series", "max_client_series", "broker_max_inflight"});
+  if (node["broker_max_inflight"]) {
+    mqtt.broker_max_inflight = GetUnsigned(node["broker_max_inflight"], "mqtt.broker_max_inflight");
+    if (mqtt.broker_max_inflight < 1 || mqtt.broker_max_inflight > 65535) {
+      throw FieldError{"mqtt.broker_max_inflight",
+                       "must be between 1 and 65535 (the broker's max_inflight_messages)"};
+    }
+  }
+  if (node["source"])
+    mqtt.source = ToMqttSource(GetString(node["source"], "mqtt.source"), "mqtt.source");
+  if (node["plugin_topic"])
+    mqtt.plugin_topic = GetNonEmpty(node["plugin_topic"], "mqtt.plugin_topic");
+  if (node["per_client_series"])
+    mqtt.per_client_series = GetBool(node["per_client_series"], "mqtt.per_client_series");
+  if (node["max_client_series"]) {
+    mqtt.max_client_series = GetUnsigned(node["max_client_series"], "mqtt.max_client_series");
+    if (mqtt.max_client_series < 1 || mqtt.max_client_series > 100000) {
+      throw FieldError{"mqtt.max_client_series", "must be between 1 and 100000"};
+    }
+  }
   if (node["url"]) mqtt.url = GetNonEmpty(node["url"], "mqtt.url");
   if (node["username"]) mqtt.username = GetString(node["username"], "mqtt.username");
   if (node["password"]) mqtt.password = GetString(node["password"], "mqtt.password");
@@ -298,6 +333,13 @@ void ValidateMqtt(MqttConfig& mqtt, const EnvLookup& env, const std::string& cus
   }
   RequireAtLeast(mqtt.reconnect_backoff_max, std::chrono::milliseconds(100),
                  "mqtt.reconnect_backoff_max");
+  if (auto error = ValidateTopicFilter(mqtt.plugin_topic);
+      !error.empty() || mqtt.plugin_topic.find_first_of("+#") != std::string::npos) {
+    throw FieldError{
+        "mqtt.plugin_topic",
+        "must be the topic the plugin publishes to (its plugin_opt_billing_snapshot_topic), "
+        "without wildcards"};
+  }
   mqtt.client_id_is_stable = !mqtt.client_id.empty() || !customer_id.empty();
   if (mqtt.client_id.empty()) {
     // billing-exporter-<customer_id> is stable across restarts of the one replica, so the broker
@@ -394,6 +436,7 @@ void ApplyEnvironment(const EnvLookup& env, ExporterConfig& config, std::string&
   if (auto v = env("MQTT_PASSWORD")) config.mqtt.password = *v;
   if (auto v = env("MQTT_CA_FILE")) config.mqtt.ca_file = *v;
   if (auto v = env("MQTT_CLIENT_ID")) config.mqtt.client_id = *v;
+  if (auto v = env("MQTT_SOURCE")) config.mqtt.source = ToMqttSource(*v, "MQTT_SOURCE");
   if (auto v = env("EXPORTER_BASIC_AUTH_USERNAME")) config.basic_auth_username = *v;
   if (auto v = env("EXPORTER_BASIC_AUTH_PASSWORD")) config.basic_auth_password = *v;
   if (auto v = env("WEB_CONFIG_FILE")) config.web_config_file = *v;

@@ -41,6 +41,11 @@ struct PostgresConfig {
   std::chrono::milliseconds exact_count_timeout{std::chrono::seconds(10)};
 };
 
+enum class MqttSource {
+  kSubscription,  // count by subscribing to the topics: the broker delivers every message again
+  kPlugin,        // read the broker plugin's usage snapshots (exporter/plugin)
+};
+
 struct MqttConfig {
   std::string url;  // empty: the MQTT collector is off. tcp://host:1883, ssl://host:8883
   std::string username;
@@ -56,6 +61,13 @@ struct MqttConfig {
   std::vector<std::string> topic_group_patterns;  // ...unless it matches one of these filters
   std::size_t max_topic_groups = 100;             // beyond: the "other" group
   std::chrono::milliseconds reconnect_backoff_max{std::chrono::seconds(30)};
+  // The broker's in-flight window for QoS 1 and 2 deliveries to one client (Mosquitto:
+  // max_inflight_messages, default 20): acknowledgements are batched until this many are owed.
+  std::size_t broker_max_inflight = 20;
+  MqttSource source = MqttSource::kSubscription;
+  std::string plugin_topic = "$SYS/billing/v1/snapshot";  // the plugin's default
+  bool per_client_series = false;        // plugin mode: iotistic_mqtt_client_* series per client_id
+  std::size_t max_client_series = 1000;  // beyond: summed into client_id=""
 };
 
 struct ExporterConfig {

@@ -25,6 +25,12 @@ constexpr auto kKeepAlive = std::chrono::seconds(kKeepAliveSeconds);
 // 250 bytes that is 125 KB, well within a socket's receive buffer; nothing is lost, counts only
 // arrive up to this much later.
 constexpr auto kBatchWindow = 5ms;
+// QoS 1 and 2: acknowledgements owed are held back at most this long, so that one write carries
+// many and the reads in between carry what the broker sends meanwhile. Held back only while the
+// broker's in-flight window has room: once it is full the broker sends nothing more until it hears
+// from us, so they go at once.
+constexpr auto kAckDelay = 5ms;
+constexpr auto kAckPause = 1ms;
 
 double NowUnix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -45,6 +51,8 @@ MqttCollector::MqttCollector(const MqttConfig& config, std::chrono::milliseconds
       interval_(interval),
       address_(mqtt::ParseBrokerUrl(config.url)),
       ledger_(config.topic_group_patterns, config.topic_group_levels, config.max_topic_groups),
+      // A snapshot of the plugin's 100,000 clients at most is a few MB and must arrive whole.
+      reader_(config.source == MqttSource::kPlugin ? 16 * 1024 * 1024 : 256 * 1024),
       thread_([this](std::stop_token stop) { Run(std::move(stop)); }) {}
 
 MqttCollector::~MqttCollector() {
@@ -62,6 +70,7 @@ void MqttCollector::Run(std::stop_token stop) {
     const bool was_up = up_.exchange(false);
     // Counters read on this connection may belong to a broker that restarts before the next one.
     broker_.Forget();
+    plugin_.Forget();
     if (stop.stop_requested()) break;
     if (was_up) {
       backoff.Reset();
@@ -89,6 +98,7 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
     auto last_sent = Clock::now();
     auto last_received = Clock::now();
     Clock::time_point subscribe_deadline{};
+    Clock::time_point flush_at{};  // when the oldest acknowledgement owed must go
     while (!stop.stop_requested()) {
       const auto now = Clock::now();
       if (!session.connected && now >= connect_deadline) {
@@ -107,7 +117,13 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
         connection.WriteAll(out, now + kWriteTimeout);
         last_sent = now;
       }
+      if (session.owed > 0 && now >= flush_at) {
+        connection.WriteAll(session.replies, now + kWriteTimeout);
+        session.Sent();
+        last_sent = now;
+      }
       auto wake_at = std::min(last_sent + kKeepAlive / 2, last_received + 2 * kKeepAlive);
+      if (session.owed > 0) wake_at = std::min(wake_at, flush_at);
       if (!session.connected) wake_at = std::min(wake_at, connect_deadline);
       if (session.connected && !session.subscribed) wake_at = std::min(wake_at, subscribe_deadline);
       if (connection.WaitReadable(wake_at) != mqtt::BrokerConnection::Wait::kReadable) continue;
@@ -118,6 +134,7 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
       last_received = Clock::now();
       reader_.Commit(read);
       const bool was_connected = session.connected;
+      const std::size_t owed_before = session.owed;
       try {
         while (auto packet = reader_.Next()) Handle(*packet, session);
       } catch (const mqtt::ProtocolError&) {
@@ -131,17 +148,30 @@ std::string MqttCollector::RunSession(const std::stop_token& stop) {
       }
       if (!was_connected && session.connected)
         subscribe_deadline = Clock::now() + kSubscribeTimeout;
-      if (!session.replies.empty()) {
+      if (owed_before == 0 && session.owed > 0) flush_at = last_received + kAckDelay;
+      // The broker sends nothing more until it hears from us (or it is answering our PUBRECs).
+      const bool window_full = session.window >= config_.broker_max_inflight;
+      // With the window full, PUBCOMPs wait for the PUBRELs still to come for PUBRECs already
+      // sent (the broker sends them as it reads our PUBRECs), so that they go in one write.
+      const bool answers_due = window_full && session.awaiting_release == 0;
+      if (!session.replies.empty() && (!session.subscribed || answers_due || session.owed == 0)) {
+        // The subscription, or acknowledgements the broker is waiting for before it sends more.
         connection.WriteAll(session.replies, Clock::now() + kWriteTimeout);
-        session.replies.clear();
+        session.Sent();
         last_sent = Clock::now();
+      } else if (window_full) {
+        // Only PUBRELs can come next: wait for them on the socket, not in a pause.
       } else if (read < space.size()) {
-        // Nothing owed to the broker (QoS 1 and 2 deliveries wait for our acknowledgements, so
-        // they are never held back), and the buffer did not fill: let a batch arrive.
-        wakeup_.WaitFor(kBatchWindow);
+        // The buffer did not fill: let a batch arrive. Nothing owed: up to kBatchWindow. With
+        // acknowledgements owed, the broker sends at most the rest of its window meanwhile, so
+        // only kAckPause: when messages come faster than the window allows, every read fills the
+        // window and the loop goes back and forth at the connection's round-trip time, a window
+        // per read and per write.
+        wakeup_.WaitFor(session.owed == 0 && session.window == 0 ? kBatchWindow : kAckPause);
       }
     }
-    out.clear();
+    // Acknowledge what was counted, so that a persistent session does not deliver it again.
+    out = session.replies;
     mqtt::AppendDisconnect(out);
     connection.WriteAll(out, Clock::now() + 1s);
     return "stopped";
@@ -167,20 +197,32 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
       if (publish.qos == 2) {
         // Exactly once: a redelivery of a message whose PUBREC got lost is acknowledged again,
         // not counted again.
-        if (!awaiting_release_.test(publish.packet_id)) Count(publish);
+        if (!awaiting_release_.test(publish.packet_id)) {
+          Count(publish);
+          ++session.window;
+        }
         awaiting_release_.set(publish.packet_id);
         mqtt::AppendAck(session.replies, PacketType::kPubrec, publish.packet_id);
+        ++session.owed;
+        ++session.recs;
       } else {
         Count(publish);
-        if (publish.qos == 1)
+        if (publish.qos == 1) {
           mqtt::AppendAck(session.replies, PacketType::kPuback, publish.packet_id);
+          ++session.owed;
+          ++session.window;
+          ++session.frees;
+        }
       }
       break;
     }
     case PacketType::kPubrel: {
       const auto id = mqtt::ParsePacketId(packet);
       awaiting_release_.reset(id);
+      if (session.awaiting_release > 0) --session.awaiting_release;
       mqtt::AppendAck(session.replies, PacketType::kPubcomp, id);
+      ++session.owed;
+      ++session.frees;
       break;
     }
     case PacketType::kConnack: {
@@ -195,34 +237,46 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
       if (!connack.session_present) awaiting_release_.reset();
       session.connected = true;
       broker_.Forget();
+      plugin_.Forget();
       Log(LogLevel::kInfo, name_, "connected to " + config_.url);
       std::vector<mqtt::Subscription> subscriptions{{kSysFilter, 0}};
-      for (const auto& filter : config_.topics) {
-        subscriptions.push_back({config_.shared_group.empty()
-                                     ? filter
-                                     : "$share/" + config_.shared_group + "/" + filter,
-                                 config_.qos});
+      if (config_.source == MqttSource::kPlugin) {
+        // Each snapshot holds every count so far: the latest one is all that matters, so QoS 0.
+        subscriptions.push_back({config_.plugin_topic, 0});
+      } else {
+        for (const auto& filter : config_.topics) {
+          subscriptions.push_back({config_.shared_group.empty()
+                                       ? filter
+                                       : "$share/" + config_.shared_group + "/" + filter,
+                                   config_.qos});
+        }
       }
+      session.filters = subscriptions.size();
       mqtt::AppendSubscribe(session.replies, kSubscribePacketId, subscriptions);
       break;
     }
     case PacketType::kSuback: {
       const auto suback = mqtt::ParseSuback(packet);
       if (suback.packet_id != kSubscribePacketId) break;
-      if (suback.granted_qos.size() != config_.topics.size() + 1) {
+      if (suback.granted_qos.size() != session.filters) {
         throw mqtt::ProtocolError("SUBACK for " + std::to_string(suback.granted_qos.size()) +
-                                  " filters, not " + std::to_string(config_.topics.size() + 1));
+                                  " filters, not " + std::to_string(session.filters));
       }
       for (std::size_t i = 0; i < suback.granted_qos.size(); ++i) {
         if (suback.granted_qos[i] >= 0x80) {
-          session.refused = "the broker refused the subscription to " +
-                            (i == 0 ? std::string(kSysFilter) : config_.topics[i - 1]) +
+          const std::string filter = i == 0 ? std::string(kSysFilter)
+                                     : config_.source == MqttSource::kPlugin
+                                         ? config_.plugin_topic
+                                         : config_.topics[i - 1];
+          session.refused = "the broker refused the subscription to " + filter +
                             "; check the ACL for the exporter's user";
           return;
         }
       }
       // Up only once the broker granted every subscription: before that, messages may be missed.
       session.subscribed = true;
+      up_since_s_ =
+          std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
       up_ = true;
       break;
     }
@@ -240,6 +294,19 @@ void MqttCollector::Handle(const mqtt::Packet& packet, Session& session) {
 }
 
 void MqttCollector::Count(const mqtt::Publish& publish) {
+  if (config_.source == MqttSource::kPlugin && publish.topic == config_.plugin_topic) {
+    std::string error = publish.payload_complete()
+                            ? plugin_.OnPayload(publish.payload)
+                            : "a snapshot of " + std::to_string(publish.payload_size) +
+                                  " bytes, larger than the exporter's 16 MiB buffer; lower the "
+                                  "plugin's plugin_opt_billing_max_clients";
+    if (!error.empty()) {
+      plugin_errors_.fetch_add(1, std::memory_order_relaxed);
+      Log(LogLevel::kWarn, name_,
+          "ignored a usage snapshot on " + config_.plugin_topic + ": " + error);
+    }
+    return;
+  }
   if (IsSysTopic(publish.topic)) {
     if (publish.payload_complete()) {
       broker_.OnSysMessage(publish.topic, publish.payload, !publish.retain, NowUnix());
@@ -262,8 +329,20 @@ SampleResult MqttCollector::Sample() {
       "1 if the exporter is connected and subscribed to the customer's broker, else 0.",
       prometheus::MetricType::Gauge,
       {up_metric}});
+  const bool plugin_mode = config_.source == MqttSource::kPlugin;
+  const auto snapshot = plugin_mode ? plugin_.Latest() : nullptr;
   if (up) {
-    for (auto& family : broker_.Families()) result.families.push_back(std::move(family));
+    for (auto& family : broker_.Families()) {
+      // In plugin mode the billing counters and the start time are the plugin's.
+      if (plugin_mode && ReplacedByPlugin(family.name)) continue;
+      result.families.push_back(std::move(family));
+    }
+    if (snapshot) {
+      for (auto& family :
+           PluginFamilies(*snapshot, {config_.per_client_series, config_.max_client_series})) {
+        result.families.push_back(std::move(family));
+      }
+    }
   }
 
   // Counts the exporter owns: from zero with the process, kept while the broker is away.
@@ -290,7 +369,7 @@ SampleResult MqttCollector::Sample() {
     result.families.push_back(std::move(bytes));
   }
   prometheus::ClientMetric malformed;
-  malformed.counter.value = static_cast<double>(broker_.malformed());
+  malformed.counter.value = static_cast<double>(broker_.malformed() + plugin_errors_.load());
   result.families.push_back(
       prometheus::MetricFamily{names::kMqttSysPayloadErrors,
                                "$SYS payloads that could not be parsed and were ignored.",
@@ -301,6 +380,17 @@ SampleResult MqttCollector::Sample() {
   if (!up) {
     std::lock_guard lock(error_mutex_);
     result.error = last_error_.empty() ? "not connected to " + config_.url : last_error_;
+  } else if (plugin_mode && !snapshot) {
+    // The plugin publishes a retained snapshot, so one arrives right after subscribing; allow for
+    // a slow broker before calling it missing.
+    const auto now_s =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+    if (now_s - up_since_s_.load() > 15) {
+      result.ok = false;
+      result.error = "no usage snapshot on " + config_.plugin_topic +
+                     "; load billing_mosquitto_plugin.so in the broker (mosquitto.conf: plugin "
+                     "/path/billing_mosquitto_plugin.so) or set mqtt.source: subscription";
+    }
   }
   return result;
 }

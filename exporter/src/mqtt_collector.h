@@ -10,6 +10,7 @@
 // batch: counting does not need low latency, only that nothing is lost.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bitset>
 #include <chrono>
@@ -23,6 +24,7 @@
 #include "config.h"
 #include "mqtt_transport.h"
 #include "mqtt_wire.h"
+#include "plugin_usage.h"
 #include "usage_ledger.h"
 
 namespace billing::exporter {
@@ -46,6 +48,22 @@ class MqttCollector final : public Collector {
     bool subscribed = false;  // SUBACK granted every filter
     std::string refused;      // why the broker refused the connection or a subscription
     std::string replies;      // acknowledgements to send after the current batch
+    std::size_t filters = 0;  // subscribed, $SYS included
+    std::size_t owed = 0;     // acknowledgements in `replies` (PUBACK, PUBREC, PUBCOMP)
+    std::size_t frees = 0;    // of which PUBACK and PUBCOMP: each frees a slot of the window
+    // The broker's in-flight window to us as we see it: QoS 1 messages not yet acknowledged and
+    // QoS 2 messages whose PUBCOMP has not gone.
+    std::size_t window = 0;
+    std::size_t recs = 0;              // PUBRECs in `replies`
+    std::size_t awaiting_release = 0;  // PUBRECs sent whose PUBREL has not come yet
+    void Sent() {                      // `replies` went to the broker
+      replies.clear();
+      awaiting_release += recs;
+      recs = 0;
+      window -= std::min(window, frees);
+      owed = 0;
+      frees = 0;
+    }
   };
   void Run(std::stop_token stop);
   // Connects, subscribes and counts until the connection ends; returns why it ended.
@@ -58,8 +76,11 @@ class MqttCollector final : public Collector {
   const MqttConfig& config_;
   const std::chrono::milliseconds interval_;
   const mqtt::BrokerAddress address_;
-  UsageLedger ledger_;  // written by the client thread only
-  BrokerStats broker_;  // written by the client thread only
+  UsageLedger ledger_;                           // written by the client thread only
+  BrokerStats broker_;                           // written by the client thread only
+  PluginUsage plugin_;                           // plugin mode: the broker plugin's latest snapshot
+  std::atomic<std::uint64_t> plugin_errors_{0};  // snapshots that could not be read
+  std::atomic<std::int64_t> up_since_s_{0};      // steady clock, when up_ last became true
   std::atomic<bool> up_{false};
   std::mutex error_mutex_;
   std::string last_error_;  // guarded by error_mutex_

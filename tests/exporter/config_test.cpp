@@ -223,3 +223,38 @@ TEST(ConfigTest, ListenAddressValidation) {
 
 }  // namespace
 }  // namespace billing::exporter
+
+namespace billing::exporter {
+namespace {
+
+TEST(ConfigTest, MqttPluginMode) {
+  const std::map<std::string, std::string> mqtt = {{"MQTT_URL", "tcp://broker:1883"}};
+  auto config = MustParse("", Env(mqtt));
+  EXPECT_EQ(config.mqtt.source, MqttSource::kSubscription);
+  EXPECT_FALSE(config.mqtt.per_client_series);
+  EXPECT_EQ(config.mqtt.broker_max_inflight, 20u);
+  config = MustParse(
+      "mqtt: {source: plugin, per_client_series: true, max_client_series: 5, "
+      "plugin_topic: billing/usage, broker_max_inflight: 100}\n",
+      Env(mqtt));
+  EXPECT_EQ(config.mqtt.source, MqttSource::kPlugin);
+  EXPECT_TRUE(config.mqtt.per_client_series);
+  EXPECT_EQ(config.mqtt.max_client_series, 5u);
+  EXPECT_EQ(config.mqtt.plugin_topic, "billing/usage");
+  EXPECT_EQ(config.mqtt.broker_max_inflight, 100u);
+  auto env = mqtt;
+  env["MQTT_SOURCE"] = "plugin";
+  EXPECT_EQ(MustParse("", Env(env)).mqtt.source, MqttSource::kPlugin);
+
+  EXPECT_EQ(MustFail("mqtt: {source: sub}\n", Env(mqtt)).field, "mqtt.source");
+  env["MQTT_SOURCE"] = "Plugin";
+  EXPECT_EQ(MustFail("", Env(env)).field, "MQTT_SOURCE");
+  EXPECT_EQ(MustFail("mqtt: {per_client_series: yes please}\n", Env(mqtt)).field,
+            "mqtt.per_client_series");
+  EXPECT_EQ(MustFail("mqtt: {plugin_topic: a/#}\n", Env(mqtt)).field, "mqtt.plugin_topic");
+  EXPECT_EQ(MustFail("mqtt: {broker_max_inflight: 0}\n", Env(mqtt)).field,
+            "mqtt.broker_max_inflight");
+}
+
+}  // namespace
+}  // namespace billing::exporter

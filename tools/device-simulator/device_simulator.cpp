@@ -3,17 +3,27 @@
 //   {"messages":N,"payload_bytes":B,"devices":K,"qos":Q,"seconds":S,"rate":R}
 // With QoS 1 a message counts as sent when the broker acknowledged it; with QoS 0 when it was
 // written to the connection. Used by the tests, `make demo` and the benchmarks.
+//
+// With --connections per-device every device is its own MQTT client (client id dev-NNNNN, user
+// name <username-prefix>-NNNNN when set), and after the summary it prints one line per device with
+// what the broker should meter for it (the ground truth of the billing plugin's tests):
+//   {"device":"dev-00001","client_id":...,"username":...,"published":N,"payload":B,"topic":T,
+//    "units":U,"connected_ms":C,"connections":K}
+// --abort-at-end 1 then ends the process without DISCONNECT (a device that dies).
 #include <mqtt/async_client.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -32,15 +42,23 @@ struct Options {
   std::string topic_prefix = "devices";
   std::string client_id = "device-simulator";
   std::uint64_t seed = 1;
+  bool per_device = false;      // --connections per-device
+  std::string username_prefix;  // per-device: user names <prefix>-NNNNN
+  std::string password;
+  int retain_every = 0;  // every Nth message of a device is retained; 0: none
+  int reconnects = 0;    // per-device: each device reconnects this many times along the way
+  bool abort_at_end = false;
+  int first_device = 1;  // device numbers start here (two simulators side by side)
 };
 
 constexpr const char* kUsage =
     "usage: device-simulator [--url tcp://127.0.0.1:1883] [--devices K] [--messages N]\n"
-    "  [--duration SECONDS] [--rate MSGS_PER_S (0: as fast as possible)] [--qos 0|1]\n"
+    "  [--duration SECONDS] [--rate MSGS_PER_S (0: as fast as possible)] [--qos 0|1|2]\n"
     "  [--window IN_FLIGHT] [--payload-max BYTES (a reading is ~110 bytes; larger ones are "
     "padded)]\n"
-    "  [--topic-prefix devices] [--client-id ID]\n"
-    "  [--seed N]\n"
+    "  [--topic-prefix devices] [--client-id ID] [--seed N] [--payload-min BYTES]\n"
+    "  [--connections shared|per-device] [--username-prefix P] [--password PW]\n"
+    "  [--retain-every N] [--reconnects R] [--abort-at-end 0|1] [--first-device N]\n"
     "Publishes to <prefix>/dev-NNNNN/telemetry; prints one JSON line with what was sent.\n";
 
 bool ParseOptions(int argc, char** argv, Options& o) {
@@ -71,13 +89,30 @@ bool ParseOptions(int argc, char** argv, Options& o) {
         o.client_id = value;
       else if (flag == "--seed")
         o.seed = std::stoull(value);
+      else if (flag == "--payload-min")
+        o.payload_min = std::stoi(value);
+      else if (flag == "--connections" && (value == "shared" || value == "per-device"))
+        o.per_device = value == "per-device";
+      else if (flag == "--username-prefix")
+        o.username_prefix = value;
+      else if (flag == "--password")
+        o.password = value;
+      else if (flag == "--retain-every")
+        o.retain_every = std::stoi(value);
+      else if (flag == "--reconnects")
+        o.reconnects = std::stoi(value);
+      else if (flag == "--abort-at-end")
+        o.abort_at_end = value == "1";
+      else if (flag == "--first-device")
+        o.first_device = std::stoi(value);
       else
         return false;
     } catch (const std::exception&) {
       return false;
     }
   }
-  return o.devices > 0 && (o.qos == 0 || o.qos == 1) && o.window > 0 &&
+  return o.devices > 0 && o.qos >= 0 && o.qos <= 2 && o.window > 0 && o.retain_every >= 0 &&
+         o.reconnects >= 0 && o.first_device >= 0 && (o.per_device || o.reconnects == 0) &&
          o.payload_max >= o.payload_min && o.messages >= 0 && o.rate >= 0 && o.duration_s >= 0 &&
          (o.messages > 0 || o.duration_s > 0);
 }
@@ -109,6 +144,22 @@ std::string Telemetry(const std::string& device, long seq, std::mt19937_64& rng,
   return payload;
 }
 
+// What one device sent, as the broker's billing plugin should meter it.
+struct DeviceTruth {
+  std::string client_id;
+  std::string username;
+  long published = 0;
+  std::uint64_t payload = 0;
+  std::uint64_t topic = 0;
+  std::uint64_t units = 0;
+  std::chrono::steady_clock::duration connected{};
+  int connections = 0;
+  std::chrono::steady_clock::time_point connected_at{};
+  bool connected_now = false;
+};
+
+std::uint64_t Units(std::uint64_t bytes) { return bytes == 0 ? 1 : (bytes + 5119) / 5120; }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,43 +171,103 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, [](int) { g_stop = true; });
   std::signal(SIGTERM, [](int) { g_stop = true; });
 
-  mqtt::async_client client(o.url, o.client_id, mqtt::create_options(MQTTVERSION_3_1_1));
-  auto connect_options = mqtt::connect_options_builder()
-                             .clean_session(true)
-                             .keep_alive_interval(std::chrono::seconds(30))
-                             .max_inflight(o.window)
-                             .finalize();
+  std::mt19937_64 rng(o.seed);
+  std::vector<std::string> topics;
+  std::vector<std::string> devices;
+  std::vector<DeviceTruth> truth(static_cast<std::size_t>(o.devices));
+  for (int d = 0; d < o.devices; ++d) {
+    devices.push_back(DeviceName(o.first_device + d));
+    topics.push_back(o.topic_prefix + "/" + devices.back() + "/telemetry");
+    truth[d].client_id = devices.back();
+    if (!o.username_prefix.empty()) {
+      truth[d].username = o.username_prefix + devices.back().substr(3);  // <prefix>-NNNNN
+    }
+  }
+
+  // One client for every device, or one per device.
+  std::vector<std::unique_ptr<mqtt::async_client>> clients;
+  auto options_for = [&](int d) {
+    auto builder = mqtt::connect_options_builder()
+                       .clean_session(true)
+                       .keep_alive_interval(std::chrono::seconds(30))
+                       .max_inflight(o.window);
+    if (o.per_device && !truth[d].username.empty()) {
+      builder.user_name(truth[d].username);
+      if (!o.password.empty()) builder.password(o.password);
+    }
+    return builder.finalize();
+  };
+  auto connected = [&](int c) {
+    if (o.per_device) {
+      truth[c].connected_at = std::chrono::steady_clock::now();
+      truth[c].connected_now = true;
+      ++truth[c].connections;
+    }
+  };
+  auto connect = [&](int c) {
+    clients[c]->connect(options_for(c))->wait();
+    connected(c);
+  };
+  auto disconnect = [&](int c) {
+    clients[c]->disconnect()->wait();
+    if (o.per_device && truth[c].connected_now) {
+      truth[c].connected += std::chrono::steady_clock::now() - truth[c].connected_at;
+      truth[c].connected_now = false;
+    }
+  };
+  const int client_count = o.per_device ? o.devices : 1;
   try {
-    client.connect(connect_options)->wait();
+    for (int c = 0; c < client_count; ++c) {
+      clients.push_back(std::make_unique<mqtt::async_client>(
+          o.url, o.per_device ? devices[c] : o.client_id, mqtt::create_options(MQTTVERSION_3_1_1)));
+    }
+    // All at once: one after the other, each connect waits for the previous one's CONNACK.
+    std::vector<mqtt::token_ptr> tokens;
+    for (int c = 0; c < client_count; ++c) tokens.push_back(clients[c]->connect(options_for(c)));
+    for (int c = 0; c < client_count; ++c) {
+      tokens[c]->wait();
+      connected(c);
+    }
   } catch (const std::exception& e) {
     std::cerr << "device-simulator: cannot connect to " << o.url << ": " << e.what() << "\n";
     return 1;
   }
 
-  std::mt19937_64 rng(o.seed);
-  std::vector<std::string> topics;
-  std::vector<std::string> devices;
-  for (int d = 1; d <= o.devices; ++d) {
-    devices.push_back(DeviceName(d));
-    topics.push_back(o.topic_prefix + "/" + devices.back() + "/telemetry");
-  }
-
-  // Tokens of messages not yet confirmed, oldest first; each carries its payload size.
-  std::deque<std::pair<mqtt::delivery_token_ptr, std::size_t>> in_flight;
+  // Tokens of messages not yet confirmed, oldest first; each carries its device and sizes.
+  struct InFlight {
+    mqtt::delivery_token_ptr token;
+    int device;
+    std::size_t payload;
+  };
+  std::deque<InFlight> in_flight;
   long sent = 0;
   std::uint64_t sent_bytes = 0;
   std::string error;
   auto settle_oldest = [&] {
-    auto [token, bytes] = std::move(in_flight.front());
+    auto pending = std::move(in_flight.front());
     in_flight.pop_front();
     try {
-      token->wait();
+      pending.token->wait();
       ++sent;
-      sent_bytes += bytes;
+      sent_bytes += pending.payload;
+      auto& t = truth[pending.device];
+      ++t.published;
+      t.payload += pending.payload;
+      t.topic += topics[pending.device].size();
+      t.units += Units(pending.payload + topics[pending.device].size());
     } catch (const std::exception& e) {
       if (error.empty()) error = e.what();
     }
   };
+
+  // Per device, the message counts after which it reconnects (evenly spread when --messages is
+  // known; every 100 messages otherwise).
+  const long per_device_messages = o.messages > 0 ? (o.messages + o.devices - 1) / o.devices : 0;
+  const long reconnect_every = o.reconnects == 0 ? 0
+                               : per_device_messages > 0
+                                   ? std::max(1L, per_device_messages / (o.reconnects + 1))
+                                   : 100;
+  std::vector<int> reconnects_done(static_cast<std::size_t>(o.devices), 0);
 
   const auto start = std::chrono::steady_clock::now();
   long published = 0;
@@ -172,12 +283,27 @@ int main(int argc, char** argv) {
     }
     if (static_cast<int>(in_flight.size()) >= o.window) settle_oldest();
     const int device = static_cast<int>(published % o.devices);
-    auto payload =
-        Telemetry(devices[device], published / o.devices, rng, o.payload_min, o.payload_max);
+    const long seq = published / o.devices;
+    const int c = o.per_device ? device : 0;
+    if (reconnect_every > 0 && seq > 0 && seq % reconnect_every == 0 &&
+        reconnects_done[device] < o.reconnects && reconnects_done[device] < seq / reconnect_every) {
+      // Everything this device sent so far is confirmed before it goes away.
+      while (!in_flight.empty()) settle_oldest();
+      try {
+        disconnect(c);
+        connect(c);
+      } catch (const std::exception& e) {
+        error = std::string("reconnecting ") + devices[device] + ": " + e.what();
+        break;
+      }
+      ++reconnects_done[device];
+    }
+    auto payload = Telemetry(devices[device], seq, rng, o.payload_min, o.payload_max);
     const std::size_t bytes = payload.size();
+    const bool retain = o.retain_every > 0 && (seq + 1) % o.retain_every == 0;
     try {
-      auto token = client.publish(topics[device], std::move(payload), o.qos, false);
-      in_flight.emplace_back(std::move(token), bytes);
+      auto token = clients[c]->publish(topics[device], std::move(payload), o.qos, retain);
+      in_flight.push_back({std::move(token), device, bytes});
       ++published;
     } catch (const mqtt::exception& e) {
       if (e.get_return_code() == MQTTASYNC_MAX_MESSAGES_INFLIGHT && !in_flight.empty()) {
@@ -190,19 +316,44 @@ int main(int argc, char** argv) {
   while (!in_flight.empty()) settle_oldest();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  try {
-    client.disconnect()->wait();
-  } catch (const std::exception&) {
+  if (!o.abort_at_end) {
+    for (int c = 0; c < client_count; ++c) {
+      try {
+        disconnect(c);
+      } catch (const std::exception&) {
+      }
+    }
+  } else {
+    // The process ends without DISCONNECT: the broker sees the connections drop when it exits.
+    const auto end = std::chrono::steady_clock::now();
+    for (auto& t : truth) {
+      if (t.connected_now) t.connected += end - t.connected_at;
+    }
   }
   std::printf(
       "{\"messages\":%ld,\"payload_bytes\":%llu,\"devices\":%d,\"qos\":%d,\"seconds\":%.3f,"
       "\"rate\":%.1f}\n",
       sent, static_cast<unsigned long long>(sent_bytes), o.devices, o.qos, seconds,
       seconds > 0 ? sent / seconds : 0.0);
+  if (o.per_device) {
+    for (const auto& t : truth) {
+      std::printf(
+          "{\"device\":\"%s\",\"client_id\":\"%s\",\"username\":\"%s\",\"published\":%ld,"
+          "\"payload\":%llu,\"topic\":%llu,\"units\":%llu,\"connected_ms\":%lld,"
+          "\"connections\":%d}\n",
+          t.client_id.c_str(), t.client_id.c_str(), t.username.c_str(), t.published,
+          static_cast<unsigned long long>(t.payload), static_cast<unsigned long long>(t.topic),
+          static_cast<unsigned long long>(t.units),
+          static_cast<long long>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(t.connected).count()),
+          t.connections);
+    }
+  }
   std::fflush(stdout);
   if (!error.empty()) {
     std::cerr << "device-simulator: stopped after an error: " << error << "\n";
     return 1;
   }
+  if (o.abort_at_end) std::_Exit(0);  // no destructors: Paho would send DISCONNECT
   return 0;
 }

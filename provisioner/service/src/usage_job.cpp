@@ -65,6 +65,8 @@ struct CounterSpec {
   const char* reset_marker;
   const char* restart_marker;  // may be null
   bool partial_resets;         // see CounterPolicy
+  double scale = 1.0;          // billed units per counter unit
+  bool plugin_only = false;    // served only by an exporter in plugin mode
 };
 
 namespace names = common::metric_names;
@@ -72,6 +74,12 @@ constexpr CounterSpec kCounters[] = {
     {"mqtt_messages", names::kBrokerPublishReceived, names::kBrokerStartTime, nullptr, false},
     {"mqtt_bytes", names::kBrokerBytesReceived, names::kBrokerStartTime, nullptr, false},
     {"rows_inserted", names::kRowsInserted, names::kStatsReset, names::kPostgresStartTime, true},
+    // Only where the broker runs the billing plugin (the exporter's plugin mode); absent
+    // elsewhere, so no records.
+    {"mqtt_connection_minutes", names::kMqttConnectionSeconds, names::kBrokerStartTime, nullptr,
+     false, 1.0 / 60, true},
+    {"mqtt_message_units", names::kMqttMessageUnits, names::kBrokerStartTime, nullptr, false, 1.0,
+     true},
 };
 
 }  // namespace
@@ -127,7 +135,11 @@ std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const 
         }
       }
       const CounterPolicy policy{2.0, query.max_gap_seconds, spec.partial_resets};
-      emit(customer, spec.usage_metric, CounterUsage(std::move(samples), periods, policy), 1.0);
+      // A family the customer's exporter does not serve (plugin mode only) gives no records,
+      // rather than zeros that read as measured.
+      if (spec.plugin_only && samples.empty()) continue;
+      emit(customer, spec.usage_metric, CounterUsage(std::move(samples), periods, policy),
+           spec.scale);
     }
     std::vector<GaugeSample> sizes;
     for (const auto& series : fetched[kSize].by_customer[customer]) {

@@ -57,6 +57,14 @@ CREATE INDEX deployments_due ON deployments (next_attempt_at);
     R"sql(
 ALTER TABLE deployments ADD COLUMN applied_at timestamptz;
 )sql",
+    // 4: metering inside the broker (the billing plugin): connection-minutes and 5 KB message
+    // units.
+    R"sql(
+ALTER TABLE usage_records DROP CONSTRAINT usage_records_metric_check;
+ALTER TABLE usage_records ADD CONSTRAINT usage_records_metric_check CHECK (metric IN
+  ('mqtt_messages', 'mqtt_bytes', 'rows_inserted', 'storage_byte_hours',
+   'mqtt_connection_minutes', 'mqtt_message_units'));
+)sql",
 };
 
 }  // namespace

@@ -242,7 +242,8 @@ std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64
            "AND period_start >= to_timestamp($2) AND period_end <= to_timestamp($3) "
            // The order provisioner usage prints: messages, bytes, rows, storage; then by period.
            "ORDER BY array_position(ARRAY['mqtt_messages', 'mqtt_bytes', 'rows_inserted', "
-           "'storage_byte_hours'], metric), period_start",
+           "'storage_byte_hours', 'mqtt_connection_minutes', 'mqtt_message_units'], metric), "
+           "period_start",
            customer_id, from, to)) {
     UsageRecord r;
     r.customer_id = customer_id;

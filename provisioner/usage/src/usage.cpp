@@ -210,7 +210,7 @@ std::optional<std::int64_t> ParseTime(const std::string& text) {
 std::string FormatQuantity(const std::string& metric, double quantity) {
   if (!std::isfinite(quantity)) quantity = 0;  // the computations above never produce one
   char text[64];
-  if (metric == "storage_byte_hours") {
+  if (metric == "storage_byte_hours" || metric == "mqtt_connection_minutes") {
     std::snprintf(text, sizeof text, "%.3f", quantity);
   } else {
     std::snprintf(text, sizeof text, "%.0f", quantity);

@@ -201,3 +201,16 @@ TEST(OutputTest, CsvAndJsonCarryTheSameFields) {
 
 }  // namespace
 }  // namespace billing::provisioner
+
+namespace billing::provisioner {
+namespace {
+
+// Connection time is billed in minutes from a seconds counter, so it keeps fractions; message
+// units are whole.
+TEST(OutputTest, ConnectionMinutesKeepFractionsUnitsAreWhole) {
+  EXPECT_EQ(FormatQuantity("mqtt_connection_minutes", 12.5 / 60 * 60), "12.500");
+  EXPECT_EQ(FormatQuantity("mqtt_message_units", 42), "42");
+}
+
+}  // namespace
+}  // namespace billing::provisioner

@@ -47,6 +47,15 @@ inline constexpr const char* kBrokerStartTime = "iotistic_mqtt_broker_start_time
 inline constexpr const char* kMqttMessages = "iotistic_mqtt_messages_total";
 inline constexpr const char* kMqttPayloadBytes = "iotistic_mqtt_payload_bytes_total";
 inline constexpr const char* kMqttSysPayloadErrors = "iotistic_mqtt_sys_payload_errors_total";
+// Plugin mode (the broker plugin's counts).
+inline constexpr const char* kMqttConnectionSeconds = "iotistic_mqtt_connection_seconds_total";
+inline constexpr const char* kMqttMessageUnits = "iotistic_mqtt_message_units_total";
+inline constexpr const char* kMqttClientMessages =
+    "iotistic_mqtt_client_publish_messages_received_total";
+inline constexpr const char* kMqttClientBytes = "iotistic_mqtt_client_bytes_received_total";
+inline constexpr const char* kMqttClientUnits = "iotistic_mqtt_client_message_units_total";
+inline constexpr const char* kMqttClientConnectionSeconds =
+    "iotistic_mqtt_client_connection_seconds_total";
 
 }  // namespace billing::common::metric_names
 

@@ -1,0 +1,304 @@
+// The billing plugin inside a real Mosquitto 2.0, read by the exporter in plugin mode: every
+// device's messages, bytes, 5 KB units and connection time equal what the devices sent (the
+// simulator's per-device ground truth), across reconnects, a device that dies without DISCONNECT,
+// an exporter restart and a broker restart.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+
+#include "testbed.h"
+
+namespace {
+
+using namespace billing::testbed;
+using namespace std::chrono_literals;
+
+constexpr const char* kExporter = BILLING_EXPORTER_PATH;
+constexpr const char* kSimulator = BILLING_SIMULATOR_PATH;
+constexpr const char* kPlugin = BILLING_PLUGIN_PATH;
+constexpr const char* kExporterClientId = "billing-exporter-plugin-test";
+constexpr double kSnapshotSeconds = 1;
+
+struct Device {
+  std::string client_id;
+  std::string username;
+  double messages = 0;
+  double payload = 0;
+  double units = 0;
+  double connected_s = 0;
+};
+
+// The simulator's per-device lines.
+std::vector<Device> ParseDevices(const std::string& output) {
+  static const std::regex line(
+      R"re("client_id":"([^"]*)","username":"([^"]*)","published":(\d+),"payload":(\d+),"topic":\d+,"units":(\d+),"connected_ms":(\d+))re");
+  std::vector<Device> devices;
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), line);
+       it != std::sregex_iterator(); ++it) {
+    const auto& m = *it;
+    devices.push_back(
+        {m[1], m[2], std::stod(m[3]), std::stod(m[4]), std::stod(m[5]), std::stod(m[6]) / 1000});
+  }
+  return devices;
+}
+
+class PluginE2eTest : public ::testing::Test {
+ protected:
+  PluginE2eTest() {
+    // Devices authenticate with a user name (from a password file); the exporter is anonymous.
+    // Mosquitto reads the password file after it dropped to the mosquitto user.
+    std::filesystem::permissions(
+        dir_.path(), std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                         std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                         std::filesystem::perms::others_exec);
+    const auto passwords = dir_.path() / "passwords";
+    std::ofstream(passwords).flush();
+    for (int i = 1; i <= 9; ++i) {
+      char user[16];
+      std::snprintf(user, sizeof user, "user-%05d", i);
+      EXPECT_EQ(
+          RunCommand({"mosquitto_passwd", "-b", passwords.string(), user, "secret"}).exit_code, 0);
+    }
+    broker_config_ =
+        "max_queued_messages 100000\n"
+        "password_file " +
+        passwords.string() +
+        "\n"
+        "plugin " +
+        std::string(kPlugin) +
+        "\n"
+        "plugin_opt_billing_snapshot_interval 1\n"
+        "plugin_opt_billing_unmetered_client_ids " +
+        kExporterClientId + "\n";
+  }
+
+  std::unique_ptr<ExporterProcess> StartExporter(const MosquittoServer& broker,
+                                                 const std::string& extra = "") {
+    const auto config = dir_.path() / "exporter.yaml";
+    std::ofstream(config) << "mqtt: {source: plugin, per_client_series: true, "
+                             "reconnect_backoff_max: 1s" +
+                                 extra + "}\n";
+    auto exporter = std::make_unique<ExporterProcess>(
+        kExporter, std::vector<std::string>{"--config", config.string()},
+        std::vector<std::pair<std::string, std::string>>{{"MQTT_URL", broker.Url()},
+                                                         {"MQTT_CLIENT_ID", kExporterClientId},
+                                                         {"SAMPLE_INTERVAL", "300ms"}});
+    EXPECT_TRUE(exporter->WaitHealthy()) << exporter->process().Log();
+    return exporter;
+  }
+
+  std::vector<Device> Simulate(const MosquittoServer& broker, std::vector<std::string> args) {
+    std::vector<std::string> argv = {kSimulator, "--url", broker.Url(), "--connections",
+                                     "per-device"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto result = RunCommand(argv, {}, 120s);
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return ParseDevices(result.output);
+  }
+
+  TempDir dir_;
+  std::string broker_config_;
+};
+
+// Waits until the exporter serves exactly `devices` (and nothing else) and returns the samples.
+std::vector<MetricSample> WaitForDevices(const ExporterProcess& exporter,
+                                         const std::vector<Device>& devices, std::string& why) {
+  std::vector<MetricSample> samples;
+  WaitFor(
+      [&] {
+        samples = exporter.Scrape();
+        why.clear();
+        for (const auto& d : devices) {
+          const std::map<std::string, std::string> labels{{"client_id", d.client_id},
+                                                          {"username", d.username}};
+          const auto messages =
+              FindValue(samples, "iotistic_mqtt_client_publish_messages_received_total", labels);
+          const auto seconds =
+              FindValue(samples, "iotistic_mqtt_client_connection_seconds_total", labels);
+          if (messages != d.messages || !seconds ||
+              std::abs(*seconds - d.connected_s) > kSnapshotSeconds) {
+            why = d.client_id + ": " + std::to_string(messages.value_or(-1)) + " messages, " +
+                  std::to_string(seconds.value_or(-1)) + " s connected; sent " +
+                  std::to_string(d.messages) + ", " + std::to_string(d.connected_s) + " s";
+            return false;
+          }
+        }
+        return FindAll(samples, "iotistic_mqtt_client_publish_messages_received_total").size() ==
+               devices.size();
+      },
+      60s, 200ms);
+  return samples;
+}
+
+TEST_F(PluginE2eTest, EveryDeviceIsMeteredExactly) {
+  MosquittoServer broker(1, broker_config_);
+  auto exporter = StartExporter(broker);
+  ASSERT_TRUE(
+      WaitFor([&] { return FindValue(exporter->Scrape(), "iotistic_mqtt_up") == 1.0; }, 20s));
+
+  // Payloads around the 5,120-byte unit boundary (the topic adds 27 bytes), every QoS, retained
+  // and not, reconnects, and two devices that die without DISCONNECT.
+  const std::vector<std::string> around_5k = {"--payload-min", "5000", "--payload-max", "5200"};
+  std::vector<Device> devices;
+  auto add = [&](std::vector<Device> more) {
+    devices.insert(devices.end(), more.begin(), more.end());
+  };
+  auto with = [&](std::vector<std::string> args, const std::vector<std::string>& extra) {
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  add(Simulate(broker,
+               with({"--devices", "3", "--messages", "90", "--qos", "0", "--retain-every", "4",
+                     "--reconnects", "2", "--username-prefix", "user", "--password", "secret"},
+                    around_5k)));
+  add(Simulate(broker, with({"--devices", "2", "--first-device", "4", "--messages", "60", "--qos",
+                             "1", "--retain-every", "3", "--reconnects", "1", "--username-prefix",
+                             "user", "--password", "secret"},
+                            around_5k)));
+  add(Simulate(broker, {"--devices", "2", "--first-device", "6", "--messages", "50", "--qos", "2",
+                        "--payload-min", "10", "--payload-max", "12000", "--username-prefix",
+                        "user", "--password", "secret", "--abort-at-end", "1"}));
+  add(Simulate(broker, {"--devices", "1", "--first-device", "8", "--messages", "20", "--qos", "1",
+                        "--retain-every", "2"}));  // anonymous: no user name
+  ASSERT_EQ(devices.size(), 8u);
+
+  std::string why;
+  auto samples = WaitForDevices(*exporter, devices, why);
+  ASSERT_TRUE(why.empty()) << why << "\n" << exporter->process().Log();
+  double messages = 0, payload = 0, units = 0, seconds = 0;
+  for (const auto& d : devices) {
+    const std::map<std::string, std::string> labels{{"client_id", d.client_id},
+                                                    {"username", d.username}};
+    EXPECT_EQ(FindValue(samples, "iotistic_mqtt_client_bytes_received_total", labels), d.payload)
+        << d.client_id;
+    EXPECT_EQ(FindValue(samples, "iotistic_mqtt_client_message_units_total", labels), d.units)
+        << d.client_id;
+    messages += d.messages;
+    payload += d.payload;
+    units += d.units;
+    seconds += d.connected_s;
+  }
+  // The billing totals: retained publishes included, the exporter's own connection left out.
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total"), messages);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_bytes_received_total"), payload);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_message_units_total"), units);
+  EXPECT_NEAR(FindValue(samples, "iotistic_mqtt_connection_seconds_total").value_or(-1), seconds,
+              kSnapshotSeconds * static_cast<double>(devices.size()));
+  EXPECT_EQ(Sum(samples, "iotistic_mqtt_messages_total"), messages);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_sys_payload_errors_total"), 0);
+  const double start = FindValue(samples, "iotistic_mqtt_broker_start_time_seconds").value_or(0);
+  EXPECT_GT(start, 0);
+
+  // An exporter restart serves the same totals at once (the snapshot is retained).
+  exporter.reset();
+  exporter = StartExporter(broker);
+  std::vector<MetricSample> again;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        again = exporter->Scrape();
+        return FindValue(again, "iotistic_mqtt_broker_publish_messages_received_total").has_value();
+      },
+      20s, 100ms));
+  EXPECT_EQ(FindValue(again, "iotistic_mqtt_broker_publish_messages_received_total"), messages);
+  EXPECT_EQ(FindValue(again, "iotistic_mqtt_message_units_total"), units);
+  EXPECT_EQ(FindValue(again, "iotistic_mqtt_broker_start_time_seconds"), start);
+
+  // A broker restart: a new start time, counts from zero, and what was billed before plus what is
+  // billed after equals everything sent.
+  broker.Stop();
+  ASSERT_TRUE(
+      WaitFor([&] { return FindValue(exporter->Scrape(), "iotistic_mqtt_up") == 0.0; }, 20s));
+  std::this_thread::sleep_for(1100ms);  // a start time in another second than the last broker's
+  broker.Start();
+  const auto later = Simulate(broker, {"--devices", "2", "--messages", "40", "--qos", "1",
+                                       "--username-prefix", "user", "--password", "secret"});
+  ASSERT_EQ(later.size(), 2u);
+  samples = WaitForDevices(*exporter, later, why);
+  ASSERT_TRUE(why.empty()) << why;
+  EXPECT_GT(FindValue(samples, "iotistic_mqtt_broker_start_time_seconds").value_or(0), start);
+  EXPECT_EQ(
+      messages +
+          FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total").value_or(-1),
+      messages + later[0].messages + later[1].messages);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_message_units_total"),
+            later[0].units + later[1].units);
+}
+
+// The plugin's caps and the broker's own protection of $SYS: more clients than the cap, a very long
+// client id, a burst of short connections, and a device trying to forge a snapshot. The broker
+// keeps running, the totals stay exact and the forged snapshot never reaches the exporter.
+TEST_F(PluginE2eTest, CapsBurstsAndForgedSnapshotsLeaveTheTotalsExact) {
+  MosquittoServer broker(1, broker_config_ + "plugin_opt_billing_max_clients 3\n");
+  auto exporter = StartExporter(broker, ", max_client_series: 2");
+  ASSERT_TRUE(
+      WaitFor([&] { return FindValue(exporter->Scrape(), "iotistic_mqtt_up") == 1.0; }, 20s));
+  const auto devices = Simulate(broker, {"--devices", "6", "--messages", "60", "--qos", "1"});
+  ASSERT_EQ(devices.size(), 6u);
+  auto publish = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {
+        "mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-q", "1", "-m",
+        "12345"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv).exit_code;
+  };
+  EXPECT_EQ(publish({"-i", std::string(300, 'x'), "-t", "long/id"}), 0);
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(publish({"-i", "burst-" + std::to_string(i), "-t", "burst/t"}), 0);
+  }
+  // Mosquitto refuses client writes under $SYS/: a device cannot bill itself down.
+  publish({"-i", "forger", "-t", "$SYS/billing/v1/snapshot", "-r"});
+  const double expected = 60 + 1 + 30;
+  std::vector<MetricSample> samples;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        samples = exporter->Scrape();
+        return FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") ==
+               expected;
+      },
+      30s, 200ms))
+      << FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total").value_or(-1);
+  // Two clients of their own (the exporter's cap), the rest summed into client_id="".
+  const auto clients = FindAll(samples, "iotistic_mqtt_client_publish_messages_received_total");
+  EXPECT_EQ(clients.size(), 3u);
+  EXPECT_EQ(Sum(samples, "iotistic_mqtt_client_publish_messages_received_total"), expected);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_client_publish_messages_received_total",
+                      {{"client_id", ""}}),
+            expected - 20);
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_sys_payload_errors_total"), 0);
+  EXPECT_TRUE(broker.running());
+  // Still serving: a later snapshot arrives and counts on.
+  EXPECT_EQ(publish({"-i", "after", "-t", "after/t"}), 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return FindValue(exporter->Scrape(),
+                         "iotistic_mqtt_broker_publish_messages_received_total") == expected + 1;
+      },
+      20s, 200ms));
+}
+
+// A broker that checks no password (allow_anonymous, no password file) refuses user names once a
+// plugin watches authentication; with billing_connection_start first_publish the plugin does not,
+// and meters each client from its first PUBLISH.
+TEST_F(PluginE2eTest, FirstPublishModeKeepsABrokerWithoutPasswordsOpen) {
+  MosquittoServer broker(1, "plugin " + std::string(kPlugin) +
+                                "\nplugin_opt_billing_snapshot_interval 1\n"
+                                "plugin_opt_billing_connection_start first_publish\n"
+                                "plugin_opt_billing_unmetered_client_ids " +
+                                kExporterClientId + "\n");
+  auto exporter = StartExporter(broker);
+  ASSERT_TRUE(
+      WaitFor([&] { return FindValue(exporter->Scrape(), "iotistic_mqtt_up") == 1.0; }, 20s));
+  const auto result =
+      RunCommand({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-i",
+                  "dev-a", "-u", "anyone", "-q", "1", "-t", "a/b", "-m", "hello"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return FindValue(exporter->Scrape(), "iotistic_mqtt_client_publish_messages_received_total",
+                         {{"client_id", "dev-a"}, {"username", "anyone"}}) == 1.0;
+      },
+      20s, 200ms));
+}
+
+}  // namespace
