@@ -1,6 +1,6 @@
 #include "plugin_usage.h"
 
-#include "metric_names.h"
+#include "billing/common/metric_names.h"
 
 namespace billing::exporter {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "metric_names.h"
+#include "billing/common/metric_names.h"
 
 namespace billing::exporter {
 namespace {

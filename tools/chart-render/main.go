@@ -6,7 +6,7 @@
 // Usage:
 //
 //	chart-render --chart DIR [--release-name NAME] [--namespace NS] [--release-service NAME]
-//	             [-f values.yaml]... [--set key=value]... [--notes]
+//	             [-f values.yaml]... [--set key=value]... [--notes] [--cluster objects.yaml]
 //
 // Supported Helm semantics (the chart uses nothing else):
 //   - values: the chart's values.yaml, then each -f file, then each --set, deep-merged; a null
@@ -20,7 +20,9 @@
 //   - functions: Go text/template's builtins, plus exactly the allowlist in allowedFunctions
 //     below (Sprig's own implementations, Helm's include/required/toYaml/toJson/lookup). lookup
 //     answers an empty map, as Helm's does without a cluster (helm template, --dry-run): this
-//     tool renders offline. randAlphaNum is the one non-deterministic function allowed (the
+//     tool renders offline. With --cluster FILE (a YAML stream of objects) it renders as
+//     `helm upgrade` against a cluster holding those objects: lookup by apiVersion, kind,
+//     namespace and name finds them, and .Release is an upgrade (IsUpgrade, Revision 2). randAlphaNum is the one non-deterministic function allowed (the
 //     chart's generated password); not supported: tpl, now, uuid*, genPrivateKey, ...
 //   - output: every template whose name does not start with '_' (NOTES.txt only with --notes),
 //     in file-name order, each as "---\n# Source: <chart>/templates/<file>\n<text>"; templates
@@ -126,6 +128,11 @@ func run(args []string) error {
 			sets = append(sets, v)
 		case "--notes":
 			notes = true
+		case "--cluster":
+			var file string
+			if file, err = next(); err == nil {
+				clusterObjects, err = readYAMLStream(file)
+			}
 		default:
 			return usageError{"unknown argument " + strconv.Quote(arg)}
 		}
@@ -166,18 +173,40 @@ func run(args []string) error {
 		values = coalesce(values, override)
 	}
 
-	data := map[string]interface{}{
-		"Values": values,
-		"Chart":  meta,
-		"Release": release{Name: releaseName, Namespace: namespace, Service: releaseService,
-			IsInstall: true, Revision: 1},
+	rel := release{Name: releaseName, Namespace: namespace, Service: releaseService,
+		IsInstall: true, Revision: 1}
+	if clusterObjects != nil {
+		rel.IsInstall, rel.IsUpgrade, rel.Revision = false, true, 2
 	}
+	data := map[string]interface{}{"Values": values, "Chart": meta, "Release": rel}
 	out, err := render(chartDir, meta.Name, data, notes)
 	if err != nil {
 		return err
 	}
 	_, err = os.Stdout.WriteString(out)
 	return err
+}
+
+// clusterObjects are what lookup finds (--cluster); nil: no cluster, lookup finds nothing.
+var clusterObjects []map[string]interface{}
+
+// readYAMLStream reads "---"-separated YAML documents; empty ones are skipped.
+func readYAMLStream(file string) ([]map[string]interface{}, error) {
+	text, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	objects := []map[string]interface{}{}
+	for _, document := range strings.Split("\n"+string(text), "\n---") {
+		object := map[string]interface{}{}
+		if err := yaml.Unmarshal([]byte(document), &object); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if len(object) > 0 {
+			objects = append(objects, object)
+		}
+	}
+	return objects, nil
 }
 
 func readYAML(file string, into interface{}) error {
@@ -343,8 +372,17 @@ func functionMap(root *template.Template) template.FuncMap {
 		}
 		return strings.TrimSuffix(string(out), "\n")
 	}
-	// Helm's lookup with no cluster to ask: an empty map, whatever is asked.
+	// Helm's lookup of one object: the --cluster object with that identity, else (and always
+	// without --cluster) an empty map, as Helm answers when there is no such object or no cluster.
 	functions["lookup"] = func(apiVersion, kind, namespace, name string) (map[string]interface{}, error) {
+		for _, object := range clusterObjects {
+			metadata, _ := object["metadata"].(map[string]interface{})
+			if object["apiVersion"] == apiVersion && object["kind"] == kind &&
+				metadata["name"] == name && (metadata["namespace"] == namespace ||
+				(namespace == "" && metadata["namespace"] == nil)) {
+				return object, nil
+			}
+		}
 		return map[string]interface{}{}, nil
 	}
 	functions["toJson"] = func(value interface{}) string {

@@ -520,6 +520,43 @@ TEST(RenderCliTest, SeedCommandsWorkWithAGeneratedPassword) {
   WithoutGeneratedPassword(install.objects, "customer-abc123-secrets");
 }
 
+// helm upgrade without postgres.password keeps the password the install generated: lookup finds
+// the release's Secret (chart-render --cluster renders as an upgrade against the objects given).
+TEST(ChartTest, UpgradeKeepsTheGeneratedPassword) {
+  if (!std::string(HELM_PATH).empty()) GTEST_SKIP() << "helm template cannot look objects up";
+  TempDir dir("chart-upgrade");
+  const std::vector<std::string> args = {"--set", "customer.id=test123", "--set",
+                                         "license.key=test"};
+  const auto install = RenderChart(dir, args, "install.yaml");
+  ASSERT_EQ(install.result.exit_code, 0) << install.result.output;
+  const auto installed = WithoutGeneratedPassword(install.objects, "customer-test123-secrets");
+
+  auto upgrade_args = args;
+  upgrade_args.insert(upgrade_args.end(), {"--cluster", (dir.path() / "install.yaml").string()});
+  const auto upgrade = RenderChart(dir, upgrade_args, "upgrade.yaml");
+  ASSERT_EQ(upgrade.result.exit_code, 0) << upgrade.result.output;
+  const auto upgraded = WithoutGeneratedPassword(upgrade.objects, "customer-test123-secrets");
+  EXPECT_EQ(upgraded.first, installed.first);
+  EXPECT_EQ(Differences(installed.second, upgraded.second), "");
+
+  // Another customer's Secret is not this one's: a new password.
+  const auto other = RenderChart(dir,
+                                 {"--set", "customer.id=other1", "--set", "license.key=test",
+                                  "--cluster", (dir.path() / "install.yaml").string()},
+                                 "other.yaml");
+  ASSERT_EQ(other.result.exit_code, 0) << other.result.output;
+  EXPECT_NE(WithoutGeneratedPassword(other.objects, "customer-other1-secrets").first,
+            installed.first);
+
+  // A password given in the values wins over the stored one.
+  upgrade_args.insert(upgrade_args.end(), {"--set", "postgres.password=n3w-Passw0rd"});
+  const auto given = RenderChart(dir, upgrade_args, "given.yaml");
+  ASSERT_EQ(given.result.exit_code, 0) << given.result.output;
+  const Value* secret = FindObject(given.objects, "Secret", "customer-test123-secrets");
+  ASSERT_NE(secret, nullptr);
+  EXPECT_EQ(Base64Decode(secret->FindPath("data.POSTGRES_PASSWORD")->AsString()), "n3w-Passw0rd");
+}
+
 TEST(RenderCliTest, CompanyNameWithQuotesColonsNewlinesAndUnicodeSurvives) {
   TempDir dir("provisioner-company");
   const auto rendered =
