@@ -389,7 +389,8 @@ void ParseConstantLabels(const YAML::Node& root, ExporterConfig& config) {
 void ParseWeb(const YAML::Node& root, ExporterConfig& config) {
   if (const auto web = root["web"]) {
     CheckKeys(web, "web", {"basic_auth", "config_file"});
-    if (web["config_file"]) config.web_config_file = GetString(web["config_file"], "web.config_file");
+    if (web["config_file"])
+      config.web_config_file = GetString(web["config_file"], "web.config_file");
     if (const auto auth = web["basic_auth"]) {
       CheckKeys(auth, "web.basic_auth", {"username", "password"});
       if (auth["username"])

@@ -51,7 +51,7 @@ class CivetServer {
     const std::string request_timeout = std::to_string(options.request_timeout_ms);
     const std::string keep_alive_timeout = std::to_string(options.keep_alive_timeout_ms);
     std::vector<const char*> civet_options = {
-        "listening_ports",       listening_ports.c_str(),    "num_threads",       threads.c_str(),
+        "listening_ports",       listening_ports.c_str(),   "num_threads",       threads.c_str(),
         "request_timeout_ms",    request_timeout.c_str(),   "enable_keep_alive", "yes",
         "keep_alive_timeout_ms", keep_alive_timeout.c_str()};
     if (options.tcp_nodelay) {
