@@ -27,6 +27,8 @@ class ServiceMetrics {
   void CountApplyError(const std::string& kind, int status);
   void CountReconcile(const std::string& phase);
   void CountUsageRun(bool ok, double finished_at_unix);
+  /// Customers the last usage run found in Prometheus but not in the store (never billed).
+  void SetUnknownUsageCustomers(std::size_t count);
   /// Called at every scrape to read deployments by phase; throws -> the gauge is left as it was.
   void SetPhaseSource(std::function<std::map<std::string, std::int64_t>()> source);
 
@@ -44,6 +46,7 @@ class ServiceMetrics {
   prometheus::Family<prometheus::Gauge>& deployments_;
   prometheus::Family<prometheus::Counter>& usage_runs_;
   prometheus::Gauge& usage_last_success_;
+  prometheus::Gauge& usage_unknown_customers_;
   prometheus::Gauge& phase_source_up_;
   std::function<std::map<std::string, std::int64_t>()> phase_source_;
 };

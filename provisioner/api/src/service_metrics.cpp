@@ -53,6 +53,13 @@ ServiceMetrics::ServiceMetrics()
                               .Help("When the usage job last stored records successfully.")
                               .Register(*registry_)
                               .Add({})),
+      usage_unknown_customers_(
+          prometheus::BuildGauge()
+              .Name("iotistic_provisioner_usage_unknown_customers")
+              .Help("Customers with usage samples in Prometheus that the provisioner's store does "
+                    "not know, at the last usage run: never billed.")
+              .Register(*registry_)
+              .Add({})),
       phase_source_up_(prometheus::BuildGauge()
                            .Name("iotistic_provisioner_store_up")
                            .Help("1 if the last scrape could read the store, else 0.")
@@ -93,6 +100,10 @@ void ServiceMetrics::CountReconcile(const std::string& phase) {
 void ServiceMetrics::CountUsageRun(bool ok, double finished_at_unix) {
   usage_runs_.Add({{"result", ok ? "success" : "error"}}).Increment();
   if (ok) usage_last_success_.Set(finished_at_unix);
+}
+
+void ServiceMetrics::SetUnknownUsageCustomers(std::size_t count) {
+  usage_unknown_customers_.Set(static_cast<double>(count));
 }
 
 void ServiceMetrics::SetPhaseSource(std::function<std::map<std::string, std::int64_t>()> source) {

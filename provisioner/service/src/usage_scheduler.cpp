@@ -52,9 +52,29 @@ std::size_t UsageScheduler::RunOnce(std::int64_t now) {
   query.period_seconds = options_.period_seconds;
   query.max_gap_seconds = options_.max_gap_seconds;
   query.known_customers = store_.BillableCustomers();
-  const auto records = ComputeUsage(PrometheusClient(options_.prometheus_url), query, *periods);
+  auto split =
+      KeepKnownCustomers(ComputeUsage(PrometheusClient(options_.prometheus_url), query, *periods),
+                         store_.CustomerIds());
+  metrics_.SetUnknownUsageCustomers(split.unknown.size());
+  if (!split.unknown.empty()) {
+    // A customer_id the provisioner never created: with the scrape configuration's relabelling it
+    // can only come from a customer-{id} namespace made by hand; it is reported, never billed.
+    std::string ids;
+    std::size_t listed = 0;
+    for (const auto& id : split.unknown) {
+      if (listed++ == 10) {
+        ids += ", ...";
+        break;
+      }
+      ids += (ids.empty() ? "" : ", ") + id;
+    }
+    Log(LogLevel::kWarn, "usage",
+        std::to_string(split.unknown.size()) +
+            " customer(s) with usage in Prometheus are not in the store and are not billed: " +
+            ids);
+  }
   UsageStore usage_store(database_url_);
-  return usage_store.Upsert(records);
+  return usage_store.Upsert(split.billed);
 }
 
 void UsageScheduler::Loop() {

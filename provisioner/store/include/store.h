@@ -17,6 +17,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,8 @@ class Store {
   std::map<std::string, std::int64_t> CountByPhase();
   /// Customers with a deployment that is not Deleted (the usage job bills them even without data).
   std::vector<std::string> BillableCustomers();
+  /// Every customer ever created (deleted ones too: their last periods are still billed).
+  std::set<std::string> CustomerIds();
   /// usage_records of one customer with periods inside [from, to), oldest first.
   std::vector<UsageRecord> Usage(const std::string& customer_id, std::int64_t from,
                                  std::int64_t to);

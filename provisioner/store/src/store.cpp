@@ -230,6 +230,14 @@ std::vector<std::string> Store::BillableCustomers() {
   return ids;
 }
 
+std::set<std::string> Store::CustomerIds() {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  std::set<std::string> ids;
+  for (const auto& row : tx.exec("SELECT id FROM customers")) ids.insert(row[0].as<std::string>());
+  return ids;
+}
+
 std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64_t from,
                                       std::int64_t to) {
   auto lease = pool_.Acquire();

@@ -242,4 +242,17 @@ std::string ToJson(const std::vector<UsageRecord>& records) {
   return array.dump(2) + "\n";
 }
 
+KnownCustomerRecords KeepKnownCustomers(std::vector<UsageRecord> records,
+                                        const std::set<std::string>& known) {
+  KnownCustomerRecords out;
+  for (auto& record : records) {
+    if (known.count(record.customer_id)) {
+      out.billed.push_back(std::move(record));
+    } else {
+      out.unknown.insert(record.customer_id);
+    }
+  }
+  return out;
+}
+
 }  // namespace billing::provisioner

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <pqxx/pqxx>
 #include <thread>
 
@@ -294,6 +295,29 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
     const auto rows = pg.Psql(in_range, "provisioner_serve");
     return rows.empty() ? 0L : static_cast<long>(std::count(rows.begin(), rows.end(), '\n') + 1);
   };
+  // Only customers in the provisioner's store are billed: while acme is not one, its samples are
+  // counted as an unknown customer and nothing is stored for it.
+  auto metric = [&](const std::string& series) -> std::optional<double> {
+    const auto page = HttpGet(api + "/metrics").body;
+    const auto at = page.find("\n" + series + " ");
+    if (at == std::string::npos) return std::nullopt;
+    return std::stod(page.substr(at + series.size() + 2));
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return !serve.Running() ||
+               metric("iotistic_provisioner_usage_runs_total{result=\"success\"}").value_or(0) >= 1;
+      },
+      60s, 250ms));
+  EXPECT_EQ(metric("iotistic_provisioner_usage_unknown_customers"), 1.0);
+  EXPECT_EQ(stored_rows(), 0) << "a customer the store does not know was billed";
+  EXPECT_NE(serve.Log().find("not in the store and are not billed: acme"), std::string::npos)
+      << serve.Log();
+  // The customer as signup would have created it: from the next run on it is billed.
+  pg.Psql(
+      "INSERT INTO customers (id, email, company_name, password_hash, plan) VALUES ('acme', "
+      "'ops@acme.example', 'Acme', '$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA', 'standard')",
+      "provisioner_serve");
   ASSERT_TRUE(WaitFor(
       [&] { return !serve.Running() || stored_rows() == static_cast<long>(records.size()); }, 60s,
       250ms));
@@ -310,6 +334,7 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
   EXPECT_NE(metrics.find("iotistic_provisioner_usage_runs_total{result=\"success\"}"),
             std::string::npos)
       << metrics;
+  EXPECT_EQ(metric("iotistic_provisioner_usage_unknown_customers"), 0.0);
 }
 
 TEST(UsageCliTest, BadInputGetsAClearErrorNotANumber) {

@@ -214,3 +214,26 @@ TEST(OutputTest, ConnectionMinutesKeepFractionsUnitsAreWhole) {
 
 }  // namespace
 }  // namespace billing::provisioner
+
+namespace billing::provisioner {
+namespace {
+
+TEST(KnownCustomersTest, OnlyCustomersInTheStoreAreBilledTheOthersAreNamed) {
+  const Period hour{1795600800, 1795604400};
+  std::vector<UsageRecord> records = {{"acme", "mqtt_messages", hour, 10, true},
+                                      {"ghost", "mqtt_messages", hour, 1e9, true},
+                                      {"acme", "rows_inserted", hour, 5, true},
+                                      {"phantom", "rows_inserted", hour, 7, false},
+                                      {"ghost", "rows_inserted", hour, 3, true}};
+  const auto split = KeepKnownCustomers(records, {"acme", "deleted-customer"});
+  ASSERT_EQ(split.billed.size(), 2u);
+  EXPECT_EQ(split.billed[0].metric, "mqtt_messages");
+  EXPECT_EQ(split.billed[0].quantity, 10);
+  EXPECT_EQ(split.billed[1].metric, "rows_inserted");
+  for (const auto& record : split.billed) EXPECT_EQ(record.customer_id, "acme");
+  EXPECT_EQ(split.unknown, (std::set<std::string>{"ghost", "phantom"}));
+  EXPECT_TRUE(KeepKnownCustomers(records, {}).billed.empty());
+}
+
+}  // namespace
+}  // namespace billing::provisioner

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -106,5 +107,15 @@ std::string FormatQuantity(const std::string& metric, double quantity);
 std::string ToCsv(const std::vector<UsageRecord>& records);
 /// A JSON array of objects with the same fields.
 std::string ToJson(const std::vector<UsageRecord>& records);
+
+/// The records of the customers in `known`, in their order, and the ids of the others. Only
+/// customers the provisioner created are billed: a customer_id that appears in Prometheus but not
+/// in the store is reported, never billed.
+struct KnownCustomerRecords {
+  std::vector<UsageRecord> billed;
+  std::set<std::string> unknown;
+};
+KnownCustomerRecords KeepKnownCustomers(std::vector<UsageRecord> records,
+                                        const std::set<std::string>& known);
 
 }  // namespace billing::provisioner
