@@ -43,6 +43,7 @@ constexpr const char* kUsage =
     "  MQTT_USERNAME, MQTT_PASSWORD   mqtt.username, mqtt.password\n"
     "  MQTT_CA_FILE                   mqtt.ca_file: PEM CA bundle for ssl://\n"
     "  MQTT_CLIENT_ID                 mqtt.client_id\n"
+    "  MQTT_SOURCE                    mqtt.source: subscription (default) or plugin\n"
     "  CUSTOMER_ID                    customer_id: the customer_id label on every series\n"
     "  SAMPLE_INTERVAL                sample_interval: 500ms, 15s, 1m, ... (default 15s)\n"
     "  EXPORTER_BASIC_AUTH_USERNAME, EXPORTER_BASIC_AUTH_PASSWORD\n"
