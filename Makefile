@@ -10,6 +10,8 @@ SANITIZE ?=
 ifeq ($(SANITIZE),address)
   BUILD_DIR := build-asan
   override CMAKE_FLAGS += -DBILLING_SANITIZE=address,undefined -DBILLING_BENCH=OFF
+  # Inherited by every process the tests start (the exporter, the provisioner).
+  export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0
 else ifeq ($(SANITIZE),thread)
   BUILD_DIR := build-tsan
   override CMAKE_FLAGS += -DBILLING_SANITIZE=thread -DBILLING_BENCH=OFF

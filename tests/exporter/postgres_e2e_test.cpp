@@ -610,7 +610,7 @@ TEST(PostgresOutageTest, DownAtStartThenUpThenDownThenUpWithoutRestart) {
   // The password appears nowhere the exporter writes.
   const auto metrics = HttpGet(exporter.BaseUrl() + "/metrics").body;
   EXPECT_EQ(metrics.find(pg.password()), std::string::npos);
-  EXPECT_EQ(WEXITSTATUS(exporter.Stop()), 0);
+  EXPECT_EQ(WEXITSTATUS(exporter.Stop()), 0) << exporter.process().Log();
   const auto log = exporter.process().Log();
   EXPECT_NE(log.find("cannot connect"), std::string::npos) << log;
   EXPECT_EQ(log.find(pg.password()), std::string::npos) << log;
