@@ -4,8 +4,27 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 WERROR ?= ON
 CMAKE_FLAGS ?=
+# `make test SANITIZE=address` (AddressSanitizer + UndefinedBehaviorSanitizer) or
+# `SANITIZE=thread` (ThreadSanitizer): the same suite, built in its own directory.
+SANITIZE ?=
+ifeq ($(SANITIZE),address)
+  BUILD_DIR := build-asan
+  override CMAKE_FLAGS += -DBILLING_SANITIZE=address,undefined -DBILLING_BENCH=OFF
+  # Inherited by every process the tests start (the exporter, the provisioner).
+  export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0
+else ifeq ($(SANITIZE),thread)
+  BUILD_DIR := build-tsan
+  override CMAKE_FLAGS += -DBILLING_SANITIZE=thread -DBILLING_BENCH=OFF
+else ifneq ($(SANITIZE),)
+  $(error SANITIZE must be address or thread)
+endif
+# `make fuzz`: every libFuzzer target for FUZZ_SECONDS each (clang, its own build directory).
+FUZZ_SECONDS ?= 60
+# Extra ctest arguments, e.g. CTEST_ARGS='-R exporter' (CI uses it to bound the sanitizer run).
+CTEST_ARGS ?=
+FUZZ_BUILD_DIR ?= build-fuzz
 
-.PHONY: all deps configure build test demo bench format format-check clean images test-images
+.PHONY: all deps configure build test demo bench fuzz format format-check clean images test-images
 
 all: build
 
@@ -20,7 +39,7 @@ build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build format-check
-	@cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 900 -LE 'bench|images'
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 900 -LE 'bench|images' $(CTEST_ARGS)
 
 demo: build
 	@$(BUILD_DIR)/demo/billing-demo --exporter $(BUILD_DIR)/exporter/billing-exporter \
@@ -30,6 +49,12 @@ demo: build
 
 bench: build
 	@bash bench/run.sh $(BUILD_DIR)
+
+fuzz: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD_DIR) -DBILLING_FUZZ=ON -DBILLING_TESTS=OFF \
+	  -DBILLING_BENCH=OFF -DBILLING_SANITIZE=address,undefined,fuzzer-no-link $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target fuzz_targets
+	@bash fuzz/run.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

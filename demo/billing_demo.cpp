@@ -94,8 +94,8 @@ std::string Bytes(double b) {
 }
 
 // The usage job over the demo's closed 10-second periods, summed per metric: what the invoice
-// would say.
-void PrintInvoiceLines(const std::string& provisioner, const PrometheusServer& prometheus,
+// would say. False when there is no invoice, or it bills no message or no row.
+bool PrintInvoiceLines(const std::string& provisioner, const PrometheusServer& prometheus,
                        std::chrono::system_clock::time_point started_at) {
   constexpr std::int64_t kPeriod = 10;
   auto unix = [](std::chrono::system_clock::time_point t) {
@@ -106,7 +106,7 @@ void PrintInvoiceLines(const std::string& provisioner, const PrometheusServer& p
   const std::int64_t to = unix(std::chrono::system_clock::now()) / kPeriod * kPeriod;
   if (to <= from) {
     std::cout << "Run the demo for 30 seconds or more to see invoice lines.\n";
-    return;
+    return false;
   }
   const auto result = billing::testbed::RunCommand(
       {provisioner, "usage", "--prometheus", prometheus.Url(), "--from", std::to_string(from),
@@ -114,7 +114,7 @@ void PrintInvoiceLines(const std::string& provisioner, const PrometheusServer& p
        "--customer", "demo"});
   if (result.exit_code != 0) {
     std::cout << "The usage job failed: " << result.output;
-    return;
+    return false;
   }
   std::map<std::string, double> totals;
   bool complete = true;
@@ -143,6 +143,7 @@ void PrintInvoiceLines(const std::string& provisioner, const PrometheusServer& p
     std::printf(metric == "mqtt_connection_minutes" ? "  %-30s %18.3f\n" : "  %-30s %18.0f\n",
                 label.c_str(), totals[metric]);
   }
+  return totals["mqtt_messages"] > 0 && totals["rows_inserted"] > 0;
 }
 
 // What one device sent, from the simulator's per-device lines.
@@ -393,10 +394,14 @@ int main(int argc, char** argv) {
   const bool reconciled = PrintReconciliation(exporter, devices);
   messages = FindValue(exporter.Scrape(), "iotistic_mqtt_broker_publish_messages_received_total")
                  .value_or(0);
-  PrintInvoiceLines(provisioner_path, prometheus, started_at);
+  const bool billed = PrintInvoiceLines(provisioner_path, prometheus, started_at);
   std::cout << "Exporter, Prometheus, PostgreSQL, Mosquitto and their temporary data are removed."
             << std::endl;
-  // A run in which the exporter counted no row or no message, or billed a device other than what
-  // it sent, is a failure (the smoke test relies on this).
-  return inserted > 0 && messages > 0 && reconciled ? 0 : 1;
+  // A run in which the exporter counted no row or no message, the invoice bills none, or a device
+  // was billed other than what it sent, is a failure: the smoke test relies on this exit code.
+  if (!(inserted > 0 && messages > 0 && billed && reconciled)) {
+    std::cout << "FAILED: nothing was counted or billed, or sent and billed differ\n";
+    return 1;
+  }
+  return 0;
 }

@@ -21,6 +21,9 @@ packages=(
   # GOPATH mode), JSON Schema validation of rendered objects and values, yamllint
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v2-dev
   python3 python3-jsonschema python3-yaml yamllint
+  # `make fuzz`: clang 14 with libFuzzer and the sanitizer runtimes (make test SANITIZE=... uses
+  # g++'s own libasan/libubsan/libtsan, which come with g++)
+  clang libclang-rt-14-dev libfuzzer-14-dev
 )
 
 if (($# > 0)); then

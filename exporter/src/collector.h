@@ -30,6 +30,10 @@ class Collector {
   virtual std::chrono::milliseconds Interval() const = 0;
   /// Takes one sample. Called from one thread only; never throws.
   virtual SampleResult Sample() = 0;
+  /// What to serve, in place of the same-named families of the last sample, while a sample is
+  /// overdue (it has run for longer than two intervals: a source that froze rather than failed).
+  /// Called from another thread than Sample(), concurrently with it: must not touch the source.
+  virtual std::vector<prometheus::MetricFamily> OverdueFamilies() const { return {}; }
 };
 
 using CollectorPtr = std::unique_ptr<Collector>;

@@ -52,7 +52,9 @@ void CheckKeys(const YAML::Node& node, const std::string& path,
       throw FieldError{path.empty() ? "config" : path, "keys must be strings"};
     const auto key = entry.first.as<std::string>();
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      throw FieldError{Child(path, key), "unknown key; valid keys here are: " + Join(allowed)};
+      // An empty key ("": x) still needs a name in the message.
+      throw FieldError{Child(path, key.empty() ? "\"\"" : key),
+                       "unknown key; valid keys here are: " + Join(allowed)};
     }
   }
 }

@@ -94,6 +94,14 @@ std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& tex
     // quoted part.
     std::string message = error ? error.get() : "out of memory";
     if (auto newline = message.find('\n'); newline != std::string::npos) message.resize(newline);
+    // libpq quotes parts of the input in double quotes; an input with a '"' of its own makes the
+    // quotes unpairable, so then none of libpq's message is shown.
+    if (text.find('"') != std::string::npos) {
+      return std::string(
+          "is not a valid libpq connection string (and contains a '\"', so the parser's message, "
+          "which would quote it, is not shown); expected "
+          "postgresql://user:password@host:5432/dbname");
+    }
     message = DropQuoted(message);
     return "is not a valid libpq connection string (" + message +
            "); expected postgresql://user:password@host:5432/dbname";

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include "billing/common/metric_names.h"
 
@@ -188,6 +189,44 @@ void Exposition::Publish(const std::string& collector,
     return;
   }
   throw std::logic_error("publish for unregistered collector: " + collector);
+}
+
+namespace {
+// The family a serialised chunk holds: every chunk starts "# HELP <name> " (or "# TYPE <name> "
+// for a family without help text).
+std::string_view ChunkFamily(const std::string& chunk) {
+  const std::string_view text(chunk);
+  for (const std::string_view prefix : {"# HELP ", "# TYPE "}) {
+    if (text.substr(0, prefix.size()) == prefix) {
+      const auto rest = text.substr(prefix.size());
+      return rest.substr(0, rest.find(' '));
+    }
+  }
+  return {};
+}
+}  // namespace
+
+void Exposition::PublishOverdue(const std::string& collector,
+                                std::vector<prometheus::MetricFamily> families) {
+  auto replacements = SerializeChunks(std::move(families), constant_labels_);
+  std::unique_lock lock(mutex_);
+  for (auto& state : collectors_) {
+    if (state.name != collector) continue;
+    for (auto& replacement : replacements) {
+      const auto name = ChunkFamily(*replacement);
+      const auto same =
+          std::find_if(state.chunks.begin(), state.chunks.end(),
+                       [&](const auto& chunk) { return ChunkFamily(*chunk) == name; });
+      if (same != state.chunks.end()) {
+        *same = std::move(replacement);
+      } else {
+        state.chunks.push_back(std::move(replacement));
+      }
+    }
+    Rebuild(std::move(lock));
+    return;
+  }
+  throw std::logic_error("overdue sample for unregistered collector: " + collector);
 }
 
 std::shared_ptr<const Page> Exposition::Current() const {

@@ -64,6 +64,11 @@ class Exposition {
                bool ok, std::chrono::duration<double> took,
                std::chrono::system_clock::time_point finished_at);
 
+  /// A sample of `collector` is overdue: serve `families` in place of its last sample's families
+  /// of the same names (the others stay, with their values as last sampled), until its next
+  /// Publish. Neither a success nor a failure: the sample has not finished.
+  void PublishOverdue(const std::string& collector, std::vector<prometheus::MetricFamily> families);
+
   std::shared_ptr<const Page> Current() const;
   std::vector<CollectorHealth> Health(Clock::time_point now = Clock::now()) const;
 

@@ -298,6 +298,10 @@ SampleResult PostgresCatalogCollector::Sample() {
 PostgresExactCountCollector::PostgresExactCountCollector(const PostgresConfig& config)
     : config_(config), session_("postgres_exact_count", config, config.exact_count_timeout) {}
 
+std::vector<prometheus::MetricFamily> PostgresCatalogCollector::OverdueFamilies() const {
+  return DownFamilies();
+}
+
 SampleResult PostgresExactCountCollector::Sample() {
   std::vector<ExactCount> counts;
   std::string errors;

@@ -64,6 +64,8 @@ class PostgresCatalogCollector final : public Collector {
   const std::string& Name() const override { return name_; }
   std::chrono::milliseconds Interval() const override { return interval_; }
   SampleResult Sample() override;
+  /// iotistic_postgres_up 0: a database that does not answer is not up.
+  std::vector<prometheus::MetricFamily> OverdueFamilies() const override;
 
  private:
   const std::string name_ = "postgres";

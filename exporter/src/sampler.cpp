@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+
 #include "billing/common/log.h"
 
 namespace billing::exporter {
@@ -12,11 +14,47 @@ using billing::common::LogLevel;
 Sampler::Sampler(Collector& collector, Exposition& exposition)
     : collector_(collector),
       exposition_(exposition),
-      thread_([this](std::stop_token stop) { Run(stop); }) {}
+      thread_([this](std::stop_token stop) { Run(stop); }),
+      watchdog_([this](std::stop_token stop) { Watch(stop); }) {}
 
 Sampler::~Sampler() {
+  watchdog_.request_stop();
+  watchdog_.join();
   thread_.request_stop();
   thread_.join();
+}
+
+std::chrono::steady_clock::duration Sampler::OverdueAfter(
+    std::chrono::milliseconds interval, std::chrono::steady_clock::duration last_duration) {
+  return std::max<std::chrono::steady_clock::duration>(2 * interval, interval + 2 * last_duration);
+}
+
+void Sampler::Watch(std::stop_token stop) {
+  std::unique_lock lock(mutex_);
+  while (!stop.stop_requested()) {
+    const auto due = last_publish_ + OverdueAfter(collector_.Interval(), last_duration_);
+    if (sampling_ && !overdue_published_ && std::chrono::steady_clock::now() >= due) {
+      overdue_published_ = true;
+      // Under the lock: the sample's own Publish cannot overtake this one.
+      exposition_.PublishOverdue(collector_.Name(), collector_.OverdueFamilies());
+      Log(LogLevel::kWarn, collector_.Name(),
+          "sample overdue: no answer for " +
+              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - last_publish_)
+                                 .count()) +
+              " ms since the last sample");
+      continue;
+    }
+    // Until the deadline, a sample starts or ends (a new deadline), or stop.
+    const bool was_sampling = sampling_;
+    const auto published = last_publish_;
+    const auto changed = [&] { return sampling_ != was_sampling || last_publish_ != published; };
+    if (sampling_ && !overdue_published_) {
+      watch_.wait_until(lock, stop, due, changed);
+    } else {
+      watch_.wait(lock, stop, changed);
+    }
+  }
 }
 
 void Sampler::Run(std::stop_token stop) {
@@ -26,10 +64,30 @@ void Sampler::Run(std::stop_token stop) {
   std::string last_error;
   while (!stop.stop_requested()) {
     const auto started = Clock::now();
+    {
+      std::lock_guard lock(mutex_);
+      sampling_ = true;
+    }
+    watch_.notify_all();
     SampleResult result = collector_.Sample();
     const auto took = Clock::now() - started;
-    exposition_.Publish(collector_.Name(), std::move(result.families), result.ok, took,
-                        std::chrono::system_clock::now());
+    {
+      std::lock_guard lock(mutex_);
+      exposition_.Publish(collector_.Name(), std::move(result.families), result.ok, took,
+                          std::chrono::system_clock::now());
+      if (overdue_published_) {
+        Log(LogLevel::kInfo, collector_.Name(),
+            "the overdue sample finished after " +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) +
+                " ms");
+      }
+      sampling_ = false;
+      overdue_published_ = false;
+      last_publish_ = Clock::now();
+      last_duration_ = took;
+    }
+    watch_.notify_all();
     // A sample of a large database allocates tens of MB of short-lived objects on this thread.
     // The large buffers among them are mmapped and already returned (see TuneMalloc in main.cpp),
     // but the small ones (a ClientMetric and its label strings per series) leave free pages inside

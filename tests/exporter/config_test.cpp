@@ -135,6 +135,8 @@ TEST(ConfigTest, ErrorsNameTheField) {
       {"listen: [1, 2", kDb, "config"},                    // invalid YAML
       {"sample_intervall: 15s", kDb, "sample_intervall"},  // unknown key (typo)
       {"postgres: {urll: x}", kDb, "postgres.urll"},       // unknown nested key
+      {"\"\": x", kDb, "\"\""},                            // empty key (found by fuzzing)
+      {"postgres: {\"\": x}", kDb, "postgres.\"\""},
       {"sample_interval: 15", kDb, "sample_interval"},     // bare number
       {"sample_interval: fast", kDb, "sample_interval"},   // bad duration
       {"sample_interval: [15s]", kDb, "sample_interval"},  // wrong type

@@ -34,6 +34,18 @@ TEST(DatabaseUrlTest, RejectsMalformedWithoutEchoingTheSecret) {
   EXPECT_TRUE(std::holds_alternative<std::string>(DatabaseUrl::Parse("")));
 }
 
+// Found by fuzz/database_url_fuzz.cpp: a '"' in the input unbalanced the quotes of libpq's
+// message, so the part meant to be dropped (here holding the password) was shown.
+TEST(DatabaseUrlTest, AQuoteInTheInputCannotMakeTheErrorShowTheSecret) {
+  for (const char* bad : {"0ostgresql://us\":erhunter2@x?sslmode=require", "user=\"a hunter2",
+                          "host=x\" password=hunter2 y"}) {
+    auto parsed = DatabaseUrl::Parse(bad);
+    ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << bad;
+    EXPECT_EQ(std::get<std::string>(parsed).find("hunter2"), std::string::npos)
+        << std::get<std::string>(parsed);
+  }
+}
+
 TEST(DatabaseUrlTest, UnencodedSpecialCharactersInThePasswordAreRefusedWithoutEchoingIt) {
   for (const char* bad :
        {"postgresql://app:Xy7/Qs9@db:5432/tenant", "postgresql://app:p@ss@db:5432/tenant",

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
 
 #include "http_server.h"
 #include "postgres_sample.h"
+#include "sampler.h"
 #include "testbed.h"
 
 namespace billing::exporter {
@@ -56,6 +59,85 @@ TEST(ExpositionTest, PublishReplacesTheCollectorsSeriesAndCountsErrors) {
       1700000000);
   EXPECT_EQ(FindValue(samples, "iotistic_exporter_sample_duration_seconds", {{"collector", "a"}}),
             0.005);
+}
+
+// While a sample is overdue, the collector's same-named families are replaced (up 0), the others
+// stay as last sampled, nothing counts as a success or a failure, and the next Publish replaces
+// it all again.
+TEST(ExpositionTest, AnOverdueSampleReplacesOnlyTheSameNamedFamilies) {
+  Exposition exposition({{"customer_id", "c1"}}, "v");
+  exposition.Register("postgres", std::chrono::seconds(1));
+  const auto t = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  auto sample = OneGauge("iotistic_postgres_up", 1);
+  sample.push_back(OneGauge("iotistic_postgres_table_rows", 42).front());
+  exposition.Publish("postgres", sample, true, std::chrono::milliseconds(5), t);
+
+  exposition.PublishOverdue("postgres", OneGauge("iotistic_postgres_up", 0));
+  auto samples = ParseMetricsText(exposition.Current()->Text());
+  EXPECT_EQ(FindValue(samples, "iotistic_postgres_up", {{"customer_id", "c1"}}), 0);
+  EXPECT_EQ(FindValue(samples, "iotistic_postgres_table_rows"), 42);
+  EXPECT_EQ(
+      FindValue(samples, "iotistic_exporter_sample_errors_total", {{"collector", "postgres"}}), 0);
+  EXPECT_EQ(FindValue(samples, "iotistic_exporter_last_sample_timestamp_seconds",
+                      {{"collector", "postgres"}}),
+            1700000000);
+  // One family per name: the replacement is not served beside the old one.
+  const auto text = exposition.Current()->Text();
+  EXPECT_EQ(text.find("# TYPE iotistic_postgres_up"), text.rfind("# TYPE iotistic_postgres_up"));
+
+  exposition.Publish("postgres", sample, true, std::chrono::milliseconds(5),
+                     t + std::chrono::seconds(3));
+  samples = ParseMetricsText(exposition.Current()->Text());
+  EXPECT_EQ(FindValue(samples, "iotistic_postgres_up"), 1);
+}
+
+// Two intervals for a source that answers fast; a slow one gets one interval plus twice its last
+// sample's duration, so a sample merely as slow as usual is never called overdue.
+TEST(SamplerTest, OverdueAfterTwoIntervalsOrTwiceTheUsualDuration) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(Sampler::OverdueAfter(milliseconds(1000), milliseconds(20)), milliseconds(2000));
+  EXPECT_EQ(Sampler::OverdueAfter(milliseconds(300), milliseconds(900)), milliseconds(2100));
+}
+
+// A collector whose second sample hangs until the test releases it, as a frozen database would.
+class HangingCollector final : public Collector {
+ public:
+  const std::string& Name() const override { return name_; }
+  std::chrono::milliseconds Interval() const override { return std::chrono::milliseconds(50); }
+  SampleResult Sample() override {
+    std::unique_lock lock(mutex_);
+    if (samples_++ > 0) released_.wait(lock, [&] { return release_; });
+    return {OneGauge("iotistic_postgres_up", 1), true, ""};
+  }
+  std::vector<prometheus::MetricFamily> OverdueFamilies() const override {
+    return OneGauge("iotistic_postgres_up", 0);
+  }
+  void Release() {
+    std::lock_guard lock(mutex_);
+    release_ = true;
+    released_.notify_all();
+  }
+
+ private:
+  const std::string name_ = "postgres";
+  std::mutex mutex_;
+  std::condition_variable released_;
+  int samples_ = 0;
+  bool release_ = false;
+};
+
+TEST(SamplerTest, AHangingSampleIsServedAsDownUntilItFinishes) {
+  Exposition exposition({}, "v");
+  HangingCollector collector;
+  exposition.Register(collector.Name(), collector.Interval());
+  auto up = [&] {
+    return FindValue(ParseMetricsText(exposition.Current()->Text()), "iotistic_postgres_up");
+  };
+  Sampler sampler(collector, exposition);
+  // The first sample succeeds; the second hangs, and two intervals later up says so.
+  EXPECT_TRUE(testbed::WaitFor([&] { return up() == 0; }, std::chrono::seconds(10)));
+  collector.Release();
+  EXPECT_TRUE(testbed::WaitFor([&] { return up() == 1; }, std::chrono::seconds(10)));
 }
 
 TEST(ExpositionTest, GzipPageIsTheSameText) {

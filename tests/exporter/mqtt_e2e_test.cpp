@@ -1,6 +1,7 @@
 // The billing-exporter binary against a real Mosquitto 2.0: messages and bytes counted exactly,
 // broker totals exported exactly as the broker reports them, across broker and exporter restarts.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <fstream>
 
@@ -172,6 +173,65 @@ TEST_F(MqttE2eTest, BrokerRestartIsSurvivedAndVisible) {
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_bytes_received_total"), after.payload_bytes);
   EXPECT_EQ(watch.decreases(), 0);
   EXPECT_TRUE(exporter->process().Running());
+}
+
+// Fault matrix, broker frozen (SIGSTOP): shorter than the keep-alive the connection survives;
+// longer (the exporter hears nothing for twice its 20 s keep-alive) it is declared lost,
+// iotistic_mqtt_up turns 0, and after SIGCONT the exporter reconnects by itself to its persistent
+// session. Every message the publishers had acknowledged is counted once, before and after.
+TEST_F(MqttE2eTest, BrokerFrozenShorterAndLongerThanTheKeepAliveLosesNothing) {
+  MosquittoServer broker(1, kBrokerConfig);
+  auto exporter = StartExporter(broker, kPerDevice);
+  Watcher watch(*exporter);
+  ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 20s));
+  const Sent first = Simulate(broker, {"--devices", "20", "--messages", "4000"});
+  ASSERT_TRUE(
+      WaitFor([&] { return Sum(watch.Scrape(), "iotistic_mqtt_messages_total") == first.messages; },
+              60s, 200ms));
+
+  // Shorter than the keep-alive: nothing to notice but a pause.
+  broker.Signal(SIGSTOP);
+  // A few scrapes while it is frozen: they answer, up stays 1 (no keep-alive has run out).
+  bool up_while_briefly_frozen = true;
+  for (int i = 0; i < 3; ++i) {
+    const auto samples = watch.Scrape();
+    EXPECT_FALSE(samples.empty());
+    up_while_briefly_frozen =
+        up_while_briefly_frozen && FindValue(samples, "iotistic_mqtt_up") == 1;
+  }
+  broker.Signal(SIGCONT);
+  EXPECT_TRUE(up_while_briefly_frozen);
+  const Sent second = Simulate(broker, {"--devices", "20", "--messages", "3000", "--seed", "2"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Sum(watch.Scrape(), "iotistic_mqtt_messages_total") ==
+               first.messages + second.messages;
+      },
+      60s, 200ms));
+  EXPECT_EQ(exporter->process().Log().find("lost"), std::string::npos) << "no reconnect";
+
+  // Longer than twice the keep-alive: the connection is given up, up says so.
+  broker.Signal(SIGSTOP);
+  const bool down = WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 0.0; }, 90s, 500ms);
+  broker.Signal(SIGCONT);
+  ASSERT_TRUE(down) << exporter->process().Log();
+  EXPECT_NE(exporter->process().Log().find("nothing from the broker"), std::string::npos)
+      << exporter->process().Log();
+  ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 60s))
+      << exporter->process().Log();
+  const Sent third = Simulate(broker, {"--devices", "20", "--messages", "2000", "--seed", "3"});
+  std::vector<MetricSample> samples;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        samples = watch.Scrape();
+        return Sum(samples, "iotistic_mqtt_messages_total") ==
+               first.messages + second.messages + third.messages;
+      },
+      60s, 200ms))
+      << "counted " << Sum(samples, "iotistic_mqtt_messages_total");
+  EXPECT_EQ(Sum(samples, "iotistic_mqtt_payload_bytes_total"),
+            first.payload_bytes + second.payload_bytes + third.payload_bytes);
+  EXPECT_EQ(watch.decreases(), 0);
 }
 
 TEST_F(MqttE2eTest, ExporterRestartContinuesTheBrokerTotals) {

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 
 #include "testbed.h"
@@ -333,8 +335,9 @@ TEST_F(PostgresE2eTest, TenThousandTablesStayWithinTheCapAndOtherAddsUp) {
   EXPECT_GT(smallest_kept, PsqlNumber(*shared_pg, "SELECT pg_total_relation_size('t1')", db));
 }
 
-// Sizes are measured exactly only when something could have changed them: with a size_max_age
-// far beyond the test, every change below shows up only through change detection.
+// Every change below reaches the served sizes through change detection alone: size_max_age is far
+// beyond the test, so no full sample re-measures the tables. (That idle tables are not measured
+// at all is IdleDatabaseIsMeasuredOnlyInFullSamples.)
 TEST_F(PostgresE2eTest, SizesFollowWritesIndexesTruncateAndVacuum) {
   const auto db = NewDatabase();
   shared_pg->Psql(R"sql(
@@ -429,9 +432,11 @@ TEST_F(PostgresE2eTest, DatabaseSizeFollowsEveryRelationBetweenItsMeasurements) 
             before + 5e6);
 }
 
-// (d) On an idle database a sample measures nothing, except the full sample that comes at least
-// every size_max_age: 100 tables, 300 ms samples, size_max_age 3 s -> about one sample in ten
-// measures all 100, the others none.
+// (d) On an idle database a sample measures nothing, except the full samples, which measure every
+// table and come every size_max_age: 100 tables, 300 ms samples, size_max_age 3 s. Checked against
+// the samples' own timestamps and durations, whatever the machine's speed: full samples start at
+// least size_max_age less one interval apart, and no stretch longer than size_max_age plus the
+// longest gap between two samples (and the longest sample) goes without one.
 TEST_F(PostgresE2eTest, IdleDatabaseIsMeasuredOnlyInFullSamples) {
   const auto db = NewDatabase();
   shared_pg->Psql(R"sql(
@@ -444,28 +449,59 @@ TEST_F(PostgresE2eTest, IdleDatabaseIsMeasuredOnlyInFullSamples) {
   ASSERT_TRUE(EventuallyEquals(*exporter, "iotistic_postgres_tables", {}, [] { return 100; }));
   // The per-sample figures after the first sample, one per distinct sample.
   std::map<double, double> measured_by_sample;
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  std::map<double, double> took_by_sample;  // the stamp is when a sample ended: its duration
+  const auto deadline = std::chrono::steady_clock::now() + 90s;
   while (measured_by_sample.size() < 21 && std::chrono::steady_clock::now() < deadline) {
     const auto samples = exporter->Scrape();
     const auto stamp = FindValue(samples, "iotistic_exporter_last_sample_timestamp_seconds",
                                  {{"collector", "postgres"}});
     const auto measured = FindValue(samples, "iotistic_postgres_tables_size_measured");
     ASSERT_TRUE(measured) << "no iotistic_postgres_tables_size_measured";
-    if (stamp) measured_by_sample[*stamp] = *measured;
+    if (stamp) {
+      measured_by_sample[*stamp] = *measured;
+      took_by_sample[*stamp] = FindValue(samples, "iotistic_exporter_sample_duration_seconds",
+                                         {{"collector", "postgres"}})
+                                   .value_or(0);
+    }
   }
   ASSERT_GE(measured_by_sample.size(), 21u);
   measured_by_sample.erase(measured_by_sample.begin());  // may be the first, full sample
-  int full = 0;
-  int none = 0;
-  for (const auto& [stamp, measured] : measured_by_sample) {
+  double longest_sample = 0;
+  for (const auto& [stamp, took] : took_by_sample) longest_sample = std::max(longest_sample, took);
+  constexpr double kSizeMaxAge = 3;
+  // The exporter decides on its monotonic clock, the stamps are wall-clock: allow their drift.
+  constexpr double kClockSlack = 0.05;
+  double longest_gap = 0;
+  std::vector<double> full_stamps;
+  for (auto it = measured_by_sample.begin(); it != measured_by_sample.end(); ++it) {
+    const auto& [stamp, measured] = *it;
     EXPECT_TRUE(measured == 0 || measured == 100) << measured << " at " << stamp;
-    full += measured == 100 ? 1 : 0;
-    none += measured == 0 ? 1 : 0;
+    if (measured == 100) full_stamps.push_back(stamp);
+    if (it != measured_by_sample.begin())
+      longest_gap = std::max(longest_gap, stamp - std::prev(it)->first);
   }
-  // 20 samples of at least 300 ms span 6 s or more: at least one full sample; at most one in 9.
-  EXPECT_GE(full, 1);
-  EXPECT_LE(full, 4);
-  EXPECT_GE(none, 16);
+  const double first = measured_by_sample.begin()->first;
+  const double last = measured_by_sample.rbegin()->first;
+  ASSERT_GT(last - first, kSizeMaxAge + longest_gap)
+      << "the samples span too little time to expect a full sample";
+  ASSERT_FALSE(full_stamps.empty()) << "no full sample in " << last - first << " s";
+  // A full sample comes when the next sample would find a size older than size_max_age, so one
+  // interval early at most; the age counts from when a full sample started, the stamps are when
+  // samples ended.
+  constexpr double kInterval = 0.3;
+  for (std::size_t i = 1; i < full_stamps.size(); ++i) {
+    EXPECT_GE(full_stamps[i] - full_stamps[i - 1],
+              kSizeMaxAge - kInterval - took_by_sample[full_stamps[i - 1]] - kClockSlack)
+        << "full samples at " << full_stamps[i - 1] << " and " << full_stamps[i];
+  }
+  // No stretch without a full sample longer than size_max_age plus one sample's delay.
+  std::vector<double> edges = {first};
+  edges.insert(edges.end(), full_stamps.begin(), full_stamps.end());
+  edges.push_back(last);
+  for (std::size_t i = 1; i < edges.size(); ++i) {
+    EXPECT_LE(edges[i] - edges[i - 1], kSizeMaxAge + longest_gap + longest_sample + kClockSlack)
+        << "no full sample between " << edges[i - 1] << " and " << edges[i];
+  }
   // And what is served is still exact.
   EXPECT_EQ(Sum(exporter->Scrape(), "iotistic_postgres_table_size_bytes"), PublicTablesBytes(db));
 }
@@ -574,7 +610,7 @@ TEST(PostgresOutageTest, DownAtStartThenUpThenDownThenUpWithoutRestart) {
   // The password appears nowhere the exporter writes.
   const auto metrics = HttpGet(exporter.BaseUrl() + "/metrics").body;
   EXPECT_EQ(metrics.find(pg.password()), std::string::npos);
-  EXPECT_EQ(WEXITSTATUS(exporter.Stop()), 0);
+  EXPECT_EQ(WEXITSTATUS(exporter.Stop()), 0) << exporter.process().Log();
   const auto log = exporter.process().Log();
   EXPECT_NE(log.find("cannot connect"), std::string::npos) << log;
   EXPECT_EQ(log.find(pg.password()), std::string::npos) << log;

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
@@ -29,12 +30,17 @@ using Clock = std::chrono::steady_clock;
 // The API server's own limit on a request body.
 constexpr std::size_t kMaxBody = 3 * 1024 * 1024;
 
+}  // namespace
+
+// Declared in the header (private members take it), so not in the anonymous namespace.
 struct KindInfo {
   const char* api_version;
   const char* kind;
   const char* plural;
   bool namespaced;
 };
+
+namespace {
 
 // The provisioner's kinds. Kept apart from the client's table on purpose: a typo in one of them
 // shows up as a failing test instead of agreeing with itself.
@@ -203,11 +209,67 @@ Json WithoutNulls(const Json& value) {
   return out;
 }
 
-// Maps merge key by key; anything else (lists included) is replaced as a whole.
+// Server-side apply merges the lists the API marks x-kubernetes-list-type=map item by item, by
+// their keys; every other list is atomic (replaced whole). These are the keyed lists the chart
+// uses, with their keys as the Kubernetes OpenAPI declares them.
+std::vector<std::string> ListKeys(const std::string& field, const Json& list) {
+  if (field == "containers" || field == "initContainers" || field == "env" || field == "volumes" ||
+      field == "imagePullSecrets") {
+    return {"name"};
+  }
+  if (field == "volumeMounts") return {"mountPath"};
+  if (field == "ports") {
+    // Container ports: containerPort + protocol; Service ports: port + protocol.
+    const bool container =
+        !list.empty() && list[0].is_object() && list[0].contains("containerPort");
+    return {container ? "containerPort" : "port", "protocol"};
+  }
+  return {};
+}
+
+// The key of one item of a keyed list (protocol defaults to TCP, as the API defaults it), or null
+// when the item cannot be keyed.
+Json ItemKey(const std::vector<std::string>& keys, const Json& item) {
+  if (!item.is_object()) return nullptr;
+  Json key = Json::object();
+  for (const auto& name : keys) {
+    if (item.contains(name)) {
+      key[name] = item[name];
+    } else if (name == "protocol") {
+      key[name] = "TCP";
+    } else {
+      return nullptr;
+    }
+  }
+  return key;
+}
+
+bool IsKeyedList(const std::string& field, const Json& list) {
+  const auto keys = ListKeys(field, list);
+  if (keys.empty() || !list.is_array()) return false;
+  return std::all_of(list.begin(), list.end(),
+                     [&](const Json& item) { return !ItemKey(keys, item).is_null(); });
+}
+
+// Maps merge key by key, keyed lists item by item; anything else is replaced as a whole.
 void MergeInto(Json& target, const Json& patch) {
   for (const auto& [key, value] : patch.items()) {
     if (value.is_object() && target.contains(key) && target[key].is_object()) {
       MergeInto(target[key], value);
+    } else if (target.contains(key) && IsKeyedList(key, value) && IsKeyedList(key, target[key])) {
+      const auto keys = ListKeys(key, value);
+      for (const auto& item : value) {
+        const Json item_key = ItemKey(keys, item);
+        auto& list = target[key];
+        const auto same = std::find_if(list.begin(), list.end(), [&](const Json& existing) {
+          return ItemKey(keys, existing) == item_key;
+        });
+        if (same == list.end()) {
+          list.push_back(item);
+        } else {
+          MergeInto(*same, item);
+        }
+      }
     } else {
       target[key] = value;
     }
@@ -216,12 +278,23 @@ void MergeInto(Json& target, const Json& patch) {
 
 using FieldPath = std::vector<std::string>;
 
-// Every leaf of an applied configuration: what a manager owns. Non-empty maps are not leaves.
+// Every leaf of an applied configuration: what a manager owns. Non-empty maps are not leaves, nor
+// are keyed lists: their items are, each named by its key ("[{\"name\":\"app\"}]"), so two
+// managers may own different items of one list.
 void Leaves(const Json& value, FieldPath& prefix, std::map<FieldPath, Json>& out) {
   if (value.is_object() && !value.empty()) {
     for (const auto& [key, item] : value.items()) {
       prefix.push_back(key);
-      Leaves(item, prefix, out);
+      if (IsKeyedList(key, item) && !item.empty()) {
+        const auto keys = ListKeys(key, item);
+        for (const auto& element : item) {
+          prefix.push_back("[" + ItemKey(keys, element).dump() + "]");
+          Leaves(element, prefix, out);
+          prefix.pop_back();
+        }
+      } else {
+        Leaves(item, prefix, out);
+      }
       prefix.pop_back();
     }
     return;
@@ -236,15 +309,40 @@ std::map<FieldPath, Json> Leaves(const Json& value) {
   return out;
 }
 
-// Removes a field and the maps it leaves empty.
+// Removes a field and the maps (and keyed-list items) it leaves empty.
 void Erase(Json& value, const FieldPath& path, std::size_t at = 0) {
+  if (value.is_array() && path[at].front() == '[') {
+    const Json wanted = Json::parse(path[at].substr(1, path[at].size() - 2));
+    for (auto item = value.begin(); item != value.end(); ++item) {
+      if (!item->is_object()) continue;
+      bool match = true;
+      for (const auto& [key, key_value] : wanted.items()) {
+        const Json actual = item->contains(key) ? (*item)[key] : Json("TCP");
+        match = match && actual == key_value;
+      }
+      if (!match) continue;
+      if (at + 1 == path.size()) {
+        value.erase(item);
+        return;
+      }
+      Erase(*item, path, at + 1);
+      // An item left with nothing but its key is no longer owned.
+      bool only_key = true;
+      for (const auto& [key, unused] : item->items()) only_key = only_key && wanted.contains(key);
+      if (only_key) value.erase(item);
+      return;
+    }
+    return;
+  }
   if (!value.is_object() || !value.contains(path[at])) return;
   if (at + 1 == path.size()) {
     value.erase(path[at]);
     return;
   }
   Erase(value[path[at]], path, at + 1);
-  if (value[path[at]].is_object() && value[path[at]].empty()) value.erase(path[at]);
+  if ((value[path[at]].is_object() || value[path[at]].is_array()) && value[path[at]].empty()) {
+    value.erase(path[at]);
+  }
 }
 
 std::string Dotted(const FieldPath& path) {
@@ -476,6 +574,16 @@ int KubeApiDouble::HandleRequest(mg_connection* conn, void* self_ptr) {
     std::unique_lock lock(self.mutex_);
     const auto delay = self.response_delay_;
     self.stopping_.wait_for(lock, delay, [&] { return self.stopped_; });
+    if (self.hold_ && (self.hold_->method.empty() || self.hold_->method == request.method)) {
+      if (self.hold_->pass > 0) {
+        --self.hold_->pass;
+      } else {
+        ++self.held_;
+        self.stopping_.notify_all();  // HeldRequests() waiters
+        self.stopping_.wait(lock, [&] { return self.stopped_ || !self.hold_; });
+        --self.held_;
+      }
+    }
   }
   Response response = too_large
                           ? Response{413, StatusBody(413, "the request body is too large"), ""}
@@ -525,6 +633,31 @@ KubeApiDouble::Response KubeApiDouble::Serve(const Request& request,
     return {404, StatusBody(404, "the server could not find the requested resource"), ""};
   const auto& [info, ns, name] = *parsed;
   const Route route{info, ns, name};
+  if (rbac_) {
+    // SSA is authorized as patch, and also as create when it makes the object.
+    std::vector<std::string> verbs;
+    if (request.method == "GET") verbs = {"get"};
+    if (request.method == "DELETE") verbs = {"delete"};
+    if (request.method == "PATCH") {
+      verbs = {"patch"};
+      if (Find(route.key()) == nullptr) verbs.push_back("create");
+    }
+    for (const auto& verb : verbs) {
+      if (!Allowed(*info, verb)) {
+        const std::string group = Group(*info);
+        rbac_denials_.push_back(verb + " " + QualifiedResource(*info) + " " + ns + "/" + name);
+        return {403,
+                StatusBody(403,
+                           QualifiedResource(*info) + " \"" + name +
+                               "\" is forbidden: User \"system:serviceaccount:provisioner:"
+                               "provisioner\" cannot " +
+                               verb + " resource \"" + info->plural + "\" in API group \"" + group +
+                               "\"" + (ns.empty() ? "" : " in the namespace \"" + ns + "\""),
+                           Details(*info, name)),
+                ""};
+      }
+    }
+  }
   if (request.method == "GET") return Get(route);
   if (request.method == "PATCH") return Apply(route, request);
   if (request.method == "DELETE") return Delete(route, request);
@@ -552,6 +685,7 @@ void KubeApiDouble::Write(Stored& stored) {
 }
 
 void KubeApiDouble::FinalizeNamespaces() {
+  if (finalization_held_) return;
   const auto now = Clock::now();
   for (auto it = finalize_at_.begin(); it != finalize_at_.end();) {
     if (it->second > now) {
@@ -707,10 +841,51 @@ KubeApiDouble::Response KubeApiDouble::Apply(const Route& route, const Request& 
       if (name == other) Erase(other_config, path);
     }
   }
+  const auto previous = stored->applied;
   if (mine != stored->applied.end()) stored->applied.erase(mine);
-  stored->applied.emplace_back(manager, std::move(config));
+  stored->applied.emplace_back(manager, config);
+  if (auto invalid = ImmutableFieldChange(info, route.name, stored->live, stored->Compose())) {
+    stored->applied = previous;
+    return std::move(*invalid);
+  }
   Write(*stored);
+  RecordApplied(config);
   return {200, stored->live, ""};
+}
+
+// What the API server's update validation refuses on a live object (apps/v1 validation): a
+// StatefulSet's spec may change only in replicas, ordinals, template, updateStrategy,
+// persistentVolumeClaimRetentionPolicy and minReadySeconds; a Deployment's selector never.
+std::optional<KubeApiDouble::Response> KubeApiDouble::ImmutableFieldChange(const KindInfo& info,
+                                                                           const std::string& name,
+                                                                           const Json& before,
+                                                                           const Json& after) {
+  const std::string kind = info.kind;
+  const auto spec_field = [](const Json& object, const char* field) {
+    return object.contains("spec") && object["spec"].contains(field) ? object["spec"][field]
+                                                                     : Json();
+  };
+  std::optional<std::string> message;
+  if (kind == "StatefulSet") {
+    for (const char* field :
+         {"volumeClaimTemplates", "serviceName", "selector", "podManagementPolicy"}) {
+      if (spec_field(before, field) != spec_field(after, field)) {
+        message = "StatefulSet.apps \"" + name +
+                  "\" is invalid: spec: Forbidden: updates to statefulset spec for fields other "
+                  "than 'replicas', 'ordinals', 'template', 'updateStrategy', "
+                  "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden";
+      }
+    }
+  } else if (kind == "Deployment" &&
+             spec_field(before, "selector") != spec_field(after, "selector")) {
+    message = "Deployment.apps \"" + name + "\" is invalid: spec.selector: Invalid value: " +
+              spec_field(after, "selector").dump() + ": field is immutable";
+  }
+  if (!message) return std::nullopt;
+  ++immutable_rejections_;
+  Json details = Details(info, name);
+  details["kind"] = info.kind;
+  return Response{422, StatusBody(422, *message, std::move(details)), ""};
 }
 
 KubeApiDouble::Response KubeApiDouble::Create(const Route& route, const Key& key, Json config,
@@ -742,8 +917,10 @@ KubeApiDouble::Response KubeApiDouble::Create(const Route& route, const Key& key
   stored->applied.emplace_back(manager, std::move(config));
   if (std::string(info.kind) == "Namespace") stored->status = {{"phase", "Active"}};
   Stored& created = *stored;
+  const Json applied = created.applied.back().second;
   objects_.emplace(key, std::move(stored));
   Write(created);
+  RecordApplied(applied);
   return {201, created.live, ""};
 }
 
@@ -929,6 +1106,81 @@ void KubeApiDouble::SetResponseDelay(std::chrono::milliseconds delay) {
 std::vector<KubeApiDouble::Request> KubeApiDouble::Requests() {
   std::lock_guard lock(mutex_);
   return requests_;
+}
+
+bool KubeApiDouble::Allowed(const KindInfo& info, const std::string& verb) const {
+  const std::string group = Group(info);
+  return std::any_of(rbac_->begin(), rbac_->end(), [&](const RbacRule& rule) {
+    return rule.groups.contains(group) && rule.resources.contains(info.plural) &&
+           rule.verbs.contains(verb);
+  });
+}
+
+void KubeApiDouble::EnforceRbac(const std::filesystem::path& manifest) {
+  std::vector<RbacRule> rules;
+  for (const YAML::Node& document : YAML::LoadAllFromFile(manifest.string())) {
+    if (!document.IsMap() || document["kind"].as<std::string>("") != "ClusterRole") continue;
+    for (const YAML::Node& rule : document["rules"]) {
+      RbacRule parsed;
+      for (const auto& group : rule["apiGroups"]) parsed.groups.insert(group.as<std::string>());
+      for (const auto& resource : rule["resources"]) {
+        parsed.resources.insert(resource.as<std::string>());
+      }
+      for (const auto& verb : rule["verbs"]) parsed.verbs.insert(verb.as<std::string>());
+      rules.push_back(std::move(parsed));
+    }
+  }
+  if (rules.empty()) {
+    throw std::runtime_error("KubeApiDouble: no ClusterRole rules in " + manifest.string());
+  }
+  std::lock_guard lock(mutex_);
+  rbac_ = std::move(rules);
+}
+
+std::vector<std::string> KubeApiDouble::RbacDenials() {
+  std::lock_guard lock(mutex_);
+  return rbac_denials_;
+}
+
+int KubeApiDouble::ImmutableFieldRejections() {
+  std::lock_guard lock(mutex_);
+  return immutable_rejections_;
+}
+
+void KubeApiDouble::RecordAppliedBodies(const std::filesystem::path& stream) {
+  std::lock_guard lock(mutex_);
+  applied_stream_ = stream;
+  std::ofstream truncate(stream);
+}
+
+void KubeApiDouble::RecordApplied(const Json& body) {
+  if (applied_stream_.empty()) return;
+  // JSON is YAML: one document per accepted apply.
+  std::ofstream out(applied_stream_, std::ios::app);
+  out << "---\n" << body.dump() << "\n";
+}
+
+void KubeApiDouble::HoldNamespaceFinalization(bool held) {
+  std::lock_guard lock(mutex_);
+  finalization_held_ = held;
+}
+
+void KubeApiDouble::HoldRequests(const std::string& method, int pass) {
+  std::lock_guard lock(mutex_);
+  hold_ = Hold{method, pass};
+}
+
+void KubeApiDouble::ReleaseHeldRequests() {
+  {
+    std::lock_guard lock(mutex_);
+    hold_.reset();
+  }
+  stopping_.notify_all();
+}
+
+int KubeApiDouble::HeldRequests() {
+  std::lock_guard lock(mutex_);
+  return held_;
 }
 
 int KubeApiDouble::CountRequests(const std::string& method, const std::string& path_substring) {

@@ -16,7 +16,8 @@
 //    body that does not match the URL 400, a create in a missing namespace 404 and in a
 //    terminating one 403;
 //  - GET of one object; DELETE of an object; DELETE of a namespace marks it Terminating and,
-//    after a configurable finalization delay, removes it with everything in it;
+//    after a configurable finalization delay (or when the test releases it), removes it with
+//    everything in it;
 //  - every error as a Kubernetes Status object with the API's reason and code.
 // Not modelled: lists, watches, other patch types, dry run, admission, defaulting, validation
 // beyond names, managedFields, resource versions as preconditions other than in an apply body.
@@ -41,6 +42,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -49,6 +51,8 @@ struct mg_context;
 struct mg_connection;
 
 namespace billing::testbed {
+
+struct KindInfo;  // a kind the double serves (kube_api_double.cpp)
 
 class KubeApiDouble {
  public:
@@ -109,6 +113,27 @@ class KubeApiDouble {
   void ClearFailures();
   /// Every response is delayed this long (slow server).
   void SetResponseDelay(std::chrono::milliseconds delay);
+  /// While held, deleted namespaces stay Terminating whatever the finalization delay; releasing
+  /// lets the due ones go before the next request is answered. The test decides when.
+  void HoldNamespaceFinalization(bool held);
+  /// Lets the next `pass` requests with this method (empty: any) through, then holds every further
+  /// one, unanswered and not yet applied, until ReleaseHeldRequests() (or the double's end).
+  void HoldRequests(const std::string& method, int pass);
+  void ReleaseHeldRequests();
+  /// Requests being held right now.
+  int HeldRequests();
+
+  /// From now on, authorizes every request as the API server's RBAC would for the ClusterRole in
+  /// `manifest` (manifests/provisioner/20-rbac.yaml): get for GET, patch for an apply, and create
+  /// too when the apply makes the object, delete for DELETE. Anything else gets 403 Forbidden and
+  /// is listed in RbacDenials(). Throws std::runtime_error if the file has no ClusterRole rules.
+  void EnforceRbac(const std::filesystem::path& manifest);
+  std::vector<std::string> RbacDenials();
+  /// Applies refused with 422 because they changed an immutable field.
+  int ImmutableFieldRejections();
+  /// Appends every accepted apply body (as sent, one YAML document each) to `stream`, truncated
+  /// now, for a schema check of everything the client applied.
+  void RecordAppliedBodies(const std::filesystem::path& stream);
 
   std::vector<Request> Requests();
   int CountRequests(const std::string& method, const std::string& path_substring);
@@ -119,6 +144,9 @@ class KubeApiDouble {
  private:
   struct Stored;
   struct Failure;
+  struct RbacRule {
+    std::set<std::string> groups, resources, verbs;
+  };
   struct Route;
   struct Response;
   using Key = std::tuple<std::string, std::string, std::string, std::string>;
@@ -132,6 +160,11 @@ class KubeApiDouble {
                   const std::string& manager);
   Response Delete(const Route& route, const Request& request);
   void FinalizeNamespaces();  // removes the namespaces whose finalization is due
+  bool Allowed(const KindInfo& info, const std::string& verb) const;
+  std::optional<Response> ImmutableFieldChange(const KindInfo& info, const std::string& name,
+                                               const nlohmann::json& before,
+                                               const nlohmann::json& after);
+  void RecordApplied(const nlohmann::json& body);
   Stored* Find(const Key& key);
   void Write(Stored& stored);  // after a change: new resourceVersion, generation if the spec moved
 
@@ -145,6 +178,17 @@ class KubeApiDouble {
   std::map<std::string, std::chrono::steady_clock::time_point> finalize_at_;  // by namespace
   std::chrono::milliseconds finalization_delay_{0};
   std::chrono::milliseconds response_delay_{0};
+  bool finalization_held_ = false;
+  struct Hold {
+    std::string method;
+    int pass = 0;
+  };
+  std::optional<Hold> hold_;
+  int held_ = 0;
+  std::optional<std::vector<RbacRule>> rbac_;
+  std::vector<std::string> rbac_denials_;
+  int immutable_rejections_ = 0;
+  std::filesystem::path applied_stream_;
   std::vector<Failure> failures_;
   std::vector<Request> requests_;
   std::uint64_t next_resource_version_ = 1;

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <regex>
@@ -923,6 +924,42 @@ void PostgresServer::Stop() {
   process_.reset();
 }
 
+namespace {
+// The pids of `root` and of every process below it, from /proc (parents before children).
+std::vector<pid_t> ProcessTree(pid_t root) {
+  std::map<pid_t, std::vector<pid_t>> children;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses; ppid follows the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    std::string state;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    children[parent].push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  std::vector<pid_t> tree = {root};
+  for (std::size_t i = 0; i < tree.size(); ++i) {
+    for (const pid_t child : children[tree[i]]) tree.push_back(child);
+  }
+  return tree;
+}
+}  // namespace
+
+void PostgresServer::SignalAll(int signal) {
+  if (!process_) return;
+  for (const pid_t pid : ProcessTree(process_->pid())) ::kill(pid, signal);
+  if (signal == SIGKILL) {
+    process_->Wait(seconds(10));
+    process_.reset();
+  }
+}
+
 void PostgresServer::Start() {
   if (process_) return;
   const fs::path& dir = dir_->path();
@@ -1013,6 +1050,10 @@ MosquittoServer::MosquittoServer(int sys_interval_seconds, std::string extra_con
 MosquittoServer::~MosquittoServer() { Stop(); }
 
 std::string MosquittoServer::Url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+
+void MosquittoServer::Signal(int signal) {
+  if (process_) ::kill(process_->pid(), signal);
+}
 
 void MosquittoServer::Stop() {
   if (!process_) return;

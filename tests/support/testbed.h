@@ -110,6 +110,10 @@ class PostgresServer {
   void Stop();   // fast shutdown; idempotent
   void Start();  // starts again on the same port with the same data; idempotent
   bool running() const { return process_ != nullptr; }
+  /// Sends `signal` to the server and every process it started (backends, background workers):
+  /// SIGSTOP freezes the whole server as an overloaded or suspended machine would, SIGCONT
+  /// resumes it, SIGKILL crashes it (call Start() afterwards: it recovers from the crash).
+  void SignalAll(int signal);
 
   /// Runs SQL (possibly several statements) through psql as the superuser;
   /// throws on error. Returns psql's unaligned, tuples-only output (fields
@@ -140,6 +144,8 @@ class MosquittoServer {
   void Stop();
   void Start();
   bool running() const { return process_ != nullptr; }
+  /// Sends `signal` to the broker (one process): SIGSTOP freezes it, SIGCONT resumes it.
+  void Signal(int signal);
 
  private:
   std::unique_ptr<TempDir> dir_;

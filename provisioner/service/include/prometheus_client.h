@@ -15,6 +15,12 @@ struct RawSeries {
   std::vector<std::pair<double, double>> samples;  // (Unix seconds, value), oldest first
 };
 
+/// Parses the answer of an instant query for a range selector (a matrix) into its series. Pure.
+/// Throws std::runtime_error saying what is wrong (Prometheus' error, warnings, which mean a
+/// partial answer, a value that is not a number, samples out of time order, bad JSON); `query`
+/// names the query in the message.
+std::vector<RawSeries> ParseRangeAnswer(const std::string& body, const std::string& query);
+
 class PrometheusClient {
  public:
   explicit PrometheusClient(std::string base_url) : base_url_(std::move(base_url)) {}

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <charconv>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -29,12 +31,26 @@ std::string Escape(const std::string& text) {
   return escaped ? std::string(escaped.get()) : std::string();
 }
 
-double ParseSampleValue(const nlohmann::json& value) {
-  // Prometheus sends values as strings ("NaN", "+Inf" included).
-  const auto text = value.get<std::string>();
-  std::size_t used = 0;
-  const double parsed = std::stod(text, &used);
-  if (used != text.size()) throw std::runtime_error("bad sample value '" + text + "'");
+double ParseSampleValue(const nlohmann::json& value, const std::string& query) {
+  // Prometheus sends values as strings: Go's strconv.FormatFloat, or "NaN", "+Inf", "-Inf".
+  // from_chars, unlike stod, takes no leading space, hex or locale, and reports a bad value
+  // instead of throwing std::invalid_argument past the caller's handler.
+  if (!value.is_string()) {
+    throw std::runtime_error("a sample value of " + query + " that is not a string");
+  }
+  const auto& text = value.get_ref<const std::string&>();
+  if (text == "NaN") return std::numeric_limits<double>::quiet_NaN();
+  if (text == "+Inf") return std::numeric_limits<double>::infinity();
+  if (text == "-Inf") return -std::numeric_limits<double>::infinity();
+  double parsed = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  const auto [used, error] = std::from_chars(begin, end, parsed, std::chars_format::general);
+  // from_chars also reads "inf" and "nan", which Prometheus never sends.
+  const bool spelled_out = text.find_first_of("iInN") != std::string::npos;
+  if (error != std::errc() || used != end || spelled_out) {
+    throw std::runtime_error("bad sample value '" + text.substr(0, 64) + "' for " + query);
+  }
   return parsed;
 }
 
@@ -68,12 +84,7 @@ std::string PrometheusClient::Get(const std::string& path_and_query) const {
   return body;
 }
 
-std::vector<RawSeries> PrometheusClient::RangeSamples(const std::string& selector,
-                                                      std::int64_t range_seconds,
-                                                      std::int64_t at) const {
-  const std::string query = selector + "[" + std::to_string(range_seconds) + "s]";
-  const std::string body =
-      Get("/api/v1/query?query=" + Escape(query) + "&time=" + std::to_string(at));
+std::vector<RawSeries> ParseRangeAnswer(const std::string& body, const std::string& query) {
   std::vector<RawSeries> out;
   try {
     const auto json = nlohmann::json::parse(body);
@@ -90,12 +101,26 @@ std::vector<RawSeries> PrometheusClient::RangeSamples(const std::string& selecto
     const auto& data = json.at("data");
     if (data.at("resultType") != "matrix")
       throw std::runtime_error("expected a matrix for " + query);
+    if (!data.at("result").is_array()) throw std::runtime_error("no result list for " + query);
     for (const auto& series : data.at("result")) {
+      // Iterating a JSON array as if it were the label object would invent labels "0", "1", ...
+      if (!series.is_object() || !series.at("metric").is_object() ||
+          !series.at("values").is_array()) {
+        throw std::runtime_error("a series of " + query + " without a label object and values");
+      }
       RawSeries raw;
       for (const auto& [name, value] : series.at("metric").items())
         raw.labels[name] = value.get<std::string>();
       for (const auto& pair : series.at("values")) {
-        raw.samples.emplace_back(pair.at(0).get<double>(), ParseSampleValue(pair.at(1)));
+        if (!pair.is_array() || pair.size() != 2) {
+          throw std::runtime_error("a sample of " + query + " that is not [time, value]");
+        }
+        const double time = pair.at(0).get<double>();
+        // Billing reads the first and last sample of each period: the order must be the API's.
+        if (!raw.samples.empty() && time <= raw.samples.back().first) {
+          throw std::runtime_error("samples of " + query + " out of time order");
+        }
+        raw.samples.emplace_back(time, ParseSampleValue(pair.at(1), query));
       }
       out.push_back(std::move(raw));
     }
@@ -103,6 +128,15 @@ std::vector<RawSeries> PrometheusClient::RangeSamples(const std::string& selecto
     throw std::runtime_error("unexpected answer from Prometheus for " + query + ": " + e.what());
   }
   return out;
+}
+
+std::vector<RawSeries> PrometheusClient::RangeSamples(const std::string& selector,
+                                                      std::int64_t range_seconds,
+                                                      std::int64_t at) const {
+  const std::string query = selector + "[" + std::to_string(range_seconds) + "s]";
+  const std::string body =
+      Get("/api/v1/query?query=" + Escape(query) + "&time=" + std::to_string(at));
+  return ParseRangeAnswer(body, query);
 }
 
 std::string PrometheusClient::InstantQuery(const std::string& promql, std::int64_t at) const {

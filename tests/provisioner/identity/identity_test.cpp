@@ -2,7 +2,10 @@
 // checked by it too), random credentials, signup input and customer ids.
 #include "identity.h"
 
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -475,15 +478,50 @@ TEST_F(LicenseTest, UnreadableKeyFileErrorsNameTheFile) {
   EXPECT_NE(directory.error().find("not a regular file"), std::string::npos) << directory.error();
 }
 
+// Loads `path` as an unprivileged user: root reads files whatever their mode, so as root (CI) the
+// load runs in a child that first drops to "nobody". Returns the error, or "" if it loaded.
+std::string LoadErrorAsUnprivilegedUser(const std::string& path) {
+  if (geteuid() != 0) {
+    const auto result = LicenseSigner::FromPemFile(path);
+    return result.ok() ? "" : result.error();
+  }
+  const passwd* nobody = getpwnam("nobody");
+  if (nobody == nullptr) return "no user nobody";
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  const pid_t child = fork();
+  if (child == 0) {
+    close(fds[0]);
+    std::string message = "could not drop privileges";
+    if (setgroups(0, nullptr) == 0 && setgid(nobody->pw_gid) == 0 && setuid(nobody->pw_uid) == 0) {
+      const auto result = LicenseSigner::FromPemFile(path);
+      message = result.ok() ? "" : result.error();
+    }
+    const auto written = write(fds[1], message.data(), message.size());
+    _exit(written == static_cast<ssize_t>(message.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string message;
+  char buffer[512];
+  for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) message.append(buffer, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "the child failed: " + message;
+  return message;
+}
+
 TEST_F(LicenseTest, KeyFileWithoutReadPermissionIsReported) {
-  if (geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
   const std::string path = Path("no-read.pem");
   fs::copy_file(Path("ed25519.pem"), path, fs::copy_options::overwrite_existing);
+  // The directory stays traversable, so the file's own mode is what refuses the read.
+  fs::permissions(dir_->path(),
+                  fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
   fs::permissions(path, fs::perms::none);
-  const auto result = LicenseSigner::FromPemFile(path);
-  ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.error().find(path), std::string::npos) << result.error();
-  EXPECT_NE(result.error().find("Permission denied"), std::string::npos) << result.error();
+  const std::string error = LoadErrorAsUnprivilegedUser(path);
+  ASSERT_FALSE(error.empty()) << "a key file nobody may read was loaded";
+  EXPECT_NE(error.find(path), std::string::npos) << error;
+  EXPECT_NE(error.find("Permission denied"), std::string::npos) << error;
 }
 
 TEST_F(LicenseTest, InvalidUtf8ClaimIsACallerErrorNotACorruptToken) {

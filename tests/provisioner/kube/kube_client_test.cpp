@@ -874,6 +874,127 @@ TEST_F(KubeClientTest, DoubleReportsConflictsWithoutForce) {
   EXPECT_EQ((*api_.Object("v1", "ConfigMap", "raw", "settings"))["data"]["k"], "mine");
 }
 
+json StatefulSet(const std::string& ns, const std::string& service_name,
+                 const std::string& storage) {
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "StatefulSet"},
+          {"metadata", {{"name", "postgres"}, {"namespace", ns}}},
+          {"spec",
+           {{"serviceName", service_name},
+            {"replicas", 1},
+            {"selector", {{"matchLabels", {{"app", "postgres"}}}}},
+            {"template",
+             {{"metadata", {{"labels", {{"app", "postgres"}}}}},
+              {"spec", {{"containers", {{{"name", "postgres"}, {"image", "postgres:15"}}}}}}}},
+            {"volumeClaimTemplates",
+             {{{"metadata", {{"name", "data"}}},
+               {"spec", {{"resources", {{"requests", {{"storage", storage}}}}}}}}}}}}};
+}
+
+// As kube-apiserver's update validation: a StatefulSet's serviceName, selector and
+// volumeClaimTemplates, and a Deployment's selector, cannot change once created.
+TEST_F(KubeClientTest, DoubleRefusesChangesToImmutableFields) {
+  auto client = Client();
+  client->Apply(NamespaceObject("immutable"));
+  client->Apply(StatefulSet("immutable", "postgres", "1Gi"));
+  auto scaled = StatefulSet("immutable", "postgres", "1Gi");
+  scaled["spec"]["replicas"] = 2;
+  EXPECT_EQ(client->Apply(scaled)["spec"]["replicas"], 2) << "replicas may change";
+  for (const auto& changed : {StatefulSet("immutable", "postgres-headless", "1Gi"),
+                              StatefulSet("immutable", "postgres", "5Gi")}) {
+    try {
+      client->Apply(changed);
+      ADD_FAILURE() << "applied " << changed["spec"].dump();
+    } catch (const KubeApiError& e) {
+      EXPECT_EQ(e.status(), 422);
+      EXPECT_NE(e.api_message().find("updates to statefulset spec for fields other than"),
+                std::string::npos)
+          << e.api_message();
+    }
+  }
+  EXPECT_EQ(api_.ImmutableFieldRejections(), 2);
+  EXPECT_EQ(
+      (*api_.Object("apps/v1", "StatefulSet", "immutable", "postgres"))["spec"]["serviceName"],
+      "postgres");
+
+  json deployment = {{"apiVersion", "apps/v1"},
+                     {"kind", "Deployment"},
+                     {"metadata", {{"name", "api"}, {"namespace", "immutable"}}},
+                     {"spec", {{"selector", {{"matchLabels", {{"app", "api"}}}}}}}};
+  client->Apply(deployment);
+  deployment["spec"]["selector"]["matchLabels"]["app"] = "api-v2";
+  try {
+    client->Apply(deployment);
+    ADD_FAILURE() << "changed a Deployment's selector";
+  } catch (const KubeApiError& e) {
+    EXPECT_EQ(e.status(), 422);
+    EXPECT_NE(e.api_message().find("spec.selector: Invalid value"), std::string::npos);
+  }
+}
+
+// Server-side apply merges keyed lists (containers by name, env by name, ports by port and
+// protocol) item by item: another manager's env variable survives the provisioner's re-apply,
+// and an item the provisioner stops applying goes away while the other manager's stays.
+TEST_F(KubeClientTest, DoubleMergesKeyedListsItemByItem) {
+  auto provisioner = Client("provisioner");
+  provisioner->Apply(NamespaceObject("lists"));
+  auto deployment = [](json env, json ports) {
+    return json{
+        {"apiVersion", "apps/v1"},
+        {"kind", "Deployment"},
+        {"metadata", {{"name", "api"}, {"namespace", "lists"}}},
+        {"spec",
+         {{"selector", {{"matchLabels", {{"app", "api"}}}}},
+          {"template",
+           {{"spec",
+             {{"containers",
+               {{{"name", "api"}, {"image", "api:1"}, {"env", env}, {"ports", ports}}}}}}}}}}};
+  };
+  provisioner->Apply(deployment({{{"name", "A"}, {"value", "1"}}, {{"name", "B"}, {"value", "2"}}},
+                                {{{"containerPort", 3000}}}));
+  // Another manager adds an env variable and a port to the same container.
+  Client("operator")
+      ->Apply(deployment({{{"name", "EXTRA"}, {"value", "x"}}},
+                         {{{"containerPort", 9090}, {"protocol", "TCP"}}}));
+  auto live = *api_.Object("apps/v1", "Deployment", "lists", "api");
+  auto container = live["spec"]["template"]["spec"]["containers"];
+  ASSERT_EQ(container.size(), 1u) << container.dump();
+  EXPECT_EQ(container[0]["env"].size(), 3u) << container.dump();
+  EXPECT_EQ(container[0]["ports"].size(), 2u) << container.dump();
+  EXPECT_EQ(container[0]["image"], "api:1");
+
+  // The provisioner drops B and changes A: EXTRA and port 9090 stay, B goes.
+  provisioner->Apply(deployment({{{"name", "A"}, {"value", "10"}}}, {{{"containerPort", 3000}}}));
+  live = *api_.Object("apps/v1", "Deployment", "lists", "api");
+  container = live["spec"]["template"]["spec"]["containers"];
+  std::map<std::string, std::string> env;
+  for (const auto& item : container[0]["env"]) env[item["name"]] = item["value"];
+  EXPECT_EQ(env, (std::map<std::string, std::string>{{"A", "10"}, {"EXTRA", "x"}}));
+  EXPECT_EQ(container[0]["ports"].size(), 2u) << container.dump();
+}
+
+// With the provisioner's ClusterRole enforced, a verb it does not grant is 403 and recorded.
+TEST_F(KubeClientTest, DoubleEnforcesTheProvisionersRbac) {
+  api_.EnforceRbac(std::string(BILLING_SOURCE_DIR) + "/manifests/provisioner/20-rbac.yaml");
+  auto client = Client();
+  client->Apply(NamespaceObject("rbac"));
+  client->Apply(ConfigMap("rbac", "settings", {{"a", "1"}}));
+  EXPECT_TRUE(client->Get("v1", "ConfigMap", "rbac", "settings").has_value());
+  EXPECT_EQ(api_.RbacDenials(), std::vector<std::string>{});
+  // ConfigMaps are never pruned, so the role grants no delete on them.
+  try {
+    client->Delete("v1", "ConfigMap", "rbac", "settings");
+    ADD_FAILURE() << "deleted a ConfigMap";
+  } catch (const KubeApiError& e) {
+    EXPECT_EQ(e.status(), 403);
+    EXPECT_NE(e.api_message().find("cannot delete resource \"configmaps\""), std::string::npos)
+        << e.api_message();
+  }
+  EXPECT_EQ(api_.RbacDenials(), std::vector<std::string>{"delete configmaps rbac/settings"});
+  EXPECT_TRUE(client->Delete("networking.k8s.io/v1", "Ingress", "rbac", "web") == false)
+      << "delete is granted on Ingresses (pruning); absent is fine";
+}
+
 TEST_F(KubeClientTest, DoubleDeletesSingleObjects) {
   auto client = Client();
   client->Apply(NamespaceObject("raw"));

@@ -6,9 +6,45 @@
 #include <set>
 #include <stdexcept>
 
-#include "billing/provisioner/customer_spec.h"
+#include "billing/provisioner/value.h"
 
 namespace billing::provisioner::testing {
+namespace {
+
+// The API server's syntax rules, written here from Kubernetes' own definitions
+// (k8s.io/apimachinery/pkg/util/validation and api/resource) rather than taken from the
+// provisioner: a bug in the product's validators must not be able to hide behind them.
+bool IsDns1123Label(const std::string& text) {
+  static const std::regex kLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  return text.size() <= 63 && std::regex_match(text, kLabel);
+}
+
+bool IsDns1123Subdomain(const std::string& text) {
+  static const std::regex kSubdomain(
+      "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*");
+  return text.size() <= 253 && std::regex_match(text, kSubdomain);
+}
+
+// Label and annotation keys: [DNS-1123 subdomain '/'] name, name at most 63 characters.
+bool IsQualifiedName(const std::string& text) {
+  static const std::regex kName("([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]");
+  const auto slash = text.find('/');
+  const std::string name = slash == std::string::npos ? text : text.substr(slash + 1);
+  if (slash != std::string::npos && (slash == 0 || !IsDns1123Subdomain(text.substr(0, slash)))) {
+    return false;
+  }
+  return !name.empty() && name.size() <= 63 && std::regex_match(name, kName);
+}
+
+// resource.Quantity: <signed number><suffix>, the suffix binary SI (Ki..Ei), decimal SI
+// (n, u, m, "", k, M, G, T, P, E) or a decimal exponent (e3, E-2).
+bool IsQuantity(const std::string& text) {
+  static const std::regex kQuantity(
+      "[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?");
+  return std::regex_match(text, kQuantity);
+}
+
+}  // namespace
 
 double QuantityValue(const std::string& quantity) {
   if (!IsQuantity(quantity)) throw std::invalid_argument("not a quantity: " + quantity);

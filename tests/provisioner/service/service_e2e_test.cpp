@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -66,10 +68,28 @@ class ServiceTest : public ::testing::Test {
     dir_ = std::make_unique<TempDir>("provisioner-test");
     kube_ = std::make_unique<KubeApiDouble>();
     kube_->WriteKubeconfig(dir_->path() / "kubeconfig");
+    // As strict as a cluster can be made here: the provisioner's ClusterRole is enforced, and
+    // every body it applies is checked against the Kubernetes schemas at the end of the test.
+    kube_->EnforceRbac(std::string(BILLING_SOURCE_DIR) + "/manifests/provisioner/20-rbac.yaml");
+    kube_->RecordAppliedBodies(dir_->path() / "applied.yaml");
     port_ = FreePort();
   }
 
   void TearDown() override {
+    EXPECT_EQ(kube_->RbacDenials(), std::vector<std::string>{})
+        << "requests that manifests/provisioner/20-rbac.yaml does not allow";
+    if (std::filesystem::file_size(dir_->path() / "applied.yaml") > 0) {
+      const char* shared = std::getenv("BILLING_SHARED_DIR");
+      const std::string schemas =
+          std::string(shared != nullptr && *shared ? shared : BILLING_DEFAULT_SHARED_DIR) +
+          "/k8s-schemas";
+      const auto checked =
+          RunCommand({SYSTEM_PYTHON,
+                      std::string(BILLING_SOURCE_DIR) + "/tests/provisioner/validate_manifests.py",
+                      "objects", schemas, (dir_->path() / "applied.yaml").string()});
+      EXPECT_EQ(checked.exit_code, 0) << "applied bodies that fail the schemas:\n"
+                                      << checked.output;
+    }
     if (HasFailure()) {
       if (provisioner_) std::cerr << "provisioner log:\n" << provisioner_->Log();
       std::cerr << "Kubernetes API requests:\n";
@@ -221,6 +241,12 @@ class ServiceTest : public ::testing::Test {
   }
 
   /// DELETE requests for the Namespace itself (not for objects in it, whose paths contain it).
+  int NamespaceGets(const std::string& id) {
+    const auto requests = kube_->Requests();
+    return static_cast<int>(std::count_if(requests.begin(), requests.end(), [&](const auto& r) {
+      return r.method == "GET" && r.path == "/api/v1/namespaces/" + Namespace(id);
+    }));
+  }
   int NamespaceDeletes(const std::string& id) {
     const auto requests = kube_->Requests();
     return static_cast<int>(std::count_if(requests.begin(), requests.end(), [&](const auto& r) {
@@ -290,30 +316,39 @@ TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenDeleted) {
 }
 
 TEST_F(ServiceTest, DeletionWaitsForTheNamespaceToTerminate) {
-  kube_->SetNamespaceFinalizationDelay(1500ms);
   StartProvisioner();
   const auto id = Signup("slow@delete.example", "Slow Delete");
   ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  // The namespace stays Terminating until the test says otherwise.
+  kube_->HoldNamespaceFinalization(true);
   ASSERT_EQ(Admin("DELETE", "/api/customers/" + id + "/deployment").status, 202);
   ASSERT_TRUE(WaitFor([&] { return NamespaceDeletes(id) > 0; }, 10s));
+  // Two looks at the Terminating namespace after the DELETE: the provisioner has checked and
+  // keeps waiting.
+  const int gets_at_delete = NamespaceGets(id);
+  ASSERT_TRUE(WaitFor([&] { return NamespaceGets(id) >= gets_at_delete + 2; }, 30s));
   EXPECT_EQ(Status(id)["phase"], "Deleting");
   EXPECT_TRUE(kube_->NamespaceExists(Namespace(id)));
+  kube_->HoldNamespaceFinalization(false);
   ASSERT_TRUE(WaitForPhase(id, "Deleted")) << Status(id).dump();
   EXPECT_FALSE(kube_->NamespaceExists(Namespace(id)));
 }
 
 TEST_F(ServiceTest, KilledDuringDeploymentCompletesAfterRestartWithoutChangingTheResult) {
-  kube_->SetResponseDelay(150ms);
+  // Three applies go through, the fourth is held: the kill comes mid-deployment, whatever the
+  // machine's speed.
+  kube_->HoldRequests("PATCH", 3);
   StartProvisioner({{"PROVISIONER_KUBE_MAX_ATTEMPTS", "2"}});
   const std::string email = "crash@restart.example";
   const std::string company = "Crash Restart";
   const auto id = Signup(email, company);
-  ASSERT_TRUE(WaitFor([&] { return kube_->CountRequests("PATCH", Namespace(id)) >= 3; }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return kube_->HeldRequests() >= 1; }, 20s));
+  EXPECT_EQ(kube_->CountRequests("PATCH", Namespace(id)), 3);
   ASSERT_FALSE(AllWorkloadsApplied(id)) << "the deployment finished before the kill";
   provisioner_->Stop(SIGKILL);
   provisioner_.reset();
 
-  kube_->SetResponseDelay(0ms);
+  kube_->ReleaseHeldRequests();  // the dead client's apply lands now, as on a real API server
   StartProvisioner();
   ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 30s)) << Status(id).dump();
   ASSERT_TRUE(WaitForPhase(id, "Deploying")) << Status(id).dump();
