@@ -59,7 +59,8 @@ copy() {  # copies a path, and every symlink on the way to its target, into the 
 }
 
 for binary in "$@"; do
-  [[ -x $root$binary ]] || { echo "assemble-rootfs: $root$binary is not installed" >&2; exit 1; }
+  # -f, not -x: Debian's CMake installs shared libraries without the execute bit.
+  [[ -f $root$binary ]] || { echo "assemble-rootfs: $root$binary is not installed" >&2; exit 1; }
   # ldd prints "name => /path (addr)" for libraries and "/path (addr)" for the loader.
   libraries=$(ldd "$root$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
   if ldd "$root$binary" | grep -q 'not found'; then

@@ -85,7 +85,7 @@ class ServiceTest : public ::testing::Test {
           "/k8s-schemas";
       const auto checked =
           RunCommand({SYSTEM_PYTHON,
-                      std::string(BILLING_SOURCE_DIR) + "/tests/provisioner/validate_manifests.py",
+                      std::string(BILLING_SOURCE_DIR) + "/tests/provisioner/render/validate_manifests.py",
                       "objects", schemas, (dir_->path() / "applied.yaml").string()});
       EXPECT_EQ(checked.exit_code, 0) << "applied bodies that fail the schemas:\n"
                                       << checked.output;
