@@ -83,10 +83,10 @@ class ServiceTest : public ::testing::Test {
       const std::string schemas =
           std::string(shared != nullptr && *shared ? shared : BILLING_DEFAULT_SHARED_DIR) +
           "/k8s-schemas";
-      const auto checked =
-          RunCommand({SYSTEM_PYTHON,
-                      std::string(BILLING_SOURCE_DIR) + "/tests/provisioner/render/validate_manifests.py",
-                      "objects", schemas, (dir_->path() / "applied.yaml").string()});
+      const auto checked = RunCommand(
+          {SYSTEM_PYTHON,
+           std::string(BILLING_SOURCE_DIR) + "/tests/provisioner/render/validate_manifests.py",
+           "objects", schemas, (dir_->path() / "applied.yaml").string()});
       EXPECT_EQ(checked.exit_code, 0) << "applied bodies that fail the schemas:\n"
                                       << checked.output;
     }
