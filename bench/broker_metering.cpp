@@ -35,24 +35,6 @@ constexpr int kPayload = 200;
 int g_inflight =
     20;  // the broker's max_inflight_messages (Mosquitto's default); QoS 2 beyond it is refused
 
-double CpuSeconds(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string content((std::istreambuf_iterator<char>(stat)), {});
-  const auto close = content.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(content.substr(close + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; fields >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) {
-      stime = std::stod(field);
-      break;
-    }
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 void PutLength(std::string& out, std::size_t n) {
   do {
     std::uint8_t b = n % 128;
@@ -213,8 +195,8 @@ Run Measure(const std::string& mode, int qos, long messages, double rate,
                                      "' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2"});
     return static_cast<pid_t>(std::stol(out.output));
   }();
-  const double broker0 = CpuSeconds(broker_pid);
-  const double exporter0 = exporter ? CpuSeconds(exporter->process().pid()) : 0;
+  const double broker0 = ProcessCpuSeconds(broker_pid);
+  const double exporter0 = exporter ? ProcessCpuSeconds(exporter->process().pid()) : 0;
   const auto start = std::chrono::steady_clock::now();
   std::atomic<long> sent{0};
   std::vector<std::thread> publishers;
@@ -235,8 +217,8 @@ Run Measure(const std::string& mode, int qos, long messages, double rate,
   };
   WaitFor([&] { return counted() >= static_cast<double>(run.sent); }, 30s, 100ms);
   run.counted = counted();
-  run.broker_us = 1e6 * (CpuSeconds(broker_pid) - broker0) / static_cast<double>(run.sent);
-  run.exporter_us = exporter ? 1e6 * (CpuSeconds(exporter->process().pid()) - exporter0) /
+  run.broker_us = 1e6 * (ProcessCpuSeconds(broker_pid) - broker0) / static_cast<double>(run.sent);
+  run.exporter_us = exporter ? 1e6 * (ProcessCpuSeconds(exporter->process().pid()) - exporter0) /
                                    static_cast<double>(run.sent)
                              : 0;
   return run;

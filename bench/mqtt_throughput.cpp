@@ -22,24 +22,6 @@ using namespace billing::testbed;
 constexpr int kPublishers = 3;
 using namespace std::chrono_literals;
 
-double CpuSeconds(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string content((std::istreambuf_iterator<char>(stat)), {});
-  const auto close = content.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(content.substr(close + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; fields >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) {
-      stime = std::stod(field);
-      break;
-    }
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 double ExporterCount(const ExporterProcess& exporter) {
   double total = 0;
   for (const auto& s : FindAll(exporter.Scrape(), "iotistic_mqtt_messages_total")) total += s.value;
@@ -89,8 +71,8 @@ int main(int argc, char** argv) {
     WaitFor(
         [&] { return FindValue(exporter.Scrape(), "iotistic_mqtt_broker_subscriptions") >= 3.0; },
         10s);
-    const double sub_cpu0 = CpuSeconds(sub.pid());
-    const double exp_cpu0 = CpuSeconds(exporter.process().pid());
+    const double sub_cpu0 = ProcessCpuSeconds(sub.pid());
+    const double exp_cpu0 = ProcessCpuSeconds(exporter.process().pid());
 
     // Several simulators in parallel: one Paho publisher alone tops out below the broker's rate.
     std::vector<std::unique_ptr<Process>> publishers;
@@ -126,8 +108,8 @@ int main(int argc, char** argv) {
         [&] { return ExporterCount(exporter) - last_exporter_total >= static_cast<double>(sent); },
         20s);
     WaitFor([&] { return Lines(out) >= static_cast<std::size_t>(sent); }, 20s);
-    const double sub_cpu = CpuSeconds(sub.pid()) - sub_cpu0;
-    const double exp_cpu = CpuSeconds(exporter.process().pid()) - exp_cpu0;
+    const double sub_cpu = ProcessCpuSeconds(sub.pid()) - sub_cpu0;
+    const double exp_cpu = ProcessCpuSeconds(exporter.process().pid()) - exp_cpu0;
     sub.Stop(SIGTERM);
     const double exporter_total = ExporterCount(exporter);
     const double exporter_got = exporter_total - last_exporter_total;

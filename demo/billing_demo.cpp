@@ -27,9 +27,11 @@ using billing::testbed::FindAll;
 using billing::testbed::FindValue;
 using billing::testbed::MetricSample;
 using billing::testbed::MosquittoServer;
+using billing::testbed::ParseSimulatorDevices;
 using billing::testbed::PostgresServer;
 using billing::testbed::Process;
 using billing::testbed::PrometheusServer;
+using billing::testbed::SimulatedDevice;
 using billing::testbed::Sum;
 using billing::testbed::TempDir;
 
@@ -147,27 +149,10 @@ bool PrintInvoiceLines(const std::string& provisioner, const PrometheusServer& p
 }
 
 // What one device sent, from the simulator's per-device lines.
-struct DeviceSent {
-  std::string client_id;
-  std::string username;
-  double messages = 0, payload = 0, units = 0, connected_s = 0;
-};
-
-std::vector<DeviceSent> ParseDevices(const std::string& output) {
-  static const std::regex line(
-      R"re("client_id":"([^"]*)","username":"([^"]*)","published":(\d+),"payload":(\d+),"topic":\d+,"units":(\d+),"connected_ms":(\d+))re");
-  std::vector<DeviceSent> devices;
-  for (auto it = std::sregex_iterator(output.begin(), output.end(), line);
-       it != std::sregex_iterator(); ++it) {
-    const auto& m = *it;
-    devices.push_back(
-        {m[1], m[2], std::stod(m[3]), std::stod(m[4]), std::stod(m[5]), std::stod(m[6]) / 1000});
-  }
-  return devices;
-}
 
 // Sent beside billed, per device and in total; true when every count is equal.
-bool PrintReconciliation(const ExporterProcess& exporter, const std::vector<DeviceSent>& devices) {
+bool PrintReconciliation(const ExporterProcess& exporter,
+                         const std::vector<SimulatedDevice>& devices) {
   double total_messages = 0, total_payload = 0, total_units = 0;
   for (const auto& d : devices) {
     total_messages += d.messages;
@@ -381,10 +366,10 @@ int main(int argc, char** argv) {
   g_stop = true;
   // The devices stop first (Ctrl-C reached them too), so that what they sent is final before it is
   // compared with what is billed.
-  std::vector<DeviceSent> devices;
+  std::vector<SimulatedDevice> devices;
   for (auto& fleet : fleets) {
     fleet->Stop(SIGTERM);
-    for (auto& d : ParseDevices(fleet->Log())) devices.push_back(std::move(d));
+    for (auto& d : ParseSimulatorDevices(fleet->Log())) devices.push_back(std::move(d));
   }
   writer.join();
   std::cout << "\nStopped the devices and the writer: the writer wrote " << written

@@ -120,13 +120,7 @@ Snapshot Meter::Take(std::int64_t now_ms) const {
           static_cast<std::uint64_t>(now_ms - open.since_ms);
     }
   }
-  for (const auto& client : snapshot.clients) {
-    snapshot.total.messages += client.usage.messages;
-    snapshot.total.payload_bytes += client.usage.payload_bytes;
-    snapshot.total.topic_bytes += client.usage.topic_bytes;
-    snapshot.total.units += client.usage.units;
-    snapshot.total.connection_ms += client.usage.connection_ms;
-  }
+  for (const auto& client : snapshot.clients) snapshot.total += client.usage;
   for (const auto& client : snapshot.clients) snapshot.connections_open += client.connections_open;
   snapshot.groups.reserve(groups_.size());
   for (const auto& slot : groups_) snapshot.groups.push_back(slot.record);

@@ -24,6 +24,14 @@ struct Usage {
   std::uint64_t units = 0;          // sum of MessageUnits(payload + topic) per PUBLISH
   std::uint64_t connection_ms = 0;  // connected time, open connections up to the snapshot
   bool operator==(const Usage&) const = default;
+  Usage& operator+=(const Usage& other) {
+    messages += other.messages;
+    payload_bytes += other.payload_bytes;
+    topic_bytes += other.topic_bytes;
+    units += other.units;
+    connection_ms += other.connection_ms;
+    return *this;
+  }
 };
 
 struct ClientUsage {

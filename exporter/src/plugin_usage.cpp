@@ -98,33 +98,28 @@ std::vector<prometheus::MetricFamily> PluginFamilies(const plugin::Snapshot& s,
                "Seconds each client was connected since the broker started.", MetricType::Counter);
     // Beyond the cap (and the plugin's own overflow record) everything is summed into
     // client_id="": the broker never gives a client an empty id, so it names no real client.
+    auto add_client = [&](const std::string& client_id, const std::string& username,
+                          const plugin::Usage& usage) {
+      const std::vector<prometheus::ClientMetric::Label> labels{{"client_id", client_id},
+                                                                {"username", username}};
+      AddCounter(c_messages, static_cast<double>(usage.messages), labels);
+      AddCounter(c_bytes, static_cast<double>(usage.payload_bytes), labels);
+      AddCounter(c_units, static_cast<double>(usage.units), labels);
+      AddCounter(c_seconds, Seconds(usage.connection_ms), labels);
+    };
     plugin::Usage rest;
     bool have_rest = false;
     std::size_t named = 0;
     for (const auto& c : s.clients) {
       if (c.other || named >= options.max_clients) {
-        rest.messages += c.usage.messages;
-        rest.payload_bytes += c.usage.payload_bytes;
-        rest.units += c.usage.units;
-        rest.connection_ms += c.usage.connection_ms;
+        rest += c.usage;
         have_rest = true;
         continue;
       }
       ++named;
-      std::vector<prometheus::ClientMetric::Label> labels{{"client_id", c.client_id},
-                                                          {"username", c.username}};
-      AddCounter(c_messages, static_cast<double>(c.usage.messages), labels);
-      AddCounter(c_bytes, static_cast<double>(c.usage.payload_bytes), labels);
-      AddCounter(c_units, static_cast<double>(c.usage.units), labels);
-      AddCounter(c_seconds, Seconds(c.usage.connection_ms), std::move(labels));
+      add_client(c.client_id, c.username, c.usage);
     }
-    if (have_rest) {
-      std::vector<prometheus::ClientMetric::Label> labels{{"client_id", ""}, {"username", ""}};
-      AddCounter(c_messages, static_cast<double>(rest.messages), labels);
-      AddCounter(c_bytes, static_cast<double>(rest.payload_bytes), labels);
-      AddCounter(c_units, static_cast<double>(rest.units), labels);
-      AddCounter(c_seconds, Seconds(rest.connection_ms), std::move(labels));
-    }
+    if (have_rest) add_client("", "", rest);
     if (!c_messages.metric.empty()) {
       families.push_back(std::move(c_messages));
       families.push_back(std::move(c_bytes));

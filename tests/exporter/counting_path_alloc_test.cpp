@@ -2,24 +2,10 @@
 // binary replaces the global allocator with one that counts, so the claim is checked, not assumed.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <new>
-
 #include "broker_stats.h"
+#include "counting_allocator.h"
 #include "mqtt_wire.h"
 #include "usage_ledger.h"
-
-namespace {
-thread_local std::size_t allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t size) {
-  ++allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace billing::exporter {
 namespace {
@@ -29,9 +15,9 @@ TEST(CountingPathTest, CountingKnownGroupsAllocatesNothing) {
   const std::string topics[] = {"devices/d1/telemetry", "alerts/a1/x", "status/s/y", "more/m/z",
                                 "overflow/o/w"};
   for (const auto& topic : topics) ledger.Count(topic, 1);  // creates the groups (and "other")
-  const std::size_t before = allocations;
+  const std::size_t before = billing::testbed::AllocationsOnThisThread();
   for (int i = 0; i < 100000; ++i) ledger.Count(topics[i % 5], 100);
-  EXPECT_EQ(allocations - before, 0u);
+  EXPECT_EQ(billing::testbed::AllocationsOnThisThread() - before, 0u);
   std::uint64_t total = 0;
   for (const auto& group : ledger.Snapshot()) total += group.messages;
   EXPECT_EQ(total, 100005u);
@@ -39,12 +25,12 @@ TEST(CountingPathTest, CountingKnownGroupsAllocatesNothing) {
 
 TEST(CountingPathTest, SysMessagesAllocateNothing) {
   BrokerStats stats;
-  const std::size_t before = allocations;
+  const std::size_t before = billing::testbed::AllocationsOnThisThread();
   for (int i = 0; i < 10000; ++i) {
     stats.OnSysMessage("$SYS/broker/publish/messages/received", "123456", true, 1000 + i);
     stats.OnSysMessage("$SYS/broker/uptime", "42 seconds", true, 1000 + i);
   }
-  EXPECT_EQ(allocations - before, 0u);
+  EXPECT_EQ(billing::testbed::AllocationsOnThisThread() - before, 0u);
 }
 
 // From bytes read off the socket to counts: splitting the stream and parsing each PUBLISH in place.
@@ -79,17 +65,17 @@ TEST(CountingPathTest, ReadingAndParsingPublishesAllocatesNothing) {
     }
   };
   read_stream();  // the first sight of each of the 50 groups creates it
-  const std::size_t before = allocations;
+  const std::size_t before = billing::testbed::AllocationsOnThisThread();
   read_stream();
-  EXPECT_EQ(allocations - before, 0u);
+  EXPECT_EQ(billing::testbed::AllocationsOnThisThread() - before, 0u);
   EXPECT_EQ(counted, 2000u);
 }
 
 // The counter itself: this test fails if the allocator replacement were not in effect.
 TEST(CountingPathTest, TheAllocationCounterWorks) {
-  const std::size_t before = allocations;
+  const std::size_t before = billing::testbed::AllocationsOnThisThread();
   auto p = std::make_unique<int>(1);
-  EXPECT_EQ(allocations - before, 1u);
+  EXPECT_EQ(billing::testbed::AllocationsOnThisThread() - before, 1u);
 }
 
 }  // namespace

@@ -2,22 +2,8 @@
 // binary replaces the global allocator with one that counts, so the claim is checked, not assumed.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <new>
-
+#include "counting_allocator.h"
 #include "meter.h"
-
-namespace {
-thread_local std::size_t allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t size) {
-  ++allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace billing::plugin {
 namespace {
@@ -31,11 +17,11 @@ TEST(PluginHotPathTest, PublishingAllocatesNothingOnceClientsAndGroupsExist) {
   const std::string topics[] = {"devices/d1/telemetry", "alerts/a1/x", "status/s/y", "more/m/z",
                                 "overflow/o/w"};
   for (const auto& topic : topics) meter.Publish(&connections[0], topic, 1);  // creates the groups
-  const std::size_t before = allocations;
+  const std::size_t before = billing::testbed::AllocationsOnThisThread();
   for (int i = 0; i < 100000; ++i) {
     ASSERT_TRUE(meter.Publish(&connections[i % 8], topics[i % 5], 4000 + i % 3000));
   }
-  EXPECT_EQ(allocations - before, 0u);
+  EXPECT_EQ(billing::testbed::AllocationsOnThisThread() - before, 0u);
   EXPECT_EQ(meter.Take(0).total.messages, 100005u);
 }
 
@@ -43,16 +29,16 @@ TEST(PluginHotPathTest, DisconnectAllocatesNothing) {
   Meter meter({4, 1, 3, {}});
   const int connections[8] = {};
   for (int i = 0; i < 8; ++i) meter.Connect(&connections[i], "d" + std::to_string(i), {}, 0);
-  const std::size_t before = allocations;
+  const std::size_t before = billing::testbed::AllocationsOnThisThread();
   for (int i = 0; i < 8; ++i) meter.Disconnect(&connections[i], 10);
-  EXPECT_EQ(allocations - before, 0u);
+  EXPECT_EQ(billing::testbed::AllocationsOnThisThread() - before, 0u);
 }
 
 // The counter itself: this test fails if the allocator replacement were not in effect.
 TEST(PluginHotPathTest, TheAllocationCounterWorks) {
-  const std::size_t before = allocations;
+  const std::size_t before = billing::testbed::AllocationsOnThisThread();
   auto p = std::make_unique<int>(1);
-  EXPECT_EQ(allocations - before, 1u);
+  EXPECT_EQ(billing::testbed::AllocationsOnThisThread() - before, 1u);
 }
 
 }  // namespace

@@ -20,29 +20,6 @@ constexpr const char* kPlugin = BILLING_PLUGIN_PATH;
 constexpr const char* kExporterClientId = "billing-exporter-plugin-test";
 constexpr double kSnapshotSeconds = 1;
 
-struct Device {
-  std::string client_id;
-  std::string username;
-  double messages = 0;
-  double payload = 0;
-  double units = 0;
-  double connected_s = 0;
-};
-
-// The simulator's per-device lines.
-std::vector<Device> ParseDevices(const std::string& output) {
-  static const std::regex line(
-      R"re("client_id":"([^"]*)","username":"([^"]*)","published":(\d+),"payload":(\d+),"topic":\d+,"units":(\d+),"connected_ms":(\d+))re");
-  std::vector<Device> devices;
-  for (auto it = std::sregex_iterator(output.begin(), output.end(), line);
-       it != std::sregex_iterator(); ++it) {
-    const auto& m = *it;
-    devices.push_back(
-        {m[1], m[2], std::stod(m[3]), std::stod(m[4]), std::stod(m[5]), std::stod(m[6]) / 1000});
-  }
-  return devices;
-}
-
 class PluginE2eTest : public ::testing::Test {
  protected:
   PluginE2eTest() {
@@ -88,13 +65,14 @@ class PluginE2eTest : public ::testing::Test {
     return exporter;
   }
 
-  std::vector<Device> Simulate(const MosquittoServer& broker, std::vector<std::string> args) {
+  std::vector<SimulatedDevice> Simulate(const MosquittoServer& broker,
+                                        std::vector<std::string> args) {
     std::vector<std::string> argv = {kSimulator, "--url", broker.Url(), "--connections",
                                      "per-device"};
     argv.insert(argv.end(), args.begin(), args.end());
     const auto result = RunCommand(argv, {}, 120s);
     EXPECT_EQ(result.exit_code, 0) << result.output;
-    return ParseDevices(result.output);
+    return ParseSimulatorDevices(result.output);
   }
 
   TempDir dir_;
@@ -103,7 +81,8 @@ class PluginE2eTest : public ::testing::Test {
 
 // Waits until the exporter serves exactly `devices` (and nothing else) and returns the samples.
 std::vector<MetricSample> WaitForDevices(const ExporterProcess& exporter,
-                                         const std::vector<Device>& devices, std::string& why) {
+                                         const std::vector<SimulatedDevice>& devices,
+                                         std::string& why) {
   std::vector<MetricSample> samples;
   WaitFor(
       [&] {
@@ -140,8 +119,8 @@ TEST_F(PluginE2eTest, EveryDeviceIsMeteredExactly) {
   // Payloads around the 5,120-byte unit boundary (the topic adds 27 bytes), every QoS, retained
   // and not, reconnects, and two devices that die without DISCONNECT.
   const std::vector<std::string> around_5k = {"--payload-min", "5000", "--payload-max", "5200"};
-  std::vector<Device> devices;
-  auto add = [&](std::vector<Device> more) {
+  std::vector<SimulatedDevice> devices;
+  auto add = [&](std::vector<SimulatedDevice> more) {
     devices.insert(devices.end(), more.begin(), more.end());
   };
   auto with = [&](std::vector<std::string> args, const std::vector<std::string>& extra) {

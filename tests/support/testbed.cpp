@@ -1312,6 +1312,38 @@ std::optional<SimulatorSummary> ParseSimulatorSummary(const std::string& output)
   return SimulatorSummary{std::stol(m[1]), std::stod(m[2])};
 }
 
+std::vector<SimulatedDevice> ParseSimulatorDevices(const std::string& output) {
+  static const std::regex line(
+      R"re("client_id":"([^"]*)","username":"([^"]*)","published":(\d+),"payload":(\d+),"topic":\d+,"units":(\d+),"connected_ms":(\d+))re");
+  std::vector<SimulatedDevice> devices;
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), line);
+       it != std::sregex_iterator(); ++it) {
+    const auto& m = *it;
+    devices.push_back(
+        {m[1], m[2], std::stod(m[3]), std::stod(m[4]), std::stod(m[5]), std::stod(m[6]) / 1000});
+  }
+  return devices;
+}
+
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), {});
+  // The command name (field 2) may hold spaces; the fields after its ')' are space-separated.
+  const auto close = content.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(content.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; fields >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) {
+      stime = std::stod(field);
+      break;
+    }
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // --------------------------------------------------------------------------------------------- The
 // exporter under test
 

@@ -224,6 +224,21 @@ struct SimulatorSummary {
 /// Finds the simulator's summary in its output; nullopt if there is none.
 std::optional<SimulatorSummary> ParseSimulatorSummary(const std::string& output);
 
+/// What one simulated device says it sent (its per-device line with --connections per-device).
+struct SimulatedDevice {
+  std::string client_id;
+  std::string username;
+  double messages = 0;
+  double payload = 0;
+  double units = 0;  // 5,120-byte metering units
+  double connected_s = 0;
+};
+/// Every per-device line in the simulator's output, in order.
+std::vector<SimulatedDevice> ParseSimulatorDevices(const std::string& output);
+
+/// User + system CPU seconds a process has used so far (/proc/PID/stat); 0 if it is gone.
+double ProcessCpuSeconds(pid_t pid);
+
 /// The billing-exporter binary running as a child process on 127.0.0.1:<free
 /// port>.
 class ExporterProcess {
