@@ -1,6 +1,7 @@
 #include "meter.h"
 
 #include "topic_groups.h"
+#include "usage_ledger.h"
 
 namespace billing::plugin {
 
@@ -75,7 +76,10 @@ std::size_t Meter::GroupFor(std::string_view topic) {
   const std::string_view group = exporter::LeadingLevels(topic, limits_.topic_group_levels);
   if (const auto it = group_index_.find(group); it != group_index_.end()) return it->second;
   const std::size_t named = groups_.size() - (other_group_ != SIZE_MAX ? 1 : 0);
-  if (named < limits_.max_topic_groups && group.size() <= kMaxStringBytes) {
+  // A topic whose group would be named "other" joins the overflow group, as in subscription mode:
+  // two series labelled topic_group="other" would collide.
+  if (named < limits_.max_topic_groups && group.size() <= kMaxStringBytes &&
+      group != exporter::UsageLedger::kOtherGroup) {
     const std::size_t slot = groups_.size();
     groups_.push_back({});
     groups_.back().record.group.assign(group);

@@ -126,6 +126,17 @@ TEST(MeterTest, GroupsBeyondTheCapFoldIntoOther) {
   EXPECT_EQ(s.groups[2].usage.messages, 2u);
 }
 
+TEST(MeterTest, AGroupNamedOtherJoinsTheOverflowGroupEvenBelowTheCap) {
+  Meter meter({10, 1, 5, {}});
+  meter.Connect(&kA, "d", std::nullopt, 0);
+  for (const char* topic : {"devices/1", "other/x", "other/y"}) meter.Publish(&kA, topic, 1);
+  const auto s = meter.Take(0);
+  ASSERT_EQ(s.groups.size(), 2u);  // never two groups the exporter would label "other"
+  EXPECT_EQ(s.groups[0].group, "devices");
+  EXPECT_TRUE(s.groups[1].other);
+  EXPECT_EQ(s.groups[1].usage.messages, 2u);
+}
+
 Snapshot Sample() {
   Snapshot s;
   s.broker_start_unix_s = 1700000000;
