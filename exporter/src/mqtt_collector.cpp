@@ -42,6 +42,11 @@ bool IsSysTopic(std::string_view topic) {
 
 }  // namespace
 
+// Read buffers: one read takes what has arrived, up to this; a packet must fit whole (except a
+// PUBLISH in subscription mode, whose payload beyond it is counted and skipped).
+constexpr std::size_t kSubscriptionReadBuffer = 256 * 1024;
+constexpr std::size_t kPluginReadBuffer = 16 * 1024 * 1024;
+
 bool UsePersistentSession(const MqttConfig& config) {
   return config.client_id_is_stable && config.shared_group.empty();
 }
@@ -52,7 +57,7 @@ MqttCollector::MqttCollector(const MqttConfig& config, std::chrono::milliseconds
       address_(mqtt::ParseBrokerUrl(config.url)),
       ledger_(config.topic_group_patterns, config.topic_group_levels, config.max_topic_groups),
       // A snapshot of the plugin's 100,000 clients at most is a few MB and must arrive whole.
-      reader_(config.source == MqttSource::kPlugin ? 16 * 1024 * 1024 : 256 * 1024),
+      reader_(config.source == MqttSource::kPlugin ? kPluginReadBuffer : kSubscriptionReadBuffer),
       thread_([this](std::stop_token stop) { Run(std::move(stop)); }) {}
 
 MqttCollector::~MqttCollector() {
@@ -298,8 +303,9 @@ void MqttCollector::Count(const mqtt::Publish& publish) {
     std::string error = publish.payload_complete()
                             ? plugin_.OnPayload(publish.payload)
                             : "a snapshot of " + std::to_string(publish.payload_size) +
-                                  " bytes, larger than the exporter's 16 MiB buffer; lower the "
-                                  "plugin's plugin_opt_billing_max_clients";
+                                  " bytes, larger than the exporter's " +
+                                  std::to_string(reader_.capacity()) +
+                                  "-byte buffer; lower the plugin's plugin_opt_billing_max_clients";
     if (!error.empty()) {
       plugin_errors_.fetch_add(1, std::memory_order_relaxed);
       Log(LogLevel::kWarn, name_,
@@ -380,6 +386,21 @@ SampleResult MqttCollector::Sample() {
   if (!up) {
     std::lock_guard lock(error_mutex_);
     result.error = last_error_.empty() ? "not connected to " + config_.url : last_error_;
+  } else if (plugin_mode && snapshot) {
+    // A plugin that stopped publishing (its broker thread busy, a failed publish) leaves the last
+    // counts frozen: they are still served, but the sample fails so that its age and /readyz say
+    // so. Three of the plugin's intervals allow for one late snapshot.
+    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - plugin_.LatestReceivedAt());
+    const auto allowed =
+        std::chrono::milliseconds(3 * std::max<std::uint64_t>(snapshot->interval_ms, 1000));
+    if (age > allowed) {
+      result.ok = false;
+      result.error = "the broker plugin's last usage snapshot is " +
+                     std::to_string(age.count() / 1000) + " s old (it publishes every " +
+                     std::to_string(snapshot->interval_ms / 1000) +
+                     " s): its counts are frozen; check the broker's log";
+    }
   } else if (plugin_mode && !snapshot) {
     // The plugin publishes a retained snapshot, so one arrives right after subscribing; allow for
     // a slow broker before calling it missing.

@@ -141,18 +141,20 @@ std::string ConnackReason(int code) {
   return reason;
 }
 
-PacketReader::PacketReader(std::size_t capacity) : buffer_(std::max(capacity, kMinCapacity)) {}
+PacketReader::PacketReader(std::size_t capacity)
+    : buffer_(std::make_unique_for_overwrite<char[]>(std::max(capacity, kMinCapacity))),
+      capacity_(std::max(capacity, kMinCapacity)) {}
 
 std::span<char> PacketReader::Space() {
   if (begin_ == end_) {
     begin_ = end_ = 0;
   } else if (begin_ > 0) {
     // Only the start of one packet is left: moving it is cheaper than a ring buffer's bookkeeping.
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
-  return {buffer_.data() + end_, buffer_.size() - end_};
+  return {buffer_.get() + end_, capacity_ - end_};
 }
 
 void PacketReader::Commit(std::size_t bytes) {
@@ -165,7 +167,7 @@ void PacketReader::Commit(std::size_t bytes) {
 std::optional<Packet> PacketReader::Next() {
   const std::size_t available = end_ - begin_;
   if (available < 2) return std::nullopt;
-  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer_.data() + begin_);
+  const auto* data = reinterpret_cast<const std::uint8_t*>(buffer_.get() + begin_);
   std::size_t remaining = 0;
   std::size_t header = 1;
   for (int shift = 0;; shift += 7) {
@@ -181,21 +183,21 @@ std::optional<Packet> PacketReader::Next() {
   packet.flags = data[0] & 0x0F;
   packet.body_size = remaining;
   const std::size_t total = header + remaining;
-  const char* body = buffer_.data() + begin_ + header;
+  const char* body = buffer_.get() + begin_ + header;
   if (available >= total) {
     packet.body = std::string_view(body, remaining);
     begin_ += total;
     return packet;
   }
-  if (total <= buffer_.size()) return std::nullopt;  // fits once the rest arrives
+  if (total <= capacity_) return std::nullopt;  // fits once the rest arrives
   if (packet.type != PacketType::kPublish) {
     throw ProtocolError(std::string("a ") + TypeName(packet.type) + " of " +
                         std::to_string(remaining) + " bytes, more than the " +
-                        std::to_string(buffer_.size()) + "-byte read buffer");
+                        std::to_string(capacity_) + "-byte read buffer");
   }
   // An oversized PUBLISH: hand it out once the buffer is full of it (its headers fit, see the
   // constructor), then discard the rest of its payload as it arrives.
-  if (begin_ != 0 || end_ != buffer_.size()) return std::nullopt;
+  if (begin_ != 0 || end_ != capacity_) return std::nullopt;
   packet.body = std::string_view(body, available - header);
   skip_remaining_ = total - available;
   begin_ = end_;

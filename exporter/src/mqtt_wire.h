@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -118,9 +119,13 @@ class PacketReader {
   std::optional<Packet> Next();
   /// Forgets everything buffered: for a new connection.
   void Reset();
+  std::size_t capacity() const { return capacity_; }
 
  private:
-  std::vector<char> buffer_;
+  // Not value-initialised: only the pages reads have filled become resident, so a large buffer
+  // (plugin mode's 16 MiB) costs what the biggest message actually needed.
+  std::unique_ptr<char[]> buffer_;
+  std::size_t capacity_;
   std::size_t begin_ = 0;           // first unparsed byte
   std::size_t end_ = 0;             // one past the last buffered byte
   std::size_t skip_remaining_ = 0;  // bytes of an oversized PUBLISH still to discard

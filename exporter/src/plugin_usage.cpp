@@ -143,6 +143,7 @@ std::string PluginUsage::OnPayload(std::string_view payload) {
   }
   latest_ = std::make_shared<const plugin::Snapshot>(std::move(*decoded.snapshot));
   fresh_ = true;
+  received_at_ = std::chrono::steady_clock::now();
   return "";
 }
 
@@ -154,6 +155,11 @@ void PluginUsage::Forget() {
 std::shared_ptr<const plugin::Snapshot> PluginUsage::Latest() const {
   std::lock_guard lock(mutex_);
   return fresh_ ? latest_ : nullptr;
+}
+
+std::chrono::steady_clock::time_point PluginUsage::LatestReceivedAt() const {
+  std::lock_guard lock(mutex_);
+  return received_at_;
 }
 
 }  // namespace billing::exporter

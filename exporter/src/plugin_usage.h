@@ -7,6 +7,7 @@
 
 #include <prometheus/metric_family.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -39,11 +40,14 @@ class PluginUsage {
   void Forget();
   /// The snapshot received on the current connection, if any.
   std::shared_ptr<const plugin::Snapshot> Latest() const;
+  /// When (steady clock) the latest snapshot was received: the plugin's sign of life.
+  std::chrono::steady_clock::time_point LatestReceivedAt() const;
 
  private:
   mutable std::mutex mutex_;
-  std::shared_ptr<const plugin::Snapshot> latest_;  // guarded by mutex_
-  bool fresh_ = false;                              // guarded: received on this connection
+  std::shared_ptr<const plugin::Snapshot> latest_;     // guarded by mutex_
+  bool fresh_ = false;                                 // guarded: received on this connection
+  std::chrono::steady_clock::time_point received_at_;  // guarded
 };
 
 }  // namespace billing::exporter

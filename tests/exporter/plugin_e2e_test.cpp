@@ -4,6 +4,7 @@
 // an exporter restart and a broker restart.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
 #include <regex>
 
@@ -278,6 +279,36 @@ TEST_F(PluginE2eTest, FirstPublishModeKeepsABrokerWithoutPasswordsOpen) {
                          {{"client_id", "dev-a"}, {"username", "anyone"}}) == 1.0;
       },
       20s, 200ms));
+}
+
+TEST_F(PluginE2eTest, FrozenSnapshotsFailTheSampleWhileCountsStayServed) {
+  MosquittoServer broker(1, "plugin " + std::string(kPlugin) +
+                                "\nplugin_opt_billing_snapshot_interval 1\n"
+                                "plugin_opt_billing_connection_start first_publish\n"
+                                "plugin_opt_billing_unmetered_client_ids " +
+                                kExporterClientId + "\n");
+  auto exporter = StartExporter(broker);
+  const std::string readyz = exporter->BaseUrl() + "/readyz";
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(readyz).status == 200; }, 20s)) << HttpGet(readyz).body;
+  // The broker stops (its plugin with it) for less than the exporter's keep-alive allows: the
+  // connection still looks up, but no snapshot comes.
+  broker.Signal(SIGSTOP);
+  std::string body;
+  const bool stale = WaitFor(
+      [&] {
+        const auto answer = HttpGet(readyz);
+        body = answer.body;
+        return answer.status == 503 &&
+               exporter->process().Log().find("usage snapshot is") != std::string::npos;
+      },
+      15s, 200ms);
+  const auto samples = exporter->Scrape();
+  broker.Signal(SIGCONT);
+  EXPECT_TRUE(stale) << body << exporter->process().Log();
+  EXPECT_EQ(FindValue(samples, "iotistic_mqtt_up"), 1.0);
+  EXPECT_TRUE(FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total"))
+      << "the last counts stay served";
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(readyz).status == 200; }, 20s)) << HttpGet(readyz).body;
 }
 
 }  // namespace
