@@ -200,6 +200,9 @@ test("writes outside customer namespaces are denied, with a message naming them"
     requestFor({ ...secret("kube-system"), kind: "Deployment", apiVersion: "apps/v1" }, "UPDATE"),
     requestFor(namespace("kube-system"), "DELETE"),
     requestFor(namespace("kube-system"), "UPDATE"),
+    // Its own namespace: its Secrets (admin token, signing key) and its own Deployment.
+    requestFor(secret("iotistic-system"), "UPDATE"),
+    requestFor({ ...secret("iotistic-system"), kind: "Deployment", apiVersion: "apps/v1" }, "UPDATE"),
     requestFor(namespace("iotistic-system"), "UPDATE"), // its own namespace's labels (PSA)
     requestFor(namespace("iotistic-system"), "DELETE"),
     requestFor(namespace("default"), "CREATE"),
