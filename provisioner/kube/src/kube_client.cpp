@@ -7,10 +7,8 @@
 #include <array>
 #include <cctype>
 #include <charconv>
-#include <fstream>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <string_view>
 #include <thread>
 #include <utility>

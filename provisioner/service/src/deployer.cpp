@@ -1,7 +1,5 @@
 #include "deployer.h"
 
-#include <algorithm>
-#include <cmath>
 #include <set>
 #include <tuple>
 
