@@ -26,7 +26,6 @@
 
 #include "billing/provisioner/result.h"
 #include "kubeconfig.h"
-#include "readiness.h"  // callers read the readiness of what they applied
 #include "resource_path.h"
 
 namespace billing::provisioner {

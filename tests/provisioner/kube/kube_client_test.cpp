@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "kube_api_double.h"
+#include "readiness.h"
 #include "testbed.h"
 
 namespace billing::provisioner {
