@@ -60,8 +60,9 @@ struct Args {
   bool help = false;
 };
 
-// Returns an error message, or "" when the arguments are fine.
-std::string ParseArgs(int argc, char** argv, Args& args) {
+// Fills `args`; the error names the argument at fault.
+Result<Args> ParseArgs(int argc, char** argv) {
+  Args args;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](const std::string& flag) -> std::optional<std::string> {
@@ -77,18 +78,18 @@ std::string ParseArgs(int argc, char** argv, Args& args) {
       args.help = true;
     } else if (arg.rfind("--web.config.file", 0) == 0) {
       if (!(args.web_config_file = value("--web.config.file")))
-        return "--web.config.file needs a file path";
+        return Error{"--web.config.file needs a file path"};
     } else if (arg.rfind("--config", 0) == 0) {
-      if (!(args.config_path = value("--config"))) return "--config needs a file path";
+      if (!(args.config_path = value("--config"))) return Error{"--config needs a file path"};
     } else if (arg.rfind("--listen", 0) == 0) {
-      if (!(args.listen = value("--listen"))) return "--listen needs ADDR:PORT";
-      if (auto error = ValidateListenAddress(*args.listen); !error.empty())
-        return "--listen: " + error;
+      if (!(args.listen = value("--listen"))) return Error{"--listen needs ADDR:PORT"};
+      if (auto valid = ValidateListenAddress(*args.listen); !valid.ok())
+        return Error{"--listen: " + valid.error()};
     } else {
-      return "unknown argument '" + arg + "'";
+      return Error{"unknown argument '" + arg + "'"};
     }
   }
-  return "";
+  return args;
 }
 
 // glibc malloc, tuned once for this process's shape: a page of several MB rebuilt every sample,
@@ -107,33 +108,34 @@ void TuneMalloc() {
   mallopt(M_ARENA_MAX, 2);
 }
 
-// The web configuration file, read and validated; "" or the error naming the file and field.
-std::string LoadWebConfig(const ExporterConfig& config, std::optional<WebConfig>& web) {
-  if (config.web_config_file.empty()) return "";
+// The web configuration file, read and validated (nullopt: none); the error names the file and
+// the field.
+Result<std::optional<WebConfig>> LoadWebConfig(const ExporterConfig& config) {
+  if (config.web_config_file.empty()) return std::optional<WebConfig>();
   const auto& path = config.web_config_file;
   const auto text = billing::common::ReadTextFile(path);
-  if (!text) return "web config file " + path + ": cannot be read (missing, or a directory?)";
+  if (!text)
+    return Error{"web config file " + path + ": cannot be read (missing, or a directory?)"};
   auto parsed = ParseWebConfig(*text);
-  if (auto* error = std::get_if<WebConfigError>(&parsed)) {
-    return "web config file " + path + ": " + error->ToString();
+  if (!parsed.ok()) return Error{"web config file " + path + ": " + parsed.error()};
+  if (!parsed.value().basic_auth_users.empty() && !config.basic_auth_username.empty()) {
+    return Error{"web config file " + path +
+                 ": basic_auth_users and web.basic_auth (EXPORTER_BASIC_AUTH_*) are both set; "
+                 "keep one"};
   }
-  web = std::get<WebConfig>(std::move(parsed));
-  if (!web->basic_auth_users.empty() && !config.basic_auth_username.empty()) {
-    return "web config file " + path +
-           ": basic_auth_users and web.basic_auth (EXPORTER_BASIC_AUTH_*) are both set; keep one";
-  }
-  return "";
+  return std::optional<WebConfig>(std::move(parsed).value());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   TuneMalloc();
-  Args args;
-  if (auto error = ParseArgs(argc, argv, args); !error.empty()) {
-    std::cerr << "billing-exporter: " << error << "\n" << kUsage;
+  auto parsed_args = ParseArgs(argc, argv);
+  if (!parsed_args.ok()) {
+    std::cerr << "billing-exporter: " << parsed_args.error() << "\n" << kUsage;
     return kExitUsage;
   }
+  const Args args = std::move(parsed_args).value();
   if (args.help) {
     std::cout << kUsage;
     return 0;
@@ -145,18 +147,19 @@ int main(int argc, char** argv) {
   }
 
   auto loaded = LoadConfig(args.config_path, ProcessEnvironment());
-  if (auto* error = std::get_if<ConfigError>(&loaded)) {
-    std::cerr << "billing-exporter: config error: " << error->ToString() << "\n";
+  if (!loaded.ok()) {
+    std::cerr << "billing-exporter: config error: " << loaded.error() << "\n";
     return kExitUsage;
   }
-  ExporterConfig config = std::get<ExporterConfig>(std::move(loaded));
+  ExporterConfig config = std::move(loaded).value();
   if (args.listen) config.listen = *args.listen;
   if (args.web_config_file) config.web_config_file = *args.web_config_file;
-  std::optional<WebConfig> web;
-  if (auto error = LoadWebConfig(config, web); !error.empty()) {
-    std::cerr << "billing-exporter: config error: " << error << "\n";
+  auto loaded_web = LoadWebConfig(config);
+  if (!loaded_web.ok()) {
+    std::cerr << "billing-exporter: config error: " << loaded_web.error() << "\n";
     return kExitUsage;
   }
+  const std::optional<WebConfig> web = std::move(loaded_web).value();
   if (args.check_config) {
     std::cout << "config ok\n";
     return 0;

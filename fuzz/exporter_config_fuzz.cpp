@@ -18,15 +18,14 @@
 #include "config.h"
 #include "fuzz_check.h"
 
-using billing::exporter::ConfigError;
 using billing::exporter::ExporterConfig;
 
 namespace {
 constexpr const char* kMarker = "Zq7SecretMarker9";
 
-std::string Describe(const std::variant<ExporterConfig, ConfigError>& result) {
-  if (const auto* error = std::get_if<ConfigError>(&result)) return "error " + error->ToString();
-  const auto& config = std::get<ExporterConfig>(result);
+std::string Describe(const billing::common::Result<ExporterConfig>& result) {
+  if (!result.ok()) return "error " + result.error();
+  const auto& config = result.value();
   return "ok " + config.listen + " " + config.mqtt.url + " " + config.mqtt.client_id + " " +
          std::to_string(config.sample_interval.count()) +
          (config.postgres.url ? config.postgres.url->ConnectionString({}) : "");
@@ -68,7 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto result = billing::exporter::ParseConfig(yaml, env);
   FUZZ_CHECK(Describe(billing::exporter::ParseConfig(yaml, env)) == Describe(result),
              "deterministic");
-  if (const auto* error = std::get_if<ConfigError>(&result)) {
+  if (!result.ok()) {
+    const auto* error = &result.failure();
     if (error->field.empty()) std::fprintf(stderr, "error: %s\n", error->ToString().c_str());
     FUZZ_CHECK(!error->field.empty(), "an error names the field");
     FUZZ_CHECK(!error->message.empty(), "an error says what is wrong");
@@ -83,14 +83,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     return 0;
   }
-  const auto& config = std::get<ExporterConfig>(result);
+  const auto& config = result.value();
   FUZZ_CHECK(config.postgres.url || !config.mqtt.url.empty(), "something to collect");
   FUZZ_CHECK(config.sample_interval.count() > 0, "a positive sample interval");
   FUZZ_CHECK(config.postgres.size_max_age.count() == 0 ||
                  config.postgres.size_max_age >= config.sample_interval,
              "size_max_age is 0 or at least sample_interval");
   FUZZ_CHECK(config.mqtt.qos >= 0 && config.mqtt.qos <= 2, "an MQTT QoS");
-  FUZZ_CHECK(billing::exporter::ValidateListenAddress(config.listen).empty(), "a valid listen");
+  FUZZ_CHECK(billing::exporter::ValidateListenAddress(config.listen).ok(), "a valid listen");
   FUZZ_CHECK(config.basic_auth_username.empty() == config.basic_auth_password.empty(),
              "basic auth has both parts or none");
   if (!config.mqtt.url.empty()) {

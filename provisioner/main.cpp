@@ -210,10 +210,9 @@ int Usage(const std::vector<std::string>& args) {
     }
     query.customer_id = flags["--customer"];
   }
-  std::string error;
   const auto periods =
-      billing::provisioner::SplitPeriods(query.from, query.to, query.period_seconds, error);
-  if (!periods) return Fail(kExitInvalidInput, error);
+      billing::provisioner::SplitPeriods(query.from, query.to, query.period_seconds);
+  if (!periods.ok()) return Fail(kExitInvalidInput, periods.error());
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
@@ -225,7 +224,7 @@ int Usage(const std::vector<std::string>& args) {
   std::vector<billing::provisioner::UsageRecord> records;
   try {
     records = billing::provisioner::ComputeUsage(
-        billing::provisioner::PrometheusClient(flags["--prometheus"]), query, *periods);
+        billing::provisioner::PrometheusClient(flags["--prometheus"]), query, periods.value());
   } catch (const std::exception& e) {
     return Fail(1, e.what());
   }

@@ -173,11 +173,11 @@ BILLING_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifie
                          options[i].value != nullptr ? options[i].value : "");
     }
     auto parsed = billing::plugin::ParsePluginOptions(pairs);
-    if (auto* error = std::get_if<billing::plugin::OptionError>(&parsed)) {
-      mosquitto_log_printf(MOSQ_LOG_ERR, "billing: %s", error->message.c_str());
+    if (!parsed.ok()) {
+      mosquitto_log_printf(MOSQ_LOG_ERR, "billing: %s", parsed.error().c_str());
       return MOSQ_ERR_INVAL;
     }
-    g_plugin = std::make_unique<Plugin>(std::get<PluginOptions>(std::move(parsed)));
+    g_plugin = std::make_unique<Plugin>(std::move(parsed).value());
     g_plugin->id = identifier;
     for (const auto& r : kCallbacks) {
       if (r.event == MOSQ_EVT_BASIC_AUTH && !g_plugin->options.connect_from_auth) continue;

@@ -1,6 +1,7 @@
 #include "plugin_options.h"
 
 #include <charconv>
+#include <optional>
 
 #include "topic_groups.h"
 
@@ -13,41 +14,40 @@ struct Unsigned {
   std::uint64_t max;
 };
 
-std::variant<std::uint64_t, OptionError> ParseUnsigned(const std::string& value,
-                                                       const Unsigned& spec) {
+Result<std::uint64_t> ParseUnsigned(const std::string& value, const Unsigned& spec) {
   std::uint64_t parsed = 0;
   const auto* end = value.data() + value.size();
   const auto [ptr, ec] = std::from_chars(value.data(), end, parsed);
   if (value.empty() || ec != std::errc() || ptr != end || parsed < spec.min || parsed > spec.max) {
-    return OptionError{"plugin_opt_" + std::string(spec.name) + " '" + value +
-                       "' must be a whole number from " + std::to_string(spec.min) + " to " +
-                       std::to_string(spec.max)};
+    return Error{"plugin_opt_" + std::string(spec.name) + " '" + value +
+                 "' must be a whole number from " + std::to_string(spec.min) + " to " +
+                 std::to_string(spec.max)};
   }
   return parsed;
 }
 
 }  // namespace
 
-std::variant<PluginOptions, OptionError> ParsePluginOptions(
+Result<PluginOptions> ParsePluginOptions(
     const std::vector<std::pair<std::string, std::string>>& options) {
   PluginOptions parsed;
   for (const auto& option : options) {
     const std::string& name = option.first;
     const std::string& value = option.second;
-    auto number = [&](const Unsigned& spec, auto assign) -> std::optional<OptionError> {
+    auto number = [&](const Unsigned& spec, auto assign) -> std::optional<Error> {
       auto result = ParseUnsigned(value, spec);
-      if (auto* error = std::get_if<OptionError>(&result)) return *error;
-      assign(std::get<std::uint64_t>(result));
+      if (!result.ok()) return result.failure();
+      assign(result.value());
       return std::nullopt;
     };
-    std::optional<OptionError> error;
+    std::optional<Error> error;
     if (name == "billing_snapshot_topic") {
       // A topic name to publish to: valid UTF-8 aside, no wildcards and not empty.
       if (value.empty() || value.find_first_of("+#") != std::string::npos ||
           value.size() > kMaxStringBytes) {
-        error = OptionError{"plugin_opt_billing_snapshot_topic '" + value +
-                            "' must be a topic name without '+' or '#', e.g. " +
-                            std::string(kDefaultSnapshotTopic)};
+        error = Error{"plugin_opt_billing_snapshot_topic '" + value +
+                      "' must be a topic name without '+' or '#', e.g. " +
+                      std::string(kDefaultSnapshotTopic)};
       } else {
         parsed.snapshot_topic = value;
       }
@@ -64,9 +64,9 @@ std::variant<PluginOptions, OptionError> ParsePluginOptions(
       } else if (value == "first_publish") {
         parsed.connect_from_auth = false;
       } else {
-        error = OptionError{"plugin_opt_billing_connection_start '" + value +
-                            "' must be connect (from CONNECT; needs a password file or an "
-                            "authentication plugin) or first_publish"};
+        error = Error{"plugin_opt_billing_connection_start '" + value +
+                      "' must be connect (from CONNECT; needs a password file or an "
+                      "authentication plugin) or first_publish"};
       }
     } else if (name == "billing_snapshot_interval") {
       error = number({"billing_snapshot_interval", 1, 3600},
@@ -81,11 +81,11 @@ std::variant<PluginOptions, OptionError> ParsePluginOptions(
       error = number({"billing_max_topic_groups", 1, 100000},
                      [&](std::uint64_t v) { parsed.limits.max_topic_groups = v; });
     } else {
-      error = OptionError{"plugin_opt_" + name +
-                          " is not an option of the billing plugin; it knows "
-                          "billing_snapshot_topic, billing_snapshot_interval, billing_max_clients, "
-                          "billing_topic_group_levels, billing_max_topic_groups, "
-                          "billing_unmetered_client_ids and billing_connection_start"};
+      error = Error{"plugin_opt_" + name +
+                    " is not an option of the billing plugin; it knows "
+                    "billing_snapshot_topic, billing_snapshot_interval, billing_max_clients, "
+                    "billing_topic_group_levels, billing_max_topic_groups, "
+                    "billing_unmetered_client_ids and billing_connection_start"};
     }
     // Mosquitto gives a plugin the plugin_opt_ lines that follow its own `plugin` line, so an
     // unknown name is a typo: refusing it beats silently running with a default.

@@ -7,12 +7,15 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
+#include "billing/common/result.h"
 #include "meter.h"
 
 namespace billing::plugin {
+
+using common::Error;
+using common::Result;
 
 inline constexpr std::string_view kDefaultSnapshotTopic = "$SYS/billing/v1/snapshot";
 
@@ -27,12 +30,9 @@ struct PluginOptions {
   bool connect_from_auth = true;
 };
 
-struct OptionError {
-  std::string message;  // names the option (as written in mosquitto.conf) and the fix
-};
-
-/// `options` are the (name, value) pairs the broker passes, names without "plugin_opt_".
-std::variant<PluginOptions, OptionError> ParsePluginOptions(
+/// `options` are the (name, value) pairs the broker passes, names without "plugin_opt_". An
+/// error names the option as written in mosquitto.conf and the fix.
+Result<PluginOptions> ParsePluginOptions(
     const std::vector<std::pair<std::string, std::string>>& options);
 
 }  // namespace billing::plugin

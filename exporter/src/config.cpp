@@ -301,12 +301,13 @@ std::string FieldName(const EnvLookup& env, const std::string& variable, const s
 
 void ValidateMqtt(MqttConfig& mqtt, const EnvLookup& env, const std::string& customer_id) {
   const std::string url_field = FieldName(env, "MQTT_URL", "mqtt.url");
-  if (auto error = ValidateMqttUrl(mqtt.url); !error.empty()) throw FieldError{url_field, error};
+  if (auto valid = ValidateMqttUrl(mqtt.url); !valid.ok())
+    throw FieldError{url_field, valid.error()};
   if (mqtt.topics.empty())
     throw FieldError{"mqtt.topics", "needs at least one topic filter, e.g. [\"#\"]"};
   for (std::size_t i = 0; i < mqtt.topics.size(); ++i) {
-    if (auto error = ValidateTopicFilter(mqtt.topics[i]); !error.empty()) {
-      throw FieldError{"mqtt.topics[" + std::to_string(i) + "]", error};
+    if (auto valid = ValidateTopicFilter(mqtt.topics[i]); !valid.ok()) {
+      throw FieldError{"mqtt.topics[" + std::to_string(i) + "]", valid.error()};
     }
     if (mqtt.topics[i].rfind("$share/", 0) == 0) {
       throw FieldError{"mqtt.topics[" + std::to_string(i) + "]",
@@ -314,8 +315,8 @@ void ValidateMqtt(MqttConfig& mqtt, const EnvLookup& env, const std::string& cus
     }
   }
   for (std::size_t i = 0; i < mqtt.topic_group_patterns.size(); ++i) {
-    if (auto error = ValidateTopicFilter(mqtt.topic_group_patterns[i]); !error.empty()) {
-      throw FieldError{"mqtt.topic_group_patterns[" + std::to_string(i) + "]", error};
+    if (auto valid = ValidateTopicFilter(mqtt.topic_group_patterns[i]); !valid.ok()) {
+      throw FieldError{"mqtt.topic_group_patterns[" + std::to_string(i) + "]", valid.error()};
     }
   }
   if (mqtt.topic_group_patterns.size() > mqtt.max_topic_groups) {
@@ -335,8 +336,8 @@ void ValidateMqtt(MqttConfig& mqtt, const EnvLookup& env, const std::string& cus
   }
   RequireAtLeast(mqtt.reconnect_backoff_max, std::chrono::milliseconds(100),
                  "mqtt.reconnect_backoff_max");
-  if (auto error = ValidateTopicFilter(mqtt.plugin_topic);
-      !error.empty() || mqtt.plugin_topic.find_first_of("+#") != std::string::npos) {
+  if (!ValidateTopicFilter(mqtt.plugin_topic).ok() ||
+      mqtt.plugin_topic.find_first_of("+#") != std::string::npos) {
     throw FieldError{
         "mqtt.plugin_topic",
         "must be the topic the plugin publishes to (its plugin_opt_billing_snapshot_topic), "
@@ -465,8 +466,8 @@ void ValidateMerged(const YAML::Node& root, const EnvLookup& env, ExporterConfig
     ValidateCustomerId(customer_id, env("CUSTOMER_ID") ? "CUSTOMER_ID" : "customer_id");
     config.constant_labels.insert(config.constant_labels.begin(), {"customer_id", customer_id});
   }
-  if (auto error = ValidateListenAddress(config.listen); !error.empty())
-    throw FieldError{"listen", error};
+  if (auto valid = ValidateListenAddress(config.listen); !valid.ok())
+    throw FieldError{"listen", valid.error()};
   if (config.basic_auth_username.empty() != config.basic_auth_password.empty()) {
     throw FieldError{"web.basic_auth",
                      "set both username and password (or EXPORTER_BASIC_AUTH_USERNAME and "
@@ -474,10 +475,9 @@ void ValidateMerged(const YAML::Node& root, const EnvLookup& env, ExporterConfig
   }
   if (!url_text.empty()) {
     auto parsed = DatabaseUrl::Parse(url_text);
-    if (auto* error = std::get_if<std::string>(&parsed)) {
-      throw FieldError{FieldName(env, "DATABASE_URL", "postgres.url"), *error};
-    }
-    config.postgres.url = std::get<DatabaseUrl>(std::move(parsed));
+    if (!parsed.ok())
+      throw FieldError{FieldName(env, "DATABASE_URL", "postgres.url"), parsed.error()};
+    config.postgres.url = std::move(parsed).value();
   }
   if (!config.mqtt.url.empty()) {
     ValidateMqtt(config.mqtt, env, customer_id);
@@ -510,45 +510,45 @@ EnvLookup ProcessEnvironment() {
   };
 }
 
-std::variant<ExporterConfig, ConfigError> ParseConfig(const std::string& yaml_text,
-                                                      const EnvLookup& env) {
+Result<ExporterConfig> ParseConfig(const std::string& yaml_text, const EnvLookup& env) {
   try {
     return Parse(yaml_text, env);
   } catch (const FieldError& e) {
-    return ConfigError{e.field, e.message};
+    return Error{.message = e.message, .field = e.field};
   } catch (const YAML::Exception& e) {
-    return ConfigError{"config", e.what()};
+    return Error{.message = e.what(), .field = "config"};
   }
 }
 
-std::variant<ExporterConfig, ConfigError> LoadConfig(const std::optional<std::string>& path,
-                                                     const EnvLookup& env) {
+Result<ExporterConfig> LoadConfig(const std::optional<std::string>& path, const EnvLookup& env) {
   std::string text;
   if (path) {
     std::ifstream in(*path);
     if (!in)
-      return ConfigError{"--config",
-                         "cannot read '" + *path + "'; check the path and its permissions"};
+      return Error{.message = "cannot read '" + *path + "'; check the path and its permissions",
+                   .field = "--config"};
     std::ostringstream buffer;
     buffer << in.rdbuf();
     text = buffer.str();
   }
   auto result = ParseConfig(text, env);
-  if (auto* error = std::get_if<ConfigError>(&result); error && path) {
-    error->message += " (in " + *path + ")";
+  if (!result.ok() && path) {
+    Error error = result.failure();
+    error.message += " (in " + *path + ")";
+    return error;
   }
   return result;
 }
 
-std::string ValidateListenAddress(const std::string& listen) {
+Status ValidateListenAddress(const std::string& listen) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return "'" + listen + "' is not HOST:PORT; write e.g. 0.0.0.0:9090";
+    return Error{"'" + listen + "' is not HOST:PORT; write e.g. 0.0.0.0:9090"};
   }
   const auto host = listen.substr(0, colon);
   static const std::regex host_pattern("[A-Za-z0-9.-]+");
   if (!std::regex_match(host, host_pattern)) {
-    return "'" + host + "' is not an IPv4 address or host name; write e.g. 0.0.0.0:9090";
+    return Error{"'" + host + "' is not an IPv4 address or host name; write e.g. 0.0.0.0:9090"};
   }
   const auto port_text = listen.substr(colon + 1);
   unsigned port = 0;
@@ -556,9 +556,9 @@ std::string ValidateListenAddress(const std::string& listen) {
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() ||
       port > 65535) {
-    return "'" + port_text + "' is not a port number (0-65535)";
+    return Error{"'" + port_text + "' is not a port number (0-65535)"};
   }
-  return "";
+  return Ok();
 }
 
 }  // namespace billing::exporter

@@ -8,9 +8,9 @@
 #include <optional>
 #include <string>
 #include <utility>
-#include <variant>
 #include <vector>
 
+#include "billing/common/result.h"
 #include "database_url.h"
 
 namespace billing::exporter {
@@ -84,12 +84,12 @@ struct ExporterConfig {
   MqttConfig mqtt;
 };
 
-struct ConfigError {
-  std::string field;    // YAML path ("postgres.statement_timeout") or variable
-                        // ("DATABASE_URL")
-  std::string message;  // what is wrong and how to fix it
-  std::string ToString() const { return field + ": " + message; }
-};
+using common::Error;
+using common::Ok;
+using common::Result;
+using common::Status;
+// Configuration errors name the YAML path ("postgres.statement_timeout") or the variable
+// ("DATABASE_URL") in Error::field.
 
 /// Looks an environment variable up; nullopt when unset. Injected so tests need
 /// no setenv.
@@ -98,15 +98,12 @@ EnvLookup ProcessEnvironment();
 
 /// Parses `yaml_text` (may be empty: all defaults) and applies the environment
 /// on top. `source` names the file in messages.
-std::variant<ExporterConfig, ConfigError> ParseConfig(const std::string& yaml_text,
-                                                      const EnvLookup& env);
+Result<ExporterConfig> ParseConfig(const std::string& yaml_text, const EnvLookup& env);
 
 /// Reads `path` (nullopt: no file) and calls ParseConfig.
-std::variant<ExporterConfig, ConfigError> LoadConfig(const std::optional<std::string>& path,
-                                                     const EnvLookup& env);
+Result<ExporterConfig> LoadConfig(const std::optional<std::string>& path, const EnvLookup& env);
 
-/// Validates "HOST:PORT" (IPv4 address or host name, port 0-65535); returns an
-/// error message or "".
-std::string ValidateListenAddress(const std::string& listen);
+/// Validates "HOST:PORT" (IPv4 address or host name, port 0-65535).
+Status ValidateListenAddress(const std::string& listen);
 
 }  // namespace billing::exporter

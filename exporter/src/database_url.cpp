@@ -6,6 +6,10 @@
 #include <memory>
 
 namespace billing::exporter {
+
+using common::Error;
+using common::Result;
+
 namespace {
 
 struct ConninfoFree {
@@ -67,7 +71,7 @@ bool IsOneOf(const std::string& value, std::initializer_list<const char*> allowe
 
 }  // namespace
 
-std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& text) {
+Result<DatabaseUrl> DatabaseUrl::Parse(const std::string& text) {
   // An unencoded '@', '/', '?' or '#' in the password splits a URI in the wrong place, and libpq
   // would then take part of the password for the host or port (and echo it in its errors). Such
   // URIs are refused before libpq sees them, without quoting any part of them.
@@ -75,15 +79,15 @@ std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& tex
     const std::string rest = text.substr(scheme + 3);
     const auto at = rest.rfind('@');
     if (at != std::string::npos && (rest.find('@') != at || rest.find_first_of("/?#") < at)) {
-      return std::string(
+      return Error{
           "has an unencoded '@', '/', '?' or '#' in its user name or password; percent-encode them "
-          "(@ as %40, / as %2F, ? as %3F, # as %23)");
+          "(@ as %40, / as %2F, ? as %3F, # as %23)"};
     }
   }
   if (text.empty())
-    return std::string(
+    return Error{
         "is empty; expected a libpq URI such as "
-        "postgresql://user:password@host:5432/dbname");
+        "postgresql://user:password@host:5432/dbname"};
   char* raw_error = nullptr;
   std::unique_ptr<PQconninfoOption, ConninfoFree> options(
       PQconninfoParse(text.c_str(), &raw_error));
@@ -97,14 +101,14 @@ std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& tex
     // libpq quotes parts of the input in double quotes; an input with a '"' of its own makes the
     // quotes unpairable, so then none of libpq's message is shown.
     if (text.find('"') != std::string::npos) {
-      return std::string(
+      return Error{
           "is not a valid libpq connection string (and contains a '\"', so the parser's message, "
           "which would quote it, is not shown); expected "
-          "postgresql://user:password@host:5432/dbname");
+          "postgresql://user:password@host:5432/dbname"};
     }
     message = DropQuoted(message);
-    return "is not a valid libpq connection string (" + message +
-           "); expected postgresql://user:password@host:5432/dbname";
+    return Error{"is not a valid libpq connection string (" + message +
+                 "); expected postgresql://user:password@host:5432/dbname"};
   }
   DatabaseUrl url;
   for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option) {
@@ -115,12 +119,12 @@ std::variant<DatabaseUrl, std::string> DatabaseUrl::Parse(const std::string& tex
     // instead.
     if (keyword == "port" && !IsPortList(value)) {
       // The value is not echoed: a malformed URI can put part of a password here.
-      return std::string("has a port that is not a number between 1 and 65535");
+      return Error{"has a port that is not a number between 1 and 65535"};
     }
     if (keyword == "sslmode" &&
         !IsOneOf(value, {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})) {
-      return "has sslmode '" + value +
-             "'; use disable, allow, prefer, require, verify-ca or verify-full";
+      return Error{"has sslmode '" + value +
+                   "'; use disable, allow, prefer, require, verify-ca or verify-full"};
     }
     url.options_.emplace_back(keyword, value);
     if (keyword == "password") url.password_ = value;

@@ -4,8 +4,9 @@
 
 #include <string>
 #include <utility>
-#include <variant>
 #include <vector>
+
+#include "billing/common/result.h"
 
 namespace billing::exporter {
 
@@ -16,7 +17,7 @@ class DatabaseUrl {
   /// Parses a libpq URI ("postgresql://user:pw@host:5432/db?sslmode=require")
   /// or key=value string. On failure returns a message that does not contain
   /// the input (it may hold a password).
-  static std::variant<DatabaseUrl, std::string> Parse(const std::string& text);
+  static common::Result<DatabaseUrl> Parse(const std::string& text);
 
   /// A key=value connection string for libpq with every parsed option plus
   /// `extra` options (which override parsed ones of the same name), values

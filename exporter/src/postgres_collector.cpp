@@ -171,26 +171,19 @@ constexpr const char* kRelationSizes = "billing_relation_sizes";
 constexpr const char* kDatabaseSize = "billing_database_size";
 constexpr int kCatalogStatements = 4;  // ReadCatalog's, each under statement_timeout
 
-}  // namespace
-
-CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& selection,
-                          TableSizeCache& sizes) {
-  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now().time_since_epoch());
-  // Registered once per connection (the same definition again is a no-op); libpqxx prepares each
-  // on first use, also on a connection it reopened.
-  connection.prepare(kDatabaseState, kDatabaseStateQuery);
-  connection.prepare(kRelationState, kRelationStateQuery);
-  connection.prepare(kRelationSizes, kRelationSizesQuery);
-  connection.prepare(kDatabaseSize, kDatabaseSizeQuery);
-  CatalogSample sample;
-  pqxx::read_transaction tx(connection);
+// The database's row: its name, statistics reset and postmaster start.
+void ReadDatabaseState(pqxx::read_transaction& tx, CatalogSample& sample) {
   const auto db = tx.exec_prepared(kDatabaseState);
   if (db.size() != 1) throw std::runtime_error("pg_database has no row for the current database");
   sample.database = db[0][0].as<std::string>();
   if (!db[0][1].is_null()) sample.stats_reset_unix_seconds = db[0][1].as<double>();
   sample.postmaster_start_unix_seconds = db[0][2].as<double>();
+}
 
+// Every relation's counters and the signature that tells whether its size may have moved.
+std::vector<TableState> ReadRelationStates(pqxx::read_transaction& tx,
+                                           const TableSelection& selection,
+                                           const CatalogSample& sample) {
   const auto rows = tx.exec_prepared(kRelationState);
   std::vector<TableState> tables;
   tables.reserve(rows.size());
@@ -223,41 +216,63 @@ CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& se
     t.signature = signature.value();
     tables.push_back(std::move(t));
   }
+  return tables;
+}
 
-  const auto planned = sizes.Plan(tables, now);
+// The sizes of the `planned` relations. A failure (a lock taken after its check,
+// statement_timeout) is reported in `error` and leaves the transaction usable: the tables keep
+// their last exact sizes.
+SizeMeasurement MeasureSizes(pqxx::read_transaction& tx, const std::vector<std::uint32_t>& planned,
+                             std::string& error) {
   SizeMeasurement measurement;
-  std::string size_error;
-  if (!planned.empty()) {
-    try {
-      // A savepoint: a size query that fails (a lock taken after its check, statement_timeout)
-      // leaves the transaction usable, and the tables keep their last exact sizes.
-      pqxx::subtransaction sub(tx, "sizes");
-      const auto size_rows = sub.exec_prepared(kRelationSizes, OidArray(planned));
-      for (const auto& row : size_rows) {
-        const auto oid = static_cast<std::uint32_t>(row[0].as<std::int64_t>());
-        if (row[1].as<bool>()) {
-          measurement.locked.push_back(oid);
-        } else if (!row[2].is_null() && !row[3].is_null() && !row[4].is_null()) {
-          measurement.sizes.push_back(
-              MeasuredSize{.oid = oid,
-                           .table_bytes = NonNegative(row[2].as<std::int64_t>()),
-                           .index_bytes = NonNegative(row[3].as<std::int64_t>()),
-                           .toast_bytes = NonNegative(row[4].as<std::int64_t>())});
-        }  // NULL sizes: dropped while being measured
-      }
-      sub.commit();
-    } catch (const pqxx::broken_connection&) {
-      throw;
-    } catch (const pqxx::sql_error& e) {
-      measurement = SizeMeasurement{.ok = false, .sizes = {}, .locked = {}};
-      size_error = e.what();
-      if (auto newline = size_error.find('\n'); newline != std::string::npos) {
-        size_error.resize(newline);
-      }
-      Log(LogLevel::kWarn, "postgres",
-          "table sizes not measured this sample, the last exact ones are kept: " + size_error);
+  if (planned.empty()) return measurement;
+  try {
+    pqxx::subtransaction sub(tx, "sizes");
+    const auto size_rows = sub.exec_prepared(kRelationSizes, OidArray(planned));
+    for (const auto& row : size_rows) {
+      const auto oid = static_cast<std::uint32_t>(row[0].as<std::int64_t>());
+      if (row[1].as<bool>()) {
+        measurement.locked.push_back(oid);
+      } else if (!row[2].is_null() && !row[3].is_null() && !row[4].is_null()) {
+        measurement.sizes.push_back(
+            MeasuredSize{.oid = oid,
+                         .table_bytes = NonNegative(row[2].as<std::int64_t>()),
+                         .index_bytes = NonNegative(row[3].as<std::int64_t>()),
+                         .toast_bytes = NonNegative(row[4].as<std::int64_t>())});
+      }  // NULL sizes: dropped while being measured
     }
+    sub.commit();
+  } catch (const pqxx::broken_connection&) {
+    throw;
+  } catch (const pqxx::sql_error& e) {
+    measurement = SizeMeasurement{.ok = false, .sizes = {}, .locked = {}};
+    error = e.what();
+    if (auto newline = error.find('\n'); newline != std::string::npos) error.resize(newline);
+    Log(LogLevel::kWarn, "postgres",
+        "table sizes not measured this sample, the last exact ones are kept: " + error);
   }
+  return measurement;
+}
+
+}  // namespace
+
+CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& selection,
+                          TableSizeCache& sizes) {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch());
+  // Registered once per connection (the same definition again is a no-op); libpqxx prepares each
+  // on first use, also on a connection it reopened.
+  connection.prepare(kDatabaseState, kDatabaseStateQuery);
+  connection.prepare(kRelationState, kRelationStateQuery);
+  connection.prepare(kRelationSizes, kRelationSizesQuery);
+  connection.prepare(kDatabaseSize, kDatabaseSizeQuery);
+  CatalogSample sample;
+  pqxx::read_transaction tx(connection);
+  ReadDatabaseState(tx, sample);
+  auto tables = ReadRelationStates(tx, selection, sample);
+  const auto planned = sizes.Plan(tables, now);
+  std::string size_error;
+  const SizeMeasurement measurement = MeasureSizes(tx, planned, size_error);
   auto complete =
       sizes.Complete(std::move(tables), planned, measurement, now, &sample.tables_size_measured);
   if (!complete) {

@@ -19,43 +19,46 @@ std::string_view NextLevel(std::string_view& rest, bool& done) {
 
 }  // namespace
 
-std::string ValidateMqttUrl(const std::string& url) {
+Status ValidateMqttUrl(const std::string& url) {
   static const std::regex pattern(
       R"(^(tcp|ssl|mqtt|mqtts)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})(/.*)?$)");
   std::smatch match;
   if (!std::regex_match(url, match, pattern)) {
     if (url.rfind("ws://", 0) == 0 || url.rfind("wss://", 0) == 0) {
-      return "uses MQTT over WebSockets, which the exporter does not speak; point it at the "
-             "broker's MQTT listener (tcp://host:1883 or ssl://host:8883)";
+      return Error{
+          "uses MQTT over WebSockets, which the exporter does not speak; point it at the "
+          "broker's MQTT listener (tcp://host:1883 or ssl://host:8883)"};
     }
     if (url.find('@') != std::string::npos) {
-      return "must not contain credentials; set MQTT_USERNAME and MQTT_PASSWORD (or "
-             "mqtt.username/password)";
+      return Error{
+          "must not contain credentials; set MQTT_USERNAME and MQTT_PASSWORD (or "
+          "mqtt.username/password)"};
     }
-    return "'" + url + "' is not a broker address; write tcp://host:1883 or ssl://host:8883";
+    return Error{"'" + url + "' is not a broker address; write tcp://host:1883 or ssl://host:8883"};
   }
   const int port = std::stoi(match[3].str());
   if (port < 1 || port > 65535)
-    return "has port " + match[3].str() + ", which is not between 1 and 65535";
-  return "";
+    return Error{"has port " + match[3].str() + ", which is not between 1 and 65535"};
+  return Ok();
 }
 
-std::string ValidateTopicFilter(std::string_view filter) {
-  if (filter.empty()) return "is empty; write a topic filter such as # or devices/+/telemetry";
-  if (filter.size() > 65535) return "is longer than MQTT allows (65535 bytes)";
-  if (filter.find('\0') != std::string_view::npos) return "contains a NUL character";
+Status ValidateTopicFilter(std::string_view filter) {
+  if (filter.empty())
+    return Error{"is empty; write a topic filter such as # or devices/+/telemetry"};
+  if (filter.size() > 65535) return Error{"is longer than MQTT allows (65535 bytes)"};
+  if (filter.find('\0') != std::string_view::npos) return Error{"contains a NUL character"};
   std::string_view rest = filter;
   bool done = false;
   while (!done) {
     const auto level = NextLevel(rest, done);
     if (level.find('#') != std::string_view::npos && (level != "#" || !done)) {
-      return "has '#' other than as the whole last level";
+      return Error{"has '#' other than as the whole last level"};
     }
     if (level.find('+') != std::string_view::npos && level != "+") {
-      return "has '+' other than as a whole level";
+      return Error{"has '+' other than as a whole level"};
     }
   }
-  return "";
+  return Ok();
 }
 
 bool TopicMatches(std::string_view filter, std::string_view topic) {

@@ -6,14 +6,20 @@
 #include <string_view>
 #include <vector>
 
+#include "billing/common/result.h"
+
 namespace billing::exporter {
 
-/// "" if `url` is an MQTT broker address the exporter's client speaks (tcp://, mqtt://, ssl://,
-/// mqtts:// with a host and a port), else what is wrong with it.
-std::string ValidateMqttUrl(const std::string& url);
+using common::Error;
+using common::Ok;
+using common::Status;
 
-/// "" if `filter` is a valid MQTT subscription filter, else what is wrong with it.
-std::string ValidateTopicFilter(std::string_view filter);
+/// OK if `url` is an MQTT broker address the exporter's client speaks (tcp://, mqtt://, ssl://,
+/// mqtts:// with a host and a port), else what is wrong with it.
+Status ValidateMqttUrl(const std::string& url);
+
+/// OK if `filter` is a valid MQTT subscription filter, else what is wrong with it.
+Status ValidateTopicFilter(std::string_view filter);
 
 /// MQTT matching: '+' matches one level, a trailing '#' the rest (including none); wildcards at
 /// the first level do not match topics starting with '$' (MQTT 3.1.1, 4.7.2).

@@ -7,14 +7,18 @@
 #include <set>
 
 namespace billing::exporter {
+
+using common::Error;
+using common::Result;
+
 namespace {
 
 struct Invalid {
-  WebConfigError error;
+  Error error;
 };
 
 [[noreturn]] void Fail(std::string field, std::string message) {
-  throw Invalid{{std::move(field), std::move(message)}};
+  throw Invalid{{.message = std::move(message), .field = std::move(field)}};
 }
 
 void CheckKeys(const YAML::Node& node, const std::string& where,
@@ -99,12 +103,12 @@ bool IsBcryptHash(std::string_view hash) {
   });
 }
 
-std::variant<WebConfig, WebConfigError> ParseWebConfig(std::string_view yaml_text) {
+Result<WebConfig> ParseWebConfig(std::string_view yaml_text) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml_text));
   } catch (const YAML::Exception& e) {
-    return WebConfigError{"(file)", std::string("is not valid YAML: ") + e.what()};
+    return Error{.message = std::string("is not valid YAML: ") + e.what(), .field = "(file)"};
   }
   WebConfig config;
   if (!root || root.IsNull()) return config;  // an empty file: plain HTTP, no users
@@ -131,7 +135,7 @@ std::variant<WebConfig, WebConfigError> ParseWebConfig(std::string_view yaml_tex
   } catch (const Invalid& invalid) {
     return invalid.error;
   } catch (const YAML::Exception& e) {
-    return WebConfigError{"(file)", std::string("unexpected structure: ") + e.what()};
+    return Error{.message = std::string("unexpected structure: ") + e.what(), .field = "(file)"};
   }
   return config;
 }

@@ -7,7 +7,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
+
+#include "billing/common/result.h"
 
 namespace billing::exporter {
 
@@ -26,16 +27,11 @@ struct WebConfig {
   std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash ($2a$, $2b$, $2y$)
 };
 
-struct WebConfigError {
-  std::string field;    // "tls_server_config.cert_file", "basic_auth_users.alice", ...
-  std::string message;  // what is wrong and how to fix it
-  std::string ToString() const { return field + ": " + message; }
-};
-
 /// Parses the YAML text of a web configuration file. Keys the exporter does not implement
 /// (cipher_suites, http_server_config, ...) are errors, never silently ignored: a setting an
-/// operator relies on for security must not be dropped.
-std::variant<WebConfig, WebConfigError> ParseWebConfig(std::string_view yaml_text);
+/// operator relies on for security must not be dropped. Errors name the YAML path in
+/// Error::field ("tls_server_config.cert_file", "basic_auth_users.alice", "(file)").
+common::Result<WebConfig> ParseWebConfig(std::string_view yaml_text);
 
 /// True if `hash` has the shape of a bcrypt hash ($2a$/$2b$/$2y$, cost 04-31, 53 characters of
 /// salt and digest).

@@ -21,14 +21,17 @@ const std::map<std::string, std::string> kDb = {{"DATABASE_URL", "postgresql://u
 
 ExporterConfig MustParse(const std::string& yaml, const EnvLookup& env) {
   auto result = ParseConfig(yaml, env);
-  if (auto* error = std::get_if<ConfigError>(&result)) ADD_FAILURE() << error->ToString();
-  return std::get<ExporterConfig>(std::move(result));
+  if (!result.ok()) {
+    ADD_FAILURE() << result.error();
+    return {};
+  }
+  return std::move(result).value();
 }
 
-ConfigError MustFail(const std::string& yaml, const EnvLookup& env) {
+Error MustFail(const std::string& yaml, const EnvLookup& env) {
   auto result = ParseConfig(yaml, env);
-  EXPECT_TRUE(std::holds_alternative<ConfigError>(result)) << yaml;
-  if (auto* error = std::get_if<ConfigError>(&result)) return *error;
+  EXPECT_FALSE(result.ok()) << yaml;
+  if (!result.ok()) return result.failure();
   return {};
 }
 
@@ -216,11 +219,11 @@ TEST(ConfigTest, ErrorsNeverContainThePassword) {
 }
 
 TEST(ConfigTest, ListenAddressValidation) {
-  EXPECT_EQ(ValidateListenAddress("0.0.0.0:9090"), "");
-  EXPECT_EQ(ValidateListenAddress("localhost:0"), "");
-  EXPECT_NE(ValidateListenAddress(":9090"), "");
-  EXPECT_NE(ValidateListenAddress("host:"), "");
-  EXPECT_NE(ValidateListenAddress("host:-1"), "");
+  EXPECT_TRUE(ValidateListenAddress("0.0.0.0:9090").ok());
+  EXPECT_TRUE(ValidateListenAddress("localhost:0").ok());
+  EXPECT_FALSE(ValidateListenAddress(":9090").ok());
+  EXPECT_FALSE(ValidateListenAddress("host:").ok());
+  EXPECT_FALSE(ValidateListenAddress("host:-1").ok());
 }
 
 }  // namespace

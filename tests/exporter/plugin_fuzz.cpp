@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     at = end + 1;
   }
   const auto parsed = billing::plugin::ParsePluginOptions(options);
-  if (const auto* o = std::get_if<billing::plugin::PluginOptions>(&parsed)) {
+  if (parsed.ok()) {
+    const auto* o = &parsed.value();
     Check(o->snapshot_interval >= std::chrono::seconds(1) &&
               o->snapshot_interval <= std::chrono::seconds(3600),
           "interval in range");
@@ -56,8 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Check(!o->snapshot_topic.empty() && o->snapshot_topic.find_first_of("+#") == std::string::npos,
           "a topic name");
   } else {
-    Check(std::get<billing::plugin::OptionError>(parsed).message.rfind("plugin_opt_", 0) == 0,
-          "errors name the option");
+    Check(parsed.error().rfind("plugin_opt_", 0) == 0, "errors name the option");
   }
   return 0;
 }

@@ -8,10 +8,10 @@ namespace {
 TEST(TopicFilterTest, Validation) {
   for (const char* good :
        {"#", "+", "devices/#", "devices/+/telemetry", "+/+/#", "a//b", "$SYS/broker/#"}) {
-    EXPECT_EQ(ValidateTopicFilter(good), "") << good;
+    EXPECT_TRUE(ValidateTopicFilter(good).ok()) << good;
   }
   for (const char* bad : {"", "devices/#/x", "dev#", "devices/+x", "a/b#", "#/a"}) {
-    EXPECT_NE(ValidateTopicFilter(bad), "") << bad;
+    EXPECT_FALSE(ValidateTopicFilter(bad).ok()) << bad;
   }
 }
 
@@ -41,15 +41,16 @@ TEST(TopicFilterTest, LeadingLevels) {
 TEST(MqttUrlTest, Validation) {
   for (const char* good : {"tcp://127.0.0.1:1883", "ssl://broker.example:8883",
                            "mqtt://mosquitto:1883", "mqtts://h:8883/", "tcp://[::1]:1883"}) {
-    EXPECT_EQ(ValidateMqttUrl(good), "") << good;
+    EXPECT_TRUE(ValidateMqttUrl(good).ok()) << good;
   }
   for (const char* bad : {"", "127.0.0.1:1883", "http://h:80", "tcp://h", "tcp://h:0",
                           "tcp://h:70000", "tcp://user:pw@h:1883"}) {
-    EXPECT_NE(ValidateMqttUrl(bad), "") << bad;
+    EXPECT_FALSE(ValidateMqttUrl(bad).ok()) << bad;
   }
-  EXPECT_EQ(ValidateMqttUrl("tcp://user:hunter2@h:1883").find("hunter2"), std::string::npos);
+  EXPECT_EQ(ValidateMqttUrl("tcp://user:hunter2@h:1883").error().find("hunter2"),
+            std::string::npos);
   // WebSockets are a broker listener the exporter cannot use: the error says which one to use.
-  EXPECT_NE(ValidateMqttUrl("ws://h:9001/mqtt").find("tcp://host:1883"), std::string::npos);
+  EXPECT_NE(ValidateMqttUrl("ws://h:9001/mqtt").error().find("tcp://host:1883"), std::string::npos);
 }
 
 }  // namespace

@@ -20,16 +20,16 @@ constexpr const char* kHash2a = "$2a$04$pBralKJJ0DuZrEhOSwBykOziaFOxZHeQytDKQdFB
 
 WebConfig Parse(const std::string& text) {
   auto parsed = ParseWebConfig(text);
-  if (auto* error = std::get_if<WebConfigError>(&parsed)) {
-    ADD_FAILURE() << error->ToString();
+  if (!parsed.ok()) {
+    ADD_FAILURE() << parsed.error();
     return {};
   }
-  return std::get<WebConfig>(parsed);
+  return parsed.value();
 }
 
-WebConfigError Error(const std::string& text) {
+common::Error Error(const std::string& text) {
   auto parsed = ParseWebConfig(text);
-  if (auto* error = std::get_if<WebConfigError>(&parsed)) return *error;
+  if (!parsed.ok()) return parsed.failure();
   ADD_FAILURE() << "accepted: " << text;
   return {};
 }

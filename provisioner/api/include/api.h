@@ -1,7 +1,7 @@
 // api: the HTTP API (CivetWeb) over the store, the renderer and identity.
 // May not depend on: libcurl, kube, service (it wakes the reconciler through a callback).
 //
-// provisioner/api: the HTTP API (CivetWeb), JSON in and out.
+// Routes, JSON in and out:
 //   POST   /api/customers/signup                    {"email","password","company_name"} -> 201
 //   GET    /api/customers/{id}/deployment/status    phase, message, components       (admin)
 //   POST   /api/customers/{id}/deployment/upgrade   new license and/or values -> 202  (admin)

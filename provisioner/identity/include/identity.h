@@ -1,9 +1,8 @@
 // identity: password hashes, license keys, generated credentials, customer ids (no network).
 // May not depend on: libcurl, libpq/libpqxx, CivetWeb, I/O components; reads only its key file.
 //
-// provisioner's secrets and identities: customer passwords (Argon2id), license keys (JWT signed
-// with Ed25519 -> EdDSA or RSA -> RS256), generated credentials and customer ids. OpenSSL and
-// libargon2; no other I/O than reading the signing key file.
+// Customer passwords (Argon2id), license keys (JWT signed with Ed25519 -> EdDSA or RSA -> RS256),
+// generated credentials and customer ids, with OpenSSL and libargon2.
 //
 // Thread-safety: free functions are reentrant; a LicenseSigner may be shared between threads.
 #pragma once

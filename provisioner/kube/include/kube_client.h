@@ -2,12 +2,11 @@
 // May not depend on: libpq/libpqxx, CivetWeb, store, api, service (pure components and common
 // only).
 //
-// provisioner/kube: a Kubernetes API client over HTTP(S) (libcurl). Credentials come from a
-// kubeconfig ($KUBECONFIG) or the in-cluster service account. Objects are applied with
-// server-side apply (a field manager, force), read with GET, objects the chart no longer renders
-// are deleted one by one, and a customer is torn down by deleting its namespace. 409, 429, 5xx and
-// transport errors are retried with capped exponential backoff and jitter; 401/403/404/422 fail at
-// once with the API's own message.
+// Credentials come from a kubeconfig ($KUBECONFIG) or the in-cluster service account. Objects are
+// applied with server-side apply (a field manager, force), read with GET, objects the chart no
+// longer renders are deleted one by one, and a customer is torn down by deleting its namespace.
+// 409, 429, 5xx and transport errors are retried with capped exponential backoff and jitter;
+// 401/403/404/422 fail at once with the API's own message.
 //
 // Thread-safety: a KubeClient is used by one thread at a time (it owns a curl handle); make one
 // per worker thread.

@@ -1,4 +1,4 @@
-// provisioner/deploy: one level-based reconciliation step for one customer. Given the stored
+// service/deployer: one level-based reconciliation step for one customer. Given the stored
 // desired state it renders the stack, applies it with server-side apply (namespace first) when
 // the desired generation is new, after a failure or when the last apply is older than the
 // re-apply interval (drift repair), deletes the objects the chart can render but no longer does

@@ -43,18 +43,17 @@ UsageScheduler::~UsageScheduler() {
 
 std::size_t UsageScheduler::RunOnce(std::int64_t now) {
   const auto window = WindowAt(now, options_);
-  std::string error;
-  const auto periods = SplitPeriods(window.from, window.to, options_.period_seconds, error);
-  if (!periods) throw std::runtime_error("usage window: " + error);
+  const auto periods = SplitPeriods(window.from, window.to, options_.period_seconds);
+  if (!periods.ok()) throw std::runtime_error("usage window: " + periods.error());
   UsageQuery query;
   query.from = window.from;
   query.to = window.to;
   query.period_seconds = options_.period_seconds;
   query.max_gap_seconds = options_.max_gap_seconds;
   query.known_customers = store_.BillableCustomers();
-  auto split =
-      KeepKnownCustomers(ComputeUsage(PrometheusClient(options_.prometheus_url), query, *periods),
-                         store_.CustomerIds());
+  auto split = KeepKnownCustomers(
+      ComputeUsage(PrometheusClient(options_.prometheus_url), query, periods.value()),
+      store_.CustomerIds());
   metrics_.SetUnknownUsageCustomers(split.unknown.size());
   if (!split.unknown.empty()) {
     // A customer_id the provisioner never created: with the scrape configuration's relabelling it

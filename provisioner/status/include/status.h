@@ -2,10 +2,8 @@
 // May not depend on: libcurl, libpq/libpqxx, CivetWeb, or any I/O component (kube, store, api,
 // service).
 //
-// provisioner/status: what one reconciliation step concludes, from the stored deployment and the
-// workloads read back from the cluster: phase, message, components and when to look again.
-// Pure: no I/O (the deployer reads and applies, then asks this); may not depend on libcurl,
-// libpq or CivetWeb.
+// What one reconciliation step concludes: the deployer reads and applies, then asks this for the
+// phase, the message, the components and when to look again.
 #pragma once
 
 #include <cstdint>

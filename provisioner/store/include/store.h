@@ -1,11 +1,11 @@
 // store: the provisioner's PostgreSQL (libpqxx): customers, deployments, usage records.
 // May not depend on: libcurl, CivetWeb, kube, api, service (pure components and common only).
 //
-// provisioner/store: customers and their deployments in the provisioner's PostgreSQL (libpqxx),
-// behind a small connection pool so HTTP handlers and workers do not share a connection.
-// The desired state (present/absent, generation, chart values) is written by the API; the
-// observed state (phase, message, components) by the reconciler, which holds a per-customer
-// session advisory lock while it works: a crashed provisioner's locks go with its connections.
+// Customers and their deployments behind a small connection pool so HTTP handlers and workers do
+// not share a connection. The desired state (present/absent, generation, chart values) is written
+// by the API; the observed state (phase, message, components) by the reconciler, which holds a
+// per-customer session advisory lock while it works: a crashed provisioner's locks go with its
+// connections.
 //
 // Thread-safety: Store is safe to share; a ReconcileSession belongs to one worker thread.
 #pragma once

@@ -52,24 +52,20 @@ std::vector<PeriodQuantity> EmptyQuantities(const std::vector<Period>& periods) 
 
 }  // namespace
 
-std::optional<std::vector<Period>> SplitPeriods(std::int64_t from, std::int64_t to,
-                                                std::int64_t period_seconds, std::string& error) {
+Result<std::vector<Period>> SplitPeriods(std::int64_t from, std::int64_t to,
+                                         std::int64_t period_seconds) {
   if (period_seconds <= 0) {
-    error = "--period must be positive";
-    return std::nullopt;
+    return Error{"--period must be positive"};
   }
   if (to <= from) {
-    error = "--to (" + FormatTime(to) + ") must be after --from (" + FormatTime(from) + ")";
-    return std::nullopt;
+    return Error{"--to (" + FormatTime(to) + ") must be after --from (" + FormatTime(from) + ")"};
   }
   if (from % period_seconds != 0 || to % period_seconds != 0) {
-    error = "--from and --to must be on period boundaries (multiples of " +
-            std::to_string(period_seconds) + "s since the epoch, e.g. whole hours for 1h)";
-    return std::nullopt;
+    return Error{"--from and --to must be on period boundaries (multiples of " +
+                 std::to_string(period_seconds) + "s since the epoch, e.g. whole hours for 1h)"};
   }
   if ((to - from) / period_seconds > 100000) {
-    error = "the range holds more than 100000 periods; split it up";
-    return std::nullopt;
+    return Error{"the range holds more than 100000 periods; split it up"};
   }
   std::vector<Period> periods;
   for (std::int64_t start = from; start < to; start += period_seconds) {

@@ -9,10 +9,9 @@ namespace billing::provisioner {
 namespace {
 
 std::vector<Period> Periods(std::int64_t from, std::int64_t to, std::int64_t length) {
-  std::string error;
-  auto periods = SplitPeriods(from, to, length, error);
-  EXPECT_TRUE(periods.has_value()) << error;
-  return periods.value_or(std::vector<Period>{});
+  auto periods = SplitPeriods(from, to, length);
+  EXPECT_TRUE(periods.ok()) << periods.error();
+  return periods.ok() ? periods.value() : std::vector<Period>{};
 }
 
 std::vector<double> Quantities(const std::vector<PeriodQuantity>& q) {
@@ -23,12 +22,13 @@ std::vector<double> Quantities(const std::vector<PeriodQuantity>& q) {
 
 TEST(SplitPeriodsTest, AlignedRangesOnly) {
   EXPECT_EQ(Periods(3600, 4 * 3600, 3600).size(), 3u);
-  std::string error;
-  EXPECT_FALSE(SplitPeriods(100, 50, 10, error));
-  EXPECT_NE(error.find("must be after"), std::string::npos);
-  EXPECT_FALSE(SplitPeriods(105, 200, 10, error));
-  EXPECT_NE(error.find("boundaries"), std::string::npos);
-  EXPECT_FALSE(SplitPeriods(100, 100, 10, error));
+  const auto reversed = SplitPeriods(100, 50, 10);
+  ASSERT_FALSE(reversed.ok());
+  EXPECT_NE(reversed.error().find("must be after"), std::string::npos);
+  const auto unaligned = SplitPeriods(105, 200, 10);
+  ASSERT_FALSE(unaligned.ok());
+  EXPECT_NE(unaligned.error().find("boundaries"), std::string::npos);
+  EXPECT_FALSE(SplitPeriods(100, 100, 10).ok());
 }
 
 TEST(CounterUsageTest, DifferencesGoToThePeriodOfTheLaterSampleAndAddUp) {

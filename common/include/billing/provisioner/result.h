@@ -5,5 +5,7 @@
 
 namespace billing::provisioner {
 using common::Error;
+using common::Ok;
 using common::Result;
+using common::Status;
 }  // namespace billing::provisioner

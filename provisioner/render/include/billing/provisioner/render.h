@@ -2,10 +2,10 @@
 // May not depend on: libcurl, libpq/libpqxx, CivetWeb, or any I/O component (kube, store, api,
 // service).
 //
-// provisioner/render: chart values -> the customer's Kubernetes objects, in apply order.
-// Pure: no I/O; the caller hands over the text of the chart's values.yaml and Chart.yaml, the
-// -f files and the --set arguments. The Helm chart manifests/charts/customer-instance renders
-// the same objects for the same values (tests/provisioner: parity test).
+// The objects come in apply order. The caller hands over the text of the chart's values.yaml and
+// Chart.yaml, the -f files and the --set arguments. The Helm chart
+// manifests/charts/customer-instance renders the same objects for the same values
+// (tests/provisioner: parity test).
 //
 // Thread-safety: every function is reentrant; nothing is shared.
 #pragma once

@@ -2,10 +2,10 @@
 // May not depend on: libcurl, libpq/libpqxx, CivetWeb, or any I/O component (kube, store, api,
 // service).
 //
-// Billable usage from raw metric samples (pure: no I/O). DESIGN.md, "Usage" and "Counters and
-// restarts": quantities are exact, reset-aware differences between raw samples, attributed to the
-// period that contains the later sample, so consecutive periods add up to the whole and nothing
-// is counted twice. Prometheus' increase() extrapolates to the window edges and is not used.
+// DESIGN.md, "Usage" and "Counters and restarts": quantities are exact, reset-aware differences
+// between raw samples, attributed to the period that contains the later sample, so consecutive
+// periods add up to the whole and nothing is counted twice. Prometheus' increase() extrapolates to
+// the window edges and is not used.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "billing/provisioner/result.h"
+
 namespace billing::provisioner {
 
 /// A half-open billing period (start, end], in Unix seconds.
@@ -23,10 +25,10 @@ struct Period {
   std::int64_t end = 0;
 };
 
-/// The periods of length `period_seconds` covering [from, to]; nullopt with `error` set when the
-/// range is empty, reversed or not on period boundaries (multiples of the period since the epoch).
-std::optional<std::vector<Period>> SplitPeriods(std::int64_t from, std::int64_t to,
-                                                std::int64_t period_seconds, std::string& error);
+/// The periods of length `period_seconds` covering [from, to]; an error when the range is empty,
+/// reversed or not on period boundaries (multiples of the period since the epoch).
+Result<std::vector<Period>> SplitPeriods(std::int64_t from, std::int64_t to,
+                                         std::int64_t period_seconds);
 
 /// One raw sample of an upstream counter, with the markers that tell its resets apart.
 struct CounterSample {
