@@ -231,6 +231,15 @@ int Usage(const std::vector<std::string>& args) {
   if (flags.count("--store")) {
     try {
       billing::provisioner::UsageStore store(flags["--store"]);
+      // Only customers the provisioner created are billed (and printed): a customer_id that
+      // Prometheus holds but the store does not is named here, never stored.
+      auto split =
+          billing::provisioner::KeepKnownCustomers(std::move(records), store.CustomerIds());
+      records = std::move(split.billed);
+      for (const auto& unknown : split.unknown) {
+        std::cerr << "provisioner: not billed: customer_id \"" << unknown
+                  << "\" has samples but is not a customer in the store\n";
+      }
       const auto changed = store.Upsert(records);
       std::cerr << "provisioner: usage_records: " << changed << " of " << records.size()
                 << " rows inserted or changed\n";

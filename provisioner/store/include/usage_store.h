@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ class UsageStore {
   /// replaced by an incomplete one (samples that have aged out of Prometheus are not "no usage").
   /// Returns how many rows were inserted or changed.
   std::size_t Upsert(const std::vector<UsageRecord>& records);
+
+  /// The ids of the customers in the same database (those `provisioner serve` created): only
+  /// they are billed.
+  std::set<std::string> CustomerIds();
 
  private:
   std::unique_ptr<pqxx::connection_base> connection_;

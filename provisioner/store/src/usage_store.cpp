@@ -30,6 +30,13 @@ ON CONFLICT (customer_id, metric, period_start, period_end) DO UPDATE
 
 UsageStore::~UsageStore() = default;
 
+std::set<std::string> UsageStore::CustomerIds() {
+  pqxx::nontransaction tx(*connection_);
+  std::set<std::string> ids;
+  for (const auto& row : tx.exec("SELECT id FROM customers")) ids.insert(row[0].as<std::string>());
+  return ids;
+}
+
 namespace {
 
 // Periods of different lengths over the same time would both be billed: refuse them.

@@ -183,6 +183,20 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
   const std::int64_t to = (static_cast<std::int64_t>(Now()) / kPeriod + 1) * kPeriod;
   ASSERT_TRUE(WaitFor([&] { return Now() > to + kMaxGap + 2; }, 60s));  // samples after the end
 
+  // Only customers in the store are billed: before "acme" exists there, its samples are named
+  // and nothing is stored.
+  const auto unknown =
+      RunUsage(prometheus, from, to, {"--format", "json", "--store", pg.Url("provisioner")});
+  ASSERT_EQ(unknown.exit_code, 0) << unknown.output;
+  EXPECT_TRUE(ParseRecords(unknown.output).empty()) << unknown.output;
+  EXPECT_NE(unknown.output.find("not billed: customer_id \"acme\""), std::string::npos)
+      << unknown.output;
+  EXPECT_EQ(pg.Psql("SELECT count(*) FROM usage_records", "provisioner"), "0");
+  pg.Psql(
+      "INSERT INTO customers (id, email, company_name, password_hash, plan) VALUES ('acme', "
+      "'ops@acme.example', 'Acme', '$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA', 'basic')",
+      "provisioner");
+
   const auto run =
       RunUsage(prometheus, from, to, {"--format", "json", "--store", pg.Url("provisioner")});
   ASSERT_EQ(run.exit_code, 0) << run.output;
