@@ -66,8 +66,8 @@ bool PeerMatches(const Value& peer, const std::string& policy_ns, const Endpoint
 
 bool PortMatches(const Value& rule_port, const Endpoint& destination, std::int64_t port,
                  const std::string& protocol) {
-  const std::string rule_protocol = At(&rule_port, "protocol") ? Text(At(&rule_port, "protocol"))
-                                                               : std::string("TCP");
+  const std::string rule_protocol =
+      At(&rule_port, "protocol") ? Text(At(&rule_port, "protocol")) : std::string("TCP");
   if (rule_protocol != protocol) return false;
   const Value* number = At(&rule_port, "port");
   if (number == nullptr) return true;  // every port of that protocol
@@ -155,10 +155,9 @@ bool SelectorMatches(const Value& selector, const Labels& labels) {
     const std::string op = Text(At(&expression, "operator"));
     const auto found = labels.find(key);
     const auto& values = Items(At(&expression, "values"));
-    const bool in_values =
-        found != labels.end() && std::any_of(values.begin(), values.end(), [&](const Value& v) {
-          return Text(&v) == found->second;
-        });
+    const bool in_values = found != labels.end() &&
+                           std::any_of(values.begin(), values.end(),
+                                       [&](const Value& v) { return Text(&v) == found->second; });
     if (op == "In" && !in_values) return false;
     if (op == "NotIn" && in_values) return false;
     if (op == "Exists" && found == labels.end()) return false;

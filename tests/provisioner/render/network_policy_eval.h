@@ -32,8 +32,8 @@ struct Endpoint {
   bool pod = true;
   std::string ns;
   Labels labels;
-  Labels namespace_labels;  // kubernetes.io/metadata.name is added from ns
-  std::string ip;           // dotted IPv4
+  Labels namespace_labels;                          // kubernetes.io/metadata.name is added from ns
+  std::string ip;                                   // dotted IPv4
   std::map<std::string, std::int64_t> named_ports;  // the pod's container ports by name
 };
 

@@ -12,9 +12,7 @@ const Value* At(const Value* value, std::string_view key) {
 }
 
 bool IsTrue(const Value* value) { return value != nullptr && value->IsBool() && value->AsBool(); }
-bool IsFalse(const Value* value) {
-  return value != nullptr && value->IsBool() && !value->AsBool();
-}
+bool IsFalse(const Value* value) { return value != nullptr && value->IsBool() && !value->AsBool(); }
 std::string Text(const Value* value) {
   return value != nullptr && value->IsString() ? value->AsString() : std::string();
 }
@@ -23,8 +21,8 @@ const Value::List& Items(const Value* value) {
   return value != nullptr && value->IsList() ? value->AsList() : kNone;
 }
 bool IsZero(const Value* value) {
-  return value != nullptr && ((value->IsInt() && value->AsInt() == 0) ||
-                              (value->IsFloat() && value->AsFloat() == 0.0));
+  return value != nullptr &&
+         ((value->IsInt() && value->AsInt() == 0) || (value->IsFloat() && value->AsFloat() == 0.0));
 }
 
 class Checker {
@@ -40,12 +38,16 @@ class Checker {
     // Baseline: HostProcess, SELinux, sysctls, AppArmor; restricted: non-root, seccomp.
     CheckCommon(pod_context, "securityContext");
     for (const auto& sysctl : Items(At(pod_context, "sysctls"))) {
-      static const std::set<std::string> kSafe = {
-          "kernel.shm_rmid_forced",         "net.ipv4.ip_local_port_range",
-          "net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies",
-          "net.ipv4.ping_group_range",      "net.ipv4.ip_local_reserved_ports",
-          "net.ipv4.tcp_keepalive_time",    "net.ipv4.tcp_fin_timeout",
-          "net.ipv4.tcp_keepalive_intvl",   "net.ipv4.tcp_keepalive_probes"};
+      static const std::set<std::string> kSafe = {"kernel.shm_rmid_forced",
+                                                  "net.ipv4.ip_local_port_range",
+                                                  "net.ipv4.ip_unprivileged_port_start",
+                                                  "net.ipv4.tcp_syncookies",
+                                                  "net.ipv4.ping_group_range",
+                                                  "net.ipv4.ip_local_reserved_ports",
+                                                  "net.ipv4.tcp_keepalive_time",
+                                                  "net.ipv4.tcp_fin_timeout",
+                                                  "net.ipv4.tcp_keepalive_intvl",
+                                                  "net.ipv4.tcp_keepalive_probes"};
       const std::string name = Text(At(&sysctl, "name"));
       if (!kSafe.contains(name)) Report("securityContext.sysctls", name + " is not a safe sysctl");
     }
@@ -141,7 +143,8 @@ class Checker {
     }
     for (const auto& added : Items(At(capabilities, "add"))) {
       if (Text(&added) != "NET_BIND_SERVICE") {
-        Report(in + ".capabilities.add", Text(&added) + " may not be added (NET_BIND_SERVICE only)");
+        Report(in + ".capabilities.add",
+               Text(&added) + " may not be added (NET_BIND_SERVICE only)");
       }
     }
   }
@@ -172,8 +175,6 @@ std::vector<PodSpecOf> PodSpecs(const std::vector<Value>& objects) {
   return pods;
 }
 
-std::vector<std::string> RestrictedViolations(const PodSpecOf& pod) {
-  return Checker(pod).Run();
-}
+std::vector<std::string> RestrictedViolations(const PodSpecOf& pod) { return Checker(pod).Run(); }
 
 }  // namespace billing::provisioner::testing
