@@ -51,9 +51,9 @@ import (
 
 // allowedFunctions is the documented subset of Sprig's function map the chart may use.
 var allowedFunctions = []string{
-	"b64dec", "b64enc", "default", "dict", "empty", "fail", "hasKey", "indent", "kindIs", "list",
-	"lower", "nindent", "quote", "randAlphaNum", "regexMatch", "replace", "squote", "toString",
-	"trimSuffix", "trunc", "upper",
+	"b64dec", "b64enc", "default", "dict", "empty", "fail", "hasKey", "indent", "int", "kindIs",
+	"list", "lower", "nindent", "quote", "randAlphaNum", "regexMatch", "replace", "squote",
+	"toString", "trimSuffix", "trunc", "upper",
 }
 
 type chartMetadata struct {

@@ -1,7 +1,9 @@
 #include "billing/provisioner/render.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 
 #include "billing/common/base64.h"
@@ -117,6 +119,37 @@ Value HttpProbe(const std::string& path, const std::string& port, int initial_de
   return Probe({{"httpGet", M({{"path", path}, {"port", port}})}}, initial_delay, period);
 }
 
+// _helpers.tpl's podSecurityContext: the pod-level half of the restricted Pod Security profile,
+// as the image's own non-root user; fsGroup gives the volumes to its group.
+Value PodSecurityContext(const WorkloadSpec& workload) {
+  return M({{"runAsNonRoot", true},
+            {"runAsUser", workload.run_as_user},
+            {"runAsGroup", workload.run_as_group},
+            {"fsGroup", workload.run_as_group},
+            {"fsGroupChangePolicy", "OnRootMismatch"},
+            {"seccompProfile", M({{"type", "RuntimeDefault"}})}});
+}
+
+// _helpers.tpl's containerSecurityContext: no privilege escalation, every capability dropped but
+// NET_BIND_SERVICE for a container listening below 1024.
+Value ContainerSecurityContext(bool read_only_root, std::initializer_list<std::int64_t> ports) {
+  Value capabilities = M({{"drop", L({"ALL"})}});
+  if (std::any_of(ports.begin(), ports.end(), [](std::int64_t port) { return port < 1024; })) {
+    capabilities.Set("add", L({"NET_BIND_SERVICE"}));
+  }
+  return M({{"allowPrivilegeEscalation", false},
+            {"readOnlyRootFilesystem", read_only_root},
+            {"capabilities", std::move(capabilities)}});
+}
+
+Value Mount(const std::string& name, const std::string& path) {
+  return M({{"name", name}, {"mountPath", path}});
+}
+
+Value EmptyDirVolume(const std::string& name, const std::string& size_limit) {
+  return M({{"name", name}, {"emptyDir", M({{"sizeLimit", size_limit}})}});
+}
+
 // A Deployment or StatefulSet pod template: labels, no service-account token (none of these
 // workloads talks to the Kubernetes API), the pod's security context if any, the containers and
 // volumes.
@@ -151,9 +184,15 @@ KubeObject Deployment(const Stack& stack, const std::string& component, Value::L
 
 // namespace.yaml
 KubeObject NamespaceObject(const Stack& stack) {
+  // Pod Security Admission: every pod must meet the restricted profile (audit and warn too).
+  Value labels = stack.Labels("");
+  for (const char* mode : {"enforce", "audit", "warn"}) {
+    labels.Set(std::string("pod-security.kubernetes.io/") + mode, "restricted");
+    labels.Set(std::string("pod-security.kubernetes.io/") + mode + "-version", "latest");
+  }
   Value metadata =
       M({{"name", stack.ns()},
-         {"labels", stack.Labels("")},
+         {"labels", std::move(labels)},
          {"annotations", M({{"iotistic.io/customer-email", stack.spec().email},
                             {"iotistic.io/company-name", stack.spec().company_name}})}});
   KubeObject object = stack.Object("v1", "Namespace", std::move(metadata), {});
@@ -172,33 +211,78 @@ KubeObject ResourceQuotaObject(const Stack& stack) {
                                                {"services", quota.services}})}})}});
 }
 
-// networkpolicy.yaml
-KubeObject NetworkPolicyObject(const Stack& stack) {
-  const auto& policy = stack.spec().network_policy;
+// networkpolicy.yaml: every pod isolated both ways (egress to DNS, the namespace and TCP 80/443
+// outside link-local and the API server's ranges), then one ingress policy per component.
+std::vector<KubeObject> NetworkPolicyObjects(const Stack& stack) {
+  const CustomerSpec& spec = stack.spec();
+  const auto& policy = spec.network_policy;
   auto from_namespace = [](const std::string& name) {
     return M(
         {{"namespaceSelector", M({{"matchLabels", M({{"kubernetes.io/metadata.name", name}})}})}});
   };
-  auto tcp = [](std::int64_t port) { return M({{"protocol", "TCP"}, {"port", port}}); };
-  Value::List ingress = {
-      M({{"from", L({M({{"podSelector", Value::EmptyMap()}})})}}),
-      M({{"from", L({from_namespace(policy.ingress_controller_namespace)})}}),
+  auto from_component = [&](const std::string& component) {
+    return M({{"podSelector", M({{"matchLabels", stack.SelectorLabels(component)}})}});
   };
-  if (!policy.prometheus_namespace.empty()) {
-    ingress.push_back(M({{"from", L({from_namespace(policy.prometheus_namespace)})},
-                         {"ports", L({tcp(stack.spec().exporter.workload.port)})}}));
-  }
+  auto tcp = [](std::int64_t port) { return M({{"protocol", "TCP"}, {"port", port}}); };
+  auto object = [&](const std::string& name, Value spec_body) {
+    return stack.Object("networking.k8s.io/v1", "NetworkPolicy",
+                        stack.Metadata(name, "network-policy"), {{"spec", std::move(spec_body)}});
+  };
+  // One component's policy: ingress isolated, allowed only `from` to `ports` (nothing if empty).
+  auto ingress_policy = [&](const std::string& component, Value::List from, Value::List ports) {
+    Value body = M({{"podSelector", M({{"matchLabels", stack.SelectorLabels(component)}})},
+                    {"policyTypes", L({"Ingress"})}});
+    if (!from.empty()) {
+      body.Set("ingress", L({M({{"from", L(std::move(from))}, {"ports", L(std::move(ports))}})}));
+    }
+    return object(stack.Name(component), std::move(body));
+  };
+
+  Value::List denied = {"169.254.0.0/16"};
+  for (const auto& cidr : policy.api_server_cidrs) denied.emplace_back(cidr);
   Value::List egress = {
       M({{"ports", L({M({{"protocol", "UDP"}, {"port", 53}}), tcp(53)})}}),
       M({{"to", L({M({{"podSelector", Value::EmptyMap()}})})}}),
-      M({{"ports", L({tcp(80), tcp(443)})}}),
+      M({{"to",
+          L({M({{"ipBlock", M({{"cidr", "0.0.0.0/0"}, {"except", L(std::move(denied))}})}})})},
+         {"ports", L({tcp(80), tcp(443)})}}),
   };
-  return stack.Object("networking.k8s.io/v1", "NetworkPolicy",
-                      stack.Metadata(stack.Name("network-policy"), "network-policy"),
-                      {{"spec", M({{"podSelector", Value::EmptyMap()},
-                                   {"policyTypes", L({"Ingress", "Egress"})},
-                                   {"ingress", L(std::move(ingress))},
-                                   {"egress", L(std::move(egress))}})}});
+  std::vector<KubeObject> objects;
+  objects.push_back(
+      object(stack.Name("network-policy"), M({{"podSelector", Value::EmptyMap()},
+                                              {"policyTypes", L({"Ingress", "Egress"})},
+                                              {"egress", L(std::move(egress))}})));
+
+  objects.push_back(ingress_policy("postgres", {from_component("api"), from_component("exporter")},
+                                   {tcp(spec.postgres.workload.port)}));
+
+  Value::List broker_from = {M({{"podSelector", Value::EmptyMap()}})};
+  if (!policy.device_ingress_namespace.empty()) {
+    broker_from.push_back(from_namespace(policy.device_ingress_namespace));
+  }
+  objects.push_back(
+      ingress_policy("mosquitto", std::move(broker_from),
+                     {tcp(spec.mosquitto.workload.port), tcp(spec.mosquitto.websocket_port)}));
+
+  // The ingress controller reaches the API and the dashboard also with ingress.enabled false (an
+  // Ingress managed elsewhere; turning the chart's Ingress on changes no other object).
+  objects.push_back(ingress_policy(
+      "api", {from_component("dashboard"), from_namespace(policy.ingress_controller_namespace)},
+      {tcp(spec.api.port)}));
+  objects.push_back(ingress_policy("dashboard",
+                                   {from_namespace(policy.ingress_controller_namespace)},
+                                   {tcp(spec.dashboard.port)}));
+
+  Value::List exporter_from;
+  if (!policy.prometheus_namespace.empty()) {
+    exporter_from.push_back(from_namespace(policy.prometheus_namespace));
+  }
+  if (spec.ingress.enabled && spec.ingress.expose_metrics) {
+    exporter_from.push_back(from_namespace(policy.ingress_controller_namespace));
+  }
+  objects.push_back(
+      ingress_policy("exporter", std::move(exporter_from), {tcp(spec.exporter.workload.port)}));
+  return objects;
 }
 
 // secret.yaml
@@ -284,8 +368,10 @@ KubeObject PostgresStatefulSetObject(const Stack& stack) {
                  stack.SecretEnv("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
                  Env("PGPORT", std::to_string(postgres.workload.port)),
                  Env("PGDATA", "/var/lib/postgresql/data/pgdata")})},
-      {"volumeMounts",
-       L({M({{"name", "postgres-data"}, {"mountPath", "/var/lib/postgresql/data"}})})},
+      // Read-only root: PGDATA on the claim, the socket directory and the entrypoint's /tmp.
+      {"volumeMounts", L({Mount("postgres-data", "/var/lib/postgresql/data"),
+                          Mount("run", "/var/run/postgresql"), Mount("tmp", "/tmp")})},
+      {"securityContext", ContainerSecurityContext(true, {postgres.workload.port})},
       {"resources", postgres.workload.resources},
       {"readinessProbe", std::move(readiness)},
       {"livenessProbe", std::move(liveness)},
@@ -298,11 +384,14 @@ KubeObject PostgresStatefulSetObject(const Stack& stack) {
          {"spec", std::move(claim_spec)}});
   return stack.Object(
       "apps/v1", "StatefulSet", stack.Metadata(stack.Name("postgres"), "postgres"),
-      {{"spec", M({{"serviceName", stack.Name("postgres")},
-                   {"replicas", 1},
-                   {"selector", M({{"matchLabels", stack.SelectorLabels("postgres")}})},
-                   {"template", PodTemplate(stack, "postgres", {std::move(container)}, {})},
-                   {"volumeClaimTemplates", L({std::move(claim)})}})}});
+      {{"spec",
+        M({{"serviceName", stack.Name("postgres")},
+           {"replicas", 1},
+           {"selector", M({{"matchLabels", stack.SelectorLabels("postgres")}})},
+           {"template", PodTemplate(stack, "postgres", {std::move(container)},
+                                    {EmptyDirVolume("run", "16Mi"), EmptyDirVolume("tmp", "64Mi")},
+                                    PodSecurityContext(postgres.workload))},
+           {"volumeClaimTemplates", L({std::move(claim)})}})}});
 }
 
 Value ConfigVolume(const std::string& config_map) {
@@ -322,12 +411,16 @@ KubeObject MosquittoDeploymentObject(const Stack& stack) {
                              {"mountPath", "/mosquitto/config/mosquitto.conf"},
                              {"subPath", "mosquitto.conf"},
                              {"readOnly", true}})})},
+      // Read-only root: with persistence false and log_dest stdout the broker writes no file.
+      {"securityContext",
+       ContainerSecurityContext(true, {mosquitto.workload.port, mosquitto.websocket_port})},
       {"resources", mosquitto.workload.resources},
       {"readinessProbe", TcpProbe("mqtt", 2, 10)},
       {"livenessProbe", TcpProbe("mqtt", 15, 20)},
   });
   return Deployment(stack, "mosquitto", {std::move(container)},
-                    {ConfigVolume(stack.Name("mosquitto-config"))});
+                    {ConfigVolume(stack.Name("mosquitto-config"))},
+                    PodSecurityContext(mosquitto.workload));
 }
 
 // api.yaml (Deployment)
@@ -342,11 +435,14 @@ KubeObject ApiDeploymentObject(const Stack& stack) {
                  stack.SecretEnv("DATABASE_URL", "DATABASE_URL"),
                  stack.SecretEnv("IOTISTIC_LICENSE_KEY", "IOTISTIC_LICENSE_KEY"),
                  Env("MQTT_URL", stack.MqttUrl())})},
+      {"volumeMounts", L({Mount("tmp", "/tmp")})},
+      {"securityContext", ContainerSecurityContext(api.read_only_root_filesystem, {api.port})},
       {"resources", api.resources},
       {"readinessProbe", TcpProbe("http", 5, 10)},
       {"livenessProbe", TcpProbe("http", 30, 20)},
   });
-  return Deployment(stack, "api", {std::move(container)});
+  return Deployment(stack, "api", {std::move(container)}, {EmptyDirVolume("tmp", "64Mi")},
+                    PodSecurityContext(api));
 }
 
 // dashboard.yaml (Deployment)
@@ -359,11 +455,15 @@ KubeObject DashboardDeploymentObject(const Stack& stack) {
       {"ports", L({ContainerPort("http", dashboard.port)})},
       {"env", L({Env("API_URL", "http://" + stack.Name("api") + ":" +
                                     std::to_string(stack.spec().api.port))})},
+      {"volumeMounts", L({Mount("tmp", "/tmp")})},
+      {"securityContext",
+       ContainerSecurityContext(dashboard.read_only_root_filesystem, {dashboard.port})},
       {"resources", dashboard.resources},
       {"readinessProbe", HttpProbe("/", "http", 2, 10)},
       {"livenessProbe", HttpProbe("/", "http", 15, 20)},
   });
-  return Deployment(stack, "dashboard", {std::move(container)});
+  return Deployment(stack, "dashboard", {std::move(container)}, {EmptyDirVolume("tmp", "64Mi")},
+                    PodSecurityContext(dashboard));
 }
 
 // exporter.yaml (Deployment)
@@ -385,20 +485,15 @@ KubeObject ExporterDeploymentObject(const Stack& stack) {
       {"env", L(std::move(env))},
       {"volumeMounts",
        L({M({{"name", "config"}, {"mountPath", "/etc/billing-exporter"}, {"readOnly", true}})})},
-      {"securityContext", M({{"allowPrivilegeEscalation", false},
-                             {"readOnlyRootFilesystem", true},
-                             {"capabilities", M({{"drop", L({"ALL"})}})}})},
+      {"securityContext", ContainerSecurityContext(true, {exporter.workload.port})},
       {"resources", exporter.workload.resources},
       {"readinessProbe", HttpProbe("/readyz", "metrics", 5, 15)},
       {"livenessProbe", HttpProbe("/healthz", "metrics", 10, 20)},
   });
-  // The restricted profile the image allows: it runs as nonroot (65532) and writes nothing.
-  Value pod_security = M({{"runAsNonRoot", true},
-                          {"runAsUser", 65532},
-                          {"runAsGroup", 65532},
-                          {"seccompProfile", M({{"type", "RuntimeDefault"}})}});
+  // Restricted: the image (FROM scratch, images/) runs as nonroot (65532) and writes nothing.
   return Deployment(stack, "exporter", {std::move(container)},
-                    {ConfigVolume(stack.Name("exporter-config"))}, std::move(pod_security));
+                    {ConfigVolume(stack.Name("exporter-config"))},
+                    PodSecurityContext(exporter.workload));
 }
 
 // ingress.yaml
@@ -490,7 +585,9 @@ std::vector<KubeObject> RenderStack(const CustomerSpec& spec, const ChartInfo& c
   std::vector<KubeObject> objects;
   if (spec.create_namespace) objects.push_back(NamespaceObject(stack));
   if (spec.resource_quota.enabled) objects.push_back(ResourceQuotaObject(stack));
-  if (spec.network_policy.enabled) objects.push_back(NetworkPolicyObject(stack));
+  if (spec.network_policy.enabled) {
+    for (auto& policy : NetworkPolicyObjects(stack)) objects.push_back(std::move(policy));
+  }
   objects.push_back(SecretObject(stack));
   objects.push_back(MosquittoConfigObject(stack));
   objects.push_back(ExporterConfigObject(stack));

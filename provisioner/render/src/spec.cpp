@@ -199,6 +199,30 @@ class Reader {
     return workload;
   }
 
+  /// prefix.runAsUser and prefix.runAsGroup: the image's non-root user (restricted: never 0).
+  void RunAs(const std::string& prefix, WorkloadSpec& workload) const {
+    workload.run_as_user = Integer(prefix + ".runAsUser", 1, 2147483647);
+    workload.run_as_group = Integer(prefix + ".runAsGroup", 1, 2147483647);
+  }
+
+  /// A list of strings each matching `pattern`; absent or null is empty.
+  std::vector<std::string> MatchingList(const std::string& path, const std::regex& pattern,
+                                        const std::string& expectation) const {
+    const Value* value = Find(path);
+    std::vector<std::string> items;
+    if (value == nullptr || value->IsNull()) return items;
+    if (!value->IsList()) Fail(path, "must be a list");
+    for (const auto& item : value->AsList()) {
+      auto text = ScalarText(item);
+      if (!text || !std::regex_match(*text, pattern)) {
+        Fail(path,
+             (text ? Quoted(*text) : std::string("a list or map")) + " is not " + expectation);
+      }
+      items.push_back(*text);
+    }
+    return items;
+  }
+
  private:
   const Value& root_;
 };
@@ -238,6 +262,7 @@ void ReadPostgres(const Reader& in, CustomerSpec& spec) {
   static const std::regex kPassword(R"([A-Za-z0-9._~-]{8,})");
   static const std::regex kSqlIdentifier(R"([a-z_][a-z0-9_]{0,62})");
   spec.postgres.workload = in.Workload("postgres", "port");
+  in.RunAs("postgres", spec.postgres.workload);
   spec.postgres.database =
       in.Matching("postgres.database", kSqlIdentifier, "a lowercase SQL identifier");
   spec.postgres.username =
@@ -258,6 +283,7 @@ void ReadPostgres(const Reader& in, CustomerSpec& spec) {
 
 void ReadMosquitto(const Reader& in, CustomerSpec& spec) {
   spec.mosquitto.workload = in.Workload("mosquitto", "mqttPort");
+  in.RunAs("mosquitto", spec.mosquitto.workload);
   spec.mosquitto.websocket_port = in.Port("mosquitto.websocketPort");
   if (spec.mosquitto.websocket_port == spec.mosquitto.workload.port) {
     Fail("mosquitto.websocketPort", "must differ from mosquitto.mqttPort");
@@ -274,6 +300,9 @@ void ReadExporter(const Reader& in, CustomerSpec& spec) {
       R"((0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?))");
   static const std::regex kUsername(R"([^:\s]+)");
   spec.exporter.workload = in.Workload("exporter", "port");
+  // The platform's own image (images/billing-exporter.Containerfile): nonroot, 65532.
+  spec.exporter.workload.run_as_user = 65532;
+  spec.exporter.workload.run_as_group = 65532;
   spec.exporter.sample_interval =
       in.Matching("exporter.sampleInterval", kExporterDuration, "a duration such as 15s or 1m30s");
   spec.exporter.basic_auth_password = in.Text("exporter.basicAuth.password");
@@ -324,12 +353,17 @@ void ReadNetworkPolicy(const Reader& in, CustomerSpec& spec) {
     Fail("networkPolicy.ingressControllerNamespace",
          Quoted(spec.network_policy.ingress_controller_namespace) + " is not a namespace name");
   }
-  spec.network_policy.prometheus_namespace = in.Text("networkPolicy.prometheusNamespace");
-  if (!spec.network_policy.prometheus_namespace.empty() &&
-      !IsDns1123Label(spec.network_policy.prometheus_namespace)) {
-    Fail("networkPolicy.prometheusNamespace",
-         Quoted(spec.network_policy.prometheus_namespace) + " is not a namespace name");
+  for (auto [path, name] :
+       {std::pair{"networkPolicy.prometheusNamespace", &spec.network_policy.prometheus_namespace},
+        {"networkPolicy.deviceIngressNamespace", &spec.network_policy.device_ingress_namespace}}) {
+    *name = in.Text(path);
+    if (!name->empty() && !IsDns1123Label(*name))
+      Fail(path, Quoted(*name) + " is not a namespace name");
   }
+  static const std::regex kIpv4Cidr(
+      R"(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9]))");
+  spec.network_policy.api_server_cidrs =
+      in.MatchingList("networkPolicy.apiServerCidrs", kIpv4Cidr, "an IPv4 CIDR (e.g. 10.0.0.0/8)");
 }
 
 // The steps in a fixed order (ReadIngress after ReadExporter): the first wrong value is reported.
@@ -338,8 +372,11 @@ CustomerSpec ReadSpec(const Reader& in) {
   ReadCustomer(in, spec);
   ReadPostgres(in, spec);
   ReadMosquitto(in, spec);
-  spec.api = in.Workload("api", "port");
-  spec.dashboard = in.Workload("dashboard", "port");
+  for (auto [prefix, workload] : {std::pair{"api", &spec.api}, {"dashboard", &spec.dashboard}}) {
+    *workload = in.Workload(prefix, "port");
+    in.RunAs(prefix, *workload);
+    workload->read_only_root_filesystem = in.Bool(std::string(prefix) + ".readOnlyRootFilesystem");
+  }
   ReadExporter(in, spec);
   ReadIngress(in, spec);
   ReadResourceQuota(in, spec);

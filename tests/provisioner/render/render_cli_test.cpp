@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <ostream>
 #include <regex>
@@ -16,6 +17,8 @@
 #include <vector>
 
 #include "billing/provisioner/value.h"
+#include "network_policy_eval.h"
+#include "pod_security.h"
 #include "semantic_checks.h"
 #include "testbed.h"
 
@@ -190,8 +193,8 @@ struct ValueSet {
 
 const std::vector<ValueSet>& ValueSets() {
   static const std::vector<ValueSet> kSets = {
-      {"seed", {"seed-example.yaml"}, {"ServiceMonitor"}, 17},
-      {"ingress_off", {"seed-example.yaml", "ingress-off.yaml"}, {"Ingress", "ServiceMonitor"}, 16},
+      {"seed", {"seed-example.yaml"}, {"ServiceMonitor"}, 22},
+      {"ingress_off", {"seed-example.yaml", "ingress-off.yaml"}, {"Ingress", "ServiceMonitor"}, 21},
       {"network_policy_off",
        {"seed-example.yaml", "network-policy-off.yaml"},
        {"NetworkPolicy", "ServiceMonitor"},
@@ -199,9 +202,9 @@ const std::vector<ValueSet>& ValueSets() {
       {"quota_off",
        {"seed-example.yaml", "quota-off.yaml"},
        {"ResourceQuota", "ServiceMonitor"},
-       16},
-      {"custom_resources", {"seed-example.yaml", "custom-resources.yaml"}, {}, 18},
-      {"tricky_company", {"seed-example.yaml", "tricky-company.yaml"}, {"ServiceMonitor"}, 17},
+       21},
+      {"custom_resources", {"seed-example.yaml", "custom-resources.yaml"}, {}, 23},
+      {"tricky_company", {"seed-example.yaml", "tricky-company.yaml"}, {"ServiceMonitor"}, 22},
   };
   return kSets;
 }
@@ -273,6 +276,38 @@ TEST_P(ValueSetTest, RenderedYamlPassesYamllint) {
       {YAMLLINT_PATH, "-s", "-d", "{extends: default, rules: {line-length: disable}}",
        (dir_.path() / "provisioner.yaml").string(), (dir_.path() / "chart.yaml").string()});
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
+}
+
+// Every pod either renderer produces would be admitted by a namespace enforcing Pod Security
+// "restricted", and the rendered Namespace enforces it.
+void ExpectRestricted(const std::vector<Value>& objects, const std::string& who) {
+  const auto pods = testing::PodSpecs(objects);
+  EXPECT_EQ(pods.size(), 5u) << who;  // PostgreSQL, Mosquitto, API, dashboard, exporter
+  for (const auto& pod : pods) {
+    const auto violations = testing::RestrictedViolations(pod);
+    EXPECT_TRUE(violations.empty()) << who << ": " << ::testing::PrintToString(violations);
+  }
+  const Value* ns = FindObject(objects, "Namespace", "customer-abc123");
+  ASSERT_NE(ns, nullptr) << who;
+  const Value* labels = ns->FindPath("metadata.labels");
+  ASSERT_NE(labels, nullptr) << who;
+  for (const char* mode : {"enforce", "audit", "warn"}) {
+    const std::string key = std::string("pod-security.kubernetes.io/") + mode;
+    const Value* level = labels->Find(key);
+    const Value* version = labels->Find(key + "-version");
+    ASSERT_TRUE(level != nullptr && version != nullptr) << who << " " << key;
+    EXPECT_EQ(level->AsString(), "restricted") << who << " " << key;
+    EXPECT_EQ(version->AsString(), "latest") << who << " " << key;
+  }
+}
+
+TEST_P(ValueSetTest, EveryPodMeetsTheRestrictedPodSecurityProfile) {
+  const auto ours = RenderWithProvisioner(dir_, ValuesArgs(GetParam().files));
+  const auto chart = RenderChart(dir_, ValuesArgs(GetParam().files));
+  ASSERT_EQ(ours.result.exit_code, 0) << ours.result.output;
+  ASSERT_EQ(chart.result.exit_code, 0) << chart.result.output;
+  ExpectRestricted(ours.objects, "provisioner");
+  ExpectRestricted(chart.objects, "chart");
 }
 
 INSTANTIATE_TEST_SUITE_P(ValueSets, ValueSetTest, ::testing::ValuesIn(ValueSets()),
@@ -447,6 +482,39 @@ TEST(BadInputTest, ChartRefusesTheSameIds) {
       << no_license.result.output;
 }
 
+// Root and a range that is not one are refused by both renderers, naming the value.
+TEST(BadInputTest, RootUsersAndBadCidrsAreRefused) {
+  TempDir dir("provisioner-bad-security");
+  const std::string seed = (kValuesDir / "seed-example.yaml").string();
+  WriteFile(dir.path() / "cidr.yaml", "networkPolicy:\n  apiServerCidrs: [10.0.0.0/33]\n");
+  const auto bad_cidr = (dir.path() / "cidr.yaml").string();
+  const auto ours = RenderWithProvisioner(dir, {"-f", seed, "-f", bad_cidr});
+  EXPECT_EQ(ours.result.exit_code, 2);
+  EXPECT_NE(ours.result.output.find("networkPolicy.apiServerCidrs: \"10.0.0.0/33\" is not an IPv4"),
+            std::string::npos)
+      << ours.result.output;
+  const auto chart = RenderChart(dir, {"-f", seed, "-f", bad_cidr});
+  EXPECT_NE(chart.result.exit_code, 0);
+  EXPECT_NE(
+      chart.result.output.find("networkPolicy.apiServerCidrs: \"10.0.0.0/33\" is not an IPv4"),
+      std::string::npos)
+      << chart.result.output;
+  for (const char* user : {"postgres.runAsUser=0", "dashboard.runAsGroup=0"}) {
+    const auto root = RenderWithProvisioner(dir, {"-f", seed, "--set", user});
+    EXPECT_EQ(root.result.exit_code, 2) << user;
+    EXPECT_NE(root.result.output.find(std::string(user).substr(0, std::string(user).find('=')) +
+                                      ": 0 is not from 1"),
+              std::string::npos)
+        << root.result.output;
+  }
+  WriteFile(dir.path() / "root.yaml", "api:\n  runAsUser: 0\n");
+  const auto schema = RunCommand(
+      {SYSTEM_PYTHON, kValidator.string(), "values", (kChartDir / "values.schema.json").string(),
+       (kChartDir / "values.yaml").string(), seed, (dir.path() / "root.yaml").string()});
+  EXPECT_EQ(schema.exit_code, 1) << schema.output;
+  EXPECT_NE(schema.output.find("api.runAsUser"), std::string::npos) << schema.output;
+}
+
 TEST(RenderCliTest, OutputIsByteForByteDeterministic) {
   TempDir dir("provisioner-determinism");
   const auto args = ValuesArgs({"seed-example.yaml", "custom-resources.yaml"});
@@ -572,7 +640,7 @@ TEST(RenderCliTest, CompanyNameWithQuotesColonsNewlinesAndUnicodeSurvives) {
   ASSERT_NE(secret, nullptr);
   EXPECT_EQ(Base64Decode(secret->FindPath("data.CUSTOMER_COMPANY_NAME")->AsString()), expected);
   // The name never leaks into a place where it could break the structure.
-  EXPECT_EQ(rendered.objects.size(), 17u);
+  EXPECT_EQ(rendered.objects.size(), 22u);
 }
 
 // The seed README's troubleshooting commands name real objects: extract every name they use and
@@ -702,6 +770,347 @@ TEST(ProvisionerCliTest, BareCommandListsEverySubcommand) {
       EXPECT_NE(result.output.find(command), std::string::npos) << command << result.output;
     }
   }
+}
+
+// The chart's own defaults (only what is required given): restricted too.
+TEST(PodSecurityTest, DefaultValuesMeetTheRestrictedProfile) {
+  TempDir dir("provisioner-pod-security");
+  const std::vector<std::string> args = {"--set", "customer.id=abc123", "--set", "license.key=k"};
+  const auto ours = RenderWithProvisioner(dir, args);
+  const auto chart = RenderChart(dir, args);
+  ASSERT_EQ(ours.result.exit_code, 0) << ours.result.output;
+  ASSERT_EQ(chart.result.exit_code, 0) << chart.result.output;
+  ExpectRestricted(ours.objects, "provisioner");
+  ExpectRestricted(chart.objects, "chart");
+  // The images' own users: postgres 70 (alpine), mosquitto 1883; the dashboard on port 80 keeps
+  // NET_BIND_SERVICE and nothing else.
+  auto pod = [&](const std::string& kind, const std::string& name) {
+    const Value* object = FindObject(chart.objects, kind, name);
+    return object != nullptr ? object->FindPath("spec.template.spec") : nullptr;
+  };
+  const Value* postgres = pod("StatefulSet", "customer-abc123-postgres");
+  const Value* mosquitto = pod("Deployment", "customer-abc123-mosquitto");
+  const Value* dashboard = pod("Deployment", "customer-abc123-dashboard");
+  ASSERT_TRUE(postgres && mosquitto && dashboard);
+  EXPECT_EQ(postgres->FindPath("securityContext.runAsUser")->AsInt(), 70);
+  EXPECT_EQ(postgres->FindPath("securityContext.fsGroup")->AsInt(), 70);
+  EXPECT_EQ(mosquitto->FindPath("securityContext.runAsUser")->AsInt(), 1883);
+  const Value& dashboard_container = dashboard->Find("containers")->AsList()[0];
+  EXPECT_EQ(EmitYaml(*dashboard_container.FindPath("securityContext.capabilities")),
+            "drop:\n  - ALL\nadd:\n  - NET_BIND_SERVICE\n");
+}
+
+// The restricted checker is not vacuous: each broken rule of a good pod is reported.
+TEST_F(CheckersTest, RestrictedProfileCheckCatchesEachBrokenRule) {
+  const std::string pod_path = "spec.template.spec";
+  auto violations = [&]() {
+    std::vector<std::string> all;
+    for (const auto& pod : testing::PodSpecs(objects_)) {
+      for (auto& violation : testing::RestrictedViolations(pod)) all.push_back(violation);
+    }
+    return all;
+  };
+  ASSERT_TRUE(violations().empty()) << ::testing::PrintToString(violations());
+  const std::vector<std::pair<std::string, std::function<void(Value&)>>> breaks = {
+      {"runAsNonRoot", [](Value& pod) { pod.Find("securityContext")->Erase("runAsNonRoot"); }},
+      {"runAsUser", [](Value& pod) { pod.Find("securityContext")->Set("runAsUser", 0); }},
+      {"seccompProfile", [](Value& pod) { pod.Find("securityContext")->Erase("seccompProfile"); }},
+      {"Unconfined",
+       [](Value& pod) {
+         pod.Find("securityContext")->Set("seccompProfile", Value::Map{{"type", "Unconfined"}});
+       }},
+      {"allowPrivilegeEscalation",
+       [](Value& pod) {
+         pod.Find("containers")
+             ->AsList()[0]
+             .Find("securityContext")
+             ->Erase("allowPrivilegeEscalation");
+       }},
+      {"must include ALL",
+       [](Value& pod) {
+         pod.Find("containers")->AsList()[0].Find("securityContext")->Erase("capabilities");
+       }},
+      {"SYS_ADMIN may not be added",
+       [](Value& pod) {
+         pod.Find("containers")
+             ->AsList()[0]
+             .Find("securityContext")
+             ->Find("capabilities")
+             ->Set("add", Value::List{"SYS_ADMIN"});
+       }},
+      {"privileged",
+       [](Value& pod) {
+         pod.Find("containers")->AsList()[0].Find("securityContext")->Set("privileged", true);
+       }},
+      {"hostNetwork", [](Value& pod) { pod.Set("hostNetwork", true); }},
+      {"hostPath volumes",
+       [](Value& pod) {
+         pod.Set("volumes",
+                 Value::List{Value::Map{{"name", "h"}, {"hostPath", Value::Map{{"path", "/"}}}}});
+       }},
+      {"host ports",
+       [](Value& pod) {
+         pod.Find("containers")->AsList()[0].Find("ports")->AsList()[0].Set("hostPort", 8080);
+       }},
+  };
+  for (const auto& [expected, apply] : breaks) {
+    SetUp();
+    apply(*At(Object("Deployment", "customer-abc123-api"), pod_path));
+    const auto found = violations();
+    ASSERT_EQ(found.size(), 1u) << expected << ": " << ::testing::PrintToString(found);
+    EXPECT_NE(found[0].find(expected), std::string::npos) << found[0];
+    EXPECT_NE(found[0].find("Deployment/customer-abc123-api"), std::string::npos) << found[0];
+  }
+}
+
+// The NetworkPolicy evaluator itself, on hand-written policies: isolation only where a policy
+// selects, the union of rules, ipBlock except, a namespaceSelector+podSelector peer (AND) versus
+// two peers (OR), ports and default policyTypes.
+TEST(NetworkPolicyEvaluatorTest, FollowsTheKubernetesRules) {
+  using testing::Allowed;
+  using testing::Endpoint;
+  const auto policies = ParseYamlStream(R"(---
+kind: NetworkPolicy
+metadata: {name: db, namespace: a}
+spec:
+  podSelector: {matchLabels: {role: db}}
+  ingress:
+    - from:
+        - namespaceSelector: {matchLabels: {team: x}}
+          podSelector: {matchExpressions: [{key: app, operator: In, values: [web]}]}
+      ports: [{port: 5432}]
+---
+kind: NetworkPolicy
+metadata: {name: db-admin, namespace: a}
+spec:
+  podSelector: {matchLabels: {role: db}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: admin}}}]
+---
+kind: NetworkPolicy
+metadata: {name: out, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  egress:
+    - to: [{ipBlock: {cidr: 0.0.0.0/0, except: [169.254.0.0/16]}}]
+      ports: [{protocol: TCP, port: 8000, endPort: 8100}]
+)");
+  const Endpoint db{"db", true, "a", {{"role", "db"}}, {}, "10.1.0.1", {}};
+  const Endpoint web_x{"web", true, "b", {{"app", "web"}}, {{"team", "x"}}, "10.1.0.2", {}};
+  const Endpoint web_y{"web", true, "c", {{"app", "web"}}, {{"team", "y"}}, "10.1.0.3", {}};
+  const Endpoint other_x{"other", true, "b", {{"app", "cli"}}, {{"team", "x"}}, "10.1.0.4", {}};
+  const Endpoint admin{"admin", true, "a", {{"app", "admin"}}, {}, "10.1.0.5", {}};
+  const Endpoint admin_elsewhere{"admin", true, "b", {{"app", "admin"}}, {}, "10.1.0.6", {}};
+  const Endpoint web_a{"web", true, "a", {{"app", "web"}}, {}, "10.1.0.7", {}};
+  const Endpoint metadata{"metadata", false, "", {}, {}, "169.254.169.254", {}};
+  const Endpoint outside{"outside", false, "", {}, {}, "93.184.216.34", {}};
+  EXPECT_TRUE(Allowed(policies, web_x, db, 5432));
+  EXPECT_FALSE(Allowed(policies, web_x, db, 5433));         // port
+  EXPECT_FALSE(Allowed(policies, web_x, db, 5432, "UDP"));  // protocol
+  EXPECT_FALSE(Allowed(policies, web_y, db, 5432));         // namespace AND pod
+  EXPECT_FALSE(Allowed(policies, other_x, db, 5432));
+  EXPECT_TRUE(Allowed(policies, admin, db, 1234));  // union with the second policy, any port
+  EXPECT_FALSE(Allowed(policies, admin_elsewhere, db, 1234));  // podSelector alone: own namespace
+  EXPECT_TRUE(Allowed(policies, db, admin, 80));               // admin is not isolated
+  EXPECT_TRUE(Allowed(policies, web_a, outside, 8050));        // endPort
+  EXPECT_FALSE(Allowed(policies, web_a, outside, 8101));
+  EXPECT_FALSE(Allowed(policies, web_a, metadata, 8050));  // except
+  EXPECT_FALSE(Allowed(policies, web_a, admin, 80));       // egress isolated: only the ipBlock
+  EXPECT_TRUE(Allowed(policies, web_x, outside, 8101));    // namespace b has no policy
+}
+
+// The rendered policies, evaluated: who may reach what in a tenant's namespace.
+class ReachabilityTest : public ::testing::Test {
+ protected:
+  // Renders with both the provisioner and the chart; checks `expect` on each.
+  void ForBoth(const std::vector<std::string>& files,
+               const std::function<void(const std::vector<Value>&)>& expect) {
+    const auto ours = RenderWithProvisioner(dir_, ValuesArgs(files));
+    const auto chart = RenderChart(dir_, ValuesArgs(files));
+    ASSERT_EQ(ours.result.exit_code, 0) << ours.result.output;
+    ASSERT_EQ(chart.result.exit_code, 0) << chart.result.output;
+    {
+      SCOPED_TRACE("provisioner");
+      Load(ours.objects);
+      expect(policies_);
+    }
+    {
+      SCOPED_TRACE("chart");
+      Load(chart.objects);
+      expect(policies_);
+    }
+  }
+
+  // The tenant's pods, as the rendered workloads label them, in the rendered namespace.
+  void Load(const std::vector<Value>& objects) {
+    policies_.clear();
+    pods_.clear();
+    int next_ip = 10;
+    testing::Labels namespace_labels;
+    if (const Value* ns = FindObject(objects, "Namespace", "customer-abc123")) {
+      for (const auto& [key, value] : ns->FindPath("metadata.labels")->AsMap()) {
+        namespace_labels[key] = value.AsString();
+      }
+    }
+    for (const auto& object : objects) {
+      const std::string kind = object.Find("kind")->AsString();
+      if (kind == "NetworkPolicy") policies_.push_back(object);
+      if (kind != "Deployment" && kind != "StatefulSet") continue;
+      testing::Endpoint pod;
+      pod.ns = "customer-abc123";
+      pod.namespace_labels = namespace_labels;
+      for (const auto& [key, value] : object.FindPath("spec.template.metadata.labels")->AsMap()) {
+        pod.labels[key] = value.AsString();
+      }
+      pod.name = pod.labels.at("app.kubernetes.io/component");
+      pod.ip = "10.244.1." + std::to_string(next_ip++);
+      for (const auto& container : object.FindPath("spec.template.spec.containers")->AsList()) {
+        for (const auto& port : container.Find("ports")->AsList()) {
+          pod.named_ports[port.Find("name")->AsString()] = port.Find("containerPort")->AsInt();
+        }
+      }
+      pods_[pod.name] = pod;
+    }
+    ASSERT_EQ(pods_.size(), 5u);
+  }
+
+  const testing::Endpoint& Pod(const std::string& component) const { return pods_.at(component); }
+
+  static testing::Endpoint PodIn(const std::string& ns, const std::string& name,
+                                 testing::Labels labels = {}) {
+    return {name + "@" + ns, true, ns, std::move(labels), {}, "10.244.9.9", {}};
+  }
+  static testing::Endpoint Address(const std::string& ip) {
+    return {ip, false, "", {}, {}, ip, {}};
+  }
+
+  bool Can(const testing::Endpoint& from, const testing::Endpoint& to, std::int64_t port,
+           const std::string& protocol = "TCP") const {
+    return testing::Allowed(policies_, from, to, port, protocol);
+  }
+
+  TempDir dir_{"provisioner-reachability"};
+  std::vector<Value> policies_;
+  std::map<std::string, testing::Endpoint> pods_;
+};
+
+#define EXPECT_REACHES(from, to, port) \
+  EXPECT_TRUE(Can(from, to, port)) << (from).name << " -> " << (to).name << ":" << (port)
+#define EXPECT_NOT_REACHES(from, to, port) \
+  EXPECT_FALSE(Can(from, to, port)) << (from).name << " -> " << (to).name << ":" << (port)
+
+TEST_F(ReachabilityTest, SeedValues) {
+  ForBoth({"seed-example.yaml"}, [&](const std::vector<Value>&) {
+    const auto ingress = PodIn("ingress-nginx", "ingress-controller");
+    const auto prometheus = PodIn("monitoring", "prometheus");
+    const auto stranger = PodIn("default", "stranger");
+    const auto other_tenant = PodIn("customer-other", "api",
+                                    {{"app.kubernetes.io/component", "api"},
+                                     {"app.kubernetes.io/name", "customer-instance"},
+                                     {"app.kubernetes.io/instance", "customer-abc123"}});
+    const auto debug = [&] {
+      auto pod = PodIn("customer-abc123", "debug", {{"run", "debug"}});
+      pod.namespace_labels = Pod("api").namespace_labels;
+      return pod;
+    }();
+    const auto& postgres = Pod("postgres");
+    const auto& broker = Pod("mosquitto");
+    const auto& api = Pod("api");
+    const auto& dashboard = Pod("dashboard");
+    const auto& exporter = Pod("exporter");
+    // PostgreSQL: the API and the exporter, nobody else.
+    EXPECT_REACHES(api, postgres, 5432);
+    EXPECT_REACHES(exporter, postgres, 5432);
+    for (const auto* from :
+         {&broker, &dashboard, &debug, &ingress, &prometheus, &stranger, &other_tenant}) {
+      EXPECT_NOT_REACHES(*from, postgres, 5432);
+    }
+    // The broker: anything in the namespace; no device ingress is configured.
+    for (const auto* from : {&api, &exporter, &dashboard, &debug}) {
+      EXPECT_REACHES(*from, broker, 1883);
+      EXPECT_REACHES(*from, broker, 9001);
+    }
+    for (const auto* from : {&ingress, &prometheus, &stranger, &other_tenant}) {
+      EXPECT_NOT_REACHES(*from, broker, 1883);
+      EXPECT_NOT_REACHES(*from, broker, 9001);
+    }
+    // The ingress controller: the dashboard's and the API's ports only.
+    EXPECT_REACHES(ingress, dashboard, 80);
+    EXPECT_REACHES(ingress, api, 3001);
+    EXPECT_NOT_REACHES(ingress, exporter, 9090);
+    EXPECT_NOT_REACHES(ingress, api, 5432);
+    // The exporter's port: from monitoring only; monitoring reaches nothing else.
+    EXPECT_REACHES(prometheus, exporter, 9090);
+    EXPECT_NOT_REACHES(prometheus, exporter, 9091);
+    for (const auto* from : {&api, &dashboard, &debug, &stranger, &other_tenant, &ingress}) {
+      EXPECT_NOT_REACHES(*from, exporter, 9090);
+    }
+    EXPECT_NOT_REACHES(prometheus, api, 3001);
+    EXPECT_NOT_REACHES(prometheus, dashboard, 80);
+    // The API: the dashboard and the ingress controller.
+    EXPECT_REACHES(dashboard, api, 3001);
+    for (const auto* from : {&debug, &stranger, &other_tenant, &broker}) {
+      EXPECT_NOT_REACHES(*from, api, 3001);
+      EXPECT_NOT_REACHES(*from, dashboard, 80);
+    }
+    // Egress: DNS and the internet's HTTP(S); never link-local nor the API server.
+    const auto dns = PodIn("kube-system", "coredns", {{"k8s-app", "kube-dns"}});
+    for (const auto& [name, pod] : pods_) {
+      EXPECT_TRUE(Can(pod, dns, 53, "UDP")) << name;
+      EXPECT_TRUE(Can(pod, dns, 53, "TCP")) << name;
+      EXPECT_REACHES(pod, Address("93.184.216.34"), 443);
+      EXPECT_NOT_REACHES(pod, Address("93.184.216.34"), 25);
+      EXPECT_NOT_REACHES(pod, Address("169.254.169.254"), 80);
+      EXPECT_NOT_REACHES(pod, Address("169.254.169.254"), 443);
+      EXPECT_NOT_REACHES(pod, Address("10.96.0.1"), 443);     // the kubernetes Service
+      EXPECT_NOT_REACHES(pod, Address("172.18.0.2"), 6443);   // a kubeadm/kind API server
+      EXPECT_NOT_REACHES(pod, Address("192.168.49.2"), 443);  // another one
+      EXPECT_NOT_REACHES(pod, other_tenant, 3001);
+    }
+  });
+}
+
+TEST_F(ReachabilityTest, DeviceIngressExposedMetricsAndNarrowApiServerRanges) {
+  ForBoth({"seed-example.yaml", "custom-resources.yaml"}, [&](const std::vector<Value>&) {
+    const auto ingress = PodIn("kube-ingress", "ingress-controller");
+    const auto gateway = PodIn("mqtt-gateway", "gateway");
+    const auto prometheus = PodIn("monitoring", "prometheus");
+    const auto& broker = Pod("mosquitto");
+    EXPECT_REACHES(gateway, broker, 11883);
+    EXPECT_REACHES(gateway, broker, 19001);
+    EXPECT_NOT_REACHES(gateway, Pod("postgres"), 5433);
+    EXPECT_NOT_REACHES(gateway, Pod("api"), 8080);
+    EXPECT_NOT_REACHES(ingress, broker, 11883);
+    // /metrics is routed by the Ingress: the controller reaches the exporter; Prometheus' rule
+    // is off.
+    EXPECT_REACHES(ingress, Pod("exporter"), 9191);
+    EXPECT_REACHES(ingress, Pod("dashboard"), 8081);
+    EXPECT_NOT_REACHES(prometheus, Pod("exporter"), 9191);
+    EXPECT_REACHES(Pod("api"), Pod("postgres"), 5433);
+    for (const auto& [name, pod] : pods_) {
+      EXPECT_NOT_REACHES(pod, Address("10.96.0.1"), 443);
+      EXPECT_NOT_REACHES(pod, Address("172.18.0.2"), 443);
+      EXPECT_NOT_REACHES(pod, Address("169.254.169.254"), 80);
+      EXPECT_REACHES(pod, Address("10.20.30.40"), 443);  // private, but not listed
+    }
+  });
+}
+
+// Without the chart's Ingress the controller still reaches the dashboard and the API (an Ingress
+// managed elsewhere), never anything else.
+TEST_F(ReachabilityTest, WithoutTheChartsIngressTheControllerReachesOnlyDashboardAndApi) {
+  ForBoth({"seed-example.yaml", "ingress-off.yaml"}, [&](const std::vector<Value>&) {
+    const auto ingress = PodIn("ingress-nginx", "ingress-controller");
+    for (const auto& [name, pod] : pods_) {
+      for (const auto& [port_name, port] : pod.named_ports) {
+        const bool served = (name == "dashboard" && port == 80) || (name == "api" && port == 3001);
+        EXPECT_EQ(Can(ingress, pod, port), served) << name << ":" << port;
+      }
+    }
+    EXPECT_REACHES(Pod("dashboard"), Pod("api"), 3001);
+    EXPECT_REACHES(PodIn("monitoring", "prometheus"), Pod("exporter"), 9090);
+  });
 }
 
 }  // namespace

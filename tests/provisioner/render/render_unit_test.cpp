@@ -230,9 +230,11 @@ TEST(RenderTest, ObjectsComeInApplyOrder) {
   std::vector<std::string> kinds;
   for (const auto& object : objects.value()) kinds.push_back(object.kind);
   const std::vector<std::string> expected = {
-      "Namespace",  "ResourceQuota", "NetworkPolicy", "Secret",     "ConfigMap", "ConfigMap",
-      "Service",    "Service",       "Service",       "Service",    "Service",   "StatefulSet",
-      "Deployment", "Deployment",    "Deployment",    "Deployment", "Ingress",   "ServiceMonitor"};
+      "Namespace",     "ResourceQuota", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy",
+      "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "Secret",        "ConfigMap",
+      "ConfigMap",     "Service",       "Service",       "Service",       "Service",
+      "Service",       "StatefulSet",   "Deployment",    "Deployment",    "Deployment",
+      "Deployment",    "Ingress",       "ServiceMonitor"};
   EXPECT_EQ(kinds, expected);
 }
 

@@ -886,8 +886,17 @@ TEST(StackRendererTest, EveryOptionalPartRendersEveryKindOfTheChart) {
                           "monitoring.coreos.com/v1 ServiceMonitor customer-acme42/"
                           "customer-acme42-exporter",
                           "networking.k8s.io/v1 Ingress customer-acme42/customer-acme42-ingress",
+                          "networking.k8s.io/v1 NetworkPolicy customer-acme42/customer-acme42-api",
+                          "networking.k8s.io/v1 NetworkPolicy customer-acme42/"
+                          "customer-acme42-dashboard",
+                          "networking.k8s.io/v1 NetworkPolicy customer-acme42/"
+                          "customer-acme42-exporter",
+                          "networking.k8s.io/v1 NetworkPolicy customer-acme42/"
+                          "customer-acme42-mosquitto",
                           "networking.k8s.io/v1 NetworkPolicy customer-acme42/"
                           "customer-acme42-network-policy",
+                          "networking.k8s.io/v1 NetworkPolicy customer-acme42/"
+                          "customer-acme42-postgres",
                           "v1 ResourceQuota customer-acme42/customer-acme42-quota",
                       }));
 }

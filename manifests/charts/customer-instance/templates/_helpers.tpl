@@ -56,6 +56,45 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
+The pod-level half of the Pod Security "restricted" profile (the Namespace enforces it).
+Argument: (dict "user" <uid> "group" <gid>), the image's own non-root user. fsGroup: the volumes
+(PostgreSQL's claim, the emptyDirs, ConfigMaps) belong to that group, so the user can write what
+it must; OnRootMismatch: a claim whose root already has the group is not walked at every start.
+*/}}
+{{- define "customer-instance.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .user }}
+runAsGroup: {{ .group }}
+fsGroup: {{ .group }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+The container-level half: no privilege escalation, every capability dropped. A container that
+listens below port 1024 gets NET_BIND_SERVICE back, the one capability the profile allows to add.
+Argument: (dict "readOnly" <bool> "ports" (list <its containerPorts>)).
+*/}}
+{{- define "customer-instance.containerSecurityContext" -}}
+{{- $privilegedPort := false -}}
+{{- range .ports -}}
+{{- if lt (int .) 1024 -}}
+{{- $privilegedPort = true -}}
+{{- end -}}
+{{- end -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: {{ .readOnly }}
+capabilities:
+  drop:
+    - ALL
+  {{- if $privilegedPort }}
+  add:
+    - NET_BIND_SERVICE
+  {{- end }}
+{{- end -}}
+
+{{/*
 An image reference, repository:tag; an empty tag is the chart's appVersion (the platform's own
 images are versioned with the chart). Argument: (dict "root" $ "image" .Values.api.image).
 */}}
@@ -130,6 +169,11 @@ which every release has. The C++ renderer makes the same checks (provisioner/ren
 {{- if $v.exporter.basicAuth.password -}}
 {{- if not (regexMatch "^[^:[:space:]]+$" ($v.exporter.basicAuth.username | toString)) -}}
 {{- fail "exporter.basicAuth.username is required with a password, without ':' or spaces" -}}
+{{- end -}}
+{{- end -}}
+{{- range $cidr := $v.networkPolicy.apiServerCidrs -}}
+{{- if not (regexMatch "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$" ($cidr | toString)) -}}
+{{- fail (printf "networkPolicy.apiServerCidrs: %q is not an IPv4 CIDR (e.g. 10.0.0.0/8)" ($cidr | toString)) -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.ingress.enabled $v.ingress.exposeMetrics (not $v.exporter.basicAuth.password) -}}

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "billing/common/customer_id.h"
 #include "billing/provisioner/result.h"
@@ -27,6 +28,10 @@ struct WorkloadSpec {
   std::int64_t port = 0;
   /// {requests: {cpu: ..., memory: ...}, limits: {...}} with keys sorted, quantities checked.
   Value resources;
+  /// The image's non-root user the pod runs as (the restricted Pod Security profile): never 0.
+  std::int64_t run_as_user = 0;
+  std::int64_t run_as_group = 0;
+  bool read_only_root_filesystem = true;  // false only for an api/dashboard image that needs it
 };
 
 struct CustomerSpec {
@@ -85,7 +90,9 @@ struct CustomerSpec {
   struct NetworkPolicy {
     bool enabled = false;
     std::string ingress_controller_namespace;
-    std::string prometheus_namespace;  // empty: no rule for Prometheus
+    std::string prometheus_namespace;           // empty: no rule for Prometheus
+    std::string device_ingress_namespace;       // empty: the broker only from the namespace
+    std::vector<std::string> api_server_cidrs;  // IPv4, denied to egress with 169.254.0.0/16
   } network_policy;
 };
 
