@@ -64,7 +64,15 @@ void SendAll(int fd, std::string_view bytes) {
 // One raw publisher: `count` messages at `rate`/s, QoS `qos`; returns the messages sent (and, for
 // QoS 1 and 2, acknowledged).
 long Publish(int port, int id, long count, double rate, int qos) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  // Closed on every return, also the early ones of a refused connection.
+  struct Socket {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ~Socket() {
+      if (fd >= 0) ::close(fd);
+    }
+  } socket;
+  const int fd = socket.fd;
+  if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -141,7 +149,6 @@ long Publish(int port, int id, long count, double rate, int qos) {
     }
   }
   SendAll(fd, std::string("\xe0\x00", 2));
-  ::close(fd);
   return acked;
 }
 
@@ -161,8 +168,9 @@ Run Measure(const std::string& mode, int qos, long messages, double rate,
   const std::string plugin_config = "plugin " + plugin_path +
                                     "\nplugin_opt_billing_snapshot_interval 1\n"
                                     "plugin_opt_billing_unmetered_client_ids bench-exporter\n";
-  MosquittoServer broker(
-      10, "max_queued_messages 1000000\n" + (mode == "plugin" ? plugin_config : std::string()));
+  MosquittoServer broker(10, "max_queued_messages 1000000\nmax_inflight_messages " +
+                                 std::to_string(g_inflight) + "\n" +
+                                 (mode == "plugin" ? plugin_config : std::string()));
   // The ordinary consumer every run has: QoS 0, so its own deliveries cost the same each time.
   Process consumer({.argv = {"mosquitto_sub", "-h", "127.0.0.1", "-p",
                              std::to_string(broker.port()), "-q", "0", "-t", "devices/#"},
@@ -244,6 +252,8 @@ int main(int argc, char** argv) {
       exporter_path = value;
     else if (flag == "--repeat")
       repeat = std::stoi(value);
+    else if (flag == "--inflight")
+      g_inflight = std::stoi(value);
     else if (flag == "--modes") {
       modes.clear();
       std::stringstream list(value);
