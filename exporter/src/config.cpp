@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -355,6 +356,34 @@ void ValidateMqtt(MqttConfig& mqtt, const EnvLookup& env, const std::string& cus
   }
 }
 
+// A key that only the other mqtt.source reads would be silently ignored: an operator who set
+// mqtt.topics in plugin mode expects it to bill those topics. Refused instead.
+void RefuseKeysOfTheOtherSource(const YAML::Node& mqtt, MqttSource source) {
+  if (!mqtt || !mqtt.IsMap()) return;
+  static const std::array<const char*, 6> kSubscriptionOnly = {
+      "topics",          "shared_group", "qos", "topic_group_levels", "topic_group_patterns",
+      "max_topic_groups"};
+  static const std::array<const char*, 3> kPluginOnly = {"plugin_topic", "per_client_series",
+                                                         "max_client_series"};
+  if (source == MqttSource::kPlugin) {
+    for (const char* key : kSubscriptionOnly) {
+      if (mqtt[key]) {
+        throw FieldError{"mqtt." + std::string(key),
+                         "applies to mqtt.source: subscription only; with the plugin, the broker "
+                         "groups topics itself (its plugin_opt_billing_* options): remove it"};
+      }
+    }
+  } else {
+    for (const char* key : kPluginOnly) {
+      if (mqtt[key]) {
+        throw FieldError{
+            "mqtt." + std::string(key),
+            "applies to mqtt.source: plugin only; set mqtt.source: plugin or remove it"};
+      }
+    }
+  }
+}
+
 // The steps of Parse, in order; each throws FieldError naming the field at fault.
 YAML::Node LoadYaml(const std::string& yaml_text) {
   YAML::Node root;
@@ -481,6 +510,7 @@ void ValidateMerged(const YAML::Node& root, const EnvLookup& env, ExporterConfig
   }
   if (!config.mqtt.url.empty()) {
     ValidateMqtt(config.mqtt, env, customer_id);
+    RefuseKeysOfTheOtherSource(root["mqtt"], config.mqtt.source);
   }
   if (!config.postgres.url && config.mqtt.url.empty()) {
     throw FieldError{"DATABASE_URL",

@@ -261,5 +261,26 @@ TEST(ConfigTest, MqttPluginMode) {
             "mqtt.broker_max_inflight");
 }
 
+TEST(ConfigTest, KeysOfTheOtherMqttSourceAreRefusedNotIgnored) {
+  const std::map<std::string, std::string> mqtt = {{"MQTT_URL", "tcp://broker:1883"}};
+  // Plugin mode: the broker's plugin groups topics; a subscription key would bill nothing.
+  for (const char* key : {"topics: [\"#\"]", "qos: 1", "shared_group: g", "topic_group_levels: 2",
+                          "topic_group_patterns: [\"a/+\"]", "max_topic_groups: 5"}) {
+    const auto error = MustFail("mqtt: {source: plugin, " + std::string(key) + "}\n", Env(mqtt));
+    EXPECT_EQ(error.field, "mqtt." + std::string(key).substr(0, std::string(key).find(':')));
+    EXPECT_NE(error.message.find("subscription only"), std::string::npos) << error.message;
+  }
+  for (const char* key :
+       {"per_client_series: true", "max_client_series: 5", "plugin_topic: billing/usage"}) {
+    const auto error = MustFail("mqtt: {" + std::string(key) + "}\n", Env(mqtt));
+    EXPECT_EQ(error.field, "mqtt." + std::string(key).substr(0, std::string(key).find(':')));
+    EXPECT_NE(error.message.find("plugin only"), std::string::npos) << error.message;
+  }
+  // MQTT_SOURCE=plugin over a file written for subscription mode is refused the same way.
+  auto env = mqtt;
+  env["MQTT_SOURCE"] = "plugin";
+  EXPECT_EQ(MustFail("mqtt: {qos: 1}\n", Env(env)).field, "mqtt.qos");
+}
+
 }  // namespace
 }  // namespace billing::exporter
