@@ -4,6 +4,8 @@
 //   usage   computes billable usage per customer and period from Prometheus' raw samples, prints
 //           it as CSV or JSON and optionally upserts it into usage_records.
 //   serve   the signup/deployment/usage service (src/serve.h).
+//   rotate-encryption-key  seals every tenant secret in the store under the current key
+//           (src/encryption_keys.h).
 //
 // Exit status: 0 done; 2 bad input (an invalid value, a malformed --set, an unreadable -f file, a
 // bad time range, bad usage), with one line on stderr naming it; 1 a dependency failed (the chart
@@ -27,6 +29,7 @@
 #include "billing/common/version.h"
 #include "billing/provisioner/render.h"
 #include "billing/provisioner/usage.h"
+#include "encryption_keys.h"
 #include "serve.h"
 #include "usage_job.h"
 #include "usage_store.h"
@@ -54,6 +57,8 @@ constexpr char kCommands[] =
     "commands:\n"
     "  render  print the customer's Kubernetes objects from the chart's values (below)\n"
     "  serve   the signup, deployment, status and usage service (provisioner serve --help)\n"
+    "  rotate-encryption-key  seal every tenant secret in the store under the current key\n"
+    "          (provisioner rotate-encryption-key --help)\n"
     "  usage   billable usage per customer and period from Prometheus (below)\n\n";
 
 constexpr char kUsage[] =
@@ -267,6 +272,10 @@ int main(int argc, char** argv) {
   if (args[0] == "serve") {
     return billing::provisioner::Serve(std::vector<std::string>(args.begin() + 1, args.end()),
                                        DefaultChartDir().string());
+  }
+  if (args[0] == "rotate-encryption-key") {
+    return billing::provisioner::RotateEncryptionKey(
+        std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args[0] != "render") {
     return Fail(kExitInvalidInput,

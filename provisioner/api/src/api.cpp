@@ -342,6 +342,8 @@ ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Req
   if (deployment->desired_state != DesiredState::kPresent) {
     return ErrorResponse(409, "deployment: " + customer_id + " is deleted or being deleted");
   }
+  // Its stored secrets do not open: writing values back would lose them.
+  if (!deployment->secrets_error.empty()) return ErrorResponse(409, deployment->secrets_error);
 
   // Like helm upgrade --reuse-values: the stored values, then the request's on top.
   Value values = FromJson(deployment->chart_values);

@@ -15,6 +15,20 @@
 
 namespace billing::provisioner {
 
+/// Sealing of the tenants' secrets in the store (PROVISIONER_ENCRYPTION_*). Shared by `serve` and
+/// `rotate-encryption-key`.
+struct EncryptionConfig {
+  std::string key_file;                     // PROVISIONER_ENCRYPTION_KEY_FILE
+  std::vector<std::string> previous_files;  // PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES
+  bool allow_clear = false;                 // PROVISIONER_ALLOW_UNENCRYPTED_SECRETS=true
+};
+
+/// Reads PROVISIONER_ENCRYPTION_KEY_FILE, PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES
+/// (comma-separated) and PROVISIONER_ALLOW_UNENCRYPTED_SECRETS. The key file is required unless
+/// `allow_clear_opt_out` and the opt-out is set; previous keys need a current one.
+Result<EncryptionConfig> ParseEncryptionConfig(
+    const std::function<const char*(const char*)>& getenv, bool allow_clear_opt_out);
+
 struct ServeConfig {
   ApiOptions api;
   std::string database_url;
@@ -23,6 +37,7 @@ struct ServeConfig {
   std::string values_file;  // optional platform values over the chart's
   ReconcilerOptions reconciler;
   std::optional<UsageScheduleOptions> usage;  // set when PROMETHEUS_URL is
+  EncryptionConfig encryption;
 };
 
 /// Reads `args` (after "serve") and the environment. `default_chart_dir` is used when

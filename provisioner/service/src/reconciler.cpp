@@ -64,7 +64,7 @@ void Reconciler::DispatchLoop() {
 }
 
 void Reconciler::WorkerLoop() {
-  ReconcileSession session(database_url_);
+  ReconcileSession session(database_url_, store_.secrets());
   KubeClient kube(credentials_, options_.field_manager, options_.kube_retry,
                   [this](const std::string& method, int status, double seconds) {
                     metrics_.ObserveKubeRequest(method, status, seconds);
@@ -109,15 +109,24 @@ void Reconciler::RunStep(ReconcileSession& session, Deployer& deployer,
     const auto deployment = session.Load(customer_id);
     if (!deployment) return;
     Observation observation;
-    try {
-      observation = deployer.Step(*deployment);
-    } catch (const std::exception& e) {
-      // A bug or an answer we cannot read: fail visibly and retry later, never stop the worker.
+    auto fail = [&](std::string message) {
       observation.phase = Phase::kFailed;
-      observation.message = std::string("internal error: ") + e.what();
+      observation.message = std::move(message);
       observation.components = deployment->components;
       observation.attempts = deployment->attempts + 1;
       observation.retry_after_seconds = options_.timing.failure_backoff_max_seconds;
+    };
+    if (!deployment->secrets_error.empty() && deployment->desired_state == DesiredState::kPresent) {
+      // A secret that does not open is never rendered: the deployment fails, naming the value,
+      // until the key is configured or the value restored (teardown needs no secrets).
+      fail(deployment->secrets_error);
+    } else {
+      try {
+        observation = deployer.Step(*deployment);
+      } catch (const std::exception& e) {
+        // A bug or an answer we cannot read: fail visibly and retry later, never stop the worker.
+        fail(std::string("internal error: ") + e.what());
+      }
     }
     session.Record(customer_id, deployment->desired_generation, deployment->desired_state,
                    observation);

@@ -11,6 +11,7 @@
 #include "billing/common/log.h"
 #include "billing/common/signals.h"
 #include "deployer.h"
+#include "encryption_keys.h"
 #include "identity.h"
 #include "reconciler.h"
 #include "serve_config.h"
@@ -47,6 +48,8 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
 
   auto signer = LicenseSigner::FromPemFile(config.signing_key_file);
   if (!signer.ok()) return Fail(kExitBadConfig, "LICENSE_SIGNING_KEY_FILE: " + signer.error());
+  auto secret_box = LoadSecretBox(config.encryption);
+  if (!secret_box.ok()) return Fail(kExitBadConfig, secret_box.error());
   const auto chart_values = common::ReadTextFile(config.chart_dir + "/values.yaml");
   const auto chart_yaml = common::ReadTextFile(config.chart_dir + "/Chart.yaml");
   if (!chart_values || !chart_yaml) {
@@ -93,7 +96,10 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
   ServiceMetrics metrics;
   std::optional<Store> store;
   try {
-    store.emplace(config.database_url, config.api.threads + 2);
+    store.emplace(config.database_url, config.api.threads + 2, secret_box.value());
+    if (auto refused = CheckStoredSecrets(*store, secret_box.value().get())) {
+      return Fail(kExitBadConfig, refused->message);
+    }
   } catch (const std::exception& e) {
     return Fail(kExitUnavailable, std::string("DATABASE_URL: cannot open the store: ") + e.what());
   }

@@ -12,7 +12,12 @@ const char kServeUsage[] =
     "  --listen   where the API listens (default 0.0.0.0:3000)\n"
     "  --workers  customers reconciled at once (default 4)\n"
     "Environment (required): PROVISIONER_ADMIN_TOKEN (at least 16 characters), DATABASE_URL,\n"
-    "  LICENSE_SIGNING_KEY_FILE (PEM Ed25519 or RSA private key), PROVISIONER_DOMAIN_BASE.\n"
+    "  LICENSE_SIGNING_KEY_FILE (PEM Ed25519 or RSA private key), PROVISIONER_DOMAIN_BASE,\n"
+    "  PROVISIONER_ENCRYPTION_KEY_FILE (32 random bytes: openssl rand -hex 32; seals the tenants'\n"
+    "  secrets in the store; PROVISIONER_ALLOW_UNENCRYPTED_SECRETS=true stores them in clear\n"
+    "  instead, for development only).\n"
+    "Optional: PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES (comma-separated; open only, for\n"
+    "  provisioner rotate-encryption-key).\n"
     "Optional: KUBECONFIG (else in-cluster credentials), PROVISIONER_CHART_DIR,\n"
     "  PROVISIONER_VALUES_FILE, PROMETHEUS_URL (enables the usage job), PROVISIONER_USAGE_PERIOD\n"
     "  (1h), PROVISIONER_USAGE_LOOKBACK (6h), PROVISIONER_USAGE_INTERVAL (5m),\n"
@@ -39,6 +44,53 @@ std::optional<std::int64_t> ParseCount(const std::string& text, std::int64_t min
 }
 
 }  // namespace
+
+Result<EncryptionConfig> ParseEncryptionConfig(
+    const std::function<const char*(const char*)>& getenv, bool allow_clear_opt_out) {
+  auto get = [&](const char* name) {
+    const char* value = getenv(name);
+    return value ? std::string(value) : std::string();
+  };
+  EncryptionConfig config;
+  config.key_file = get("PROVISIONER_ENCRYPTION_KEY_FILE");
+  const auto previous = get("PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES");
+  for (std::size_t start = 0; !previous.empty() && start <= previous.size();) {
+    const auto end = std::min(previous.find(',', start), previous.size());
+    auto item = previous.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (item.empty()) {
+      return Bad(
+          "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES: an empty entry; give key file paths "
+          "separated by commas");
+    }
+    config.previous_files.push_back(std::move(item));
+    start = end + 1;
+  }
+  const auto allow = get("PROVISIONER_ALLOW_UNENCRYPTED_SECRETS");
+  if (!allow.empty() && allow != "true" && allow != "false") {
+    return Bad("PROVISIONER_ALLOW_UNENCRYPTED_SECRETS: '" + allow + "' is not true or false");
+  }
+  config.allow_clear = allow_clear_opt_out && allow == "true";
+  if (config.key_file.empty()) {
+    if (!config.previous_files.empty()) {
+      return Bad(
+          "PROVISIONER_ENCRYPTION_KEY_FILE: required with "
+          "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES (previous keys only open values; the "
+          "current key seals)");
+    }
+    if (!config.allow_clear) {
+      return Bad(std::string(
+                     "PROVISIONER_ENCRYPTION_KEY_FILE: required; the path of a file with 32 random "
+                     "bytes (openssl rand -hex 32 > key) that seals the tenants' database "
+                     "passwords and license keys in the store") +
+                 (allow_clear_opt_out ? " (or PROVISIONER_ALLOW_UNENCRYPTED_SECRETS=true to store "
+                                        "them in clear, for development only)"
+                                      : ""));
+    }
+  }
+  return config;
+}
 
 namespace {
 
@@ -234,6 +286,9 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
   ReadTimingAndLimits(env, config);
   if (auto error = ReadUsageSchedule(env, config)) return *error;
   if (env.deferred()) return *env.deferred();
+  auto encryption = ParseEncryptionConfig(getenv, true);
+  if (!encryption.ok()) return Error{encryption.error()};
+  config.encryption = std::move(encryption).value();
   return config;
 }
 

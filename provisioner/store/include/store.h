@@ -7,9 +7,17 @@
 // per-customer session advisory lock while it works: a crashed provisioner's locks go with its
 // connections.
 //
+// Secrets at rest: the chart values named in secret_values.h (kSecretChartValuePaths) are sealed
+// with the SecretBox where chart values are written (CreateCustomer, RequestUpgrade,
+// ResealSecrets) and opened where they are read (Deployment, ReconcileSession::Load), so callers
+// only ever see clear values and the database only sealed ones. Without a SecretBox (an explicit
+// opt-out of `provisioner serve`) values are written in clear. Values found in clear are still
+// read, counted (clear_secret_reads) and logged once per process.
+//
 // Thread-safety: Store is safe to share; a ReconcileSession belongs to one worker thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -23,6 +31,8 @@
 
 #include "billing/provisioner/usage.h"
 #include "deployment_state.h"
+#include "secret_box.h"
+#include "secret_values.h"
 
 namespace pqxx {
 class connection_base;
@@ -73,10 +83,21 @@ class ConnectionPool {
   std::size_t open_ = 0;
 };
 
+/// The SecretBox of a store (null: no key configured) and what reading found in clear, shared by
+/// the Store and its ReconcileSessions.
+struct StoreSecrets {
+  explicit StoreSecrets(std::shared_ptr<const SecretBox> secret_box) : box(std::move(secret_box)) {}
+  const std::shared_ptr<const SecretBox> box;
+  std::atomic<std::uint64_t> clear_reads{0};  // secret values read in clear
+  std::atomic<bool> clear_logged{false};
+};
+
 class Store {
  public:
   /// Applies migrations and prepares the pool; throws if the database cannot be reached.
-  Store(const std::string& database_url, std::size_t pool_size);
+  /// `secret_box` seals the secret chart values; null stores them in clear.
+  Store(const std::string& database_url, std::size_t pool_size,
+        std::shared_ptr<const SecretBox> secret_box);
 
   enum class CreateOutcome { kCreated, kEmailTaken, kIdTaken };
   /// The customer and its deployment (desired present, generation 1, phase Pending) together.
@@ -110,16 +131,32 @@ class Store {
   std::vector<UsageRecord> Usage(const std::string& customer_id, std::int64_t from,
                                  std::int64_t to);
 
+  /// Key ids and clear values of every deployment's secret chart values (start-up check).
+  SecretInventory Secrets();
+
+  struct ResealReport {
+    std::size_t customers = 0;  // deployments whose chart_values were rewritten
+    ResealedSecrets values;
+  };
+  /// Puts every secret chart value of every deployment under the current key, in one
+  /// transaction (rows locked; nothing is written if one value cannot be opened). Idempotent:
+  /// values already under the current key are left as they are. Needs a SecretBox.
+  Result<ResealReport> ResealSecrets();
+
+  const std::shared_ptr<StoreSecrets>& secrets() const { return secrets_; }
+  /// Secret values read in clear since the start (rows from before a key was configured).
+  std::uint64_t clear_secret_reads() const { return secrets_->clear_reads.load(); }
   ConnectionPool& pool() { return pool_; }
 
  private:
   ConnectionPool pool_;
+  std::shared_ptr<StoreSecrets> secrets_;
 };
 
 /// A worker's own connection: the per-customer advisory lock is a session lock on it.
 class ReconcileSession {
  public:
-  explicit ReconcileSession(const std::string& database_url);
+  ReconcileSession(const std::string& database_url, std::shared_ptr<StoreSecrets> secrets);
   ~ReconcileSession();
   ReconcileSession(const ReconcileSession&) = delete;
   ReconcileSession& operator=(const ReconcileSession&) = delete;
@@ -136,6 +173,7 @@ class ReconcileSession {
 
  private:
   std::string database_url_;
+  std::shared_ptr<StoreSecrets> secrets_;
   std::unique_ptr<pqxx::connection_base> connection_;
   pqxx::connection_base& Connection();
 };

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 
+#include "billing/common/log.h"
 #include "migrations.h"
 
 namespace billing::provisioner {
@@ -23,7 +24,38 @@ const char* const kDeploymentColumns =
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "extract(epoch FROM now() - applied_at)::float8";
 
-DeploymentRow ToDeployment(const pqxx::row& row) {
+// Opens the secret chart values in place; a value that does not open is reported in
+// secrets_error and every secret path is removed, so nothing sealed or half-opened is rendered.
+void OpenSecrets(StoreSecrets& secrets, DeploymentRow& d) {
+  auto opened = OpenSecretValues(secrets.box.get(), d.customer_id, d.chart_values);
+  if (!opened.ok()) {
+    d.secrets_error = "deployments.chart_values: " + opened.error();
+    for (const auto path : kSecretChartValuePaths) {
+      nlohmann::ordered_json* parent = &d.chart_values;
+      std::string_view rest = path;
+      for (auto dot = rest.find('.'); dot != std::string_view::npos && parent->is_object();
+           dot = rest.find('.')) {
+        const auto it = parent->find(std::string(rest.substr(0, dot)));
+        parent = it == parent->end() ? nullptr : &*it;
+        if (parent == nullptr) break;
+        rest.remove_prefix(dot + 1);
+      }
+      if (parent != nullptr && parent->is_object()) parent->erase(std::string(rest));
+    }
+    return;
+  }
+  if (opened.value().clear == 0) return;
+  secrets.clear_reads += opened.value().clear;
+  if (secrets.box && !secrets.clear_logged.exchange(true)) {
+    billing::common::Log(billing::common::LogLevel::kWarn, "store",
+                         "customer " + d.customer_id + ": " + std::to_string(opened.value().clear) +
+                             " secret chart values are stored in clear (written before "
+                             "PROVISIONER_ENCRYPTION_KEY_FILE was set); `provisioner "
+                             "rotate-encryption-key` seals every such value (logged once)");
+  }
+}
+
+DeploymentRow ToDeployment(const pqxx::row& row, StoreSecrets& secrets) {
   DeploymentRow d;
   d.customer_id = row[0].as<std::string>();
   const auto desired = ParseDesiredState(row[1].as<std::string>());
@@ -44,17 +76,25 @@ DeploymentRow ToDeployment(const pqxx::row& row) {
   d.attempts = row[8].as<int>();
   d.updated_at = row[9].as<std::string>();
   if (!row[10].is_null()) d.seconds_since_apply = row[10].as<double>();
+  OpenSecrets(secrets, d);
   return d;
 }
 
+std::string Sealed(const StoreSecrets& secrets, const std::string& customer_id,
+                   nlohmann::ordered_json values) {
+  if (secrets.box) SealSecretValues(*secrets.box, customer_id, values);
+  return values.dump();
+}
+
 std::optional<DeploymentRow> SelectDeployment(pqxx::connection_base& connection,
+                                              StoreSecrets& secrets,
                                               const std::string& customer_id) {
   pqxx::nontransaction tx(connection);
   const auto rows = tx.exec_params(
       std::string("SELECT ") + kDeploymentColumns + " FROM deployments WHERE customer_id = $1",
       customer_id);
   if (rows.empty()) return std::nullopt;
-  return ToDeployment(rows[0]);
+  return ToDeployment(rows[0], secrets);
 }
 
 }  // namespace
@@ -106,8 +146,10 @@ void ConnectionPool::Release(std::unique_ptr<pqxx::connection_base> connection) 
   available_.notify_one();
 }
 
-Store::Store(const std::string& database_url, std::size_t pool_size)
-    : pool_(database_url, pool_size) {
+Store::Store(const std::string& database_url, std::size_t pool_size,
+             std::shared_ptr<const SecretBox> secret_box)
+    : pool_(database_url, pool_size),
+      secrets_(std::make_shared<StoreSecrets>(std::move(secret_box))) {
   ApplyMigrations(database_url);
 }
 
@@ -127,14 +169,14 @@ Store::CreateOutcome Store::CreateCustomer(const NewCustomer& c) {
   tx.exec_params(
       "INSERT INTO deployments (customer_id, desired_state, chart_values) "
       "VALUES ($1, 'present', $2::jsonb)",
-      c.id, c.chart_values.dump());
+      c.id, Sealed(*secrets_, c.id, c.chart_values));
   tx.commit();
   return CreateOutcome::kCreated;
 }
 
 std::optional<DeploymentRow> Store::Deployment(const std::string& customer_id) {
   auto lease = pool_.Acquire();
-  return SelectDeployment(*lease, customer_id);
+  return SelectDeployment(*lease, *secrets_, customer_id);
 }
 
 std::optional<std::string> Store::CustomerPlan(const std::string& customer_id) {
@@ -173,7 +215,7 @@ Store::ChangeOutcome Store::RequestUpgrade(const std::string& customer_id,
       "phase = CASE WHEN phase = 'Ready' THEN 'Deploying' ELSE phase END, "
       "attempts = 0, next_attempt_at = now(), updated_at = now() "
       "WHERE customer_id = $1 RETURNING desired_generation",
-      customer_id, chart_values.dump());
+      customer_id, Sealed(*secrets_, customer_id, chart_values));
   if (plan) tx.exec_params("UPDATE customers SET plan = $2 WHERE id = $1", customer_id, *plan);
   tx.commit();
   if (new_generation) *new_generation = row[0][0].as<std::int64_t>();
@@ -264,7 +306,46 @@ std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64
   return records;
 }
 
-ReconcileSession::ReconcileSession(const std::string& database_url) : database_url_(database_url) {}
+SecretInventory Store::Secrets() {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  SecretInventory inventory;
+  for (const auto& row : tx.exec("SELECT chart_values::text FROM deployments")) {
+    AddToInventory(nlohmann::ordered_json::parse(row[0].as<std::string>()), inventory);
+  }
+  return inventory;
+}
+
+Result<Store::ResealReport> Store::ResealSecrets() {
+  if (!secrets_->box) return Error{"no encryption key configured"};
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  ResealReport report;
+  // FOR UPDATE: an upgrade of the same customer waits for the rotation (and then seals under
+  // whatever key its provisioner has, which must open with the current configuration).
+  const auto rows = tx.exec(
+      "SELECT customer_id, chart_values::text FROM deployments ORDER BY customer_id FOR UPDATE");
+  for (const auto& row : rows) {
+    const auto customer_id = row[0].as<std::string>();
+    auto values = nlohmann::ordered_json::parse(row[1].as<std::string>());
+    auto resealed = ResealSecretValues(*secrets_->box, customer_id, values);
+    if (!resealed.ok()) return Error{"deployments.chart_values: " + resealed.error()};
+    const auto& counts = resealed.value();
+    report.values.current += counts.current;
+    report.values.rotated += counts.rotated;
+    report.values.clear += counts.clear;
+    if (counts.rotated + counts.clear == 0) continue;
+    tx.exec_params("UPDATE deployments SET chart_values = $2::jsonb WHERE customer_id = $1",
+                   customer_id, values.dump());
+    ++report.customers;
+  }
+  tx.commit();
+  return report;
+}
+
+ReconcileSession::ReconcileSession(const std::string& database_url,
+                                   std::shared_ptr<StoreSecrets> secrets)
+    : database_url_(database_url), secrets_(std::move(secrets)) {}
 
 ReconcileSession::~ReconcileSession() = default;
 
@@ -292,7 +373,7 @@ void ReconcileSession::Unlock(const std::string& customer_id) {
 }
 
 std::optional<DeploymentRow> ReconcileSession::Load(const std::string& customer_id) {
-  return SelectDeployment(Connection(), customer_id);
+  return SelectDeployment(Connection(), *secrets_, customer_id);
 }
 
 void ReconcileSession::Record(const std::string& customer_id, std::int64_t seen_desired_generation,

@@ -18,8 +18,8 @@ but not with every optional part off (what the provisioner prunes after an upgra
 off; the switches are every `enabled` in the chart's values.yaml), and nothing else (no
 wildcards, no subresources, no other verbs); the ClusterRoleBinding binds it to the
 provisioner's ServiceAccount in iotistic-system; the Deployment runs the contract's command
-with the contract's environment (secrets from secretKeyRef, the signing key from a read-only
-Secret volume) as non-root with a read-only root filesystem.
+with the contract's environment (secrets from secretKeyRef, the signing key and the encryption
+key of the tenants' secrets each from a read-only Secret volume) as non-root with a read-only root filesystem.
 """
 import glob
 import os
@@ -91,10 +91,14 @@ SECRET_ENV = {
     "DATABASE_URL": ("provisioner-secrets", "database-url"),
 }
 LICENSE_SECRET = ("provisioner-license-key", "signing-key.pem")
+ENCRYPTION_SECRET = ("provisioner-encryption-key", "encryption.key")
+# Variable -> (Secret, key): files mounted from Secrets.
+SECRET_FILES = {"LICENSE_SIGNING_KEY_FILE": LICENSE_SECRET,
+                "PROVISIONER_ENCRYPTION_KEY_FILE": ENCRYPTION_SECRET}
 CHART_DIR_IN_IMAGE = "/usr/share/iotistic/charts/customer-instance"
-REQUIRED_ENV = set(SECRET_ENV) | {"LICENSE_SIGNING_KEY_FILE", "PROVISIONER_DOMAIN_BASE",
-                                  "PROVISIONER_CHART_DIR"}
-OPTIONAL_ENV = {"PROMETHEUS_URL"}
+REQUIRED_ENV = set(SECRET_ENV) | set(SECRET_FILES) | {"PROVISIONER_DOMAIN_BASE",
+                                                      "PROVISIONER_CHART_DIR"}
+OPTIONAL_ENV = {"PROMETHEUS_URL", "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES"}
 
 # ../shared/k8s-schemas ships no admissionregistration.k8s.io schemas: the admission policy is
 # checked by tests/provisioner/admission/admission_policy_test.mjs instead (its structure, and its
@@ -385,28 +389,33 @@ class Deployment(unittest.TestCase):
             self.assertTrue(by_name[name].get("value"), f"{name}: a non-empty value")
         self.assertEqual(by_name["PROVISIONER_CHART_DIR"]["value"], CHART_DIR_IN_IMAGE)
 
-    def test_signing_key_is_a_read_only_secret_file(self):
+    def test_key_files_are_read_only_secret_files(self):
         env = {e["name"]: e for e in self.container.get("env", [])}
-        key_file = env["LICENSE_SIGNING_KEY_FILE"]["value"]
-        directory, filename = os.path.split(key_file)
-        mounts = [m for m in self.container.get("volumeMounts", []) if m["mountPath"] == directory]
-        self.assertEqual(len(mounts), 1, f"no volume mounted at {directory}")
-        self.assertIs(mounts[0].get("readOnly"), True)
-        self.assertNotIn("subPath", mounts[0])
         volumes = {v["name"]: v for v in self.pod.get("volumes", [])}
-        secret = volumes[mounts[0]["name"]].get("secret")
-        self.assertIsNotNone(secret, f"{mounts[0]['name']} is not a Secret volume")
-        self.assertEqual(secret["secretName"], LICENSE_SECRET[0])
-        self.assertEqual(secret.get("defaultMode"), 0o400)
-        items = secret.get("items")
-        if items is None:
-            self.assertEqual(filename, LICENSE_SECRET[1])
-        else:
-            self.assertEqual(items, [{"key": LICENSE_SECRET[1], "path": filename}])
+        for variable, (secret_name, secret_key) in SECRET_FILES.items():
+            with self.subTest(variable=variable):
+                key_file = env[variable]["value"]
+                directory, filename = os.path.split(key_file)
+                mounts = [m for m in self.container.get("volumeMounts", [])
+                          if m["mountPath"] == directory]
+                self.assertEqual(len(mounts), 1, f"no volume mounted at {directory}")
+                self.assertIs(mounts[0].get("readOnly"), True)
+                self.assertNotIn("subPath", mounts[0])
+                secret = volumes[mounts[0]["name"]].get("secret")
+                self.assertIsNotNone(secret, f"{mounts[0]['name']} is not a Secret volume")
+                self.assertEqual(secret["secretName"], secret_name)
+                self.assertEqual(secret.get("defaultMode"), 0o400)
+                items = secret.get("items")
+                if items is None:
+                    self.assertEqual(filename, secret_key)
+                else:
+                    self.assertEqual(items, [{"key": secret_key, "path": filename}])
         # The files of a Secret volume belong to root; only with fsGroup can a non-root process
         # read a 0400 file (the kubelet gives it to that group with group read added).
         self.assertIsNotNone((self.pod.get("securityContext") or {}).get("fsGroup"),
-                             "fsGroup is needed for the non-root process to read the 0400 key")
+                             "fsGroup is needed for the non-root process to read the 0400 keys")
+        # Never the opt-out in the platform's own Deployment.
+        self.assertNotIn("PROVISIONER_ALLOW_UNENCRYPTED_SECRETS", env)
 
     def test_runs_as_non_root_with_a_read_only_root_filesystem(self):
         pod_context = self.pod.get("securityContext") or {}

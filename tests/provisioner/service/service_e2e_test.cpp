@@ -9,14 +9,17 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "billing/common/base64.h"
 #include "billing/provisioner/value.h"
 #include "identity.h"
 #include "kube_api_double.h"
+#include "secret_box.h"
 #include "testbed.h"
 #include "value_json.h"
 
@@ -55,6 +58,21 @@ class ServiceTest : public ::testing::Test {
     public_key_pem_ = pub.output;
     std::ifstream in(key);
     signing_key_pem_.assign(std::istreambuf_iterator<char>(in), {});
+    encryption_key_ = WriteEncryptionKey(keys_->path() / "encryption.key");
+  }
+
+  /// A new key file (64 hex digits, as the docs say to make one); returns its path.
+  static std::string WriteEncryptionKey(const std::filesystem::path& path) {
+    const auto made = RunCommand({"openssl", "rand", "-hex", "-out", path.string(), "32"});
+    EXPECT_EQ(made.exit_code, 0) << made.output;
+    return path.string();
+  }
+  static std::string KeyIdOfFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string contents((std::istreambuf_iterator<char>(in)), {});
+    const auto key = provisioner::SecretBox::ParseKey(contents);
+    EXPECT_TRUE(key.ok()) << key.error();
+    return key.ok() ? provisioner::SecretBox::KeyId(key.value()) : "";
   }
   static void TearDownTestSuite() {
     postgres_.reset();
@@ -104,6 +122,7 @@ class ServiceTest : public ::testing::Test {
     return {{"PROVISIONER_ADMIN_TOKEN", kAdminToken},
             {"DATABASE_URL", postgres_->Url(database_)},
             {"LICENSE_SIGNING_KEY_FILE", (keys_->path() / "signing-key.pem").string()},
+            {"PROVISIONER_ENCRYPTION_KEY_FILE", encryption_key_},
             {"PROVISIONER_DOMAIN_BASE", kDomain},
             {"KUBECONFIG", (dir_->path() / "kubeconfig").string()},
             {"PROVISIONER_CHART_DIR",
@@ -254,10 +273,83 @@ class ServiceTest : public ::testing::Test {
     }));
   }
 
+  /// Every table of the provisioner's database as pg_dump writes it (schema and data).
+  std::string Dump() const {
+    const auto dumped = RunCommand({"pg_dump", "--dbname=" + postgres_->Url(database_)});
+    EXPECT_EQ(dumped.exit_code, 0) << dumped.output;
+    EXPECT_NE(dumped.output.find("COPY public.deployments"), std::string::npos) << dumped.output;
+    // Without the random token of pg_dump's \restrict lines, so that two dumps compare.
+    std::string dump;
+    std::istringstream lines(dumped.output);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.starts_with("\\restrict ") && !line.starts_with("\\unrestrict ")) {
+        dump += line + "\n";
+      }
+    }
+    return dump;
+  }
+
+  std::string StoredChartValues() const {
+    return postgres_->Psql(
+        "SELECT customer_id, chart_values::text FROM deployments ORDER BY customer_id", database_);
+  }
+
+  static std::size_t Occurrences(const std::string& text, const std::string& part) {
+    std::size_t count = 0;
+    for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
+      ++count;
+    }
+    return count;
+  }
+
+  /// The tenant's secrets as its stack received them (the Secret in the cluster). The license
+  /// must verify: a sealed value rendered by mistake would not.
+  std::vector<std::string> TenantSecrets(const std::string& id) {
+    const auto license = SecretValue(id, "IOTISTIC_LICENSE_KEY");
+    const auto claims = provisioner::VerifyLicense(license, public_key_pem_);
+    EXPECT_TRUE(claims.ok()) << id << ": " << claims.error();
+    const auto password = SecretValue(id, "POSTGRES_PASSWORD");
+    EXPECT_GE(password.size(), 24u) << id;
+    EXPECT_FALSE(provisioner::SecretBox::IsSealed(password)) << id;
+    return {license, password};
+  }
+
+  /// Every object of the customer in the cluster, as applied (no server fields), one JSON text.
+  std::string ClusterObjects(const std::string& id) {
+    std::string text;
+    for (const auto& object : kube_->ObjectsIn(Namespace(id)))
+      text += Applied(object).dump() + "\n";
+    return text;
+  }
+
+  /// Runs `provisioner rotate-encryption-key` with the test's database.
+  CommandResult Rotate(const std::string& key_file, const std::string& previous_files) {
+    return RunCommand({PROVISIONER_PATH, "rotate-encryption-key"},
+                      {{"DATABASE_URL", postgres_->Url(database_)},
+                       {"PROVISIONER_ENCRYPTION_KEY_FILE", key_file},
+                       {"PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES", previous_files}});
+  }
+
+  /// Waits until every customer in `ids` was applied again (after a restart with
+  /// PROVISIONER_REAPPLY_INTERVAL=1s).
+  bool WaitForReapply(const std::vector<std::string>& ids) {
+    std::map<std::string, int> before;
+    for (const auto& id : ids) before[id] = kube_->CountRequests("PATCH", Namespace(id));
+    return WaitFor(
+        [&] {
+          for (const auto& id : ids) {
+            if (kube_->CountRequests("PATCH", Namespace(id)) <= before[id]) return false;
+          }
+          return true;
+        },
+        30s);
+  }
+
   static std::unique_ptr<PostgresServer> postgres_;
   static std::unique_ptr<TempDir> keys_;
   static std::string public_key_pem_;
   static std::string signing_key_pem_;
+  static std::string encryption_key_;
   std::string database_;
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<KubeApiDouble> kube_;
@@ -269,6 +361,7 @@ std::unique_ptr<PostgresServer> ServiceTest::postgres_;
 std::unique_ptr<TempDir> ServiceTest::keys_;
 std::string ServiceTest::public_key_pem_;
 std::string ServiceTest::signing_key_pem_;
+std::string ServiceTest::encryption_key_;
 
 TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenDeleted) {
   StartProvisioner();
@@ -766,6 +859,216 @@ TEST_F(ServiceTest, UsageEndpointReturnsStoredRecordsAsJsonOrCsv) {
                              "/usage?from=2026-11-25T12:00:00Z&to=2026-11-25T10:00:00Z")
                 .status,
             400);
+}
+
+// Secrets at rest (docs/security.md): the store holds the tenants' database passwords and license
+// keys sealed (AES-256-GCM under PROVISIONER_ENCRYPTION_KEY_FILE), and what a restarted
+// provisioner renders from it is what it rendered before.
+TEST_F(ServiceTest, TheStoreDumpHoldsNoTenantSecretAndARestartAppliesIdenticalObjects) {
+  StartProvisioner();
+  const std::vector<std::pair<std::string, std::string>> signups = {
+      {"vault@alpha.example", "Alpha Vault"}, {"vault@beta.example", "Beta Vault"}};
+  std::vector<std::string> ids;
+  for (const auto& [email, company] : signups) ids.push_back(Signup(email, company));
+  std::vector<std::string> secrets;
+  std::map<std::string, std::string> before;
+  for (const auto& id : ids) {
+    ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s)) << Status(id).dump();
+    for (auto& secret : TenantSecrets(id)) secrets.push_back(std::move(secret));
+    kube_->MarkWorkloadsReady(Namespace(id));
+    ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+    before[id] = ClusterObjects(id);
+  }
+  ASSERT_EQ(secrets.size(), 4u);
+
+  const auto dump = Dump();
+  for (const auto& secret : secrets) {
+    EXPECT_EQ(dump.find(secret), std::string::npos) << "a tenant secret in the store's dump";
+    // Nor a recognisable part of one (the JWT's claims and signature segments).
+    for (std::size_t at = 0; at + 20 <= secret.size(); at += 20) {
+      EXPECT_EQ(dump.find(secret.substr(at, 20)), std::string::npos) << "part of a tenant secret";
+    }
+  }
+  const auto key_id = KeyIdOfFile(encryption_key_);
+  EXPECT_EQ(Occurrences(dump, "sealed:v1:"), 4u) << dump;
+  EXPECT_EQ(Occurrences(dump, "sealed:v1:" + key_id + ":"), 4u) << dump;
+
+  // Restarted, every customer is applied again from the store: the same objects, byte for byte,
+  // and the API server saw no change (generation 1, one write plus the test's status write).
+  provisioner_->Stop(SIGTERM);
+  StartProvisioner({{"PROVISIONER_REAPPLY_INTERVAL", "1s"}});
+  ASSERT_TRUE(WaitForReapply(ids));
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto& id = ids[i];
+    EXPECT_EQ(ClusterObjects(id), before[id]) << id;
+    ExpectClusterHoldsExactly(Rendered(id, signups[i].first, signups[i].second), id);
+    for (const auto& object : kube_->ObjectsIn(Namespace(id))) {
+      EXPECT_EQ(object["metadata"]["generation"], 1) << object["kind"] << " changed";
+    }
+    EXPECT_EQ(Status(id)["phase"], "Ready");
+  }
+  provisioner_->Stop(SIGTERM);
+  const auto log = provisioner_->Log();
+  for (const auto& secret : secrets) EXPECT_EQ(log.find(secret), std::string::npos);
+  EXPECT_NE(log.find("sealed with AES-256-GCM under key id " + key_id), std::string::npos) << log;
+}
+
+TEST_F(ServiceTest, RotationSealsClearAndOldValuesUnderTheNewKeyAndTheOldKeyCanGo) {
+  // A customer from before encryption (the explicit opt-out stores in clear, and says so)...
+  StartProvisioner(
+      {{"PROVISIONER_ENCRYPTION_KEY_FILE", ""}, {"PROVISIONER_ALLOW_UNENCRYPTED_SECRETS", "true"}});
+  const auto clear_id = Signup("old@clear.example", "Old Clear");
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(clear_id); }, 20s));
+  const auto clear_secrets = TenantSecrets(clear_id);
+  provisioner_->Stop(SIGTERM);
+  EXPECT_NE(provisioner_->Log().find("IN CLEAR"), std::string::npos) << provisioner_->Log();
+  EXPECT_NE(Dump().find(clear_secrets[1]), std::string::npos) << "the opt-out stores in clear";
+
+  // ...one sealed under the old key; the clear one still reads, and is reported.
+  const auto old_key = encryption_key_;
+  StartProvisioner();
+  const auto sealed_id = Signup("old@sealed.example", "Old Sealed");
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(sealed_id); }, 20s));
+  const auto sealed_secrets = TenantSecrets(sealed_id);
+  for (const auto& id : {clear_id, sealed_id}) kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(clear_id, "Ready")) << Status(clear_id).dump();
+  ASSERT_TRUE(WaitForPhase(sealed_id, "Ready")) << Status(sealed_id).dump();
+  provisioner_->Stop(SIGTERM);
+  EXPECT_NE(provisioner_->Log().find("2 secret chart values are stored in clear"),
+            std::string::npos)
+      << provisioner_->Log();
+  const std::map<std::string, std::string> before = {{clear_id, ClusterObjects(clear_id)},
+                                                     {sealed_id, ClusterObjects(sealed_id)}};
+
+  // Rotation to a new key, the old one given as previous.
+  const auto new_key = WriteEncryptionKey(dir_->path() / "new.key");
+  const auto old_id = KeyIdOfFile(old_key);
+  const auto new_id = KeyIdOfFile(new_key);
+  auto rotated = Rotate(new_key, old_key);
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.output;
+  EXPECT_NE(rotated.output.find("2 values sealed again and 2 values in clear sealed, in 2 "
+                                "customers; 0 were already under key id " +
+                                new_id),
+            std::string::npos)
+      << rotated.output;
+  const auto dump = Dump();
+  for (const auto& secret :
+       {clear_secrets[0], clear_secrets[1], sealed_secrets[0], sealed_secrets[1]}) {
+    EXPECT_EQ(dump.find(secret), std::string::npos) << "a tenant secret after rotation";
+  }
+  EXPECT_EQ(dump.find(old_id), std::string::npos) << "the old key id is still in the store";
+  EXPECT_EQ(Occurrences(dump, "sealed:v1:" + new_id + ":"), 4u) << dump;
+
+  // Idempotent: a second run changes nothing, not even the nonces.
+  rotated = Rotate(new_key, old_key);
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.output;
+  EXPECT_NE(rotated.output.find("0 values sealed again and 0 values in clear sealed, in 0 "
+                                "customers; 4 were already"),
+            std::string::npos)
+      << rotated.output;
+  EXPECT_EQ(Dump(), dump);
+
+  // The old key removed: everything opens with the new one alone, the same objects are applied.
+  StartProvisioner(
+      {{"PROVISIONER_ENCRYPTION_KEY_FILE", new_key}, {"PROVISIONER_REAPPLY_INTERVAL", "1s"}});
+  ASSERT_TRUE(WaitForReapply({clear_id, sealed_id}));
+  for (const auto& id : {clear_id, sealed_id}) {
+    EXPECT_EQ(ClusterObjects(id), before.at(id)) << id;
+    for (const auto& object : kube_->ObjectsIn(Namespace(id))) {
+      EXPECT_EQ(object["metadata"]["generation"], 1) << object["kind"] << " changed";
+    }
+    EXPECT_EQ(Status(id)["phase"], "Ready") << Status(id).dump();
+  }
+  EXPECT_EQ(TenantSecrets(clear_id), clear_secrets);
+  EXPECT_EQ(TenantSecrets(sealed_id), sealed_secrets);
+  provisioner_->Stop(SIGTERM);
+
+  // The old key alone is now a wrong key: serve refuses to start, rotation writes nothing.
+  Process refused(Process::Options{
+      {PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_)},
+      [&] {
+        auto env = Env();
+        env.emplace_back("PROVISIONER_ENCRYPTION_KEY_FILE", old_key);
+        return env;
+      }(),
+      {"PROMETHEUS_URL", "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES"},
+      dir_->path() / "refused.log",
+      std::nullopt});
+  EXPECT_EQ(refused.Wait(20s), 2) << refused.Log();
+  EXPECT_NE(refused.Log().find("sealed under key id " + new_id +
+                               ", which is neither the current "
+                               "key (" +
+                               old_id + ") nor in PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES"),
+            std::string::npos)
+      << refused.Log();
+  const auto stored = StoredChartValues();
+  const auto wrong = Rotate(old_key, "");
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
+  EXPECT_NE(wrong.output.find("nothing changed"), std::string::npos) << wrong.output;
+  EXPECT_NE(wrong.output.find("not a configured key"), std::string::npos) << wrong.output;
+  EXPECT_EQ(StoredChartValues(), stored);
+}
+
+TEST_F(ServiceTest, ATamperedOrMovedSealedValueIsRefusedNamingIt) {
+  StartProvisioner();
+  std::vector<std::string> ids;
+  for (const char* email : {"a@tamper.example", "b@tamper.example", "c@tamper.example"}) {
+    ids.push_back(Signup(email, "Tamper"));
+  }
+  std::map<std::string, std::vector<std::string>> secrets;
+  for (const auto& id : ids) {
+    ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s)) << Status(id).dump();
+    secrets[id] = TenantSecrets(id);
+    kube_->MarkWorkloadsReady(Namespace(id));
+    ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  }
+  const auto& victim = ids[0];   // gets another customer's sealed password
+  const auto& swapped = ids[1];  // its license key sealed value in its password field
+  const auto& altered = ids[2];  // one character of its sealed password changed
+  const auto field = [&](const std::string& id, const std::string& path) {
+    return postgres_->Psql("SELECT chart_values #>> '{" + path +
+                               "}' FROM deployments WHERE "
+                               "customer_id = '" +
+                               id + "'",
+                           database_);
+  };
+  const auto set_password = [&](const std::string& id, std::string value) {
+    while (!value.empty() && value.back() == '\n') value.pop_back();
+    postgres_->Psql(
+        "UPDATE deployments SET chart_values = jsonb_set(chart_values, "
+        "'{postgres,password}', to_jsonb('" +
+            value + "'::text)) WHERE customer_id = '" + id + "'",
+        database_);
+  };
+  set_password(victim, field(ids[1], "postgres,password"));
+  set_password(swapped, field(swapped, "license,key"));
+  auto changed = field(altered, "postgres,password");
+  ASSERT_TRUE(provisioner::SecretBox::IsSealed(changed)) << changed;
+  changed[changed.size() / 2 + 20] = changed[changed.size() / 2 + 20] == 'x' ? 'y' : 'x';
+  set_password(altered, changed);
+
+  // The next resync of each fails, naming the value, and renders nothing from it.
+  for (const auto& id : ids) {
+    ASSERT_TRUE(WaitForPhase(id, "Failed")) << Status(id).dump();
+    const auto message = Status(id)["message"].get<std::string>();
+    EXPECT_NE(message.find("chart value postgres.password of customer " + id), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("does not authenticate"), std::string::npos) << message;
+    EXPECT_EQ(TenantSecrets(id), secrets[id]) << "the cluster's Secret was changed";
+  }
+  // An upgrade would write the values back without the secret: refused.
+  const auto upgrade = Post("/api/customers/" + victim + "/deployment/upgrade",
+                            R"({"values": {"ingress": {"enabled": false}}})", true);
+  EXPECT_EQ(upgrade.status, 409) << upgrade.body;
+  EXPECT_NE(upgrade.body.find("does not authenticate"), std::string::npos) << upgrade.body;
+  // A deletion needs no secrets and still goes through.
+  EXPECT_EQ(Admin("DELETE", "/api/customers/" + victim + "/deployment").status, 202);
+  ASSERT_TRUE(WaitForPhase(victim, "Deleted")) << Status(victim).dump();
+  provisioner_->Stop(SIGTERM);
+  const auto log = provisioner_->Log();
+  for (const auto& [id, values] : secrets) {
+    for (const auto& secret : values) EXPECT_EQ(log.find(secret), std::string::npos) << id;
+  }
 }
 
 }  // namespace

@@ -234,7 +234,8 @@ class FakeEnv {
       : vars_{{"PROVISIONER_ADMIN_TOKEN", "0123456789abcdef"},
               {"DATABASE_URL", "postgresql://p:q@db/provisioner"},
               {"LICENSE_SIGNING_KEY_FILE", "/keys/signing.pem"},
-              {"PROVISIONER_DOMAIN_BASE", "iot.example.com"}} {}
+              {"PROVISIONER_DOMAIN_BASE", "iot.example.com"},
+              {"PROVISIONER_ENCRYPTION_KEY_FILE", "/keys/encryption.key"}} {}
 
   void Set(const std::string& name, const std::string& value) { vars_[name] = value; }
   void Unset(const std::string& name) { vars_.erase(name); }
@@ -264,7 +265,8 @@ class FakeEnv {
 };
 
 constexpr const char* kRequired[] = {"PROVISIONER_ADMIN_TOKEN", "DATABASE_URL",
-                                     "LICENSE_SIGNING_KEY_FILE", "PROVISIONER_DOMAIN_BASE"};
+                                     "LICENSE_SIGNING_KEY_FILE", "PROVISIONER_DOMAIN_BASE",
+                                     "PROVISIONER_ENCRYPTION_KEY_FILE"};
 
 // Both spellings of every flag, as the exporter takes them.
 TEST(ServeConfigTest, FlagsTakeSeparateOrEqualsValues) {
@@ -315,6 +317,40 @@ TEST(ServeConfigTest, EachMissingRequiredVariableIsNamed) {
     env.Set(name, "");  // empty is missing too
     EXPECT_TRUE(StartsWith(env.Error(), std::string(name) + ": required")) << name;
   }
+}
+
+TEST(ServeConfigTest, EncryptionKeyFilesAndTheExplicitOptOut) {
+  FakeEnv env;
+  auto result = env.Parse();
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_EQ(result.value().encryption.key_file, "/keys/encryption.key");
+  EXPECT_TRUE(result.value().encryption.previous_files.empty());
+  EXPECT_FALSE(result.value().encryption.allow_clear);
+  env.Set("PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES", "/keys/old-1, /keys/old-2");
+  result = env.Parse();
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_EQ(result.value().encryption.previous_files,
+            (std::vector<std::string>{"/keys/old-1", "/keys/old-2"}));
+  env.Set("PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES", "/keys/old-1,,/keys/old-2");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES: "));
+
+  // Without a key: refused, naming the variable, how to make a key and the opt-out.
+  env.Unset("PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES");
+  env.Unset("PROVISIONER_ENCRYPTION_KEY_FILE");
+  const auto error = env.Error();
+  EXPECT_TRUE(StartsWith(error, "PROVISIONER_ENCRYPTION_KEY_FILE: required")) << error;
+  EXPECT_TRUE(Contains(error, "openssl rand -hex 32")) << error;
+  EXPECT_TRUE(Contains(error, "PROVISIONER_ALLOW_UNENCRYPTED_SECRETS=true")) << error;
+  env.Set("PROVISIONER_ALLOW_UNENCRYPTED_SECRETS", "yes");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_ALLOW_UNENCRYPTED_SECRETS: 'yes'"));
+  env.Set("PROVISIONER_ALLOW_UNENCRYPTED_SECRETS", "true");
+  result = env.Parse();
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_TRUE(result.value().encryption.allow_clear);
+  EXPECT_EQ(result.value().encryption.key_file, "");
+  // Previous keys only open: they need a current key, opt-out or not.
+  env.Set("PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES", "/keys/old-1");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_ENCRYPTION_KEY_FILE: required with"));
 }
 
 TEST(ServeConfigTest, AllMissingNamesTheFirst) {

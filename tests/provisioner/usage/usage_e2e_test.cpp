@@ -274,6 +274,9 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
   ASSERT_EQ(
       RunCommand({"openssl", "genpkey", "-algorithm", "ed25519", "-out", key.string()}).exit_code,
       0);
+  const auto encryption_key = dir.path() / "encryption.key";
+  ASSERT_EQ(
+      RunCommand({"openssl", "rand", "-hex", "-out", encryption_key.string(), "32"}).exit_code, 0);
   KubeApiDouble kube;
   kube.WriteKubeconfig(dir.path() / "kubeconfig");
   const int api_port = FreePort();
@@ -284,6 +287,7 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
                        {{"PROVISIONER_ADMIN_TOKEN", token},
                         {"DATABASE_URL", pg.Url("provisioner_serve")},
                         {"LICENSE_SIGNING_KEY_FILE", key.string()},
+                        {"PROVISIONER_ENCRYPTION_KEY_FILE", encryption_key.string()},
                         {"PROVISIONER_DOMAIN_BASE", "iot.example.com"},
                         {"KUBECONFIG", (dir.path() / "kubeconfig").string()},
                         {"PROMETHEUS_URL", prometheus.Url()},
