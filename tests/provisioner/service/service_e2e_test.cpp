@@ -11,6 +11,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "billing/common/base64.h"
@@ -191,6 +192,15 @@ class ServiceTest : public ::testing::Test {
     return common::Base64Decode((*secret)["data"][key].get<std::string>()).value_or("");
   }
 
+  /// The broker password file's hash for `user` ("user:$7$..." lines of MOSQUITTO_PASSWORDS).
+  std::string PasswordHash(const std::string& id, const std::string& user) {
+    std::istringstream lines(SecretValue(id, "MOSQUITTO_PASSWORDS"));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.starts_with(user + ":")) return line.substr(user.size() + 1);
+    }
+    return "";
+  }
+
   /// What `provisioner render` prints for this customer, as JSON objects.
   /// `extra` goes over the customer's values (an upgrade's).
   std::vector<json> Rendered(
@@ -201,6 +211,16 @@ class ServiceTest : public ::testing::Test {
         {"license", {{"key", SecretValue(id, "IOTISTIC_LICENSE_KEY")}}},
         {"domain", {{"base", kDomain}}},
         {"postgres", {{"password", SecretValue(id, "POSTGRES_PASSWORD")}}},
+        {"mosquitto",
+         {{"auth",
+           {{"exporter",
+             {{"password", SecretValue(id, "MQTT_EXPORTER_PASSWORD")},
+              {"passwordHash", PasswordHash(id, SecretValue(id, "MQTT_EXPORTER_USERNAME"))}}},
+            {"device",
+             {{"password", SecretValue(id, "MQTT_DEVICE_PASSWORD")},
+              {"passwordHash", PasswordHash(id, SecretValue(id, "MQTT_DEVICE_USERNAME"))}}}}}}},
+        {"exporter",
+         {{"basicAuth", {{"password", SecretValue(id, "EXPORTER_BASIC_AUTH_PASSWORD")}}}}},
         {"namespace", {{"create", true}}}});
     provisioner::MergeInto(values, provisioner::FromJson(extra));
     const auto file = dir_->path() / ("values-" + id + ".yaml");
@@ -293,6 +313,27 @@ TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenDeleted) {
                                         [](const auto& r) { return r.method == "PATCH"; });
   ASSERT_NE(first_patch, requests.end());
   EXPECT_EQ(first_patch->path, "/api/v1/namespaces/" + Namespace(id));
+
+  // Generated per customer: the broker's users (a password and its $7$ hash each) and /metrics
+  // basic auth, which the exporter's environment and the ServiceMonitor's secret refs use.
+  EXPECT_GE(SecretValue(id, "EXPORTER_BASIC_AUTH_PASSWORD").size(), 32u);
+  EXPECT_EQ(SecretValue(id, "EXPORTER_BASIC_AUTH_USERNAME"), "prometheus");
+  EXPECT_GE(SecretValue(id, "MQTT_EXPORTER_PASSWORD").size(), 32u);
+  EXPECT_GE(SecretValue(id, "MQTT_DEVICE_PASSWORD").size(), 32u);
+  EXPECT_NE(SecretValue(id, "MQTT_EXPORTER_PASSWORD"), SecretValue(id, "MQTT_DEVICE_PASSWORD"));
+  EXPECT_TRUE(PasswordHash(id, "billing-exporter").starts_with("$7$101$"));
+  EXPECT_TRUE(PasswordHash(id, "device").starts_with("$7$101$"));
+  const auto exporter =
+      kube_->Object("apps/v1", "Deployment", Namespace(id), "customer-" + id + "-exporter");
+  ASSERT_TRUE(exporter.has_value());
+  std::set<std::string> exporter_env;
+  for (const auto& variable : (*exporter)["spec"]["template"]["spec"]["containers"][0]["env"]) {
+    exporter_env.insert(variable["name"].get<std::string>());
+  }
+  for (const char* name : {"EXPORTER_BASIC_AUTH_USERNAME", "EXPORTER_BASIC_AUTH_PASSWORD",
+                           "MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_CLIENT_ID"}) {
+    EXPECT_EQ(exporter_env.count(name), 1u) << name;
+  }
 
   // The license is a JWT for this customer, signed with the configured key.
   const auto claims =
