@@ -547,6 +547,11 @@ TEST_F(ServiceTest, UpgradeReappliesWithNewValuesAndLicenseKeepingTheRest) {
                  R"({"values": {"postgres": {"storageSize": "20Gi"}}})", true);
   EXPECT_EQ(refused.status, 400) << refused.body;
   EXPECT_NE(refused.body.find("values.postgres.storageSize"), std::string::npos) << refused.body;
+  // The broker's users are the provisioner's: an upgrade cannot set a password it knows.
+  refused = Post("/api/customers/" + id + "/deployment/upgrade",
+                 R"({"values": {"mosquitto": {"auth": {"device": {"username": "mine"}}}}})", true);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("values.mosquitto.auth"), std::string::npos) << refused.body;
   EXPECT_EQ(Status(id)["desired_generation"], 2);
 }
 
