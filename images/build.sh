@@ -1,9 +1,9 @@
 #!/bin/bash
-# `make images`: builds iotistic/billing-exporter and iotistic/provisioner with buildah into the
+# `make images`: builds iotistic/billing-exporter, iotistic/provisioner and iotistic/mosquitto with buildah into the
 # local image store (no Docker engine, no registry needed), tagged with the project version
 # (project(VERSION) in CMakeLists.txt) and the git revision:
 #
-#   images/build.sh [IMAGE...]      IMAGE: billing-exporter, provisioner (default: both)
+#   images/build.sh [IMAGE...]      IMAGE: billing-exporter, provisioner, mosquitto (default: all)
 #
 # Base images (the Containerfiles' FROM lines) that are not in the local store are made from
 # Debian's packages with mmdebstrap and imported under the same name; with a registry, pull them
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh buildah podman mmdebstrap
 
 images=("$@")
-((${#images[@]} > 0)) || images=(billing-exporter provisioner)
+((${#images[@]} > 0)) || images=(billing-exporter provisioner mosquitto)
 version=$(sed -n 's/^project([A-Za-z_]* VERSION \([0-9][0-9.]*\).*/\1/p' CMakeLists.txt)
 [[ -n $version ]] || { echo "images: no project(... VERSION x.y.z) in CMakeLists.txt" >&2; exit 1; }
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)

@@ -30,6 +30,7 @@
 #include "billing/provisioner/render.h"
 #include "billing/provisioner/usage.h"
 #include "encryption_keys.h"
+#include "identity.h"
 #include "serve.h"
 #include "usage_job.h"
 #include "usage_store.h"
@@ -71,8 +72,9 @@ constexpr char kUsage[] =
     "  -f, --values FILE  a values file over the chart's values.yaml (repeatable, later wins)\n"
     "  --set key=value    a value over the files, Helm syntax: a.b=c, a=1,b=2, a\\.b=c "
     "(repeatable)\n"
-    "  Without postgres.password a random one is generated (the output then differs between runs\n"
-    "  in that value only).\n";
+    "  Without postgres.password a random one is generated, and without mosquitto.auth.*.password\n"
+    "  and passwordHash a random broker password and its hash (the output then differs between\n"
+    "  runs in these values only).\n";
 
 fs::path DefaultChartDir() {
   if (const char* from_env = std::getenv("PROVISIONER_CHART_DIR"); from_env && *from_env) {
@@ -109,6 +111,9 @@ int Fail(int status, const std::string& message) {
 int Render(const std::vector<std::string>& args) {
   RenderRequest request;
   request.options.generate_password = GeneratePassword;
+  request.options.hash_broker_password = [](const std::string& password) {
+    return billing::provisioner::MosquittoPasswordHash(password);
+  };
   fs::path chart_dir = DefaultChartDir();
   std::vector<std::string> value_files;
   for (std::size_t i = 0; i < args.size(); ++i) {

@@ -15,7 +15,8 @@ import yaml
 
 sys.dont_write_bytecode = True
 ARGS = {}
-PLATFORM_REPOSITORIES = {"iotistic/billing-exporter", "iotistic/api", "iotistic/dashbaoard"}
+PLATFORM_REPOSITORIES = {"iotistic/billing-exporter", "iotistic/mosquitto", "iotistic/api",
+                         "iotistic/dashbaoard"}
 
 
 def source(*parts):

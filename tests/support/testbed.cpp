@@ -1055,6 +1055,8 @@ void MosquittoServer::Signal(int signal) {
   if (process_) ::kill(process_->pid(), signal);
 }
 
+std::string MosquittoServer::Log() const { return ReadFile(dir_->path() / "mosquitto.log", 0); }
+
 void MosquittoServer::Stop() {
   if (!process_) return;
   process_->Stop(SIGTERM, seconds(20));

@@ -146,6 +146,8 @@ class MosquittoServer {
   bool running() const { return process_ != nullptr; }
   /// Sends `signal` to the broker (one process): SIGSTOP freezes it, SIGCONT resumes it.
   void Signal(int signal);
+  /// Everything the broker logged so far (across restarts).
+  std::string Log() const;
 
  private:
   std::unique_ptr<TempDir> dir_;

@@ -27,6 +27,12 @@ bool VerifyPassword(const std::string& encoded_hash, std::string_view password);
 /// DATABASE_URL without encoding). Throws std::runtime_error if the CSPRNG fails.
 std::string RandomToken(std::size_t bytes);
 
+/// Mosquitto 2.0's password-file hash of `password` (what `mosquitto_passwd` writes after
+/// "user:"): "$7$<iterations>$<base64 salt>$<base64 hash>", PBKDF2-HMAC-SHA512 over a random
+/// 12-byte salt, a 64-byte hash, standard base64 with padding. Throws std::invalid_argument for an
+/// empty password or iterations < 1, std::runtime_error if OpenSSL fails.
+std::string MosquittoPasswordHash(std::string_view password, int iterations = 101);
+
 struct LicenseClaims {
   std::string customer_id;      // "sub"
   std::string plan;             // "plan"

@@ -17,9 +17,16 @@
 
 namespace billing::provisioner {
 
-inline constexpr std::array<std::string_view, 2> kSecretChartValuePaths = {
+inline constexpr std::array<std::string_view, 7> kSecretChartValuePaths = {
     "postgres.password",  // the tenant database's password (generated at signup)
     "license.key",        // the tenant's license key (a signed JWT)
+    // The broker's users (generated at signup) and their Mosquitto hashes: a hash is sealed too,
+    // so that a dump offers nothing to guess against.
+    "mosquitto.auth.exporter.password",
+    "mosquitto.auth.exporter.passwordHash",
+    "mosquitto.auth.device.password",
+    "mosquitto.auth.device.passwordHash",
+    "exporter.basicAuth.password",  // /metrics basic auth (generated at signup)
 };
 
 /// The associated data of a sealed chart value: "<customer id>/<path>", so that a value sealed

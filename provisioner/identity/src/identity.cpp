@@ -297,6 +297,27 @@ std::string RandomToken(std::size_t bytes) {
   return common::Base64UrlEncode(raw);
 }
 
+std::string MosquittoPasswordHash(std::string_view password, int iterations) {
+  if (password.empty()) throw std::invalid_argument("a broker password cannot be empty");
+  if (iterations < 1) throw std::invalid_argument("PBKDF2 needs at least one iteration");
+  // Mosquitto's sizes (password_mosq.h): a 12-byte salt and SHA-512's 64-byte output; it refuses
+  // an entry whose decoded salt or hash has another length.
+  std::array<unsigned char, 12> salt{};
+  FillRandom(salt.data(), salt.size());
+  std::string hash(64, '\0');
+  const ScopedCleanse wipe(hash);
+  if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(),
+                        static_cast<int>(salt.size()), iterations, EVP_sha512(),
+                        static_cast<int>(hash.size()),
+                        reinterpret_cast<unsigned char*>(hash.data())) != 1) {
+    throw std::runtime_error("PBKDF2-HMAC-SHA512 failed");
+  }
+  return "$7$" + std::to_string(iterations) + "$" +
+         common::Base64Encode(
+             std::string_view(reinterpret_cast<const char*>(salt.data()), salt.size())) +
+         "$" + common::Base64Encode(hash);
+}
+
 std::string RandomIdSuffix(std::size_t length) {
   static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   constexpr unsigned kSymbols = sizeof(kAlphabet) - 1;

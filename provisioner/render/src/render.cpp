@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <stdexcept>
 
 #include "billing/common/base64.h"
@@ -80,6 +81,9 @@ class Stack {
   std::string Image(const ImageSpec& image) const {
     return image.repository + ":" + (image.tag.empty() ? chart_.app_version : image.tag);
   }
+
+  /// The billing exporter's MQTT client id, reserved to its broker user (client-id guard).
+  std::string ExporterClientId() const { return "billing-exporter-" + spec_.id; }
 
   std::string MqttUrl() const {
     return "tcp://" + Name("mosquitto") + ":" + std::to_string(spec_.mosquitto.workload.port);
@@ -285,6 +289,19 @@ std::vector<KubeObject> NetworkPolicyObjects(const Stack& stack) {
   return objects;
 }
 
+// _helpers.tpl's mosquittoAcl: the exporter reads everything (its subscriptions to # and
+// $SYS/broker/#) and may publish nothing; the devices read and write every topic but $SYS, which
+// '#' never matches.
+std::string MosquittoAcl(const CustomerSpec& spec) {
+  return "# The billing exporter: reads every topic and the broker's totals, publishes nothing.\n"
+         "user " +
+         spec.mosquitto.exporter_user.username +
+         "\ntopic read #\ntopic read $SYS/broker/#\n\n"
+         "# The tenant's devices and API: every topic but $SYS.\n"
+         "user " +
+         spec.mosquitto.device_user.username + "\ntopic readwrite #\n";
+}
+
 // secret.yaml
 KubeObject SecretObject(const Stack& stack) {
   const CustomerSpec& spec = stack.spec();
@@ -303,6 +320,16 @@ KubeObject SecretObject(const Stack& stack) {
              common::Base64Encode(spec.exporter.basic_auth_username));
   }
   data.Set("IOTISTIC_LICENSE_KEY", common::Base64Encode(spec.license_key));
+  const auto& exporter_user = spec.mosquitto.exporter_user;
+  const auto& device_user = spec.mosquitto.device_user;
+  data.Set("MOSQUITTO_ACL", common::Base64Encode(MosquittoAcl(spec)));
+  data.Set("MOSQUITTO_PASSWORDS",
+           common::Base64Encode(exporter_user.username + ":" + exporter_user.password_hash + "\n" +
+                                device_user.username + ":" + device_user.password_hash + "\n"));
+  data.Set("MQTT_DEVICE_PASSWORD", common::Base64Encode(device_user.password));
+  data.Set("MQTT_DEVICE_USERNAME", common::Base64Encode(device_user.username));
+  data.Set("MQTT_EXPORTER_PASSWORD", common::Base64Encode(exporter_user.password));
+  data.Set("MQTT_EXPORTER_USERNAME", common::Base64Encode(exporter_user.username));
   data.Set("POSTGRES_DB", common::Base64Encode(spec.postgres.database));
   data.Set("POSTGRES_PASSWORD", common::Base64Encode(spec.postgres.password));
   data.Set("POSTGRES_USER", common::Base64Encode(spec.postgres.username));
@@ -316,9 +343,13 @@ KubeObject MosquittoConfigObject(const Stack& stack) {
   const std::string config =
       "listener " + std::to_string(mosquitto.workload.port) + "\nprotocol mqtt\nlistener " +
       std::to_string(mosquitto.websocket_port) +
-      "\nprotocol websockets\nallow_anonymous true\nsys_interval " +
-      std::to_string(mosquitto.sys_interval_seconds) + "\nmax_queued_messages " +
-      std::to_string(mosquitto.max_queued_messages) + "\npersistence false\nlog_dest stdout\n";
+      "\nprotocol websockets\nallow_anonymous false\npassword_file /mosquitto/auth/passwords\n"
+      "acl_file /mosquitto/auth/acl\nplugin /usr/lib/iotistic/billing_client_id_guard.so\n"
+      "plugin_opt_client_id " +
+      stack.ExporterClientId() + "\nplugin_opt_username " + mosquitto.exporter_user.username +
+      "\nsys_interval " + std::to_string(mosquitto.sys_interval_seconds) +
+      "\nmax_queued_messages " + std::to_string(mosquitto.max_queued_messages) +
+      "\npersistence false\nlog_dest stdout\n";
   return stack.Object("v1", "ConfigMap",
                       stack.Metadata(stack.Name("mosquitto-config"), "mosquitto"),
                       {{"data", M({{"mosquitto.conf", config}})}});
@@ -407,10 +438,12 @@ KubeObject MosquittoDeploymentObject(const Stack& stack) {
       {"imagePullPolicy", mosquitto.workload.image.pull_policy},
       {"ports", L({ContainerPort("mqtt", mosquitto.workload.port),
                    ContainerPort("websocket", mosquitto.websocket_port)})},
-      {"volumeMounts", L({M({{"name", "config"},
-                             {"mountPath", "/mosquitto/config/mosquitto.conf"},
-                             {"subPath", "mosquitto.conf"},
-                             {"readOnly", true}})})},
+      {"volumeMounts",
+       L({M({{"name", "config"},
+             {"mountPath", "/mosquitto/config/mosquitto.conf"},
+             {"subPath", "mosquitto.conf"},
+             {"readOnly", true}}),
+          M({{"name", "auth"}, {"mountPath", "/mosquitto/auth"}, {"readOnly", true}})})},
       // Read-only root: with persistence false and log_dest stdout the broker writes no file.
       {"securityContext",
        ContainerSecurityContext(true, {mosquitto.workload.port, mosquitto.websocket_port})},
@@ -418,8 +451,15 @@ KubeObject MosquittoDeploymentObject(const Stack& stack) {
       {"readinessProbe", TcpProbe("mqtt", 2, 10)},
       {"livenessProbe", TcpProbe("mqtt", 15, 20)},
   });
+  // The password file and ACL, from the tenant's Secret only.
+  Value auth =
+      M({{"name", "auth"},
+         {"secret",
+          M({{"secretName", stack.SecretName()},
+             {"items", L({M({{"key", "MOSQUITTO_ACL"}, {"path", "acl"}}),
+                          M({{"key", "MOSQUITTO_PASSWORDS"}, {"path", "passwords"}})})}})}});
   return Deployment(stack, "mosquitto", {std::move(container)},
-                    {ConfigVolume(stack.Name("mosquitto-config"))},
+                    {ConfigVolume(stack.Name("mosquitto-config")), std::move(auth)},
                     PodSecurityContext(mosquitto.workload));
 }
 
@@ -434,7 +474,9 @@ KubeObject ApiDeploymentObject(const Stack& stack) {
       {"env", L({Env("PORT", std::to_string(api.port)), Env("CUSTOMER_ID", stack.spec().id),
                  stack.SecretEnv("DATABASE_URL", "DATABASE_URL"),
                  stack.SecretEnv("IOTISTIC_LICENSE_KEY", "IOTISTIC_LICENSE_KEY"),
-                 Env("MQTT_URL", stack.MqttUrl())})},
+                 Env("MQTT_URL", stack.MqttUrl()),
+                 stack.SecretEnv("MQTT_USERNAME", "MQTT_DEVICE_USERNAME"),
+                 stack.SecretEnv("MQTT_PASSWORD", "MQTT_DEVICE_PASSWORD")})},
       {"volumeMounts", L({Mount("tmp", "/tmp")})},
       {"securityContext", ContainerSecurityContext(api.read_only_root_filesystem, {api.port})},
       {"resources", api.resources},
@@ -471,7 +513,10 @@ KubeObject ExporterDeploymentObject(const Stack& stack) {
   const auto& exporter = stack.spec().exporter;
   Value::List env = {Env("CUSTOMER_ID", stack.spec().id),
                      stack.SecretEnv("DATABASE_URL", "DATABASE_URL"),
-                     Env("MQTT_URL", stack.MqttUrl())};
+                     Env("MQTT_URL", stack.MqttUrl()),
+                     stack.SecretEnv("MQTT_USERNAME", "MQTT_EXPORTER_USERNAME"),
+                     stack.SecretEnv("MQTT_PASSWORD", "MQTT_EXPORTER_PASSWORD"),
+                     Env("MQTT_CLIENT_ID", stack.ExporterClientId())};
   if (!exporter.basic_auth_password.empty()) {
     env.push_back(stack.SecretEnv("EXPORTER_BASIC_AUTH_USERNAME", "EXPORTER_BASIC_AUTH_USERNAME"));
     env.push_back(stack.SecretEnv("EXPORTER_BASIC_AUTH_PASSWORD", "EXPORTER_BASIC_AUTH_PASSWORD"));
@@ -637,6 +682,32 @@ Result<Value> MergeValues(const RenderRequest& request) {
   return values;
 }
 
+namespace {
+
+// Fills in a broker user's generated password and hash, or names what is missing.
+std::optional<std::string> CompleteBrokerUser(const std::string& path,
+                                              CustomerSpec::BrokerUser& user,
+                                              const RenderOptions& options) {
+  const bool can_hash = static_cast<bool>(options.hash_broker_password);
+  if (user.password.empty()) {
+    if (!options.generate_password || !can_hash) {
+      return path + ".password: is required, with passwordHash (its Mosquitto $7$ hash; " +
+             "`provisioner render` generates both)";
+    }
+    user.password = options.generate_password();
+  }
+  if (user.password_hash.empty()) {
+    if (!can_hash) {
+      return path + ".passwordHash: is required with the password (its Mosquitto $7$ hash: " +
+             "what mosquitto_passwd writes after \"user:\")";
+    }
+    user.password_hash = options.hash_broker_password(user.password);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<std::vector<KubeObject>> Render(const RenderRequest& request) {
   auto chart = ParseChartInfo(request.chart_yaml);
   if (!chart.ok()) return Error{chart.error()};
@@ -651,6 +722,10 @@ Result<std::vector<KubeObject>> Render(const RenderRequest& request) {
           "postgres.password: is required (at least 8 characters from A-Z a-z 0-9 . _ ~ -)"};
     }
     checked.postgres.password = request.options.generate_password();
+  }
+  for (auto [path, user] : {std::pair{"mosquitto.auth.exporter", &checked.mosquitto.exporter_user},
+                            std::pair{"mosquitto.auth.device", &checked.mosquitto.device_user}}) {
+    if (auto error = CompleteBrokerUser(path, *user, request.options)) return Error{*error};
   }
   return RenderStack(checked, chart.value(), request.options);
 }

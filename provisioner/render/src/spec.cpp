@@ -281,6 +281,34 @@ void ReadPostgres(const Reader& in, CustomerSpec& spec) {
   }
 }
 
+// A broker user; password and passwordHash may both be empty (Render generates them or refuses).
+CustomerSpec::BrokerUser ReadBrokerUser(const Reader& in, const std::string& path) {
+  static const std::regex kUsername(R"([A-Za-z0-9._-]{1,64})");
+  static const std::regex kPassword(R"([A-Za-z0-9._~-]{16,})");
+  // mosquitto_passwd's PBKDF2-SHA512 entry: a 12-byte salt and a 64-byte hash in base64.
+  static const std::regex kHash(R"(\$7\$[1-9][0-9]{0,8}\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==)");
+  CustomerSpec::BrokerUser user;
+  user.username =
+      in.Matching(path + ".username", kUsername, "1 to 64 characters from A-Z a-z 0-9 . _ -");
+  user.password = in.Text(path + ".password");
+  if (!user.password.empty() && !std::regex_match(user.password, kPassword)) {
+    Fail(path + ".password",
+         "must be at least 16 characters from A-Z a-z 0-9 . _ ~ -; leave it and passwordHash "
+         "empty to have them generated");
+  }
+  user.password_hash = in.Text(path + ".passwordHash");
+  if (!user.password_hash.empty() && !std::regex_match(user.password_hash, kHash)) {
+    Fail(path + ".passwordHash",
+         "is not a Mosquitto PBKDF2-SHA512 hash ($7$iterations$salt$hash, what mosquitto_passwd "
+         "writes after \"user:\")");
+  }
+  // A password without its hash is completed by Render when it can hash.
+  if (user.password.empty() && !user.password_hash.empty()) {
+    Fail(path + ".password", "is required with passwordHash (the clients need it)");
+  }
+  return user;
+}
+
 void ReadMosquitto(const Reader& in, CustomerSpec& spec) {
   spec.mosquitto.workload = in.Workload("mosquitto", "mqttPort");
   in.RunAs("mosquitto", spec.mosquitto.workload);
@@ -291,6 +319,11 @@ void ReadMosquitto(const Reader& in, CustomerSpec& spec) {
   spec.mosquitto.sys_interval_seconds = in.Integer("mosquitto.sysInterval", 1, 3600);
   // Below 1e6: Helm reads values as float64 and would print larger numbers as 1e+06.
   spec.mosquitto.max_queued_messages = in.Integer("mosquitto.maxQueuedMessages", 0, 999999);
+  spec.mosquitto.exporter_user = ReadBrokerUser(in, "mosquitto.auth.exporter");
+  spec.mosquitto.device_user = ReadBrokerUser(in, "mosquitto.auth.device");
+  if (spec.mosquitto.exporter_user.username == spec.mosquitto.device_user.username) {
+    Fail("mosquitto.auth.device.username", "must differ from mosquitto.auth.exporter.username");
+  }
 }
 
 void ReadExporter(const Reader& in, CustomerSpec& spec) {

@@ -74,7 +74,17 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
             {{"id", "probe"}, {"email", "probe@example.com"}, {"companyName", "Probe"}}},
            {"license", {{"key", "probe"}}},
            {"domain", {{"base", config.api.domain_base}}},
-           {"postgres", {{"password", "probe-password"}}}});
+           {"postgres", {{"password", "probe-password"}}},
+           // What a signup generates, with fixed passwords.
+           {"mosquitto",
+            {{"auth",
+              {{"exporter",
+                {{"password", "probe-exporter-password"},
+                 {"passwordHash", MosquittoPasswordHash("probe-exporter-password")}}},
+               {"device",
+                {{"password", "probe-device-password"},
+                 {"passwordHash", MosquittoPasswordHash("probe-device-password")}}}}}}},
+           {"exporter", {{"basicAuth", {{"password", "probe-metrics-password"}}}}}});
       !probe.ok()) {
     return Fail(kExitBadConfig,
                 "the chart with PROVISIONER_VALUES_FILE and PROVISIONER_DOMAIN_BASE "

@@ -124,6 +124,28 @@ TEST(RandomTokenTest, TokensAreUnique) {
   EXPECT_EQ(tokens.size(), 2000U);
 }
 
+// Mosquitto 2.0's password-file entry: "$7$101$" + base64(12-byte salt) + "$" + base64(64-byte
+// PBKDF2-HMAC-SHA512), recomputed here by Python's hashlib from the salt in the entry. (That
+// Debian's Mosquitto accepts it: exporter_broker_auth_test.)
+TEST(MosquittoPasswordHashTest, IsPbkdf2Sha512InMosquittosFormat) {
+  const std::string hash = MosquittoPasswordHash("a-broker-password");
+  const std::regex format(R"(\$7\$101\$([A-Za-z0-9+/]{16})\$([A-Za-z0-9+/]{86}==))");
+  std::smatch parts;
+  ASSERT_TRUE(std::regex_match(hash, parts, format)) << hash;
+  EXPECT_EQ(billing::common::Base64Decode(parts[1].str())->size(), 12u);
+  const auto python = billing::testbed::RunCommand(
+      {"/usr/bin/python3", "-c",
+       "import base64,hashlib,sys; print(base64.b64encode(hashlib.pbkdf2_hmac('sha512', "
+       "sys.argv[1].encode(), base64.b64decode(sys.argv[2]), 101)).decode())",
+       "a-broker-password", parts[1].str()});
+  ASSERT_EQ(python.exit_code, 0) << python.output;
+  EXPECT_EQ(python.output, parts[2].str() + "\n");
+  EXPECT_NE(MosquittoPasswordHash("a-broker-password"), hash);  // a new salt every time
+  EXPECT_TRUE(MosquittoPasswordHash("x", 1000).starts_with("$7$1000$"));
+  EXPECT_THROW(MosquittoPasswordHash(""), std::invalid_argument);
+  EXPECT_THROW(MosquittoPasswordHash("x", 0), std::invalid_argument);
+}
+
 TEST(RandomIdSuffixTest, UsesEveryLowercaseAlphanumericAndNothingElse) {
   EXPECT_EQ(RandomIdSuffix(0), "");
   std::string all;

@@ -34,6 +34,7 @@ const fs::path kSourceDir = BILLING_SOURCE_DIR;
 const fs::path kChartDir = kSourceDir / "manifests/charts/customer-instance";
 const fs::path kValuesDir = kSourceDir / "tests/provisioner/render/values";
 const fs::path kValidator = kSourceDir / "tests/provisioner/render/validate_manifests.py";
+const fs::path kBrokerUsers = kSourceDir / "tests/provisioner/render/broker-users.yaml";
 
 // shared/ sits beside the clone (CI lays it out the same way); BILLING_SHARED_DIR overrides.
 fs::path SharedDir() {
@@ -549,14 +550,15 @@ std::pair<std::string, std::vector<Value>> WithoutGeneratedPassword(std::vector<
   return {};
 }
 
-// The seed README's commands as it writes them: its template example sets only customer.id and
-// license.key, its helm install no postgres.password. The chart and `provisioner render` both
-// accept them and generate the password; that one value is all that differs between two
-// renderings, and between the chart's and the provisioner's.
+// The seed README's commands as it writes them, plus the broker's users (the chart cannot hash
+// their passwords): its template example sets only customer.id and license.key, its helm install
+// no postgres.password. The chart and `provisioner render` both accept them and generate the
+// password; that one value is all that differs between two renderings, and between the chart's
+// and the provisioner's.
 TEST(RenderCliTest, SeedCommandsWorkWithAGeneratedPassword) {
   TempDir dir("provisioner-seed-commands");
-  const std::vector<std::string> args = {"--set", "customer.id=test123", "--set",
-                                         "license.key=test"};
+  const std::vector<std::string> args = {
+      "--set", "customer.id=test123", "--set", "license.key=test", "-f", kBrokerUsers.string()};
   std::vector<std::string> as_helm = {"--managed-by", "Helm"};
   as_helm.insert(as_helm.end(), args.begin(), args.end());
   const auto first = RenderWithProvisioner(dir, as_helm, "first.yaml");
@@ -582,10 +584,42 @@ TEST(RenderCliTest, SeedCommandsWorkWithAGeneratedPassword) {
       dir,
       {"--set", "customer.id=abc123", "--set", "customer.email=john@example.com", "--set",
        "customer.companyName=Acme Corp", "--set", "license.key=eyJhbGc...", "--set",
-       "domain.base=iotistic.cloud"},
+       "domain.base=iotistic.cloud", "-f", kBrokerUsers.string()},
       "install.yaml");
   ASSERT_EQ(install.result.exit_code, 0) << install.result.output;
   WithoutGeneratedPassword(install.objects, "customer-abc123-secrets");
+}
+
+// Without the broker's users, `provisioner render` generates each a password and its $7$ hash
+// (different every time, never shared between the users); the chart refuses, naming the value.
+TEST(RenderCliTest, BrokerUsersAreGeneratedByTheProvisionerAndRequiredByTheChart) {
+  TempDir dir("provisioner-broker-users");
+  const std::vector<std::string> args = {"--set", "customer.id=test123", "--set",
+                                         "license.key=test"};
+  std::map<std::string, std::string> seen;
+  for (const char* name : {"first.yaml", "second.yaml"}) {
+    const auto rendered = RenderWithProvisioner(dir, args, name);
+    ASSERT_EQ(rendered.result.exit_code, 0) << rendered.result.output;
+    const Value* secret = FindObject(rendered.objects, "Secret", "customer-test123-secrets");
+    ASSERT_NE(secret, nullptr);
+    const auto value = [&](const char* key) {
+      return Base64Decode(secret->FindPath(std::string("data.") + key)->AsString());
+    };
+    const std::string exporter = value("MQTT_EXPORTER_PASSWORD");
+    const std::string device = value("MQTT_DEVICE_PASSWORD");
+    EXPECT_TRUE(std::regex_match(exporter, std::regex("[A-Za-z0-9]{24}"))) << exporter;
+    EXPECT_NE(exporter, device);
+    const std::regex entry(R"(billing-exporter:\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==\n)"
+                           R"(device:\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==\n)");
+    EXPECT_TRUE(std::regex_match(value("MOSQUITTO_PASSWORDS"), entry))
+        << value("MOSQUITTO_PASSWORDS");
+    EXPECT_FALSE(seen.contains(exporter));
+    seen[exporter] = name;
+  }
+  const auto chart = RenderChart(dir, args);
+  EXPECT_NE(chart.result.exit_code, 0);
+  EXPECT_NE(chart.result.output.find("mosquitto.auth.exporter.password"), std::string::npos)
+      << chart.result.output;
 }
 
 // helm upgrade without postgres.password keeps the password the install generated: lookup finds
@@ -593,8 +627,8 @@ TEST(RenderCliTest, SeedCommandsWorkWithAGeneratedPassword) {
 TEST(ChartTest, UpgradeKeepsTheGeneratedPassword) {
   if (!std::string(HELM_PATH).empty()) GTEST_SKIP() << "helm template cannot look objects up";
   TempDir dir("chart-upgrade");
-  const std::vector<std::string> args = {"--set", "customer.id=test123", "--set",
-                                         "license.key=test"};
+  const std::vector<std::string> args = {
+      "--set", "customer.id=test123", "--set", "license.key=test", "-f", kBrokerUsers.string()};
   const auto install = RenderChart(dir, args, "install.yaml");
   ASSERT_EQ(install.result.exit_code, 0) << install.result.output;
   const auto installed = WithoutGeneratedPassword(install.objects, "customer-test123-secrets");
@@ -608,10 +642,11 @@ TEST(ChartTest, UpgradeKeepsTheGeneratedPassword) {
   EXPECT_EQ(Differences(installed.second, upgraded.second), "");
 
   // Another customer's Secret is not this one's: a new password.
-  const auto other = RenderChart(dir,
-                                 {"--set", "customer.id=other1", "--set", "license.key=test",
-                                  "--cluster", (dir.path() / "install.yaml").string()},
-                                 "other.yaml");
+  const auto other =
+      RenderChart(dir,
+                  {"--set", "customer.id=other1", "--set", "license.key=test", "-f",
+                   kBrokerUsers.string(), "--cluster", (dir.path() / "install.yaml").string()},
+                  "other.yaml");
   ASSERT_EQ(other.result.exit_code, 0) << other.result.output;
   EXPECT_NE(WithoutGeneratedPassword(other.objects, "customer-other1-secrets").first,
             installed.first);
@@ -775,7 +810,8 @@ TEST(ProvisionerCliTest, BareCommandListsEverySubcommand) {
 // The chart's own defaults (only what is required given): restricted too.
 TEST(PodSecurityTest, DefaultValuesMeetTheRestrictedProfile) {
   TempDir dir("provisioner-pod-security");
-  const std::vector<std::string> args = {"--set", "customer.id=abc123", "--set", "license.key=k"};
+  const std::vector<std::string> args = {"--set", "customer.id=abc123", "--set", "license.key=k",
+                                         "-f", kBrokerUsers.string()};
   const auto ours = RenderWithProvisioner(dir, args);
   const auto chart = RenderChart(dir, args);
   ASSERT_EQ(ours.result.exit_code, 0) << ours.result.output;

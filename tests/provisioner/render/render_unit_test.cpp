@@ -304,9 +304,10 @@ TEST(RenderTest, ImagesAreRepositoryTagAndPullPolicyWithTheAppVersionAsDefaultTa
   EXPECT_EQ(image("customer-abc123-exporter"), "registry.example.com:5000/iotistic/exp:7.8.9");
   EXPECT_EQ(image("customer-abc123-api"), "iotistic/api:7.8.9");
   EXPECT_EQ(image("customer-abc123-dashboard"), "iotistic/dashbaoard:1.0-rc1");
-  // Upstream images are pinned to a release, never the chart's version or "latest".
+  // Upstream images are pinned to a release, never the chart's version or "latest"; the broker
+  // is the platform's own image (Mosquitto with the client-id guard).
   EXPECT_EQ(image("customer-abc123-postgres"), "postgres:15.10-alpine");
-  EXPECT_EQ(image("customer-abc123-mosquitto"), "eclipse-mosquitto:2.0.20");
+  EXPECT_EQ(image("customer-abc123-mosquitto"), "iotistic/mosquitto:7.8.9");
   EXPECT_EQ(policy("customer-abc123-api"), "Always");
   EXPECT_EQ(policy("customer-abc123-exporter"), "IfNotPresent");
 }

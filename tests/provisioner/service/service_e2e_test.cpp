@@ -210,6 +210,15 @@ class ServiceTest : public ::testing::Test {
     return common::Base64Decode((*secret)["data"][key].get<std::string>()).value_or("");
   }
 
+  /// The broker password file's hash for `user` ("user:$7$..." lines of MOSQUITTO_PASSWORDS).
+  std::string PasswordHash(const std::string& id, const std::string& user) {
+    std::istringstream lines(SecretValue(id, "MOSQUITTO_PASSWORDS"));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.starts_with(user + ":")) return line.substr(user.size() + 1);
+    }
+    return "";
+  }
+
   /// What `provisioner render` prints for this customer, as JSON objects.
   /// `extra` goes over the customer's values (an upgrade's).
   std::vector<json> Rendered(
@@ -220,6 +229,16 @@ class ServiceTest : public ::testing::Test {
         {"license", {{"key", SecretValue(id, "IOTISTIC_LICENSE_KEY")}}},
         {"domain", {{"base", kDomain}}},
         {"postgres", {{"password", SecretValue(id, "POSTGRES_PASSWORD")}}},
+        {"mosquitto",
+         {{"auth",
+           {{"exporter",
+             {{"password", SecretValue(id, "MQTT_EXPORTER_PASSWORD")},
+              {"passwordHash", PasswordHash(id, SecretValue(id, "MQTT_EXPORTER_USERNAME"))}}},
+            {"device",
+             {{"password", SecretValue(id, "MQTT_DEVICE_PASSWORD")},
+              {"passwordHash", PasswordHash(id, SecretValue(id, "MQTT_DEVICE_USERNAME"))}}}}}}},
+        {"exporter",
+         {{"basicAuth", {{"password", SecretValue(id, "EXPORTER_BASIC_AUTH_PASSWORD")}}}}},
         {"namespace", {{"create", true}}}});
     provisioner::MergeInto(values, provisioner::FromJson(extra));
     const auto file = dir_->path() / ("values-" + id + ".yaml");
@@ -308,10 +327,25 @@ class ServiceTest : public ::testing::Test {
     const auto license = SecretValue(id, "IOTISTIC_LICENSE_KEY");
     const auto claims = provisioner::VerifyLicense(license, public_key_pem_);
     EXPECT_TRUE(claims.ok()) << id << ": " << claims.error();
-    const auto password = SecretValue(id, "POSTGRES_PASSWORD");
-    EXPECT_GE(password.size(), 24u) << id;
-    EXPECT_FALSE(provisioner::SecretBox::IsSealed(password)) << id;
-    return {license, password};
+    std::vector<std::string> secrets = {license};
+    for (const char* key : {"POSTGRES_PASSWORD", "MQTT_EXPORTER_PASSWORD", "MQTT_DEVICE_PASSWORD",
+                            "EXPORTER_BASIC_AUTH_PASSWORD"}) {
+      const auto password = SecretValue(id, key);
+      EXPECT_GE(password.size(), 16u) << id << " " << key;
+      EXPECT_FALSE(provisioner::SecretBox::IsSealed(password)) << id << " " << key;
+      secrets.push_back(password);
+    }
+    // The broker's password file: the users' Mosquitto hashes.
+    const auto password_file = SecretValue(id, "MOSQUITTO_PASSWORDS");
+    for (std::size_t line = 0; line < password_file.size();) {
+      auto end = password_file.find('\n', line);
+      if (end == std::string::npos) end = password_file.size();
+      const auto colon = password_file.find(':', line);
+      if (colon < end) secrets.push_back(password_file.substr(colon + 1, end - colon - 1));
+      line = end + 1;
+    }
+    EXPECT_EQ(secrets.size(), 7u) << id << ": " << password_file;
+    return secrets;
   }
 
   /// Every object of the customer in the cluster, as applied (no server fields), one JSON text.
@@ -386,6 +420,27 @@ TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenDeleted) {
                                         [](const auto& r) { return r.method == "PATCH"; });
   ASSERT_NE(first_patch, requests.end());
   EXPECT_EQ(first_patch->path, "/api/v1/namespaces/" + Namespace(id));
+
+  // Generated per customer: the broker's users (a password and its $7$ hash each) and /metrics
+  // basic auth, which the exporter's environment and the ServiceMonitor's secret refs use.
+  EXPECT_GE(SecretValue(id, "EXPORTER_BASIC_AUTH_PASSWORD").size(), 32u);
+  EXPECT_EQ(SecretValue(id, "EXPORTER_BASIC_AUTH_USERNAME"), "prometheus");
+  EXPECT_GE(SecretValue(id, "MQTT_EXPORTER_PASSWORD").size(), 32u);
+  EXPECT_GE(SecretValue(id, "MQTT_DEVICE_PASSWORD").size(), 32u);
+  EXPECT_NE(SecretValue(id, "MQTT_EXPORTER_PASSWORD"), SecretValue(id, "MQTT_DEVICE_PASSWORD"));
+  EXPECT_TRUE(PasswordHash(id, "billing-exporter").starts_with("$7$101$"));
+  EXPECT_TRUE(PasswordHash(id, "device").starts_with("$7$101$"));
+  const auto exporter =
+      kube_->Object("apps/v1", "Deployment", Namespace(id), "customer-" + id + "-exporter");
+  ASSERT_TRUE(exporter.has_value());
+  std::set<std::string> exporter_env;
+  for (const auto& variable : (*exporter)["spec"]["template"]["spec"]["containers"][0]["env"]) {
+    exporter_env.insert(variable["name"].get<std::string>());
+  }
+  for (const char* name : {"EXPORTER_BASIC_AUTH_USERNAME", "EXPORTER_BASIC_AUTH_PASSWORD",
+                           "MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_CLIENT_ID"}) {
+    EXPECT_EQ(exporter_env.count(name), 1u) << name;
+  }
 
   // The license is a JWT for this customer, signed with the configured key.
   const auto claims =
@@ -599,6 +654,11 @@ TEST_F(ServiceTest, UpgradeReappliesWithNewValuesAndLicenseKeepingTheRest) {
                  R"({"values": {"postgres": {"storageSize": "20Gi"}}})", true);
   EXPECT_EQ(refused.status, 400) << refused.body;
   EXPECT_NE(refused.body.find("values.postgres.storageSize"), std::string::npos) << refused.body;
+  // The broker's users are the provisioner's: an upgrade cannot set a password it knows.
+  refused = Post("/api/customers/" + id + "/deployment/upgrade",
+                 R"({"values": {"mosquitto": {"auth": {"device": {"username": "mine"}}}}})", true);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("values.mosquitto.auth"), std::string::npos) << refused.body;
   EXPECT_EQ(Status(id)["desired_generation"], 2);
 }
 
@@ -879,7 +939,7 @@ TEST_F(ServiceTest, TheStoreDumpHoldsNoTenantSecretAndARestartAppliesIdenticalOb
     ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
     before[id] = ClusterObjects(id);
   }
-  ASSERT_EQ(secrets.size(), 4u);
+  ASSERT_EQ(secrets.size(), 14u);
 
   const auto dump = Dump();
   for (const auto& secret : secrets) {
@@ -890,8 +950,8 @@ TEST_F(ServiceTest, TheStoreDumpHoldsNoTenantSecretAndARestartAppliesIdenticalOb
     }
   }
   const auto key_id = KeyIdOfFile(encryption_key_);
-  EXPECT_EQ(Occurrences(dump, "sealed:v1:"), 4u) << dump;
-  EXPECT_EQ(Occurrences(dump, "sealed:v1:" + key_id + ":"), 4u) << dump;
+  EXPECT_EQ(Occurrences(dump, "sealed:v1:"), 14u) << dump;
+  EXPECT_EQ(Occurrences(dump, "sealed:v1:" + key_id + ":"), 14u) << dump;
 
   // Restarted, every customer is applied again from the store: the same objects, byte for byte,
   // and the API server saw no change (generation 1, one write plus the test's status write).
@@ -934,7 +994,7 @@ TEST_F(ServiceTest, RotationSealsClearAndOldValuesUnderTheNewKeyAndTheOldKeyCanG
   ASSERT_TRUE(WaitForPhase(clear_id, "Ready")) << Status(clear_id).dump();
   ASSERT_TRUE(WaitForPhase(sealed_id, "Ready")) << Status(sealed_id).dump();
   provisioner_->Stop(SIGTERM);
-  EXPECT_NE(provisioner_->Log().find("2 secret chart values are stored in clear"),
+  EXPECT_NE(provisioner_->Log().find("7 secret chart values are stored in clear"),
             std::string::npos)
       << provisioner_->Log();
   const std::map<std::string, std::string> before = {{clear_id, ClusterObjects(clear_id)},
@@ -946,24 +1006,25 @@ TEST_F(ServiceTest, RotationSealsClearAndOldValuesUnderTheNewKeyAndTheOldKeyCanG
   const auto new_id = KeyIdOfFile(new_key);
   auto rotated = Rotate(new_key, old_key);
   ASSERT_EQ(rotated.exit_code, 0) << rotated.output;
-  EXPECT_NE(rotated.output.find("2 values sealed again and 2 values in clear sealed, in 2 "
+  EXPECT_NE(rotated.output.find("7 values sealed again and 7 values in clear sealed, in 2 "
                                 "customers; 0 were already under key id " +
                                 new_id),
             std::string::npos)
       << rotated.output;
   const auto dump = Dump();
-  for (const auto& secret :
-       {clear_secrets[0], clear_secrets[1], sealed_secrets[0], sealed_secrets[1]}) {
-    EXPECT_EQ(dump.find(secret), std::string::npos) << "a tenant secret after rotation";
+  for (const auto* secrets : {&clear_secrets, &sealed_secrets}) {
+    for (const auto& secret : *secrets) {
+      EXPECT_EQ(dump.find(secret), std::string::npos) << "a tenant secret after rotation";
+    }
   }
   EXPECT_EQ(dump.find(old_id), std::string::npos) << "the old key id is still in the store";
-  EXPECT_EQ(Occurrences(dump, "sealed:v1:" + new_id + ":"), 4u) << dump;
+  EXPECT_EQ(Occurrences(dump, "sealed:v1:" + new_id + ":"), 14u) << dump;
 
   // Idempotent: a second run changes nothing, not even the nonces.
   rotated = Rotate(new_key, old_key);
   ASSERT_EQ(rotated.exit_code, 0) << rotated.output;
   EXPECT_NE(rotated.output.find("0 values sealed again and 0 values in clear sealed, in 0 "
-                                "customers; 4 were already"),
+                                "customers; 14 were already"),
             std::string::npos)
       << rotated.output;
   EXPECT_EQ(Dump(), dump);

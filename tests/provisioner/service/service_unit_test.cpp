@@ -702,11 +702,26 @@ StackRenderer ChartRenderer(const std::string& platform_values = "") {
                        ReadChartFile("values.schema.json"));
 }
 
+// Mosquitto $7$ hashes of the two broker passwords below (as tests/provisioner/render/values/).
+constexpr const char* kExporterHash =
+    "$7$101$AQIDBAUGBwgJCgsM$FDlxf28KiDAlbXClbWSBLOEYSeLhupZQiW9BgRi0kIT+"
+    "tvobRpClCZV9YruaNpxzNuyEaoks"
+    "KbUI+3JsajBzKQ==";
+constexpr const char* kDeviceHash =
+    "$7$101$DQ4PEBESExQVFhcY$nDSoMgYAszqT1AVWWgk7UhWp7CmxnufMor3xlo37v0W+"
+    "sg2xljkijbt4PwxKHZHvNX3EkCdp"
+    "n1fV/SM8OQ/LpA==";
+
 nlohmann::ordered_json MinimalCustomer(const std::string& id = "acme42") {
-  return {{"customer", {{"id", id}, {"email", "ops@acme.example"}, {"companyName", "Acme"}}},
-          {"license", {{"key", "header.payload.signature"}}},
-          {"domain", {{"base", "iot.example.com"}}},
-          {"postgres", {{"password", "s3cret-Passw0rd"}}}};
+  return {
+      {"customer", {{"id", id}, {"email", "ops@acme.example"}, {"companyName", "Acme"}}},
+      {"license", {{"key", "header.payload.signature"}}},
+      {"domain", {{"base", "iot.example.com"}}},
+      {"postgres", {{"password", "s3cret-Passw0rd"}}},
+      {"mosquitto",
+       {{"auth",
+         {{"exporter", {{"password", "Exp0rter-Mqtt-Passw0rd"}, {"passwordHash", kExporterHash}}},
+          {"device", {{"password", "Dev1ce-Mqtt-Passw0rd"}, {"passwordHash", kDeviceHash}}}}}}}};
 }
 
 const KubeObject* FindObject(const std::vector<KubeObject>& objects, const std::string& kind,
@@ -940,7 +955,7 @@ TEST(StackRendererTest, EveryOptionalPartRendersEveryKindOfTheChart) {
 // The overlay only switches parts on: the objects both renders have are the same objects.
 TEST(StackRendererTest, EveryOptionalPartKeepsTheCustomersValues) {
   auto values = MinimalCustomer();
-  values["mosquitto"] = {{"maxQueuedMessages", 5000}};
+  values["mosquitto"]["maxQueuedMessages"] = 5000;
   values["ingress"] = {{"enabled", false}, {"exposeMetrics", true}};  // no password needed: off
   const auto renderer =
       ChartRenderer("api:\n  image:\n    repository: registry.example.com/api\n    tag: \"2\"\n");

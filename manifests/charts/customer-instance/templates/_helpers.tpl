@@ -176,7 +176,43 @@ which every release has. The C++ renderer makes the same checks (provisioner/ren
 {{- fail (printf "networkPolicy.apiServerCidrs: %q is not an IPv4 CIDR (e.g. 10.0.0.0/8)" ($cidr | toString)) -}}
 {{- end -}}
 {{- end -}}
+{{- range $role := list "exporter" "device" -}}
+{{- $user := index $v.mosquitto.auth $role -}}
+{{- $path := printf "mosquitto.auth.%s" $role -}}
+{{- if not (regexMatch "^[A-Za-z0-9._-]{1,64}$" ($user.username | default "" | toString)) -}}
+{{- fail (printf "%s.username: must be 1 to 64 characters from A-Z a-z 0-9 . _ -" $path) -}}
+{{- end -}}
+{{- if not (regexMatch "^[A-Za-z0-9._~-]{16,}$" ($user.password | default "" | toString)) -}}
+{{- fail (printf "%s.password: is required, at least 16 characters from A-Z a-z 0-9 . _ ~ -, with passwordHash (its Mosquitto $7$ hash; `provisioner render` generates both)" $path) -}}
+{{- end -}}
+{{- if not (regexMatch "^\\$7\\$[1-9][0-9]{0,8}\\$[A-Za-z0-9+/]{16}\\$[A-Za-z0-9+/]{86}==$" ($user.passwordHash | default "" | toString)) -}}
+{{- fail (printf "%s.passwordHash: is required with the password, a Mosquitto PBKDF2-SHA512 hash ($7$iterations$salt$hash, what mosquitto_passwd writes after \"user:\")" $path) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq ($v.mosquitto.auth.exporter.username | toString) ($v.mosquitto.auth.device.username | toString) -}}
+{{- fail "mosquitto.auth.device.username: must differ from mosquitto.auth.exporter.username" -}}
+{{- end -}}
 {{- if and $v.ingress.enabled $v.ingress.exposeMetrics (not $v.exporter.basicAuth.password) -}}
 {{- fail "exporter.basicAuth.password is required when ingress.exposeMetrics is true: /metrics is never public without auth" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The billing exporter's MQTT client id, reserved to its broker user by the client-id guard. */}}
+{{- define "customer-instance.exporterClientId" -}}
+{{- printf "billing-exporter-%s" (include "customer-instance.id" .) -}}
+{{- end -}}
+
+{{/* Mosquitto's password file: one "user:$7$..." line per broker user. */}}
+{{- define "customer-instance.mosquittoPasswords" -}}
+{{- $auth := .Values.mosquitto.auth -}}
+{{- printf "%s:%s\n%s:%s\n" ($auth.exporter.username | toString) ($auth.exporter.passwordHash | toString) ($auth.device.username | toString) ($auth.device.passwordHash | toString) -}}
+{{- end -}}
+
+{{/*
+Mosquitto's ACL: the exporter reads everything (its subscriptions to # and $SYS/broker/#) and may
+publish nothing; the devices read and write every topic but $SYS, which '#' never matches.
+*/}}
+{{- define "customer-instance.mosquittoAcl" -}}
+{{- $auth := .Values.mosquitto.auth -}}
+{{- printf "# The billing exporter: reads every topic and the broker's totals, publishes nothing.\nuser %s\ntopic read #\ntopic read $SYS/broker/#\n\n# The tenant's devices and API: every topic but $SYS.\nuser %s\ntopic readwrite #\n" ($auth.exporter.username | toString) ($auth.device.username | toString) -}}
 {{- end -}}

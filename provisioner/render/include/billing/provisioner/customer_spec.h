@@ -51,11 +51,21 @@ struct CustomerSpec {
     std::string storage_class;  // empty: the cluster's default StorageClass
   } postgres;
 
+  /// A user of the tenant's broker: its password (for the client) and the password file's hash
+  /// of it (for the broker). Both empty: to be generated.
+  struct BrokerUser {
+    std::string username;       // [A-Za-z0-9._-]{1,64}
+    std::string password;       // [A-Za-z0-9._~-]{16,}
+    std::string password_hash;  // Mosquitto's "$7$<iterations>$<salt>$<hash>"
+  };
+
   struct Mosquitto {
     WorkloadSpec workload;  // workload.port is the MQTT port
     std::int64_t websocket_port = 0;
     std::int64_t sys_interval_seconds = 0;
     std::int64_t max_queued_messages = 0;  // 0: unlimited (mosquitto's meaning)
+    BrokerUser exporter_user;              // mosquitto.auth.exporter: reads #, $SYS/broker/#
+    BrokerUser device_user;                // mosquitto.auth.device: reads and writes #
   } mosquitto;
 
   WorkloadSpec api;

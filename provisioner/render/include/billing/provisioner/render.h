@@ -36,6 +36,10 @@ struct RenderOptions {
   /// password is an error: the provisioner service passes every value, so its renders are
   /// deterministic and never hold a password it did not store. `provisioner render` sets it.
   std::function<std::string()> generate_password;
+  /// Mosquitto's password-file hash of a broker password (identity's MosquittoPasswordHash).
+  /// With generate_password, makes mosquitto.auth.*.password and passwordHash when the values
+  /// leave both empty, and the hash of a given password without one. Unset, both are required.
+  std::function<std::string(const std::string&)> hash_broker_password;
 };
 
 /// One object, with the identity fields pulled out of its manifest for callers (apply, prune).
