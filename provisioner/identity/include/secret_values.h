@@ -22,10 +22,8 @@ inline constexpr std::array<std::string_view, 7> kSecretChartValuePaths = {
     "license.key",        // the tenant's license key (a signed JWT)
     // The broker's users (generated at signup) and their Mosquitto hashes: a hash is sealed too,
     // so that a dump offers nothing to guess against.
-    "mosquitto.auth.exporter.password",
-    "mosquitto.auth.exporter.passwordHash",
-    "mosquitto.auth.device.password",
-    "mosquitto.auth.device.passwordHash",
+    "mosquitto.auth.exporter.password", "mosquitto.auth.exporter.passwordHash",
+    "mosquitto.auth.device.password", "mosquitto.auth.device.passwordHash",
     "exporter.basicAuth.password",  // /metrics basic auth (generated at signup)
 };
 

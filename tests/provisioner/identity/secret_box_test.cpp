@@ -194,12 +194,10 @@ nlohmann::ordered_json Values() {
 TEST(SecretValuesTest, ExactlyTheListedPathsAreSealedAndOpenToTheSameValues) {
   EXPECT_EQ(
       std::set<std::string_view>(kSecretChartValuePaths.begin(), kSecretChartValuePaths.end()),
-      (std::set<std::string_view>{"postgres.password", "license.key",
-                                  "mosquitto.auth.exporter.password",
-                                  "mosquitto.auth.exporter.passwordHash",
-                                  "mosquitto.auth.device.password",
-                                  "mosquitto.auth.device.passwordHash",
-                                  "exporter.basicAuth.password"}));
+      (std::set<std::string_view>{
+          "postgres.password", "license.key", "mosquitto.auth.exporter.password",
+          "mosquitto.auth.exporter.passwordHash", "mosquitto.auth.device.password",
+          "mosquitto.auth.device.passwordHash", "exporter.basicAuth.password"}));
   const auto box = Box(KeyOf(8));
   auto values = Values();
   SealSecretValues(*box, "acme-k3x9qa", values);

@@ -811,7 +811,7 @@ TEST(ProvisionerCliTest, BareCommandListsEverySubcommand) {
 TEST(PodSecurityTest, DefaultValuesMeetTheRestrictedProfile) {
   TempDir dir("provisioner-pod-security");
   const std::vector<std::string> args = {"--set", "customer.id=abc123", "--set", "license.key=k",
-                                         "-f", kBrokerUsers.string()};
+                                         "-f",    kBrokerUsers.string()};
   const auto ours = RenderWithProvisioner(dir, args);
   const auto chart = RenderChart(dir, args);
   ASSERT_EQ(ours.result.exit_code, 0) << ours.result.output;
