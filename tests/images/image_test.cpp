@@ -328,18 +328,31 @@ TEST(ProvisionerImageTest, ConfigAndRuntimeStage) {
       fs::exists(container.Root() / "usr/share/iotistic/charts/customer-instance/Chart.yaml"));
 }
 
+// The broker users of tests/provisioner/render/broker-users.yaml.
+const std::string kExporterBrokerPassword = "Exp0rter-Mqtt-Passw0rd";
+const std::string kExporterBrokerHash =
+    "$7$101$AQIDBAUGBwgJCgsM$FDlxf28KiDAlbXClbWSBLOEYSeLhupZQiW9BgRi0kIT+"
+    "tvobRpClCZV9YruaNpxzNuyEaoksKbUI+3JsajBzKQ==";
+const std::string kDeviceBrokerPassword = "Dev1ce-Mqtt-Passw0rd";
+const std::string kDeviceBrokerHash =
+    "$7$101$DQ4PEBESExQVFhcY$nDSoMgYAszqT1AVWWgk7UhWp7CmxnufMor3xlo37v0W+"
+    "sg2xljkijbt4PwxKHZHvNX3EkCdpn1fV/SM8OQ/LpA==";
+
 TEST(ProvisionerImageTest, RenderFromTheImageEqualsTheHostsByteForByte) {
   Container container(Image("provisioner"));
   const auto version = container.Run({"/usr/bin/provisioner", "--version"}, {}, "65532:65532");
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_EQ(version.output, RunCommand({PROVISIONER_PATH, "--version"}).output);
 
-  const std::vector<std::string> sets = {"--set", "customer.id=abc123",
-                                         "--set", "customer.email=john@example.com",
-                                         "--set", "customer.companyName=Acme Corp",
-                                         "--set", "license.key=eyJhbGc.test.sig",
-                                         "--set", "postgres.password=s3cret-Passw0rd",
-                                         "--set", "exporter.serviceMonitor.enabled=true"};
+  const std::vector<std::string> sets = {
+      "--set", "customer.id=abc123", "--set", "customer.email=john@example.com", "--set",
+      "customer.companyName=Acme Corp", "--set", "license.key=eyJhbGc.test.sig", "--set",
+      "postgres.password=s3cret-Passw0rd", "--set", "exporter.serviceMonitor.enabled=true",
+      // Given, as every generated secret must be for the two renders to agree.
+      "--set", "mosquitto.auth.exporter.password=" + kExporterBrokerPassword, "--set",
+      "mosquitto.auth.exporter.passwordHash=" + kExporterBrokerHash, "--set",
+      "mosquitto.auth.device.password=" + kDeviceBrokerPassword, "--set",
+      "mosquitto.auth.device.passwordHash=" + kDeviceBrokerHash};
   std::vector<std::string> host_argv = {
       PROVISIONER_PATH, "render", "--chart",
       std::string(BILLING_SOURCE_DIR) + "/manifests/charts/customer-instance"};
