@@ -21,6 +21,8 @@
 #include <memory>
 #include <string>
 
+#include "plugin_abi.h"
+
 namespace {
 
 using billing::plugin::GuardDecision;
@@ -56,29 +58,22 @@ extern "C" {
 
 BILLING_PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count,
                                                    const int* supported_versions) {
-  for (int i = 0; i < supported_version_count; ++i) {
-    if (supported_versions[i] == 5) return 5;
-  }
-  return -1;
+  return billing::plugin::NegotiatePluginVersion(supported_version_count, supported_versions);
 }
 
 BILLING_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
                                                 mosquitto_opt* options, int option_count) {
   *userdata = nullptr;
   try {
-    std::vector<std::pair<std::string, std::string>> pairs;
-    for (int i = 0; i < option_count; ++i) {
-      pairs.emplace_back(options[i].key != nullptr ? options[i].key : "",
-                         options[i].value != nullptr ? options[i].value : "");
-    }
+    const auto pairs = billing::plugin::OptionPairs(options, option_count);
     auto parsed = billing::plugin::ParseGuardOptions(pairs);
-    if (const auto* error = std::get_if<std::string>(&parsed)) {
-      mosquitto_log_printf(MOSQ_LOG_ERR, "client-id guard: %s", error->c_str());
+    if (!parsed.ok()) {
+      mosquitto_log_printf(MOSQ_LOG_ERR, "client-id guard: %s", parsed.error().c_str());
       return MOSQ_ERR_INVAL;
     }
     g_guard = std::make_unique<Guard>();
     g_guard->id = identifier;
-    g_guard->options = std::get<GuardOptions>(std::move(parsed));
+    g_guard->options = std::move(parsed).value();
     const int rc =
         mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr, nullptr);
     if (rc != MOSQ_ERR_SUCCESS) {

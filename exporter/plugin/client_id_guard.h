@@ -8,8 +8,9 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
+
+#include "billing/common/result.h"
 
 namespace billing::plugin {
 
@@ -28,7 +29,7 @@ inline GuardDecision DecideConnect(const GuardOptions& options, std::string_view
 
 /// Both options are required and non-empty; the error names the option as written in
 /// mosquitto.conf.
-inline std::variant<GuardOptions, std::string> ParseGuardOptions(
+inline common::Result<GuardOptions> ParseGuardOptions(
     const std::vector<std::pair<std::string, std::string>>& options) {
   GuardOptions parsed;
   for (const auto& [key, value] : options) {
@@ -37,15 +38,16 @@ inline std::variant<GuardOptions, std::string> ParseGuardOptions(
     } else if (key == "username") {
       parsed.username = value;
     } else {
-      return "plugin_opt_" + key + ": unknown option (known: plugin_opt_client_id, " +
-             "plugin_opt_username)";
+      return common::Error{"plugin_opt_" + key + ": unknown option (known: plugin_opt_client_id, " +
+                           "plugin_opt_username)"};
     }
   }
   if (parsed.client_id.empty()) {
-    return std::string("plugin_opt_client_id: required (the client id to reserve)");
+    return common::Error{"plugin_opt_client_id: required (the client id to reserve)"};
   }
   if (parsed.username.empty()) {
-    return std::string("plugin_opt_username: required (the only user that may use the client id)");
+    return common::Error{
+        "plugin_opt_username: required (the only user that may use the client id)"};
   }
   return parsed;
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "meter.h"
+#include "plugin_abi.h"
 #include "plugin_options.h"
 #include "usage_snapshot.h"
 
@@ -157,21 +158,14 @@ extern "C" {
 
 BILLING_PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count,
                                                    const int* supported_versions) {
-  for (int i = 0; i < supported_version_count; ++i) {
-    if (supported_versions[i] == 5) return 5;
-  }
-  return -1;
+  return billing::plugin::NegotiatePluginVersion(supported_version_count, supported_versions);
 }
 
 BILLING_PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
                                                 mosquitto_opt* options, int option_count) {
   *userdata = nullptr;
   try {
-    std::vector<std::pair<std::string, std::string>> pairs;
-    for (int i = 0; i < option_count; ++i) {
-      pairs.emplace_back(options[i].key != nullptr ? options[i].key : "",
-                         options[i].value != nullptr ? options[i].value : "");
-    }
+    const auto pairs = billing::plugin::OptionPairs(options, option_count);
     auto parsed = billing::plugin::ParsePluginOptions(pairs);
     if (!parsed.ok()) {
       mosquitto_log_printf(MOSQ_LOG_ERR, "billing: %s", parsed.error().c_str());

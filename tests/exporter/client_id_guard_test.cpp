@@ -25,12 +25,12 @@ TEST(ClientIdGuardTest, ReservedIdOnlyForTheReservedUserEverythingElseDeferred) 
 
 TEST(ClientIdGuardTest, OptionsAreRequiredAndUnknownOnesNamed) {
   const auto good = ParseGuardOptions({{"client_id", "x"}, {"username", "u"}});
-  ASSERT_TRUE(std::holds_alternative<GuardOptions>(good));
-  EXPECT_EQ(std::get<GuardOptions>(good).client_id, "x");
-  EXPECT_EQ(std::get<GuardOptions>(good).username, "u");
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good.value().client_id, "x");
+  EXPECT_EQ(good.value().username, "u");
   const auto error = [](const std::vector<std::pair<std::string, std::string>>& options) {
     const auto parsed = ParseGuardOptions(options);
-    return std::holds_alternative<std::string>(parsed) ? std::get<std::string>(parsed) : "";
+    return parsed.ok() ? std::string() : parsed.error();
   };
   EXPECT_TRUE(error({{"username", "u"}}).starts_with("plugin_opt_client_id: required"));
   EXPECT_TRUE(error({{"client_id", "x"}}).starts_with("plugin_opt_username: required"));
