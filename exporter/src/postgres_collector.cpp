@@ -220,12 +220,17 @@ std::vector<TableState> ReadRelationStates(pqxx::read_transaction& tx,
 }
 
 // The sizes of the `planned` relations. A failure (a lock taken after its check,
-// statement_timeout) is reported in `error` and leaves the transaction usable: the tables keep
-// their last exact sizes.
-SizeMeasurement MeasureSizes(pqxx::read_transaction& tx, const std::vector<std::uint32_t>& planned,
-                             std::string& error) {
+// statement_timeout) leaves the transaction usable, and the tables keep their last exact sizes;
+// `error` says why (first line), for the sample's error if a never-measured table is among them.
+struct SizeAttempt {
   SizeMeasurement measurement;
-  if (planned.empty()) return measurement;
+  std::string error;
+};
+SizeAttempt MeasureSizes(pqxx::read_transaction& tx, const std::vector<std::uint32_t>& planned) {
+  SizeAttempt attempt;
+  SizeMeasurement& measurement = attempt.measurement;
+  std::string& error = attempt.error;
+  if (planned.empty()) return attempt;
   try {
     pqxx::subtransaction sub(tx, "sizes");
     const auto size_rows = sub.exec_prepared(kRelationSizes, OidArray(planned));
@@ -251,7 +256,7 @@ SizeMeasurement MeasureSizes(pqxx::read_transaction& tx, const std::vector<std::
     Log(LogLevel::kWarn, "postgres",
         "table sizes not measured this sample, the last exact ones are kept: " + error);
   }
-  return measurement;
+  return attempt;
 }
 
 }  // namespace
@@ -271,8 +276,7 @@ CatalogSample ReadCatalog(pqxx::connection& connection, const TableSelection& se
   ReadDatabaseState(tx, sample);
   auto tables = ReadRelationStates(tx, selection, sample);
   const auto planned = sizes.Plan(tables, now);
-  std::string size_error;
-  const SizeMeasurement measurement = MeasureSizes(tx, planned, size_error);
+  const auto [measurement, size_error] = MeasureSizes(tx, planned);
   auto complete =
       sizes.Complete(std::move(tables), planned, measurement, now, &sample.tables_size_measured);
   if (!complete) {
