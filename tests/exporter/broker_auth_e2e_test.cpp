@@ -1,9 +1,10 @@
 // The tenant broker as `provisioner render` configures it, run by Debian's Mosquitto 2.0.11 on
 // 127.0.0.1: the mosquitto.conf of the rendered ConfigMap, the password file and ACL of the
-// rendered Secret, the client-id guard plugin it loads, and the billing exporter started with the
-// rendered Deployment's environment and config.yaml. Only the listener lines (a free port on
-// 127.0.0.1) and the file paths (a temporary directory, the plugin in the build tree) differ from
-// what a pod gets.
+// rendered Secret, the client-id guard and (in plugin mode, the chart's default) billing plugins
+// it loads, and the billing exporter started with the rendered Deployment's environment and
+// config.yaml. Only the listener lines (a free port on 127.0.0.1) and the file paths (a temporary
+// directory, the plugins in the build tree) differ from what a pod gets. Both metering modes of
+// the chart (mosquitto.metering.source) are run.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -24,6 +25,7 @@ namespace fs = std::filesystem;
 constexpr const char* kExporter = BILLING_EXPORTER_PATH;
 constexpr const char* kProvisioner = PROVISIONER_PATH;
 constexpr const char* kGuard = BILLING_GUARD_PATH;
+constexpr const char* kBillingPlugin = BILLING_PLUGIN_PATH;
 constexpr const char* kCustomer = "authtest";
 constexpr const char* kReservedId = "billing-exporter-authtest";
 // What the provisioner's signup generates for /metrics (rendered into the Secret).
@@ -63,12 +65,14 @@ struct Rendered {
   }
 };
 
-Rendered Render() {
-  const auto result =
-      RunCommand({kProvisioner, "render", "--set", std::string("customer.id=") + kCustomer, "--set",
-                  "license.key=test-license", "--set", "mosquitto.sysInterval=1", "--set",
-                  std::string("exporter.basicAuth.password=") + kMetricsPassword},
-                 {}, 60s);
+// `metering`: mosquitto.metering.source.
+Rendered Render(const std::string& metering) {
+  const auto result = RunCommand(
+      {kProvisioner, "render", "--set", std::string("customer.id=") + kCustomer, "--set",
+       "license.key=test-license", "--set", "mosquitto.sysInterval=1", "--set",
+       "mosquitto.metering.source=" + metering, "--set", "mosquitto.metering.snapshotInterval=1",
+       "--set", std::string("exporter.basicAuth.password=") + kMetricsPassword},
+      {}, 60s);
   if (result.exit_code != 0) throw std::runtime_error("provisioner render: " + result.output);
   Rendered rendered;
   for (const auto& document : YAML::LoadAll(result.output)) {
@@ -90,10 +94,12 @@ std::string Replace(std::string text, const std::string& from, const std::string
   return text;
 }
 
-class BrokerAuthTest : public ::testing::Test {
+class BrokerAuthTest : public ::testing::TestWithParam<std::string> {
  protected:
+  bool PluginMode() const { return GetParam() == "plugin"; }
+
   void SetUp() override {
-    rendered_ = Render();
+    rendered_ = Render(GetParam());
     // Mosquitto drops to its own user: the directory and files must be readable by it.
     auth_ = dir_.path() / "auth";
     fs::create_directories(auth_);
@@ -121,6 +127,8 @@ class BrokerAuthTest : public ::testing::Test {
     }
     kept = Replace(kept, "/mosquitto/auth/", auth_.string() + "/");
     kept = Replace(kept, "/usr/lib/iotistic/billing_client_id_guard.so", kGuard);
+    EXPECT_EQ(kept.find("billing_mosquitto_plugin.so") != std::string::npos, PluginMode()) << kept;
+    kept = Replace(kept, "/usr/lib/iotistic/billing_mosquitto_plugin.so", kBillingPlugin);
     broker_ = std::make_unique<MosquittoServer>(1, kept);
     device_user_ = rendered_.secret.at("MQTT_DEVICE_USERNAME");
     device_password_ = rendered_.secret.at("MQTT_DEVICE_PASSWORD");
@@ -173,7 +181,7 @@ class BrokerAuthTest : public ::testing::Test {
   std::string device_user_, device_password_, exporter_user_, exporter_password_;
 };
 
-TEST_F(BrokerAuthTest, AnonymousAndWrongPasswordsAreRefused) {
+TEST_P(BrokerAuthTest, AnonymousAndWrongPasswordsAreRefused) {
   const auto anonymous = Client("mosquitto_pub", {"-t", "devices/x", "-m", "junk"});
   EXPECT_NE(anonymous.exit_code, 0);
   EXPECT_NE(anonymous.output.find("not authorised"), std::string::npos) << anonymous.output;
@@ -187,7 +195,7 @@ TEST_F(BrokerAuthTest, AnonymousAndWrongPasswordsAreRefused) {
   EXPECT_EQ(device.exit_code, 0) << device.output;
 }
 
-TEST_F(BrokerAuthTest, ExporterCountsExactlyAndNobodyElseTakesItsClientId) {
+TEST_P(BrokerAuthTest, ExporterCountsExactlyAndNobodyElseTakesItsClientId) {
   auto exporter = StartExporter();
   ASSERT_TRUE(WaitFor([&] { return FindValue(Scrape(*exporter), "iotistic_mqtt_up") == 1.0; }, 20s))
       << exporter->process().Log();
@@ -212,17 +220,37 @@ TEST_F(BrokerAuthTest, ExporterCountsExactlyAndNobodyElseTakesItsClientId) {
                       "' -q 1 -t devices/dev-1/telemetry -l < '" + input.string() + "'"},
                  {}, 60s);
   ASSERT_EQ(published.exit_code, 0) << published.output;
+  double messages = 40;
+  if (PluginMode()) {
+    // The plugin meters retained publishes too (Mosquitto's own $SYS total leaves them out).
+    const auto retained = Client("mosquitto_pub", {"-u", device_user_, "-P", device_password_, "-r",
+                                                   "-t", "devices/dev-1/state", "-m", "on"});
+    ASSERT_EQ(retained.exit_code, 0) << retained.output;
+    messages += 1;
+    bytes += 2;
+  }
   EXPECT_TRUE(WaitFor(
       [&] {
         const auto samples = Scrape(*exporter);
-        return FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") == 40.0 &&
-               Sum(samples, "iotistic_mqtt_messages_total") == 40.0;
+        return FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") ==
+                   messages &&
+               Sum(samples, "iotistic_mqtt_messages_total") == messages;
       },
       20s))
       << exporter->process().Log();
   auto samples = Scrape(*exporter);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_broker_bytes_received_total"), bytes);
   EXPECT_EQ(Sum(samples, "iotistic_mqtt_payload_bytes_total"), bytes);
+  if (PluginMode()) {
+    // Every message is under 5 KB: one unit each. The device clients were connected for a
+    // moment; the exporter's own connection is unmetered, so it adds nothing.
+    EXPECT_EQ(FindValue(samples, "iotistic_mqtt_message_units_total"), messages);
+    const auto seconds = FindValue(samples, "iotistic_mqtt_connection_seconds_total");
+    ASSERT_TRUE(seconds.has_value());
+    EXPECT_LT(*seconds, 30.0);
+  } else {
+    EXPECT_FALSE(FindValue(samples, "iotistic_mqtt_message_units_total").has_value());
+  }
 
   // The device user cannot take the exporter's session: refused at CONNECT, the exporter stays.
   const auto takeover = Client("mosquitto_sub", {"-u", device_user_, "-P", device_password_, "-i",
@@ -254,6 +282,23 @@ TEST_F(BrokerAuthTest, ExporterCountsExactlyAndNobodyElseTakesItsClientId) {
                                "-t", "$SYS/broker/uptime", "-C", "1", "-W", "5", "-v"});
   EXPECT_NE(exporter_sys.output.find("$SYS/broker/uptime"), std::string::npos)
       << exporter_sys.output;
+  if (PluginMode()) {
+    // The plugin's snapshot (every client's usage) is retained: the exporter's user gets it at
+    // once, the devices never; and in plugin mode the exporter's user reads no device topic.
+    const auto device_usage = Client("mosquitto_sub", {"-u", device_user_, "-P", device_password_,
+                                                       "-t", "$SYS/billing/#", "-W", "3", "-v"});
+    EXPECT_EQ(device_usage.output.find("$SYS/billing/"), std::string::npos) << device_usage.output;
+    const auto exporter_usage = Client(
+        "mosquitto_sub", {"-u", exporter_user_, "-P", exporter_password_, "-i", "usage-reader",
+                          "-t", "$SYS/billing/#", "-C", "1", "-W", "5", "-v"});
+    EXPECT_NE(exporter_usage.output.find("$SYS/billing/v1/snapshot"), std::string::npos)
+        << exporter_usage.output;
+    const auto exporter_devices =
+        Client("mosquitto_sub", {"-u", exporter_user_, "-P", exporter_password_, "-i",
+                                 "device-reader", "-t", "devices/#", "-W", "3", "-v"});
+    EXPECT_EQ(exporter_devices.output.find("devices/dev-1/state"), std::string::npos)
+        << exporter_devices.output;
+  }
 
   // The exporter kept its one connection and its exact counts: the broker never closed its
   // session for another client, and the junk publish was not delivered to it.
@@ -262,8 +307,12 @@ TEST_F(BrokerAuthTest, ExporterCountsExactlyAndNobodyElseTakesItsClientId) {
       << broker_log;
   samples = Scrape(*exporter);
   EXPECT_EQ(FindValue(samples, "iotistic_mqtt_up"), 1.0);
-  EXPECT_EQ(Sum(samples, "iotistic_mqtt_messages_total"), 40.0);
+  EXPECT_EQ(Sum(samples, "iotistic_mqtt_messages_total"), messages);
   EXPECT_EQ(Sum(samples, "iotistic_mqtt_payload_bytes_total"), bytes);
 }
+
+INSTANTIATE_TEST_SUITE_P(MeteringSources, BrokerAuthTest,
+                         ::testing::Values("plugin", "subscription"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -3,9 +3,11 @@
 // its image serves the same /metrics as the host-built binary for the same PostgreSQL and
 // Mosquitto; `provisioner render` from its image, with the baked chart, prints byte for byte what
 // the host's prints; the runtime stage holds no shell, package manager or compiler, and every
-// shared library resolves with the image's own loader. Label "images" (make test-images).
+// shared library resolves with the image's own loader; the broker image runs the chart's broker
+// configuration with both of the project's plugins. Label "images" (make test-images).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/base64.h"
 #include "testbed.h"
 
 namespace {
@@ -371,6 +374,132 @@ TEST(ProvisionerImageTest, RenderFromTheImageEqualsTheHostsByteForByte) {
       image_argv, {{"PROVISIONER_CHART_DIR", "/usr/share/iotistic/charts/customer-instance"}},
       "65532:65532");
   EXPECT_EQ(from_env.output, host.output);
+}
+
+// The rendered objects of `provisioner render ARGS` by kind/name.
+std::map<std::string, YAML::Node> RenderedObjects(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {
+      PROVISIONER_PATH, "render", "--chart",
+      std::string(BILLING_SOURCE_DIR) + "/manifests/charts/customer-instance"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto rendered = RunCommand(argv);
+  if (rendered.exit_code != 0) throw std::runtime_error("provisioner render: " + rendered.output);
+  std::map<std::string, YAML::Node> objects;
+  for (const auto& document : YAML::LoadAll(rendered.output)) {
+    if (!document.IsMap()) continue;
+    objects[document["kind"].as<std::string>() + "/" +
+            document["metadata"]["name"].as<std::string>()] = document;
+  }
+  return objects;
+}
+
+std::string SecretValue(const YAML::Node& secret, const std::string& key) {
+  const auto decoded = billing::common::Base64Decode(secret["data"][key].as<std::string>());
+  if (!decoded) throw std::runtime_error("Secret value " + key + " is not base64");
+  return *decoded;
+}
+
+// The broker image with the chart's broker configuration (mosquitto.conf, password file, ACL;
+// only the listener is 127.0.0.1 and a free port): both plugins load from the image's paths,
+// it runs as its own uid 1883, the client-id guard keeps the exporter's client id for the
+// exporter's user, and the exporter in plugin mode bills what a device publishes from the billing
+// plugin's snapshots.
+TEST(MosquittoImageTest, RunsTheChartsBrokerWithBothPlugins) {
+  Container container(Image("mosquitto"));
+  const auto config = container.Config();
+  EXPECT_EQ(config.value("User", ""), "1883:1883");
+  EXPECT_EQ(config.value("Entrypoint", nlohmann::json::array()),
+            nlohmann::json::array({"/usr/sbin/mosquitto"}));
+  const auto revision = config.value("Labels", nlohmann::json::object())
+                            .value("org.opencontainers.image.revision", "?");
+  EXPECT_NE(RunCommand({PROVISIONER_PATH, "--version"}).output.find("(revision " + revision + ")"),
+            std::string::npos)
+      << "image built from another revision than the host binaries: run `make images`";
+
+  auto objects = RenderedObjects(
+      {"--set", "customer.id=abc123", "--set", "license.key=eyJhbGc.test.sig", "--set",
+       "mosquitto.sysInterval=1", "--set", "mosquitto.metering.snapshotInterval=1", "--set",
+       "mosquitto.auth.exporter.password=" + kExporterBrokerPassword, "--set",
+       "mosquitto.auth.exporter.passwordHash=" + kExporterBrokerHash, "--set",
+       "mosquitto.auth.device.password=" + kDeviceBrokerPassword, "--set",
+       "mosquitto.auth.device.passwordHash=" + kDeviceBrokerHash});
+  const auto& secret = objects.at("Secret/customer-abc123-secrets");
+  const int port = FreePort();
+  std::istringstream rendered_config(
+      objects.at("ConfigMap/customer-abc123-mosquitto-config")["data"]["mosquitto.conf"]
+          .as<std::string>());
+  std::string broker_config = "listener " + std::to_string(port) + " 127.0.0.1\n";
+  for (std::string line; std::getline(rendered_config, line);) {
+    if (!line.starts_with("listener ") && !line.starts_with("protocol ")) {
+      broker_config += line + "\n";
+    }
+  }
+  ASSERT_NE(broker_config.find("plugin /usr/lib/iotistic/billing_mosquitto_plugin.so"),
+            std::string::npos)
+      << broker_config;
+  const fs::path root = container.Root();
+  std::ofstream(root / "mosquitto/config/mosquitto.conf") << broker_config;
+  std::ofstream(root / "mosquitto/auth/passwords") << SecretValue(secret, "MOSQUITTO_PASSWORDS");
+  std::ofstream(root / "mosquitto/auth/acl") << SecretValue(secret, "MOSQUITTO_ACL");
+
+  TempDir dir("image-mosquitto");
+  Process broker(
+      {container.RunArgv({"/usr/sbin/mosquitto", "-c", "/mosquitto/config/mosquitto.conf"}),
+       {},
+       {},
+       dir.path() / "mosquitto.log",
+       std::nullopt});
+  const std::string exporter_user = SecretValue(secret, "MQTT_EXPORTER_USERNAME");
+  const std::string device_user = SecretValue(secret, "MQTT_DEVICE_USERNAME");
+  auto client = [&](const std::string& tool, std::vector<std::string> args) {
+    std::vector<std::string> argv = {tool, "-h", "127.0.0.1", "-p", std::to_string(port)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, {}, std::chrono::seconds(30));
+  };
+  // The billing plugin's retained snapshot, readable by the exporter's user: the broker is up
+  // with both plugins loaded (it refuses to start when a plugin does not load).
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return client("mosquitto_sub",
+                      {"-u", exporter_user, "-P", kExporterBrokerPassword, "-i", "usage-reader",
+                       "-t", "$SYS/billing/v1/snapshot", "-C", "1", "-W", "2"})
+                   .exit_code == 0;
+      },
+      std::chrono::seconds(60)))
+      << broker.Log();
+  EXPECT_EQ(UidBelow(broker.pid(), "mosquitto"), 1883);
+  const auto takeover =
+      client("mosquitto_sub", {"-u", device_user, "-P", kDeviceBrokerPassword, "-i",
+                               "billing-exporter-abc123", "-t", "x", "-W", "2"});
+  EXPECT_NE(takeover.output.find("not authorised"), std::string::npos) << takeover.output;
+
+  // The host's exporter with the rendered exporter config (mqtt.source: plugin).
+  const auto exporter_config = dir.path() / "config.yaml";
+  std::ofstream(exporter_config)
+      << objects.at("ConfigMap/customer-abc123-exporter-config")["data"]["config.yaml"]
+             .as<std::string>();
+  ExporterProcess exporter(BILLING_EXPORTER_PATH, {"--config", exporter_config.string()},
+                           {{"MQTT_URL", "tcp://127.0.0.1:" + std::to_string(port)},
+                            {"MQTT_USERNAME", exporter_user},
+                            {"MQTT_PASSWORD", kExporterBrokerPassword},
+                            {"MQTT_CLIENT_ID", "billing-exporter-abc123"},
+                            {"SAMPLE_INTERVAL", "300ms"}});
+  ASSERT_TRUE(exporter.WaitHealthy()) << exporter.process().Log();
+  for (int i = 0; i < 5; ++i) {
+    const auto published =
+        client("mosquitto_pub", {"-u", device_user, "-P", kDeviceBrokerPassword, "-q", "1", "-t",
+                                 "devices/d1/telemetry", "-m", std::string(6000, 'x')});
+    ASSERT_EQ(published.exit_code, 0) << published.output;
+  }
+  // 6,000 bytes of payload and 20 of topic: two 5 KB units each.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const auto samples = exporter.Scrape();
+        return FindValue(samples, "iotistic_mqtt_broker_publish_messages_received_total") == 5 &&
+               FindValue(samples, "iotistic_mqtt_message_units_total") == 10;
+      },
+      std::chrono::seconds(30)))
+      << exporter.process().Log() << broker.Log();
 }
 
 }  // namespace

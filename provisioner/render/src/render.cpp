@@ -289,14 +289,16 @@ std::vector<KubeObject> NetworkPolicyObjects(const Stack& stack) {
   return objects;
 }
 
-// _helpers.tpl's mosquittoAcl: the exporter reads everything (its subscriptions to # and
-// $SYS/broker/#) and may publish nothing; the devices read and write every topic but $SYS, which
-// '#' never matches.
+// _helpers.tpl's mosquittoAcl: the exporter reads the broker's totals and, in plugin mode, the
+// plugin's snapshots, or in subscription mode every topic (its subscription to #); it publishes
+// nothing. The devices read and write every topic but $SYS, which '#' never matches.
 std::string MosquittoAcl(const CustomerSpec& spec) {
-  return "# The billing exporter: reads every topic and the broker's totals, publishes nothing.\n"
+  const std::string exporter_reads =
+      spec.mosquitto.plugin_metering ? "topic read $SYS/billing/#\n" : "topic read #\n";
+  return "# The billing exporter: reads the broker's totals and its usage, publishes nothing.\n"
          "user " +
-         spec.mosquitto.exporter_user.username +
-         "\ntopic read #\ntopic read $SYS/broker/#\n\n"
+         spec.mosquitto.exporter_user.username + "\n" + exporter_reads +
+         "topic read $SYS/broker/#\n\n"
          "# The tenant's devices and API: every topic but $SYS.\n"
          "user " +
          spec.mosquitto.device_user.username + "\ntopic readwrite #\n";
@@ -347,6 +349,12 @@ KubeObject MosquittoConfigObject(const Stack& stack) {
       "acl_file /mosquitto/auth/acl\nplugin /usr/lib/iotistic/billing_client_id_guard.so\n"
       "plugin_opt_client_id " +
       stack.ExporterClientId() + "\nplugin_opt_username " + mosquitto.exporter_user.username +
+      (mosquitto.plugin_metering
+           ? "\nplugin /usr/lib/iotistic/billing_mosquitto_plugin.so\n"
+             "plugin_opt_billing_snapshot_interval " +
+                 std::to_string(mosquitto.snapshot_interval_seconds) +
+                 "\nplugin_opt_billing_unmetered_client_ids " + stack.ExporterClientId()
+           : std::string()) +
       "\nsys_interval " + std::to_string(mosquitto.sys_interval_seconds) +
       "\nmax_queued_messages " + std::to_string(mosquitto.max_queued_messages) +
       "\npersistence false\nlog_dest stdout\n";
@@ -361,9 +369,11 @@ std::string GoQuoted(const std::string& text) { return "\"" + text + "\""; }
 // configmap-exporter.yaml
 KubeObject ExporterConfigObject(const Stack& stack) {
   const auto& exporter = stack.spec().exporter;
-  const std::string config = "customer_id: " + GoQuoted(stack.spec().id) + "\nlisten: " +
-                             GoQuoted("0.0.0.0:" + std::to_string(exporter.workload.port)) +
-                             "\nsample_interval: " + GoQuoted(exporter.sample_interval) + "\n";
+  const std::string config =
+      "customer_id: " + GoQuoted(stack.spec().id) +
+      "\nlisten: " + GoQuoted("0.0.0.0:" + std::to_string(exporter.workload.port)) +
+      "\nsample_interval: " + GoQuoted(exporter.sample_interval) + "\n" +
+      (stack.spec().mosquitto.plugin_metering ? "mqtt:\n  source: plugin\n" : "");
   return stack.Object("v1", "ConfigMap", stack.Metadata(stack.Name("exporter-config"), "exporter"),
                       {{"data", M({{"config.yaml", config}})}});
 }

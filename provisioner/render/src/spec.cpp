@@ -319,6 +319,11 @@ void ReadMosquitto(const Reader& in, CustomerSpec& spec) {
   spec.mosquitto.sys_interval_seconds = in.Integer("mosquitto.sysInterval", 1, 3600);
   // Below 1e6: Helm reads values as float64 and would print larger numbers as 1e+06.
   spec.mosquitto.max_queued_messages = in.Integer("mosquitto.maxQueuedMessages", 0, 999999);
+  static const std::regex kMeteringSource("plugin|subscription");
+  spec.mosquitto.plugin_metering = in.Matching("mosquitto.metering.source", kMeteringSource,
+                                               "plugin or subscription") == "plugin";
+  spec.mosquitto.snapshot_interval_seconds =
+      in.Integer("mosquitto.metering.snapshotInterval", 1, 3600);
   spec.mosquitto.exporter_user = ReadBrokerUser(in, "mosquitto.auth.exporter");
   spec.mosquitto.device_user = ReadBrokerUser(in, "mosquitto.auth.device");
   if (spec.mosquitto.exporter_user.username == spec.mosquitto.device_user.username) {

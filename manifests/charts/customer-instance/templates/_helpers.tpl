@@ -209,10 +209,15 @@ which every release has. The C++ renderer makes the same checks (provisioner/ren
 {{- end -}}
 
 {{/*
-Mosquitto's ACL: the exporter reads everything (its subscriptions to # and $SYS/broker/#) and may
-publish nothing; the devices read and write every topic but $SYS, which '#' never matches.
+Mosquitto's ACL: the exporter reads the broker's totals ($SYS/broker/#) and, in plugin mode, the
+billing plugin's snapshots ($SYS/billing/#), in subscription mode every topic (its subscription to
+#); it publishes nothing. The devices read and write every topic but $SYS, which '#' never matches.
 */}}
 {{- define "customer-instance.mosquittoAcl" -}}
 {{- $auth := .Values.mosquitto.auth -}}
-{{- printf "# The billing exporter: reads every topic and the broker's totals, publishes nothing.\nuser %s\ntopic read #\ntopic read $SYS/broker/#\n\n# The tenant's devices and API: every topic but $SYS.\nuser %s\ntopic readwrite #\n" ($auth.exporter.username | toString) ($auth.device.username | toString) -}}
+{{- $reads := "topic read #" -}}
+{{- if eq (.Values.mosquitto.metering.source | toString) "plugin" -}}
+{{- $reads = "topic read $SYS/billing/#" -}}
+{{- end -}}
+{{- printf "# The billing exporter: reads the broker's totals and its usage, publishes nothing.\nuser %s\n%s\ntopic read $SYS/broker/#\n\n# The tenant's devices and API: every topic but $SYS.\nuser %s\ntopic readwrite #\n" ($auth.exporter.username | toString) $reads ($auth.device.username | toString) -}}
 {{- end -}}

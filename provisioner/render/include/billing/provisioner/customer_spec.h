@@ -64,8 +64,13 @@ struct CustomerSpec {
     std::int64_t websocket_port = 0;
     std::int64_t sys_interval_seconds = 0;
     std::int64_t max_queued_messages = 0;  // 0: unlimited (mosquitto's meaning)
-    BrokerUser exporter_user;              // mosquitto.auth.exporter: reads #, $SYS/broker/#
-    BrokerUser device_user;                // mosquitto.auth.device: reads and writes #
+    // mosquitto.metering.source: the billing plugin in the broker counts (true), or the exporter
+    // subscribes to '#' (false).
+    bool plugin_metering = true;
+    std::int64_t snapshot_interval_seconds = 0;  // the plugin's, in plugin mode
+    BrokerUser
+        exporter_user;       // mosquitto.auth.exporter: reads $SYS/broker/# and # or $SYS/billing/#
+    BrokerUser device_user;  // mosquitto.auth.device: reads and writes #
   } mosquitto;
 
   WorkloadSpec api;
