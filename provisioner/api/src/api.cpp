@@ -15,6 +15,7 @@
 #include "billing/common/customer_id.h"
 #include "billing/common/log.h"
 #include "billing/provisioner/value.h"
+#include "generated_values.h"
 #include "signup.h"
 #include "value_json.h"
 
@@ -287,19 +288,10 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
     } release{hashing_slots_};
     customer.password_hash = HashPassword(signup.password);
   }
-  const auto postgres_password = RandomToken(24);
-  // The broker's users (a password each and its password-file hash) and the exporter's basic
-  // auth: generated once here, kept in the stored values, rendered into the tenant's Secret.
-  const auto exporter_mqtt_password = RandomToken(24);
-  const auto device_mqtt_password = RandomToken(24);
-  const nlohmann::json mosquitto_auth = {
-      {"exporter",
-       {{"password", exporter_mqtt_password},
-        {"passwordHash", MosquittoPasswordHash(exporter_mqtt_password)}}},
-      {"device",
-       {{"password", device_mqtt_password},
-        {"passwordHash", MosquittoPasswordHash(device_mqtt_password)}}}};
-  const auto metrics_password = RandomToken(24);
+  // The database password, the broker's users (a password each and its password-file hash) and
+  // the exporter's basic auth: generated once here, kept in the stored values, rendered into the
+  // tenant's Secret.
+  const auto generated = MissingGeneratedValues(nlohmann::ordered_json::object());
 
   for (int attempt = 0; attempt < kMaxIdAttempts; ++attempt) {
     customer.id = MakeCustomerId(signup.company_name, RandomIdSuffix(6));
@@ -309,10 +301,8 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
         {"customer",
          {{"id", customer.id}, {"email", customer.email}, {"companyName", customer.company_name}}},
         {"license", {{"key", license}}},
-        {"domain", {{"base", options_.domain_base}}},
-        {"postgres", {{"password", postgres_password}}},
-        {"mosquitto", {{"auth", mosquitto_auth}}},
-        {"exporter", {{"basicAuth", {{"password", metrics_password}}}}}};
+        {"domain", {{"base", options_.domain_base}}}};
+    customer.chart_values.merge_patch(generated);
     // Render once before storing: values that cannot be deployed are refused now, not later.
     if (auto objects = deps_.renderer.Render(customer.chart_values); !objects.ok()) {
       return ErrorResponse(400, objects.error());

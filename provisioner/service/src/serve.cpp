@@ -12,6 +12,8 @@
 #include "billing/common/signals.h"
 #include "deployer.h"
 #include "encryption_keys.h"
+#include "generated_values.h"
+#include "generated_values_backfill.h"
 #include "identity.h"
 #include "reconciler.h"
 #include "serve_config.h"
@@ -69,23 +71,12 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
       common::ReadTextFile(config.chart_dir + "/values.schema.json").value_or(""));
   // A customer that the platform's values could never deploy is a configuration error: say so
   // now rather than at the first signup.
-  if (auto probe = renderer.Render(
-          {{"customer",
-            {{"id", "probe"}, {"email", "probe@example.com"}, {"companyName", "Probe"}}},
-           {"license", {{"key", "probe"}}},
-           {"domain", {{"base", config.api.domain_base}}},
-           {"postgres", {{"password", "probe-password"}}},
-           // What a signup generates, with fixed passwords.
-           {"mosquitto",
-            {{"auth",
-              {{"exporter",
-                {{"password", "probe-exporter-password"},
-                 {"passwordHash", MosquittoPasswordHash("probe-exporter-password")}}},
-               {"device",
-                {{"password", "probe-device-password"},
-                 {"passwordHash", MosquittoPasswordHash("probe-device-password")}}}}}}},
-           {"exporter", {{"basicAuth", {{"password", "probe-metrics-password"}}}}}});
-      !probe.ok()) {
+  nlohmann::ordered_json probe_values = {
+      {"customer", {{"id", "probe"}, {"email", "probe@example.com"}, {"companyName", "Probe"}}},
+      {"license", {{"key", "probe"}}},
+      {"domain", {{"base", config.api.domain_base}}}};
+  probe_values.merge_patch(MissingGeneratedValues(probe_values));  // what a signup generates
+  if (auto probe = renderer.Render(probe_values); !probe.ok()) {
     return Fail(kExitBadConfig,
                 "the chart with PROVISIONER_VALUES_FILE and PROVISIONER_DOMAIN_BASE "
                 "cannot render a customer: " +
@@ -109,6 +100,12 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
     store.emplace(config.database_url, config.api.threads + 2, secret_box.value());
     if (auto refused = CheckStoredSecrets(*store, secret_box.value().get())) {
       return Fail(kExitBadConfig, refused->message);
+    }
+    if (const auto backfill = BackfillGeneratedValues(*store); backfill.skipped > 0) {
+      Log(LogLevel::kWarn, "serve",
+          std::to_string(backfill.skipped) +
+              " customers lack generated chart values that could not be added now (unreadable "
+              "secrets or a concurrent change); the next start retries");
     }
   } catch (const std::exception& e) {
     return Fail(kExitUnavailable, std::string("DATABASE_URL: cannot open the store: ") + e.what());

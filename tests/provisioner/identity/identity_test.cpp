@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "billing/common/base64.h"
+#include "generated_values.h"
 #include "signup.h"
 #include "testbed.h"
 
@@ -107,6 +108,46 @@ TEST(PasswordTest, MalformedOrForeignHashesNeverVerify) {
 
 // ---------------------------------------------------------------------------------------------
 // Random credentials
+
+TEST(GeneratedValuesTest, EmptyValuesGetEveryGeneratedValue) {
+  const auto patch = MissingGeneratedValues(nlohmann::ordered_json::object());
+  using Pointer = nlohmann::ordered_json::json_pointer;
+  for (const char* path : {"/postgres/password", "/mosquitto/auth/exporter/password",
+                           "/mosquitto/auth/device/password", "/exporter/basicAuth/password"}) {
+    ASSERT_TRUE(patch.contains(Pointer(path))) << path << " in " << patch.dump();
+    EXPECT_EQ(patch.at(Pointer(path)).get<std::string>().size(), 32u) << path;
+  }
+  for (const char* user : {"exporter", "device"}) {
+    const std::string base = std::string("/mosquitto/auth/") + user;
+    EXPECT_TRUE(
+        patch.at(Pointer(base + "/passwordHash")).get<std::string>().starts_with("$7$101$"));
+  }
+  EXPECT_NE(patch.at(Pointer("/mosquitto/auth/exporter/password")),
+            patch.at(Pointer("/mosquitto/auth/device/password")));
+}
+
+TEST(GeneratedValuesTest, OnlyWhatIsMissingIsGeneratedAndExistingPasswordsKeepTheirValue) {
+  nlohmann::ordered_json stored = {
+      {"postgres", {{"password", "kept-database-password"}}},
+      {"exporter", {{"basicAuth", {{"username", "prometheus"}}}}},
+      {"mosquitto",
+       {{"auth", {{"device", {{"password", "kept-device-password"}, {"passwordHash", ""}}}}}}}};
+  const auto patch = MissingGeneratedValues(stored);
+  EXPECT_FALSE(patch.contains("postgres")) << patch.dump();
+  EXPECT_TRUE(patch["exporter"]["basicAuth"].contains("password"));
+  EXPECT_FALSE(patch["exporter"]["basicAuth"].contains("username"));
+  // The device keeps its password (its clients hold it); only the broker's hash is added.
+  EXPECT_FALSE(patch["mosquitto"]["auth"]["device"].contains("password"));
+  const auto hash = patch["mosquitto"]["auth"]["device"]["passwordHash"].get<std::string>();
+  EXPECT_TRUE(hash.starts_with("$7$"));
+  EXPECT_TRUE(patch["mosquitto"]["auth"]["exporter"].contains("password"));
+
+  stored.merge_patch(patch);
+  EXPECT_EQ(stored["exporter"]["basicAuth"]["username"], "prometheus");
+  EXPECT_EQ(stored["mosquitto"]["auth"]["device"]["password"], "kept-device-password");
+  // Complete now: nothing more to generate.
+  EXPECT_EQ(MissingGeneratedValues(stored), nlohmann::ordered_json::object());
+}
 
 TEST(RandomTokenTest, IsUnpaddedBase64UrlOfTheRequestedBytes) {
   static const std::regex kAlphabet("[A-Za-z0-9_-]*");

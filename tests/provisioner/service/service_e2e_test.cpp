@@ -973,6 +973,55 @@ TEST_F(ServiceTest, TheStoreDumpHoldsNoTenantSecretAndARestartAppliesIdenticalOb
   EXPECT_NE(log.find("sealed with AES-256-GCM under key id " + key_id), std::string::npos) << log;
 }
 
+// A customer stored before broker authentication has no broker users and no exporter password;
+// the chart requires the users, so its values no longer render. At start the provisioner
+// generates them once, as an upgrade, and the stack is applied again with them.
+TEST_F(ServiceTest, ACustomerStoredWithoutGeneratedValuesGetsThemOnceAtStart) {
+  StartProvisioner();
+  const auto id = Signup("old@customer.example", "Old Customer");
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s)) << Status(id).dump();
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  const auto database_password = SecretValue(id, "POSTGRES_PASSWORD");
+  provisioner_->Stop(SIGTERM);
+  // The row as an older provisioner wrote it.
+  postgres_->Psql(
+      "UPDATE deployments SET chart_values = (chart_values - 'mosquitto') #- "
+      "'{exporter,basicAuth}' WHERE customer_id = '" +
+          id + "'",
+      database_);
+  ASSERT_EQ(postgres_->Psql("SELECT chart_values ? 'mosquitto' FROM deployments", database_), "f");
+
+  StartProvisioner();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto status = Status(id);
+        return status.value("desired_generation", 0) == 2 &&
+               status.value("applied_generation", 0) == 2 && status.value("phase", "") == "Ready";
+      },
+      30s))
+      << Status(id).dump();
+  // Stored sealed, rendered into the Secret: both users in the password file, the exporter's
+  // password for /metrics; the database password is the one the customer had.
+  const auto sealed = [&](const std::string& path) {
+    return postgres_->Psql("SELECT chart_values #>> '{" + path +
+                               "}' FROM deployments WHERE customer_id = '" + id + "'",
+                           database_);
+  };
+  EXPECT_TRUE(provisioner::SecretBox::IsSealed(sealed("mosquitto,auth,device,password")));
+  EXPECT_TRUE(provisioner::SecretBox::IsSealed(sealed("exporter,basicAuth,password")));
+  EXPECT_EQ(TenantSecrets(id).size(), 7u);
+  EXPECT_EQ(SecretValue(id, "POSTGRES_PASSWORD"), database_password);
+  EXPECT_TRUE(PasswordHash(id, SecretValue(id, "MQTT_DEVICE_USERNAME")).starts_with("$7$"));
+
+  // Once: another start changes nothing.
+  const auto device_password = SecretValue(id, "MQTT_DEVICE_PASSWORD");
+  provisioner_->Stop(SIGTERM);
+  StartProvisioner();
+  EXPECT_EQ(Status(id).value("desired_generation", 0), 2);
+  EXPECT_EQ(SecretValue(id, "MQTT_DEVICE_PASSWORD"), device_password);
+}
+
 TEST_F(ServiceTest, RotationSealsClearAndOldValuesUnderTheNewKeyAndTheOldKeyCanGo) {
   // A customer from before encryption (the explicit opt-out stores in clear, and says so)...
   StartProvisioner(
