@@ -43,18 +43,30 @@ std::size_t Meter::ClientFor(std::string_view client_id, std::optional<std::stri
   return slot;
 }
 
+void Meter::GiveRecord(Open& open) {
+  open.client = ClientFor(open.client_id, open.username);
+  ++clients_[open.client].record.connections_open;
+  open.client_id.clear();
+  open.username.reset();
+}
+
 void Meter::Connect(Connection connection, std::string_view client_id,
                     std::optional<std::string_view> username, std::int64_t now_ms) {
   if (connections_.contains(connection)) return;
   for (const auto& unmetered : limits_.unmetered_client_ids) {
     if (client_id == unmetered) {
-      connections_.emplace(connection, Open{kUnmetered, now_ms});
+      connections_.emplace(connection, Open{kUnmetered, now_ms, {}, {}});
       return;
     }
   }
-  const std::size_t client = ClientFor(client_id, username);
-  connections_.emplace(connection, Open{client, now_ms});
-  ++clients_[client].record.connections_open;
+  Open open{kNoRecordYet, now_ms, std::string(client_id),
+            username ? std::optional<std::string>(*username) : std::nullopt};
+  key_.assign(client_id);
+  key_.push_back('\0');
+  key_.push_back(username ? '+' : '-');
+  if (username) key_.append(*username);
+  if (client_index_.contains(key_)) GiveRecord(open);  // a known client: no new record taken
+  connections_.emplace(connection, std::move(open));
 }
 
 void Meter::Disconnect(Connection connection, std::int64_t now_ms) {
@@ -63,6 +75,14 @@ void Meter::Disconnect(Connection connection, std::int64_t now_ms) {
   if (it->second.client == kUnmetered) {
     connections_.erase(it);
     return;
+  }
+  if (it->second.client == kNoRecordYet) {
+    if (now_ms - it->second.since_ms >= kRecordAfterMs) {
+      GiveRecord(it->second);
+    } else {
+      it->second.client = OtherClient();
+      ++clients_[it->second.client].record.connections_open;
+    }
   }
   auto& record = clients_[it->second.client].record;
   if (now_ms > it->second.since_ms) {
@@ -107,6 +127,7 @@ bool Meter::Publish(Connection connection, std::string_view topic, std::uint64_t
   const auto it = connections_.find(connection);
   if (it == connections_.end()) return false;
   if (it->second.client == kUnmetered) return true;
+  if (it->second.client == kNoRecordYet) GiveRecord(it->second);  // its first PUBLISH only
   const std::uint64_t topic_bytes = topic.size();
   const std::uint64_t units = MessageUnits(payload_bytes + topic_bytes);
   Add(clients_[it->second.client].record.usage, payload_bytes, topic_bytes, units);
@@ -114,18 +135,24 @@ bool Meter::Publish(Connection connection, std::string_view topic, std::uint64_t
   return true;
 }
 
-Snapshot Meter::Take(std::int64_t now_ms) const {
+Snapshot Meter::Take(std::int64_t now_ms) {
+  for (auto& [connection, open] : connections_) {
+    if (open.client == kNoRecordYet && now_ms - open.since_ms >= kRecordAfterMs) GiveRecord(open);
+  }
   Snapshot snapshot;
   snapshot.clients.reserve(clients_.size());
   for (const auto& slot : clients_) snapshot.clients.push_back(slot.record);
   for (const auto& [connection, open] : connections_) {
-    if (open.client != kUnmetered && now_ms > open.since_ms) {
+    if (open.client < kNoRecordYet && now_ms > open.since_ms) {
       snapshot.clients[open.client].usage.connection_ms +=
           static_cast<std::uint64_t>(now_ms - open.since_ms);
     }
   }
   for (const auto& client : snapshot.clients) snapshot.total += client.usage;
   for (const auto& client : snapshot.clients) snapshot.connections_open += client.connections_open;
+  for (const auto& [connection, open] : connections_) {
+    if (open.client == kNoRecordYet) ++snapshot.connections_open;
+  }
   snapshot.groups.reserve(groups_.size());
   for (const auto& slot : groups_) snapshot.groups.push_back(slot.record);
   return snapshot;

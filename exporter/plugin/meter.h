@@ -1,8 +1,14 @@
 // The broker plugin's counting logic, apart from the broker: connections come and go, PUBLISH
 // packets are counted per client (client id and user name) and per topic group, and a Snapshot
 // reads it all. Mosquitto calls a plugin from its one main thread, so the meter has one thread and
-// needs no lock at all. Publish() is the hot path: it allocates nothing once the client is
-// connected and its topic group exists (both are created at most once, within the caps).
+// needs no lock at all. Publish() is the hot path: it allocates nothing once the connection has
+// its client record and its topic group exists (both are created at most once, within the caps).
+//
+// A connection earns a client record (one of max_clients) by publishing or by staying connected
+// for kRecordAfterMs; one that ends sooner without publishing adds its time to the "other" record.
+// Mosquitto 2.0 tells a plugin about a CONNECT before the password file decides, so without this a
+// stream of refused CONNECTs with fresh client ids (closed by the broker at once) would take every
+// record and leave the tenant's real devices unattributed. Totals are exact either way.
 #pragma once
 
 #include <cstdint>
@@ -34,8 +40,12 @@ class Meter {
   Meter(const Meter&) = delete;
   Meter& operator=(const Meter&) = delete;
 
+  /// Connections that neither publish nor last this long are counted in the "other" record.
+  static constexpr std::int64_t kRecordAfterMs = 1000;
+
   /// A client connected (authenticated) at `now_ms` (a monotonic clock). Connecting the same
-  /// connection again (a second authentication) keeps its first start.
+  /// connection again (a second authentication) keeps its first start. A client that already has
+  /// a record uses it at once; a new one gets its record when it earns it (see above).
   void Connect(Connection connection, std::string_view client_id,
                std::optional<std::string_view> username, std::int64_t now_ms);
   /// The connection ended, cleanly or not. Unknown connections (never authenticated) are ignored.
@@ -45,9 +55,11 @@ class Meter {
   /// some listeners): the caller then connects it and publishes again, so nothing is missed.
   bool Publish(Connection connection, std::string_view topic, std::uint64_t payload_bytes);
 
-  /// Everything counted so far; open connections count up to `now_ms`. The caller fills in the
-  /// broker's start time, the snapshot time and the sequence.
-  Snapshot Take(std::int64_t now_ms) const;
+  /// Everything counted so far; open connections count up to `now_ms`, but one still without a
+  /// record (younger than kRecordAfterMs, no PUBLISH yet) only once it has one or ends, so that no
+  /// count ever moves from "other" to a client. Gives a record to every connection that earned
+  /// one. The caller fills in the broker's start time, the snapshot time and the sequence.
+  Snapshot Take(std::int64_t now_ms);
 
   std::size_t open_connections() const { return connections_.size(); }
 
@@ -59,9 +71,13 @@ class Meter {
     GroupUsage record;
   };
   static constexpr std::size_t kUnmetered = SIZE_MAX;
+  static constexpr std::size_t kNoRecordYet = SIZE_MAX - 1;
   struct Open {
-    std::size_t client;  // index into clients_, or kUnmetered
+    std::size_t client;  // index into clients_, kUnmetered, or kNoRecordYet
     std::int64_t since_ms;
+    // Until the connection has its record: who it is.
+    std::string client_id;
+    std::optional<std::string> username;
   };
   struct TransparentHash {
     using is_transparent = void;
@@ -71,6 +87,8 @@ class Meter {
 
   std::size_t ClientFor(std::string_view client_id, std::optional<std::string_view> username);
   std::size_t OtherClient();
+  // Gives `open` its client record and counts it open there.
+  void GiveRecord(Open& open);
   std::size_t GroupFor(std::string_view topic);
 
   const MeterLimits limits_;

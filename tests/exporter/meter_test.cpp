@@ -82,7 +82,45 @@ TEST(MeterTest, SameClientIdWithAnotherUserIsAnotherClient) {
   meter.Connect(&kA, "dev-1", "alice", 0);
   meter.Connect(&kB, "dev-1", "bob", 0);
   meter.Connect(&kC, "dev-1", std::nullopt, 0);
-  EXPECT_EQ(meter.Take(0).clients.size(), 3u);
+  EXPECT_EQ(meter.Take(Meter::kRecordAfterMs).clients.size(), 3u);
+}
+
+// The password file decides after the plugin saw the CONNECT, and the broker closes a refused
+// client at once: a stream of them with fresh client ids must not take the records of the
+// tenant's devices. Their moments go to "other"; a device that publishes or stays gets its record.
+TEST(MeterTest, ShortSilentConnectionsTakeNoRecordButTheirTimeStaysInTheTotal) {
+  Meter meter({3, 1, 10, {}});
+  const int refused[50] = {};
+  for (int i = 0; i < 50; ++i) {
+    meter.Connect(&refused[i], "scan-" + std::to_string(i), "guess", 100 * i);
+    meter.Disconnect(&refused[i], 100 * i + 2);
+  }
+  meter.Connect(&kA, "dev-1", "device", 10000);
+  ASSERT_TRUE(meter.Publish(&kA, "t", 1));       // publishing: a record at once
+  meter.Connect(&kB, "dev-2", "device", 10000);  // silent, but stays
+  meter.Connect(&kC, "dev-3", "device", 10000);  // silent, and leaves within the second
+  // Not yet a second old: dev-2's time is not counted anywhere, so it can still go to its own
+  // record without "other" ever going down.
+  auto s = meter.Take(10500);
+  EXPECT_EQ(s.connections_open, 3u);
+  EXPECT_EQ(s.total.connection_ms, 100u + 500u);
+  meter.Disconnect(&kC, 10900);
+  s = meter.Take(11000);
+  ASSERT_NE(Find(s, "dev-1"), nullptr);
+  ASSERT_NE(Find(s, "dev-2"), nullptr);
+  EXPECT_EQ(Find(s, "dev-2")->usage.connection_ms, 1000u);
+  EXPECT_EQ(Find(s, "scan-0"), nullptr);
+  EXPECT_EQ(Find(s, "dev-3"), nullptr);
+  ASSERT_NE(Other(s), nullptr);
+  EXPECT_EQ(Other(s)->usage.connection_ms, 50u * 2 + 900u);
+  EXPECT_EQ(s.clients.size(), 3u);  // dev-1, dev-2 and "other": one named record still free
+  EXPECT_EQ(s.total.connection_ms, 100u + 1000u + 1000u + 900u);
+  EXPECT_EQ(s.connections_open, 2u);
+  // A device that has a record keeps using it, even for a moment's silent connection.
+  meter.Disconnect(&kB, 11000);
+  meter.Connect(&kB, "dev-2", "device", 20000);
+  meter.Disconnect(&kB, 20010);
+  EXPECT_EQ(Find(meter.Take(30000), "dev-2")->usage.connection_ms, 1010u);
 }
 
 TEST(MeterTest, UnknownConnectionIsNotCountedUntilConnected) {
