@@ -411,9 +411,9 @@ ApiServer::Response ApiServer::RequestUpgrade(const std::string& customer_id,
   if (auto objects = deps_.renderer.Render(values_json); !objects.ok()) {
     return ErrorResponse(400, "values: " + objects.error());
   }
-  std::int64_t generation = 0;
-  switch (deps_.store.RequestUpgrade(customer_id, values_json, deployment.desired_generation,
-                                     &generation, new_plan)) {
+  const auto upgraded =
+      deps_.store.RequestUpgrade(customer_id, values_json, deployment.desired_generation, new_plan);
+  switch (upgraded.outcome) {
     case Store::ChangeOutcome::kUnknownCustomer:
       return UnknownCustomer(customer_id);
     case Store::ChangeOutcome::kDeleted:
@@ -423,7 +423,7 @@ ApiServer::Response ApiServer::RequestUpgrade(const std::string& customer_id,
   }
   if (deps_.wake_reconciler) deps_.wake_reconciler();
   return Json(202, {{"customer_id", customer_id},
-                    {"desired_generation", generation},
+                    {"desired_generation", upgraded.generation},
                     {"status_url", "/api/customers/" + customer_id + "/deployment/status"}});
 }
 

@@ -22,15 +22,14 @@ BackfillReport BackfillGeneratedValues(Store& store) {
     if (missing.empty()) continue;
     auto values = deployment->chart_values;
     values.merge_patch(missing);
-    std::int64_t generation = 0;
-    if (store.RequestUpgrade(id, values, deployment->desired_generation, &generation) !=
-        Store::ChangeOutcome::kAccepted) {
+    const auto upgraded = store.RequestUpgrade(id, values, deployment->desired_generation);
+    if (upgraded.outcome != Store::ChangeOutcome::kAccepted) {
       ++report.skipped;  // upgraded, deleted or completed by another provisioner meanwhile
       continue;
     }
     Log(LogLevel::kInfo, "serve",
         "customer " + id + ": generated the chart values it was stored without (generation " +
-            std::to_string(generation) + ")");
+            std::to_string(upgraded.generation) + ")");
     ++report.completed;
   }
   return report;

@@ -107,14 +107,18 @@ class Store {
   bool CustomerExists(const std::string& customer_id);
 
   enum class ChangeOutcome { kAccepted, kUnknownCustomer, kDeleted };
+  struct UpgradeOutcome {
+    ChangeOutcome outcome = ChangeOutcome::kUnknownCustomer;
+    std::int64_t generation = 0;  // the new desired generation, when kAccepted
+  };
   /// New chart values (already merged and validated by the caller): desired generation + 1.
   /// `expected_generation` guards against a concurrent upgrade (kDeleted is also returned when
   /// the deployment is being deleted).
   /// `plan`, when set, becomes the customer's plan (a new license key was issued or given).
-  ChangeOutcome RequestUpgrade(const std::string& customer_id,
-                               const nlohmann::ordered_json& chart_values,
-                               std::int64_t expected_generation, std::int64_t* new_generation,
-                               const std::optional<std::string>& plan = std::nullopt);
+  UpgradeOutcome RequestUpgrade(const std::string& customer_id,
+                                const nlohmann::ordered_json& chart_values,
+                                std::int64_t expected_generation,
+                                const std::optional<std::string>& plan = std::nullopt);
   /// The customer's plan (that of its current license key); nullopt for an unknown customer.
   std::optional<std::string> CustomerPlan(const std::string& customer_id);
   /// Desired absent; idempotent.

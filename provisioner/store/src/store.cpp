@@ -193,21 +193,20 @@ bool Store::CustomerExists(const std::string& customer_id) {
   return !tx.exec_params("SELECT 1 FROM customers WHERE id = $1", customer_id).empty();
 }
 
-Store::ChangeOutcome Store::RequestUpgrade(const std::string& customer_id,
-                                           const nlohmann::ordered_json& chart_values,
-                                           std::int64_t expected_generation,
-                                           std::int64_t* new_generation,
-                                           const std::optional<std::string>& plan) {
+Store::UpgradeOutcome Store::RequestUpgrade(const std::string& customer_id,
+                                            const nlohmann::ordered_json& chart_values,
+                                            std::int64_t expected_generation,
+                                            const std::optional<std::string>& plan) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
   const auto current = tx.exec_params(
       "SELECT desired_state, desired_generation FROM deployments WHERE customer_id = $1 "
       "FOR UPDATE",
       customer_id);
-  if (current.empty()) return ChangeOutcome::kUnknownCustomer;
+  if (current.empty()) return {ChangeOutcome::kUnknownCustomer};
   if (current[0][0].as<std::string>() != "present" ||
       current[0][1].as<std::int64_t>() != expected_generation) {
-    return ChangeOutcome::kDeleted;
+    return {ChangeOutcome::kDeleted};
   }
   const auto row = tx.exec_params(
       "UPDATE deployments SET chart_values = $2::jsonb, desired_generation = desired_generation + "
@@ -218,8 +217,7 @@ Store::ChangeOutcome Store::RequestUpgrade(const std::string& customer_id,
       customer_id, Sealed(*secrets_, customer_id, chart_values));
   if (plan) tx.exec_params("UPDATE customers SET plan = $2 WHERE id = $1", customer_id, *plan);
   tx.commit();
-  if (new_generation) *new_generation = row[0][0].as<std::int64_t>();
-  return ChangeOutcome::kAccepted;
+  return {ChangeOutcome::kAccepted, row[0][0].as<std::int64_t>()};
 }
 
 Store::ChangeOutcome Store::RequestDelete(const std::string& customer_id) {
