@@ -461,11 +461,13 @@ KubeObject MosquittoDeploymentObject(const Stack& stack) {
       {"readinessProbe", TcpProbe("mqtt", 2, 10)},
       {"livenessProbe", TcpProbe("mqtt", 15, 20)},
   });
-  // The password file and ACL, from the tenant's Secret only.
+  // The password file and ACL, from the tenant's Secret only; 0440 (the broker's group is the
+  // pod's fsGroup): nothing else in the pod may read them.
   Value auth =
       M({{"name", "auth"},
          {"secret",
           M({{"secretName", stack.SecretName()},
+             {"defaultMode", 0440},
              {"items", L({M({{"key", "MOSQUITTO_ACL"}, {"path", "acl"}}),
                           M({{"key", "MOSQUITTO_PASSWORDS"}, {"path", "passwords"}})})}})}});
   return Deployment(stack, "mosquitto", {std::move(container)},

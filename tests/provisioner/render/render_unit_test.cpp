@@ -333,6 +333,25 @@ TEST(RenderTest, ExporterRunsWithTheRestrictedSecurityContext) {
   EXPECT_EQ(container->FindPath("capabilities.drop")->AsList(), Value::List{Value("ALL")});
 }
 
+TEST(RenderTest, TheBrokersPasswordFileAndAclAreReadableByItsGroupOnly) {
+  auto objects = Render(SeedRequest());
+  ASSERT_TRUE(objects.ok()) << objects.error();
+  const auto broker =
+      std::find_if(objects.value().begin(), objects.value().end(), [](const KubeObject& o) {
+        return o.kind == "Deployment" && o.name == "customer-abc123-mosquitto";
+      });
+  ASSERT_NE(broker, objects.value().end());
+  const Value* volumes = broker->manifest.FindPath("spec.template.spec.volumes");
+  ASSERT_NE(volumes, nullptr);
+  const Value* auth = nullptr;
+  for (const auto& volume : volumes->AsList()) {
+    if (volume.Find("name")->AsString() == "auth") auth = &volume;
+  }
+  ASSERT_NE(auth, nullptr);
+  EXPECT_EQ(auth->FindPath("secret.defaultMode")->AsInt(), 0440);
+  EXPECT_EQ(broker->manifest.FindPath("spec.template.spec.securityContext.fsGroup")->AsInt(), 1883);
+}
+
 TEST(RenderTest, EmailAndCompanyAreOptional) {
   EXPECT_EQ(RenderError(SeedRequest(), {"customer.email=", "customer.companyName="}), "");
 }
