@@ -60,6 +60,13 @@ ServiceMetrics::ServiceMetrics()
                     "not know, at the last usage run: never billed.")
               .Register(*registry_)
               .Add({})),
+      usage_past_retention_(
+          prometheus::BuildCounter()
+              .Name("iotistic_provisioner_usage_periods_past_retention_total")
+              .Help("Customer periods the usage job could not bill because their samples were "
+                    "older than the metrics' retention (PROVISIONER_USAGE_RETENTION).")
+              .Register(*registry_)
+              .Add({})),
       phase_source_up_(prometheus::BuildGauge()
                            .Name("iotistic_provisioner_store_up")
                            .Help("1 if the last scrape could read the store, else 0.")
@@ -104,6 +111,10 @@ void ServiceMetrics::CountUsageRun(bool ok, double finished_at_unix) {
 
 void ServiceMetrics::SetUnknownUsageCustomers(std::size_t count) {
   usage_unknown_customers_.Set(static_cast<double>(count));
+}
+
+void ServiceMetrics::CountUsagePeriodsPastRetention(std::size_t periods) {
+  usage_past_retention_.Increment(static_cast<double>(periods));
 }
 
 void ServiceMetrics::SetPhaseSource(std::function<std::map<std::string, std::int64_t>()> source) {

@@ -2,7 +2,9 @@
 // open, idempotent upserts keyed by (customer, metric, period).
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +29,20 @@ class UsageStore {
   /// replaced by an incomplete one (samples that have aged out of Prometheus are not "no usage").
   /// Returns how many rows were inserted or changed.
   std::size_t Upsert(const std::vector<UsageRecord>& records);
+
+  /// Upsert, and in the same transaction moves the high-water mark of each of `customers` forward
+  /// to `billed_until` (never back): what is marked billed is stored.
+  std::size_t UpsertAndMark(const std::vector<UsageRecord>& records,
+                            const std::vector<std::string>& customers, std::int64_t billed_until);
+
+  /// Every customer of the store with where the usage job goes on from: its high-water mark, or
+  /// nothing when the job never billed it (then from its creation).
+  struct BillingMark {
+    std::string customer_id;
+    std::int64_t created_at = 0;
+    std::optional<std::int64_t> billed_until;
+  };
+  std::vector<BillingMark> BillingMarks();
 
   /// The ids of the customers in the same database (those `provisioner serve` created): only
   /// they are billed.

@@ -65,6 +65,18 @@ ALTER TABLE usage_records ADD CONSTRAINT usage_records_metric_check CHECK (metri
   ('mqtt_messages', 'mqtt_bytes', 'rows_inserted', 'storage_byte_hours',
    'mqtt_connection_minutes', 'mqtt_message_units'));
 )sql",
+    // The usage job's high-water mark per customer: every period before billed_until has been
+    // computed and stored, so the job continues from there after an outage of any length. Seeded
+    // from the records already stored, so an upgrade does not backfill what was billed.
+    R"sql(
+CREATE TABLE usage_watermarks (
+  customer_id  text        PRIMARY KEY,
+  billed_until timestamptz NOT NULL,
+  updated_at   timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO usage_watermarks (customer_id, billed_until)
+SELECT customer_id, max(period_end) FROM usage_records GROUP BY customer_id;
+)sql",
 };
 
 }  // namespace

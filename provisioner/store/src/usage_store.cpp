@@ -57,8 +57,36 @@ void RefuseOverlaps(pqxx::work& tx, const std::vector<UsageRecord>& records) {
 }  // namespace
 
 std::size_t UsageStore::Upsert(const std::vector<UsageRecord>& records) {
+  return UpsertAndMark(records, {}, 0);
+}
+
+std::vector<UsageStore::BillingMark> UsageStore::BillingMarks() {
+  pqxx::nontransaction tx(*connection_);
+  std::vector<BillingMark> marks;
+  for (const auto& row :
+       tx.exec("SELECT c.id, extract(epoch FROM c.created_at)::bigint, "
+               "extract(epoch FROM w.billed_until)::bigint FROM customers c "
+               "LEFT JOIN usage_watermarks w ON w.customer_id = c.id ORDER BY 1")) {
+    BillingMark mark{row[0].as<std::string>(), row[1].as<std::int64_t>(), std::nullopt};
+    if (!row[2].is_null()) mark.billed_until = row[2].as<std::int64_t>();
+    marks.push_back(std::move(mark));
+  }
+  return marks;
+}
+
+std::size_t UsageStore::UpsertAndMark(const std::vector<UsageRecord>& records,
+                                      const std::vector<std::string>& customers,
+                                      std::int64_t billed_until) {
   pqxx::work tx(*connection_);
   tx.exec("SELECT pg_advisory_xact_lock(7217002)");  // one writer at a time: overlaps stay checked
+  for (const auto& customer : customers) {
+    tx.exec_params(
+        "INSERT INTO usage_watermarks AS w (customer_id, billed_until) "
+        "VALUES ($1, to_timestamp($2)) ON CONFLICT (customer_id) DO UPDATE "
+        "SET billed_until = EXCLUDED.billed_until, updated_at = now() "
+        "WHERE w.billed_until < EXCLUDED.billed_until",
+        customer, billed_until);
+  }
   RefuseOverlaps(tx, records);
   std::size_t changed = 0;
   for (const auto& r : records) {
