@@ -33,6 +33,8 @@ struct UsageScheduleOptions {
   std::size_t batch_size = 200;                     // customers per query
   std::int64_t query_periods = 24;                  // periods per query
   std::size_t max_response_bytes = 64u << 20;       // larger answers are refused
+  // Periods that ended this long ago are final: never overwritten, differences become adjustments.
+  std::int64_t final_after_seconds = 72 * 3600;
 };
 
 /// What one run did.

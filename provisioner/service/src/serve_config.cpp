@@ -24,6 +24,7 @@ const char kServeUsage[] =
     "  PROVISIONER_USAGE_SETTLE (2m), PROVISIONER_USAGE_MAX_GAP (5m),\n"
     "  PROVISIONER_USAGE_RETENTION (360h, the metrics store's), PROVISIONER_USAGE_BATCH (200\n"
     "  customers per query), PROVISIONER_USAGE_QUERY_PERIODS (24 periods per query),\n"
+    "  PROVISIONER_USAGE_FINAL_AFTER (72h: older periods are final, changes become adjustments),\n"
     "  PROVISIONER_POLL_INTERVAL\n"
     "  (2s), PROVISIONER_RESYNC_INTERVAL (30s), PROVISIONER_REAPPLY_INTERVAL (10m),\n"
     "  PROVISIONER_FAILURE_BACKOFF (5s), PROVISIONER_FAILURE_BACKOFF_MAX (5m),\n"
@@ -269,6 +270,8 @@ std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
       static_cast<std::int64_t>(env.WholeSeconds("PROVISIONER_USAGE_RETENTION", 15 * 24 * 3600.0));
   usage.batch_size = static_cast<std::size_t>(env.Count("PROVISIONER_USAGE_BATCH", 200, 1, 100000));
   usage.query_periods = env.Count("PROVISIONER_USAGE_QUERY_PERIODS", 24, 1, 10000);
+  usage.final_after_seconds =
+      static_cast<std::int64_t>(env.WholeSeconds("PROVISIONER_USAGE_FINAL_AFTER", 72 * 3600.0));
   config.usage = usage;
   return std::nullopt;
 }

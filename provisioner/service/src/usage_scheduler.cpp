@@ -101,6 +101,8 @@ UsageRunReport RunUsageJob(const UsageScheduleOptions& o, const std::string& dat
   const auto window = WindowAt(now, o);
   const PrometheusClient prometheus(o.prometheus_url, o.max_response_bytes);
   UsageStore usage_store(database_url);
+  // Before anything is recomputed: a period past its grace is final from this run on.
+  usage_store.FinalizeBefore(now - o.final_after_seconds);
   const auto marks = usage_store.BillingMarks();
   const auto billable_list = store.BillableCustomers();
   const std::set<std::string> billable(billable_list.begin(), billable_list.end());

@@ -35,6 +35,11 @@ class UsageStore {
   std::size_t UpsertAndMark(const std::vector<UsageRecord>& records,
                             const std::vector<std::string>& customers, std::int64_t billed_until);
 
+  /// Makes every record of a period ending at or before `period_end` final (invoiced): from then
+  /// on Upsert never changes it, and a complete recomputation that differs from it is stored as
+  /// an adjustment row (the delta, a reason, when). Returns how many records became final.
+  std::size_t FinalizeBefore(std::int64_t period_end);
+
   /// Every customer of the store with where the usage job goes on from: its high-water mark, or
   /// nothing when the job never billed it (then from its creation).
   struct BillingMark {

@@ -25,6 +25,23 @@ ON CONFLICT (customer_id, metric, period_start, period_end) DO UPDATE
   SET quantity = EXCLUDED.quantity, complete = EXCLUDED.complete, computed_at = now()
   WHERE (r.quantity, r.complete) IS DISTINCT FROM (EXCLUDED.quantity, EXCLUDED.complete)
     AND NOT (r.complete AND NOT EXCLUDED.complete)
+    AND NOT r.final
+)sql");
+  // A complete recomputation of a final figure that differs from it (with its adjustments so far)
+  // adds the difference as an adjustment; an equal one, or an incomplete one, adds nothing.
+  connection_->prepare("adjust_final_usage", R"sql(
+WITH current AS (
+  SELECT r.quantity + coalesce((SELECT sum(a.delta) FROM usage_adjustments a
+                                WHERE a.customer_id = r.customer_id AND a.metric = r.metric
+                                  AND a.period_start = r.period_start
+                                  AND a.period_end = r.period_end), 0) AS billed
+  FROM usage_records r
+  WHERE r.customer_id = $1 AND r.metric = $2 AND r.period_start = to_timestamp($3)
+    AND r.period_end = to_timestamp($4) AND r.final
+)
+INSERT INTO usage_adjustments (customer_id, metric, period_start, period_end, delta, reason)
+SELECT $1, $2, to_timestamp($3), to_timestamp($4), $5::numeric - billed, $7
+FROM current WHERE $6 AND $5::numeric <> billed
 )sql");
 }
 
@@ -58,6 +75,16 @@ void RefuseOverlaps(pqxx::work& tx, const std::vector<UsageRecord>& records) {
 
 std::size_t UsageStore::Upsert(const std::vector<UsageRecord>& records) {
   return UpsertAndMark(records, {}, 0);
+}
+
+std::size_t UsageStore::FinalizeBefore(std::int64_t period_end) {
+  pqxx::work tx(*connection_);
+  const auto result = tx.exec_params(
+      "UPDATE usage_records SET final = true, finalized_at = now() "
+      "WHERE NOT final AND period_end <= to_timestamp($1)",
+      period_end);
+  tx.commit();
+  return static_cast<std::size_t>(result.affected_rows());
 }
 
 std::vector<UsageStore::BillingMark> UsageStore::BillingMarks() {
@@ -94,6 +121,11 @@ std::size_t UsageStore::UpsertAndMark(const std::vector<UsageRecord>& records,
         tx.exec_prepared("upsert_usage", r.customer_id, r.metric, r.period.start, r.period.end,
                          FormatQuantity(r.metric, r.quantity), r.complete);
     changed += static_cast<std::size_t>(result.affected_rows());
+    const auto adjusted =
+        tx.exec_prepared("adjust_final_usage", r.customer_id, r.metric, r.period.start,
+                         r.period.end, FormatQuantity(r.metric, r.quantity), r.complete,
+                         std::string("recomputed after the period was final"));
+    changed += static_cast<std::size_t>(adjusted.affected_rows());
   }
   tx.commit();
   return changed;

@@ -24,14 +24,15 @@ constexpr std::int64_t kHour = 3600;
 constexpr std::int64_t kStep = 30;  // seconds between samples
 
 // One broker counter per customer rising by one per sample (120 per hour), with its start time.
-std::string History(const std::vector<std::string>& customers, std::int64_t from, std::int64_t to) {
+std::string History(const std::vector<std::string>& customers, std::int64_t from, std::int64_t to,
+                    int per_sample = 1) {
   std::string counter = "# TYPE iotistic_mqtt_broker_publish_messages_received counter\n";
   std::string start = "# TYPE iotistic_mqtt_broker_start_time_seconds gauge\n";
   for (const auto& customer : customers) {
     const std::string labels = "{customer_id=\"" + customer + "\",instance=\"exporter:9090\"}";
     for (std::int64_t t = from, n = 0; t <= to; t += kStep, ++n) {
       counter += "iotistic_mqtt_broker_publish_messages_received_total" + labels + " " +
-                 std::to_string(n) + " " + std::to_string(t) + "\n";
+                 std::to_string(n * per_sample) + " " + std::to_string(t) + "\n";
       start += "iotistic_mqtt_broker_start_time_seconds" + labels + " " +
                std::to_string(from - kHour) + " " + std::to_string(t) + "\n";
     }
@@ -124,6 +125,32 @@ TEST(UsageLedgerTest, HighWaterMarksBackfillOutagesAndReportRetention) {
   EXPECT_NE(metrics.Serialize().find("iotistic_provisioner_usage_periods_past_retention_total 4"),
             std::string::npos)
       << metrics.Serialize();
+
+  // A fail-over to a replica that saw twice as much: periods that ended more than 10 hours before
+  // `now` are final and keep their figure, with the difference as an adjustment; later ones are
+  // simply recomputed. Running again adds nothing.
+  BackfillOpenMetrics(History({"acme"}, h - 21 * kHour, h - kHour, 2), dir.path() / "replica");
+  PrometheusServer replica({}, std::chrono::seconds(1), "", dir.path() / "replica");
+  options.prometheus_url = replica.Url();
+  options.retention_seconds = 100 * 24 * kHour;
+  options.final_after_seconds = 10 * kHour;  // final: periods ending at or before h - 12h
+  options.lookback_seconds = 16 * kHour;     // recompute from h - 18h, all acme has
+  RunUsageJob(options, pg.Url("provisioner"), store, metrics, now);
+  const std::string final_before =
+      "period_end <= to_timestamp(" + std::to_string(h - 12 * kHour) + ")";
+  EXPECT_EQ(messages("acme", "final AND quantity = 120 AND " + final_before), 6);  // h-18h..h-12h
+  EXPECT_EQ(messages("acme", "NOT final AND quantity = 240"), 10);                 // h-12h..h-2h
+  EXPECT_EQ(Count(pg,
+                  "SELECT count(*) FROM usage_adjustments WHERE customer_id = 'acme' AND "
+                  "metric = 'mqtt_messages' AND delta = 120 AND reason <> ''"),
+            6);
+  const std::string ledger =
+      dump +
+      "; SELECT customer_id, metric, period_start, delta, created_at FROM usage_adjustments "
+      "ORDER BY 1, 2, 3";
+  const auto settled = pg.Psql(ledger, "provisioner");
+  EXPECT_EQ(RunUsageJob(options, pg.Url("provisioner"), store, metrics, now).changed, 0u);
+  EXPECT_EQ(pg.Psql(ledger, "provisioner"), settled);
 }
 
 }  // namespace
