@@ -158,6 +158,8 @@ UsageRunReport RunUsageJob(const UsageScheduleOptions& o, const std::string& dat
       batch.clear();
     }
   }
+  metrics.CountUsageAdjustments(usage_store.adjustments_written());
+  metrics.SetUsageLastComplete(usage_store.LastCompletePeriods(billable_list));
   return report;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -49,12 +50,21 @@ class UsageStore {
   };
   std::vector<BillingMark> BillingMarks();
 
+  /// For each of `customers`: the end of its last complete period, or its creation time when it
+  /// has none (what an alert measures "no complete period for N hours" from).
+  std::map<std::string, std::int64_t> LastCompletePeriods(
+      const std::vector<std::string>& customers);
+
+  /// Adjustment rows this object has written (for the adjustments counter).
+  std::size_t adjustments_written() const { return adjustments_written_; }
+
   /// The ids of the customers in the same database (those `provisioner serve` created): only
   /// they are billed.
   std::set<std::string> CustomerIds();
 
  private:
   std::unique_ptr<pqxx::connection_base> connection_;
+  std::size_t adjustments_written_ = 0;
 };
 
 }  // namespace billing::provisioner

@@ -77,6 +77,21 @@ std::size_t UsageStore::Upsert(const std::vector<UsageRecord>& records) {
   return UpsertAndMark(records, {}, 0);
 }
 
+std::map<std::string, std::int64_t> UsageStore::LastCompletePeriods(
+    const std::vector<std::string>& customers) {
+  pqxx::nontransaction tx(*connection_);
+  std::map<std::string, std::int64_t> last;
+  for (const auto& customer : customers) {
+    const auto row = tx.exec_params1(
+        "SELECT extract(epoch FROM coalesce((SELECT max(period_end) FROM usage_records "
+        "WHERE customer_id = $1 AND complete), (SELECT created_at FROM customers WHERE id = $1), "
+        "now()))::bigint",
+        customer);
+    last[customer] = row[0].as<std::int64_t>();
+  }
+  return last;
+}
+
 std::size_t UsageStore::FinalizeBefore(std::int64_t period_end) {
   pqxx::work tx(*connection_);
   const auto result = tx.exec_params(
@@ -116,6 +131,7 @@ std::size_t UsageStore::UpsertAndMark(const std::vector<UsageRecord>& records,
   }
   RefuseOverlaps(tx, records);
   std::size_t changed = 0;
+  std::size_t adjustments = 0;
   for (const auto& r : records) {
     const auto result =
         tx.exec_prepared("upsert_usage", r.customer_id, r.metric, r.period.start, r.period.end,
@@ -126,8 +142,10 @@ std::size_t UsageStore::UpsertAndMark(const std::vector<UsageRecord>& records,
                          r.period.end, FormatQuantity(r.metric, r.quantity), r.complete,
                          std::string("recomputed after the period was final"));
     changed += static_cast<std::size_t>(adjusted.affected_rows());
+    adjustments += static_cast<std::size_t>(adjusted.affected_rows());
   }
   tx.commit();
+  adjustments_written_ += adjustments;
   return changed;
 }
 

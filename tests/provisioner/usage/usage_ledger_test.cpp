@@ -72,6 +72,11 @@ TEST(UsageLedgerTest, HighWaterMarksBackfillOutagesAndReportRetention) {
               std::to_string(h - 18 * kHour) + "))",
           "provisioner");
 
+  pg.Psql(
+      "INSERT INTO deployments (customer_id, desired_state, chart_values) VALUES ('acme', "
+      "'present', '{}')",
+      "provisioner");
+
   UsageScheduleOptions options;
   options.prometheus_url = prometheus.Url();
   options.period_seconds = kHour;
@@ -151,6 +156,18 @@ TEST(UsageLedgerTest, HighWaterMarksBackfillOutagesAndReportRetention) {
   const auto settled = pg.Psql(ledger, "provisioner");
   EXPECT_EQ(RunUsageJob(options, pg.Url("provisioner"), store, metrics, now).changed, 0u);
   EXPECT_EQ(pg.Psql(ledger, "provisioner"), settled);
+  // What the alerts read: the adjustments, and per customer with a deployment its last complete
+  // period.
+  const auto page = metrics.Serialize();
+  EXPECT_NE(page.find("iotistic_provisioner_usage_adjustments_total 6"), std::string::npos) << page;
+  EXPECT_NE(page.find("iotistic_provisioner_usage_last_complete_period_end_timestamp_seconds{"
+                      "customer_id=\"acme\"} " +
+                      std::to_string(h - 2 * kHour)),
+            std::string::npos)
+      << page;
+  EXPECT_EQ(page.find("last_complete_period_end_timestamp_seconds{customer_id=\"gamma\"}"),
+            std::string::npos)
+      << "gamma has no deployment";
 }
 
 }  // namespace
