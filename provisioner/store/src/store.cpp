@@ -280,6 +280,17 @@ std::set<std::string> Store::CustomerIds() {
   return ids;
 }
 
+std::size_t Store::FinalizeUsage(const std::string& customer_id, std::int64_t until) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto result = tx.exec_params(
+      "UPDATE usage_records SET final = true, finalized_at = now() "
+      "WHERE customer_id = $1 AND NOT final AND period_end <= to_timestamp($2)",
+      customer_id, until);
+  tx.commit();
+  return static_cast<std::size_t>(result.affected_rows());
+}
+
 std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64_t from,
                                       std::int64_t to) {
   auto lease = pool_.Acquire();
