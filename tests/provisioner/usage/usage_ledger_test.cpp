@@ -156,6 +156,19 @@ TEST(UsageLedgerTest, HighWaterMarksBackfillOutagesAndReportRetention) {
   const auto settled = pg.Psql(ledger, "provisioner");
   EXPECT_EQ(RunUsageJob(options, pg.Url("provisioner"), store, metrics, now).changed, 0u);
   EXPECT_EQ(pg.Psql(ledger, "provisioner"), settled);
+  // The API's figures carry their adjustments.
+  int adjusted = 0;
+  for (const auto& r : store.Usage("acme", h - 18 * kHour, h - 2 * kHour)) {
+    if (r.metric != "mqtt_messages") continue;
+    EXPECT_EQ(r.final, r.period.end <= h - 12 * kHour);
+    EXPECT_EQ(r.adjustment, r.final ? 120 : 0);
+    adjusted += r.adjustment != 0;
+  }
+  EXPECT_EQ(adjusted, 6);
+  const auto served =
+      billing::provisioner::ToJson(store.Usage("acme", h - 18 * kHour, h - 17 * kHour));
+  EXPECT_NE(served.find("\"adjustment\": 120"), std::string::npos) << served;
+
   // What the alerts read: the adjustments, and per customer with a deployment its last complete
   // period.
   const auto page = metrics.Serialize();
