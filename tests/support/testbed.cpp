@@ -1103,7 +1103,7 @@ void MosquittoServer::Start() {
 // (e.g. "rule_files: [...]"), or further scrape jobs as "  - job_name: ..." list items.
 PrometheusServer::PrometheusServer(const std::vector<std::string>& targets,
                                    std::chrono::seconds scrape_interval,
-                                   const std::string& extra_config)
+                                   const std::string& extra_config, const fs::path& tsdb_dir)
     : dir_(std::make_unique<TempDir>("billing-prom")) {
   const fs::path& dir = dir_->path();
   const std::string interval = std::to_string(scrape_interval.count()) + "s";
@@ -1128,12 +1128,14 @@ PrometheusServer::PrometheusServer(const std::vector<std::string>& targets,
   for (int attempt = 1;; ++attempt) {
     port_ = FreePort();
     Process::Options options;
-    options.argv = {FindProgram("/usr/bin/prometheus", "prometheus"),
-                    "--config.file=" + config.string(),
-                    "--storage.tsdb.path=" + (dir / "data").string(),
-                    "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                    "--web.enable-admin-api",
-                    "--log.level=info"};
+    options.argv = {
+        FindProgram("/usr/bin/prometheus", "prometheus"),
+        "--config.file=" + config.string(),
+        "--storage.tsdb.path=" + (tsdb_dir.empty() ? dir / "data" : tsdb_dir).string(),
+        "--storage.tsdb.retention.time=" + std::string(tsdb_dir.empty() ? "15d" : "100y"),
+        "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+        "--web.enable-admin-api",
+        "--log.level=info"};
     options.log_path = dir / "prometheus.log";
     try {
       const std::string ready_url = Url() + "/-/ready";
@@ -1143,6 +1145,21 @@ PrometheusServer::PrometheusServer(const std::vector<std::string>& targets,
     } catch (const PortInUseError&) {
       if (attempt == kPortAttempts) throw;
     }
+  }
+}
+
+void BackfillOpenMetrics(const std::string& openmetrics, const fs::path& tsdb_dir) {
+  fs::create_directories(tsdb_dir);
+  const fs::path input = tsdb_dir.parent_path() / (tsdb_dir.filename().string() + ".om.txt");
+  WriteFile(input, openmetrics);
+  const auto result =
+      RunCommand({FindProgram("/usr/bin/promtool", "promtool"), "tsdb", "create-blocks-from",
+                  "openmetrics", input.string(), tsdb_dir.string()},
+                 {}, std::chrono::seconds(300));
+  fs::remove(input);
+  if (result.exit_code != 0) {
+    throw std::runtime_error("promtool could not backfill " + tsdb_dir.string() + ": " +
+                             result.output);
   }
 }
 

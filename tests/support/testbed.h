@@ -161,9 +161,12 @@ class MosquittoServer {
 /// ("host:port").
 class PrometheusServer {
  public:
+  /// With `tsdb_dir` (e.g. made by BackfillOpenMetrics) Prometheus serves that storage, with a
+  /// retention of 100 years so backfilled history is never deleted.
   PrometheusServer(const std::vector<std::string>& targets,
                    std::chrono::seconds scrape_interval = std::chrono::seconds(1),
-                   const std::string& extra_config = "");
+                   const std::string& extra_config = "",
+                   const std::filesystem::path& tsdb_dir = {});
   ~PrometheusServer();
   PrometheusServer(const PrometheusServer&) = delete;
   PrometheusServer& operator=(const PrometheusServer&) = delete;
@@ -179,6 +182,10 @@ class PrometheusServer {
   int port_ = 0;
   std::unique_ptr<Process> process_;
 };
+
+/// Writes `openmetrics` (OpenMetrics text ending in "# EOF") to a file and turns it into TSDB
+/// blocks in `tsdb_dir` with `promtool tsdb create-blocks-from openmetrics`; throws on failure.
+void BackfillOpenMetrics(const std::string& openmetrics, const std::filesystem::path& tsdb_dir);
 
 struct HttpResponse {
   long status = 0;                             // 0 when the connection failed

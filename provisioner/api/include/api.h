@@ -104,6 +104,7 @@ class ApiServer {
                           const std::optional<std::string>& new_plan);
   Response Delete(const std::string& customer_id);
   Response Usage(const std::string& customer_id, const Request& request);
+  Response FinalizeUsage(const Request& request);
   bool IsAdmin(const Request& request) const;
 
   ApiOptions options_;

@@ -29,6 +29,13 @@ class ServiceMetrics {
   void CountUsageRun(bool ok, double finished_at_unix);
   /// Customers the last usage run found in Prometheus but not in the store (never billed).
   void SetUnknownUsageCustomers(std::size_t count);
+  /// Periods the usage job found older than the metrics' retention: never billed from samples.
+  void CountUsagePeriodsPastRetention(std::size_t periods);
+  /// Adjustment rows written for final periods.
+  void CountUsageAdjustments(std::size_t rows);
+  /// Per customer with a deployment: the end of its last complete period (Unix seconds); the
+  /// customers not given lose their series.
+  void SetUsageLastComplete(const std::map<std::string, std::int64_t>& last_complete);
   /// Called at every scrape to read deployments by phase; throws -> the gauge is left as it was.
   void SetPhaseSource(std::function<std::map<std::string, std::int64_t>()> source);
 
@@ -47,6 +54,10 @@ class ServiceMetrics {
   prometheus::Family<prometheus::Counter>& usage_runs_;
   prometheus::Gauge& usage_last_success_;
   prometheus::Gauge& usage_unknown_customers_;
+  prometheus::Counter& usage_past_retention_;
+  prometheus::Counter& usage_adjustments_;
+  prometheus::Family<prometheus::Gauge>& usage_last_complete_;
+  std::map<std::string, prometheus::Gauge*> usage_last_complete_series_;
   prometheus::Gauge& phase_source_up_;
   std::function<std::map<std::string, std::int64_t>()> phase_source_;
 };

@@ -229,6 +229,17 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
     return Signup(request);
   }
 
+  if (path == "/api/usage/finalize") {
+    route = "/api/usage/finalize";
+    if (auto refused = only("POST")) return *refused;
+    if (!IsAdmin(request)) {
+      auto response = ErrorResponse(401, "Authorization: a valid admin bearer token is required");
+      response.extra_headers = "WWW-Authenticate: Bearer realm=\"provisioner\"\r\n";
+      return response;
+    }
+    return FinalizeUsage(request);
+  }
+
   static const std::regex customer_route(
       "/api/customers/([^/]+)/(deployment/status|deployment/upgrade|deployment|usage)");
   std::smatch match;
@@ -461,6 +472,33 @@ ApiServer::Response ApiServer::Usage(const std::string& customer_id, const Reque
   }
   if (format == "csv") return {200, "text/csv; charset=utf-8", ToCsv(records), ""};
   return {200, "application/json", ToJson(records), ""};
+}
+
+// The billing side says it invoiced a customer's periods up to `until`: they become final.
+ApiServer::Response ApiServer::FinalizeUsage(const Request& request) {
+  const auto body = nlohmann::json::parse(request.body, nullptr, false);
+  if (!body.is_object()) {
+    return ErrorResponse(400, "body: a JSON object {\"customer_id\", \"until\"} is required");
+  }
+  if (!body.contains("customer_id") || !body["customer_id"].is_string()) {
+    return ErrorResponse(400, "customer_id: required, a string");
+  }
+  const auto id = body["customer_id"].get<std::string>();
+  std::optional<std::int64_t> until;
+  if (body.contains("until") && body["until"].is_string()) {
+    until = ParseTime(body["until"].get<std::string>());
+  } else if (body.contains("until") && body["until"].is_number_integer()) {
+    until = body["until"].get<std::int64_t>();
+  }
+  if (!until) {
+    return ErrorResponse(400, "until: required, RFC 3339 (2026-11-25T10:00:00Z) or Unix seconds");
+  }
+  if (!common::IsValidCustomerId(id) || !deps_.store.CustomerExists(id)) return UnknownCustomer(id);
+  const auto finalized = deps_.store.FinalizeUsage(id, *until);
+  Log(LogLevel::kInfo, "api",
+      "customer " + id + ": " + std::to_string(finalized) + " usage records final up to " +
+          FormatTime(*until));
+  return Json(200, {{"customer_id", id}, {"until", FormatTime(*until)}, {"finalized", finalized}});
 }
 
 }  // namespace billing::provisioner

@@ -60,6 +60,25 @@ ServiceMetrics::ServiceMetrics()
                     "not know, at the last usage run: never billed.")
               .Register(*registry_)
               .Add({})),
+      usage_past_retention_(
+          prometheus::BuildCounter()
+              .Name("iotistic_provisioner_usage_periods_past_retention_total")
+              .Help("Customer periods the usage job could not bill because their samples were "
+                    "older than the metrics' retention (PROVISIONER_USAGE_RETENTION).")
+              .Register(*registry_)
+              .Add({})),
+      usage_adjustments_(prometheus::BuildCounter()
+                             .Name("iotistic_provisioner_usage_adjustments_total")
+                             .Help("Adjustment rows the usage job wrote because a recomputed "
+                                   "figure of a final (invoiced) period differed from it.")
+                             .Register(*registry_)
+                             .Add({})),
+      usage_last_complete_(
+          prometheus::BuildGauge()
+              .Name("iotistic_provisioner_usage_last_complete_period_end_timestamp_seconds")
+              .Help("Per customer with a deployment: the end of its last complete usage period "
+                    "(its creation time while it has none).")
+              .Register(*registry_)),
       phase_source_up_(prometheus::BuildGauge()
                            .Name("iotistic_provisioner_store_up")
                            .Help("1 if the last scrape could read the store, else 0.")
@@ -104,6 +123,31 @@ void ServiceMetrics::CountUsageRun(bool ok, double finished_at_unix) {
 
 void ServiceMetrics::SetUnknownUsageCustomers(std::size_t count) {
   usage_unknown_customers_.Set(static_cast<double>(count));
+}
+
+void ServiceMetrics::CountUsagePeriodsPastRetention(std::size_t periods) {
+  usage_past_retention_.Increment(static_cast<double>(periods));
+}
+
+void ServiceMetrics::CountUsageAdjustments(std::size_t rows) {
+  usage_adjustments_.Increment(static_cast<double>(rows));
+}
+
+void ServiceMetrics::SetUsageLastComplete(
+    const std::map<std::string, std::int64_t>& last_complete) {
+  for (auto it = usage_last_complete_series_.begin(); it != usage_last_complete_series_.end();) {
+    if (last_complete.count(it->first)) {
+      ++it;
+    } else {
+      usage_last_complete_.Remove(it->second);
+      it = usage_last_complete_series_.erase(it);
+    }
+  }
+  for (const auto& [customer, end] : last_complete) {
+    auto& series = usage_last_complete_series_[customer];
+    if (series == nullptr) series = &usage_last_complete_.Add({{"customer_id", customer}});
+    series->Set(static_cast<double>(end));
+  }
 }
 
 void ServiceMetrics::SetPhaseSource(std::function<std::map<std::string, std::int64_t>()> source) {

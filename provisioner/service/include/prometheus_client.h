@@ -2,6 +2,7 @@
 // billing needs the exact values at the period boundaries.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -23,7 +24,12 @@ std::vector<RawSeries> ParseRangeAnswer(const std::string& body, const std::stri
 
 class PrometheusClient {
  public:
-  explicit PrometheusClient(std::string base_url) : base_url_(std::move(base_url)) {}
+  /// Answers larger than `max_response_bytes` are refused (an error, never a partial figure), so
+  /// one query cannot take the provisioner past its memory limit.
+  explicit PrometheusClient(std::string base_url,
+                            std::size_t max_response_bytes = kDefaultMaxResponseBytes)
+      : base_url_(std::move(base_url)), max_response_bytes_(max_response_bytes) {}
+  static constexpr std::size_t kDefaultMaxResponseBytes = 64u << 20;
 
   /// Every sample of the series matching `selector` in (at - range_seconds, at]. Throws
   /// std::runtime_error saying what failed (unreachable, HTTP status, Prometheus' error, bad JSON).
@@ -33,9 +39,14 @@ class PrometheusClient {
   /// An instant query's JSON result, for reports (e.g. what increase() would say).
   std::string InstantQuery(const std::string& promql, std::int64_t at) const;
 
+  /// The values of `label` over the series of an instant query's vector answer.
+  std::vector<std::string> InstantLabels(const std::string& promql, const std::string& label,
+                                         std::int64_t at) const;
+
  private:
   std::string Get(const std::string& path_and_query) const;
   std::string base_url_;
+  std::size_t max_response_bytes_;
 };
 
 }  // namespace billing::provisioner

@@ -19,8 +19,19 @@ struct CurlStringDeleter {
   void operator()(char* p) const { curl_free(p); }
 };
 
+struct Body {
+  std::string text;
+  std::size_t limit = 0;
+  bool too_large = false;
+};
+
 std::size_t Append(char* data, std::size_t size, std::size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
+  auto* body = static_cast<Body*>(out);
+  if (body->text.size() + size * count > body->limit) {
+    body->too_large = true;
+    return 0;  // libcurl aborts the transfer
+  }
+  body->text.append(data, size * count);
   return size * count;
 }
 
@@ -61,7 +72,7 @@ std::string PrometheusClient::Get(const std::string& path_and_query) const {
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (!curl) throw std::runtime_error("libcurl could not start");
-  std::string body;
+  Body body{{}, max_response_bytes_, false};
   const std::string url = base_url_ + path_and_query;
   curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, Append);
@@ -70,6 +81,12 @@ std::string PrometheusClient::Get(const std::string& path_and_query) const {
   curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, 10L);
   curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
   const CURLcode rc = curl_easy_perform(curl.get());
+  if (body.too_large) {
+    throw std::runtime_error("Prometheus at " + base_url_ + " answered with more than " +
+                             std::to_string(max_response_bytes_ >> 20) +
+                             " MiB; lower PROVISIONER_USAGE_BATCH (customers per query) or "
+                             "PROVISIONER_USAGE_QUERY_PERIODS");
+  }
   if (rc != CURLE_OK) {
     throw std::runtime_error("cannot reach Prometheus at " + base_url_ + ": " +
                              curl_easy_strerror(rc));
@@ -81,7 +98,7 @@ std::string PrometheusClient::Get(const std::string& path_and_query) const {
     throw std::runtime_error("Prometheus at " + base_url_ + " answered HTTP " +
                              std::to_string(status));
   }
-  return body;
+  return std::move(body.text);
 }
 
 std::vector<RawSeries> ParseRangeAnswer(const std::string& body, const std::string& query) {
@@ -141,6 +158,27 @@ std::vector<RawSeries> PrometheusClient::RangeSamples(const std::string& selecto
 
 std::string PrometheusClient::InstantQuery(const std::string& promql, std::int64_t at) const {
   return Get("/api/v1/query?query=" + Escape(promql) + "&time=" + std::to_string(at));
+}
+
+std::vector<std::string> PrometheusClient::InstantLabels(const std::string& promql,
+                                                         const std::string& label,
+                                                         std::int64_t at) const {
+  const std::string body = InstantQuery(promql, at);
+  std::vector<std::string> values;
+  try {
+    const auto json = nlohmann::json::parse(body);
+    if (json.at("status") != "success") {
+      throw std::runtime_error("Prometheus refused the query " + promql + ": " +
+                               json.value("error", std::string("(no error text)")));
+    }
+    for (const auto& series : json.at("data").at("result")) {
+      const auto& metric = series.at("metric");
+      if (metric.contains(label)) values.push_back(metric.at(label).get<std::string>());
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("unexpected answer from Prometheus for " + promql + ": " + e.what());
+  }
+  return values;
 }
 
 }  // namespace billing::provisioner

@@ -21,7 +21,11 @@ const char kServeUsage[] =
     "Optional: KUBECONFIG (else in-cluster credentials), PROVISIONER_CHART_DIR,\n"
     "  PROVISIONER_VALUES_FILE, PROMETHEUS_URL (enables the usage job), PROVISIONER_USAGE_PERIOD\n"
     "  (1h), PROVISIONER_USAGE_LOOKBACK (6h), PROVISIONER_USAGE_INTERVAL (5m),\n"
-    "  PROVISIONER_USAGE_SETTLE (2m), PROVISIONER_USAGE_MAX_GAP (5m), PROVISIONER_POLL_INTERVAL\n"
+    "  PROVISIONER_USAGE_SETTLE (2m), PROVISIONER_USAGE_MAX_GAP (5m),\n"
+    "  PROVISIONER_USAGE_RETENTION (360h, the metrics store's), PROVISIONER_USAGE_BATCH (200\n"
+    "  customers per query), PROVISIONER_USAGE_QUERY_PERIODS (24 periods per query),\n"
+    "  PROVISIONER_USAGE_FINAL_AFTER (72h: older periods are final, changes become adjustments),\n"
+    "  PROVISIONER_POLL_INTERVAL\n"
     "  (2s), PROVISIONER_RESYNC_INTERVAL (30s), PROVISIONER_REAPPLY_INTERVAL (10m),\n"
     "  PROVISIONER_FAILURE_BACKOFF (5s), PROVISIONER_FAILURE_BACKOFF_MAX (5m),\n"
     "  PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
@@ -262,6 +266,12 @@ std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
       static_cast<std::int64_t>(env.WholeSeconds("PROVISIONER_USAGE_SETTLE", 120));
   usage.interval_seconds = env.Seconds("PROVISIONER_USAGE_INTERVAL", 300);
   usage.max_gap_seconds = env.Seconds("PROVISIONER_USAGE_MAX_GAP", 300);
+  usage.retention_seconds =
+      static_cast<std::int64_t>(env.WholeSeconds("PROVISIONER_USAGE_RETENTION", 15 * 24 * 3600.0));
+  usage.batch_size = static_cast<std::size_t>(env.Count("PROVISIONER_USAGE_BATCH", 200, 1, 100000));
+  usage.query_periods = env.Count("PROVISIONER_USAGE_QUERY_PERIODS", 24, 1, 10000);
+  usage.final_after_seconds =
+      static_cast<std::int64_t>(env.WholeSeconds("PROVISIONER_USAGE_FINAL_AFTER", 72 * 3600.0));
   config.usage = usage;
   return std::nullopt;
 }

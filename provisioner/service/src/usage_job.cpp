@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <string_view>
 #include <tuple>
 
 #include "billing/common/metric_names.h"
@@ -22,13 +23,34 @@ std::string ScrapeKey(const std::map<std::string, std::string>& labels, double t
   return key + "@" + std::to_string(time);
 }
 
+// A regular expression matching exactly `text` (customer ids are [a-z0-9-], but the matcher must
+// not depend on that).
+std::string RegexLiteral(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (std::string_view(R"(\.+*?()|[]{}^$)").find(c) != std::string_view::npos) out += "\\\\";
+    if (c == '"') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string CustomerMatcher(const UsageQuery& q) {
+  if (q.customer_id) return "customer_id=\"" + *q.customer_id + "\"";
+  if (q.customer_ids.empty()) return "customer_id!=\"\"";
+  std::string alternatives;
+  for (const auto& id : q.customer_ids) {
+    alternatives += (alternatives.empty() ? "" : "|") + RegexLiteral(id);
+  }
+  return "customer_id=~\"" + alternatives + "\"";
+}
+
 struct Fetched {
   std::map<std::string, std::vector<RawSeries>> by_customer;
 };
 
 Fetched Fetch(const PrometheusClient& prometheus, const std::string& metric, const UsageQuery& q) {
-  const std::string matcher =
-      q.customer_id ? "customer_id=\"" + *q.customer_id + "\"" : std::string("customer_id!=\"\"");
+  const std::string matcher = CustomerMatcher(q);
   // From well before the first period (its baseline, even across an outage that straddles the
   // start: the increase then goes to the period of the first sample after it) to one gap after
   // the last (the end points).
@@ -106,6 +128,11 @@ std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const 
   } else {
     customers.insert(query.known_customers.begin(), query.known_customers.end());
   }
+  if (!query.customer_id && !query.customer_ids.empty()) {
+    // Forced customers outside the batch belong to another batch.
+    const std::set<std::string> batch(query.customer_ids.begin(), query.customer_ids.end());
+    std::erase_if(customers, [&](const std::string& id) { return !batch.count(id); });
+  }
   for (const auto& [metric, f] : fetched) {
     for (const auto& [customer, series] : f.by_customer) customers.insert(customer);
   }
@@ -149,6 +176,22 @@ std::vector<UsageRecord> ComputeUsage(const PrometheusClient& prometheus, const 
          GaugeIntegral(std::move(sizes), periods, query.max_gap_seconds), 1.0 / 3600);
   }
   return records;
+}
+
+std::set<std::string> CustomersWithData(const PrometheusClient& prometheus, std::int64_t from,
+                                        std::int64_t to, double max_gap_seconds) {
+  std::string names;
+  for (const auto& spec : kCounters) names += std::string(names.empty() ? "" : "|") + spec.counter;
+  names += std::string("|") + names::kDatabaseSize;
+  const auto gap = static_cast<std::int64_t>(std::ceil(max_gap_seconds));
+  const std::string promql = "group by (customer_id) (last_over_time({__name__=~\"" + names +
+                             "\",customer_id!=\"\"}[" + std::to_string(to - from + 2 * gap) +
+                             "s]))";
+  std::set<std::string> customers;
+  for (const auto& id : prometheus.InstantLabels(promql, "customer_id", to + gap)) {
+    customers.insert(id);
+  }
+  return customers;
 }
 
 }  // namespace billing::provisioner

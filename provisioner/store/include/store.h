@@ -132,6 +132,10 @@ class Store {
   /// Every customer ever created (deleted ones too: their last periods are still billed).
   std::set<std::string> CustomerIds();
   /// usage_records of one customer with periods inside [from, to), oldest first.
+  /// Makes the customer's usage records of periods ending at or before `until` final (the
+  /// billing side invoiced them): from then on a differing recomputation is an adjustment. Returns
+  /// how many records became final.
+  std::size_t FinalizeUsage(const std::string& customer_id, std::int64_t until);
   std::vector<UsageRecord> Usage(const std::string& customer_id, std::int64_t from,
                                  std::int64_t to);
 

@@ -65,6 +65,37 @@ ALTER TABLE usage_records ADD CONSTRAINT usage_records_metric_check CHECK (metri
   ('mqtt_messages', 'mqtt_bytes', 'rows_inserted', 'storage_byte_hours',
    'mqtt_connection_minutes', 'mqtt_message_units'));
 )sql",
+    // The usage job's high-water mark per customer: every period before billed_until has been
+    // computed and stored, so the job continues from there after an outage of any length. Seeded
+    // from the records already stored, so an upgrade does not backfill what was billed.
+    R"sql(
+CREATE TABLE usage_watermarks (
+  customer_id  text        PRIMARY KEY,
+  billed_until timestamptz NOT NULL,
+  updated_at   timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO usage_watermarks (customer_id, billed_until)
+SELECT customer_id, max(period_end) FROM usage_records GROUP BY customer_id;
+)sql",
+    // Finalisation: a final (invoiced) figure is never overwritten; a later recomputation that
+    // differs is recorded as an adjustment of it instead.
+    R"sql(
+ALTER TABLE usage_records ADD COLUMN final boolean NOT NULL DEFAULT false;
+ALTER TABLE usage_records ADD COLUMN finalized_at timestamptz;
+CREATE TABLE usage_adjustments (
+  id           bigserial   PRIMARY KEY,
+  customer_id  text        NOT NULL,
+  metric       text        NOT NULL,
+  period_start timestamptz NOT NULL,
+  period_end   timestamptz NOT NULL,
+  delta        numeric     NOT NULL CHECK (delta <> 0 AND delta <> 'NaN'),
+  reason       text        NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  FOREIGN KEY (customer_id, metric, period_start, period_end)
+    REFERENCES usage_records (customer_id, metric, period_start, period_end)
+);
+CREATE INDEX usage_adjustments_period ON usage_adjustments (customer_id, metric, period_start);
+)sql",
 };
 
 }  // namespace

@@ -278,6 +278,17 @@ std::set<std::string> Store::CustomerIds() {
   return ids;
 }
 
+std::size_t Store::FinalizeUsage(const std::string& customer_id, std::int64_t until) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto result = tx.exec_params(
+      "UPDATE usage_records SET final = true, finalized_at = now() "
+      "WHERE customer_id = $1 AND NOT final AND period_end <= to_timestamp($2)",
+      customer_id, until);
+  tx.commit();
+  return static_cast<std::size_t>(result.affected_rows());
+}
+
 std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64_t from,
                                       std::int64_t to) {
   auto lease = pool_.Acquire();
@@ -285,8 +296,11 @@ std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64
   std::vector<UsageRecord> records;
   for (const auto& row : tx.exec_params(
            "SELECT metric, extract(epoch FROM period_start)::bigint, "
-           "extract(epoch FROM period_end)::bigint, quantity::float8, complete "
-           "FROM usage_records WHERE customer_id = $1 "
+           "extract(epoch FROM period_end)::bigint, quantity::float8, complete, final, "
+           "coalesce((SELECT sum(a.delta) FROM usage_adjustments a WHERE "
+           "a.customer_id = r.customer_id AND a.metric = r.metric AND "
+           "a.period_start = r.period_start AND a.period_end = r.period_end), 0)::float8 "
+           "FROM usage_records r WHERE customer_id = $1 "
            "AND period_start >= to_timestamp($2) AND period_end <= to_timestamp($3) "
            // The order provisioner usage prints: messages, bytes, rows, storage; then by period.
            "ORDER BY array_position(ARRAY['mqtt_messages', 'mqtt_bytes', 'rows_inserted', "
@@ -299,6 +313,8 @@ std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64
     r.period = {row[1].as<std::int64_t>(), row[2].as<std::int64_t>()};
     r.quantity = row[3].as<double>();
     r.complete = row[4].as<bool>();
+    r.final = row[5].as<bool>();
+    r.adjustment = row[6].as<double>();
     records.push_back(std::move(r));
   }
   return records;

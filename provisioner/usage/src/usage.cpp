@@ -228,12 +228,15 @@ std::string ToJson(const std::vector<UsageRecord>& records) {
   auto array = nlohmann::json::array();
   for (const auto& r : records) {
     // The quantity keeps the CSV's exact text form as a JSON number.
-    array.push_back({{"customer_id", r.customer_id},
-                     {"metric", r.metric},
-                     {"period_start", FormatTime(r.period.start)},
-                     {"period_end", FormatTime(r.period.end)},
-                     {"quantity", nlohmann::json::parse(FormatQuantity(r.metric, r.quantity))},
-                     {"complete", r.complete}});
+    array.push_back(
+        {{"customer_id", r.customer_id},
+         {"metric", r.metric},
+         {"period_start", FormatTime(r.period.start)},
+         {"period_end", FormatTime(r.period.end)},
+         {"quantity", nlohmann::json::parse(FormatQuantity(r.metric, r.quantity))},
+         {"complete", r.complete},
+         {"final", r.final},
+         {"adjustment", nlohmann::json::parse(FormatQuantity(r.metric, r.adjustment + 0.0))}});
   }
   return array.dump(2) + "\n";
 }

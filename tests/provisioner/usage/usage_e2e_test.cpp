@@ -353,6 +353,34 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
             std::string::npos)
       << metrics;
   EXPECT_EQ(metric("iotistic_provisioner_usage_unknown_customers"), 0.0);
+
+  // The billing side invoiced the window: its records become final, through the API.
+  const std::string finalize_url = api + "/api/usage/finalize";
+  const std::vector<std::string> admin = {"Authorization: Bearer " + token,
+                                          "Content-Type: application/json"};
+  const auto finalized =
+      HttpRequest("POST", finalize_url,
+                  json{{"customer_id", "acme"}, {"until", std::to_string(to)}}.dump(), admin);
+  ASSERT_EQ(finalized.status, 200) << finalized.body;
+  EXPECT_GE(json::parse(finalized.body)["finalized"].get<long>(),
+            static_cast<long>(records.size()));
+  // Everything up to `to` is final, among it every period of the window.
+  EXPECT_EQ(pg.Psql("SELECT count(*) FROM usage_records WHERE customer_id = 'acme' AND NOT final "
+                    "AND period_end <= to_timestamp(" +
+                        std::to_string(to) + ")",
+                    "provisioner_serve"),
+            "0");
+  EXPECT_EQ(pg.Psql("SELECT count(*) FROM usage_records WHERE customer_id = 'acme' AND final AND "
+                    "period_start >= to_timestamp(" +
+                        std::to_string(from) + ") AND period_end <= to_timestamp(" +
+                        std::to_string(to) + ")",
+                    "provisioner_serve"),
+            std::to_string(records.size()));
+  const auto bad = HttpRequest("POST", finalize_url, R"({"customer_id": "acme"})", admin);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("until"), std::string::npos) << bad.body;
+  EXPECT_EQ(HttpRequest("POST", finalize_url, R"({"customer_id": "acme", "until": 0})").status,
+            401);
 }
 
 TEST(UsageCliTest, BadInputGetsAClearErrorNotANumber) {

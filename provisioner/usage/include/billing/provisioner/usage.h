@@ -94,6 +94,10 @@ struct UsageRecord {
   Period period;
   double quantity = 0;
   bool complete = false;
+  // From the store: the figure is invoiced, and what later recomputations found on top of it (the
+  // sum of its adjustments); quantity + adjustment is the current figure.
+  bool final = false;
+  double adjustment = 0;
 };
 
 /// RFC 3339 UTC with seconds ("2026-11-25T10:00:00Z").
@@ -107,7 +111,7 @@ std::string FormatQuantity(const std::string& metric, double quantity);
 
 /// customer_id,metric,period_start,period_end,quantity,complete (with a header line).
 std::string ToCsv(const std::vector<UsageRecord>& records);
-/// A JSON array of objects with the same fields.
+/// A JSON array of objects with the same fields, and final and adjustment.
 std::string ToJson(const std::vector<UsageRecord>& records);
 
 /// The records of the customers in `known`, in their order, and the ids of the others. Only
