@@ -65,6 +65,18 @@ ALTER TABLE usage_records ADD CONSTRAINT usage_records_metric_check CHECK (metri
   ('mqtt_messages', 'mqtt_bytes', 'rows_inserted', 'storage_byte_hours',
    'mqtt_connection_minutes', 'mqtt_message_units'));
 )sql",
+    // Customer logins: refresh tokens, stored only as their SHA-256 (a database dump cannot be
+    // replayed). A rotated or logged-out token is kept, revoked, so its reuse is refused.
+    R"sql(
+CREATE TABLE refresh_tokens (
+  token_hash  text        PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),
+  customer_id text        NOT NULL REFERENCES customers (id),
+  expires_at  timestamptz NOT NULL,
+  revoked     boolean     NOT NULL DEFAULT false,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX refresh_tokens_customer ON refresh_tokens (customer_id);
+)sql",
 };
 
 }  // namespace
