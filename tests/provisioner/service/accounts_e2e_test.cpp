@@ -3,6 +3,7 @@
 // test double (tests/support/kube_api_double.h).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -109,8 +110,13 @@ class AccountsTest : public ::testing::Test {
     return json::parse(response.body, nullptr, false);
   }
 
-  HttpResponse Login(const std::string& email, const std::string& password) {
-    return Post("/api/customers/login", {{"email", email}, {"password", password}});
+  /// `forwarded_for`: the client address an ingress would report (X-Forwarded-For).
+  HttpResponse Login(const std::string& email, const std::string& password,
+                     const std::string& forwarded_for = "") {
+    std::vector<std::string> headers = {"Content-Type: application/json", "Expect:"};
+    if (!forwarded_for.empty()) headers.push_back("X-Forwarded-For: " + forwarded_for);
+    return HttpRequest("POST", Url("/api/customers/login"),
+                       json{{"email", email}, {"password", password}}.dump(), headers);
   }
 
   static std::string StatusPath(const std::string& id) {
@@ -183,15 +189,15 @@ TEST_F(AccountsTest, ACustomerTokenReadsItsOwnStatusAndUsageAndNobodyElses) {
             401);
   EXPECT_EQ(Get(StatusPath(other), kAdminToken).status, 200);
 
-  // A forged token (the payload of another customer under the same signature) is nobody.
-  const auto first = token.find('.');
-  const auto second = token.find('.', first + 1);
-  const auto forged = token.substr(0, first + 1) +
-                      std::string(jane["access_token"])
-                          .substr(std::string(jane["access_token"]).find('.') + 1,
-                                  std::string(jane["access_token"]).rfind('.') -
-                                      std::string(jane["access_token"]).find('.') - 1) +
-                      token.substr(second);
+  // A forged token (another customer's claims under this token's signature) is nobody.
+  auto parts = [](const std::string& jwt) {
+    const auto first = jwt.find('.');
+    const auto second = jwt.find('.', first + 1);
+    return std::array<std::string, 3>{
+        jwt.substr(0, first), jwt.substr(first + 1, second - first - 1), jwt.substr(second + 1)};
+  };
+  const auto mine = parts(token);
+  const auto forged = mine[0] + "." + parts(jane["access_token"])[1] + "." + mine[2];
   EXPECT_EQ(Get(StatusPath(other), forged).status, 401);
   EXPECT_EQ(Get(StatusPath(id), "not-a-token").status, 401);
 }
@@ -248,18 +254,34 @@ TEST_F(AccountsTest, WrongPasswordAndUnknownEmailLookAliveAndCostOneVerification
 }
 
 TEST_F(AccountsTest, TheEleventhRapidFailureIsRefusedWithRetryAfter) {
-  StartProvisioner();
+  // Behind a trusted proxy each attempt comes from its own address: only the account's limit
+  // can refuse.
+  StartProvisioner({{"PROVISIONER_TRUSTED_PROXIES", "127.0.0.1"}});
   Signup("john@example.com", "Acme");
+  auto address = [](int n) { return "198.51.100." + std::to_string(n); };
   for (int attempt = 1; attempt <= 10; ++attempt) {
-    EXPECT_EQ(Login("john@example.com", "guess " + std::to_string(attempt)).status, 401) << attempt;
+    EXPECT_EQ(
+        Login("john@example.com", "guess " + std::to_string(attempt), address(attempt)).status, 401)
+        << attempt;
   }
   const double before = Verifications();
-  const auto refused = Login("john@example.com", "guess 11");
+  const auto refused = Login("JOHN@example.com", "guess 11", address(11));
   EXPECT_EQ(refused.status, 429) << refused.body;
   EXPECT_NE(refused.headers.count("retry-after"), 0u);
   // Refused before any hash is computed; the right password waits too.
   EXPECT_EQ(Verifications(), before);
-  EXPECT_EQ(Login("john@example.com", kPassword).status, 429);
+  EXPECT_EQ(Login("john@example.com", kPassword, address(12)).status, 429);
+}
+
+TEST_F(AccountsTest, FailuresAreAlsoCountedPerClientAddressAcrossAccounts) {
+  StartProvisioner();
+  for (int attempt = 1; attempt <= 10; ++attempt) {
+    const auto email = "nobody" + std::to_string(attempt) + "@example.com";
+    EXPECT_EQ(Login(email, "guess").status, 401) << attempt;
+  }
+  const auto refused = Login("someone-else@example.com", "guess");
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_NE(refused.headers.count("retry-after"), 0u);
 }
 
 TEST_F(AccountsTest, AShortOrMissingTokenKeyStopsTheStartNamingTheVariable) {
