@@ -130,7 +130,8 @@ class Store {
   void AddRefreshToken(const std::string& token_hash, const std::string& customer_id,
                        std::int64_t expires_at);
   /// Revokes the token if it is live (not revoked, not expired) and stores `new_hash` for the
-  /// same customer in the same transaction; the customer id, or nullopt (nothing changed).
+  /// same customer in the same transaction; the customer id, or nullopt. A token that was
+  /// already revoked (a replay) revokes every live token of its customer.
   std::optional<std::string> RotateRefreshToken(const std::string& token_hash,
                                                 const std::string& new_hash,
                                                 std::int64_t new_expires_at);

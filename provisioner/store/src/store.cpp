@@ -223,7 +223,16 @@ std::optional<std::string> Store::RotateRefreshToken(const std::string& token_ha
       "UPDATE refresh_tokens SET revoked = true "
       "WHERE token_hash = $1 AND NOT revoked AND expires_at > now() RETURNING customer_id",
       token_hash);
-  if (rows.empty()) return std::nullopt;
+  if (rows.empty()) {
+    // A revoked token presented again was copied: whoever holds its successor may be the thief,
+    // so the customer's live tokens all go (OAuth 2.0 security BCP, refresh token rotation).
+    tx.exec_params(
+        "UPDATE refresh_tokens SET revoked = true WHERE NOT revoked AND customer_id = "
+        "(SELECT customer_id FROM refresh_tokens WHERE token_hash = $1 AND revoked)",
+        token_hash);
+    tx.commit();
+    return std::nullopt;
+  }
   const auto customer_id = rows[0][0].as<std::string>();
   tx.exec_params(
       "INSERT INTO refresh_tokens (token_hash, customer_id, expires_at) "

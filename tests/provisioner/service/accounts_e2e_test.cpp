@@ -231,10 +231,30 @@ TEST_F(AccountsTest, RefreshRotatesAndLogoutRevokes) {
   // The old one was revoked by its use: a replay is refused.
   EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", first}}).status, 401);
   EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", "made-up"}}).status, 401);
-
-  EXPECT_EQ(Post("/api/customers/logout", {{"refresh_token", second}}).status, 200);
-  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", second}}).status, 401);
   EXPECT_EQ(Post("/api/customers/refresh", json::object()).status, 400);
+
+  // Logout revokes a live token.
+  const auto login =
+      Post("/api/customers/login", {{"email", "john@example.com"}, {"password", kPassword}});
+  ASSERT_EQ(login.status, 200) << login.body;
+  const std::string third = json::parse(login.body)["refresh_token"];
+  EXPECT_EQ(Post("/api/customers/logout", {{"refresh_token", third}}).status, 200);
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", third}}).status, 401);
+}
+
+TEST_F(AccountsTest, AReplayedRefreshTokenRevokesItsCustomersLiveTokens) {
+  StartProvisioner();
+  const auto john = Signup("john@example.com", "Acme");
+  const std::string stolen = john["refresh_token"];
+  const auto refreshed = Post("/api/customers/refresh", {{"refresh_token", stolen}});
+  ASSERT_EQ(refreshed.status, 200) << refreshed.body;
+  const std::string successor = json::parse(refreshed.body)["refresh_token"];
+  const auto jane = Signup("jane@example.com", "Globex");
+
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", stolen}}).status, 401);
+  // Whoever holds the successor may be the thief: it is revoked too, other customers' are not.
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", successor}}).status, 401);
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", jane["refresh_token"]}}).status, 200);
 }
 
 TEST_F(AccountsTest, WrongPasswordAndUnknownEmailLookAliveAndCostOneVerificationEach) {
