@@ -2,15 +2,21 @@
 // May not depend on: libcurl, kube, service (it wakes the reconciler through a callback).
 //
 // Routes, JSON in and out:
-//   POST   /api/customers/signup                    {"email","password","company_name"} -> 201
-//   GET    /api/customers/{id}/deployment/status    phase, message, components       (admin)
-//   POST   /api/customers/{id}/deployment/upgrade   new license and/or values -> 202  (admin)
-//   DELETE /api/customers/{id}/deployment           -> 202                           (admin)
-//   GET    /api/customers/{id}/usage?from=&to=[&format=csv]                          (admin)
+//   POST   /api/customers/signup      {"email","password","company_name"} -> 201 (+ tokens)
+//   POST   /api/customers/login       {"email","password"} -> 200 access and refresh token
+//   POST   /api/customers/refresh     {"refresh_token"} -> 200 a new pair; the old one is revoked
+//   POST   /api/customers/logout      {"refresh_token"} -> 200; the token is revoked
+//   GET    /api/customers/{id}/deployment/status    phase, message, components  (admin, customer)
+//   POST   /api/customers/{id}/deployment/upgrade   new license and/or values -> 202     (admin)
+//   DELETE /api/customers/{id}/deployment           -> 202                              (admin)
+//   GET    /api/customers/{id}/usage?from=&to=[&format=csv]                  (admin, customer)
 //   GET    /healthz, GET /metrics
-// Admin routes need "Authorization: Bearer <PROVISIONER_ADMIN_TOKEN>"; signup is rate-limited per
-// client address. Bad input gets a 4xx whose JSON {"error": "..."} names the field; handlers never
-// let an exception escape, so the service keeps serving.
+// "Authorization: Bearer <PROVISIONER_ADMIN_TOKEN>" opens every route; a customer's access token
+// (HS256, audience "customer") opens that customer's status and usage only: another id answers
+// 404 exactly like an unknown customer, and the admin-only routes answer 401. Signup is
+// rate-limited per client address; failed logins are limited per account and per address. Bad input
+// gets a 4xx whose JSON {"error": "..."} names the field; handlers never let an exception escape,
+// so the service keeps serving.
 #pragma once
 
 #include <functional>
@@ -20,6 +26,7 @@
 #include <vector>
 
 #include "identity.h"
+#include "login_throttle.h"
 #include "rate_limiter.h"
 #include "service_metrics.h"
 #include "signup.h"
@@ -47,6 +54,14 @@ struct ApiOptions {
   std::vector<Network> trusted_proxies;
   /// Password hashes computed at once: each takes 19 MiB for ~50 ms, so this bounds memory.
   int max_concurrent_hashes = 2;
+  /// HMAC key of the customers' access tokens (PROVISIONER_TOKEN_KEY_FILE, >= 32 bytes); empty:
+  /// logins are refused (503) and signup answers no tokens.
+  std::string token_key;
+  std::int64_t access_token_ttl_seconds = 15 * 60;
+  std::int64_t refresh_token_ttl_seconds = 30LL * 24 * 3600;
+  /// Failed logins per account and per client address within the window, then 429.
+  std::size_t login_max_failures = 10;
+  double login_failure_window_seconds = 15 * 60;
 };
 
 /// What the API needs from the rest of the service.
@@ -91,6 +106,11 @@ class ApiServer {
  private:
   static int HandleConnection(mg_connection* conn, void* self);
   Response Signup(const Request& request);
+  Response Login(const Request& request);
+  Response Refresh(const Request& request);
+  Response Logout(const Request& request);
+  /// A new access token and a new stored refresh token for the customer, as response JSON.
+  nlohmann::json IssueTokens(const std::string& customer_id, const std::string& refresh_token);
   Response Status(const std::string& customer_id);
   Response Upgrade(const std::string& customer_id, const Request& request);
   // The steps of Upgrade after ParseUpgradeRequest.
@@ -106,11 +126,20 @@ class ApiServer {
   Response Usage(const std::string& customer_id, const Request& request);
   Response FinalizeUsage(const Request& request);
   bool IsAdmin(const Request& request) const;
+  /// Who the request's bearer token says it is (an expired or forged one is kAnonymous).
+  struct Caller {
+    enum class Kind { kAnonymous, kAdmin, kCustomer } kind = Kind::kAnonymous;
+    std::string customer_id;  // kCustomer only
+  };
+  Caller Authenticate(const Request& request) const;
 
   ApiOptions options_;
   ApiDependencies deps_;
   RateLimiter signup_limiter_;
   std::counting_semaphore<1024> hashing_slots_;
+  LoginThrottle login_failures_;
+  // Verified against when the e-mail is unknown, so both answers cost one Argon2id run.
+  const std::string dummy_password_hash_;
   std::unique_ptr<common::CivetServer> server_;  // last: stopped first, before what it uses
 };
 

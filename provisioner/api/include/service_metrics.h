@@ -1,6 +1,7 @@
 // The provisioner's own metrics (prometheus-cpp registry, served on /metrics): HTTP requests and
-// latencies, Kubernetes API requests and apply errors, reconciliation steps, deployments by phase
-// (read from the store at scrape time) and the usage job's runs.
+// latencies, password verifications by logins, Kubernetes API requests and apply errors,
+// reconciliation steps, deployments by phase (read from the store at scrape time) and the usage
+// job's runs.
 //
 // Thread-safety: prometheus-cpp metrics are thread-safe; Families are created once.
 #pragma once
@@ -27,6 +28,8 @@ class ServiceMetrics {
   void CountApplyError(const std::string& kind, int status);
   void CountReconcile(const std::string& phase);
   void CountUsageRun(bool ok, double finished_at_unix);
+  /// One Argon2id verification by a login.
+  void CountPasswordVerification();
   /// Customers the last usage run found in Prometheus but not in the store (never billed).
   void SetUnknownUsageCustomers(std::size_t count);
   /// Periods the usage job found older than the metrics' retention: never billed from samples.
@@ -59,6 +62,7 @@ class ServiceMetrics {
   prometheus::Family<prometheus::Gauge>& usage_last_complete_;
   std::map<std::string, prometheus::Gauge*> usage_last_complete_series_;
   prometheus::Gauge& phase_source_up_;
+  prometheus::Counter& password_verifications_;
   std::function<std::map<std::string, std::int64_t>()> phase_source_;
 };
 

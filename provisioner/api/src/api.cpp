@@ -10,6 +10,7 @@
 #include <regex>
 #include <stdexcept>
 
+#include "access_token.h"
 #include "billing/common/civet_server.h"
 #include "billing/common/compare.h"
 #include "billing/common/customer_id.h"
@@ -27,6 +28,8 @@ using billing::common::LogLevel;
 using Response = ApiServer::Response;
 
 constexpr int kMaxIdAttempts = 8;
+constexpr char kCustomerAudience[] = "customer";
+constexpr std::size_t kRefreshTokenBytes = 32;
 
 // Invalid UTF-8 (from a path, say) is replaced rather than thrown on.
 std::string Dump(const nlohmann::json& json) {
@@ -116,13 +119,52 @@ void SetLicenseKey(Value& values, std::string key) {
   license->Set("key", std::move(key));
 }
 
+Response Unauthorized(const std::string& message) {
+  auto response = ErrorResponse(401, message);
+  response.extra_headers = "WWW-Authenticate: Bearer realm=\"provisioner\"\r\n";
+  return response;
+}
+
+Response TooManyAttempts(const std::string& message, double retry_after) {
+  auto response = ErrorResponse(429, message);
+  response.extra_headers =
+      "Retry-After: " + std::to_string(static_cast<long long>(retry_after) + 1) + "\r\n";
+  return response;
+}
+
+// The string fields `names` of a JSON object body; the error names the missing or wrong field.
+Result<std::vector<std::string>> StringFields(const std::string& body,
+                                              const std::vector<const char*>& names) {
+  const auto json = nlohmann::json::parse(body, nullptr, false);
+  if (!json.is_object()) return Error{"body: not a JSON object"};
+  std::vector<std::string> values;
+  for (const char* name : names) {
+    const auto it = json.find(name);
+    if (it == json.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+      return Error{std::string(name) + ": required, a non-empty string"};
+    }
+    values.push_back(it->get<std::string>());
+  }
+  return values;
+}
+
+// ASCII lower case: e-mail addresses are unique case-insensitively (customers_email_key).
+std::string LowerAscii(std::string text) {
+  for (char& c : text) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return text;
+}
+
 }  // namespace
 
 ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
     : options_(std::move(options)),
       deps_(std::move(dependencies)),
       signup_limiter_(options_.signup_per_minute, options_.signup_burst),
-      hashing_slots_(std::clamp(options_.max_concurrent_hashes, 1, 1024)) {
+      hashing_slots_(std::clamp(options_.max_concurrent_hashes, 1, 1024)),
+      login_failures_(options_.login_max_failures, options_.login_failure_window_seconds),
+      dummy_password_hash_(HashPassword(RandomToken(kRefreshTokenBytes))) {
   server_ = std::make_unique<common::CivetServer>(
       common::CivetOptions{options_.listen, options_.threads, 10000, 5000, false, {}},
       std::vector<common::CivetHandler>{{"/", &ApiServer::HandleConnection, this}});
@@ -201,6 +243,16 @@ bool ApiServer::IsAdmin(const Request& request) const {
          common::ConstantTimeEquals(request.authorization, "Bearer " + options_.admin_token);
 }
 
+ApiServer::Caller ApiServer::Authenticate(const Request& request) const {
+  if (IsAdmin(request)) return {Caller::Kind::kAdmin, ""};
+  constexpr std::string_view kBearer = "Bearer ";
+  if (options_.token_key.empty() || !request.authorization.starts_with(kBearer)) return {};
+  auto claims = VerifyAccessToken(std::string_view(request.authorization).substr(kBearer.size()),
+                                  options_.token_key, kCustomerAudience, UnixNow());
+  if (!claims.ok() || !common::IsValidCustomerId(claims.value().subject)) return {};
+  return {Caller::Kind::kCustomer, claims.value().subject};
+}
+
 ApiServer::Response ApiServer::Handle(const Request& request, std::string& route) {
   const std::string& path = request.path;
   const std::string& method = request.method;
@@ -228,6 +280,18 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
     if (auto refused = only("POST")) return *refused;
     return Signup(request);
   }
+  for (const auto& [account_route, handler] :
+       {std::pair{"/api/customers/login", &ApiServer::Login},
+        std::pair{"/api/customers/refresh", &ApiServer::Refresh},
+        std::pair{"/api/customers/logout", &ApiServer::Logout}}) {
+    if (path != account_route) continue;
+    route = account_route;
+    if (auto refused = only("POST")) return *refused;
+    if (!request.content_type.empty() && request.content_type.rfind("application/json", 0) != 0) {
+      return ErrorResponse(415, "Content-Type: send application/json");
+    }
+    return (this->*handler)(request);
+  }
 
   if (path == "/api/usage/finalize") {
     route = "/api/usage/finalize";
@@ -253,10 +317,19 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
                         : action == "deployment"       ? "DELETE"
                                                        : "GET";
   if (auto refused = only(allowed)) return *refused;
-  if (!IsAdmin(request)) {
-    auto response = ErrorResponse(401, "Authorization: a valid admin bearer token is required");
-    response.extra_headers = "WWW-Authenticate: Bearer realm=\"provisioner\"\r\n";
-    return response;
+  const Caller caller = Authenticate(request);
+  if (caller.kind == Caller::Kind::kAnonymous) {
+    return Unauthorized(
+        "Authorization: a valid bearer token is required (the admin token, or a customer's "
+        "access token from /api/customers/login)");
+  }
+  if (caller.kind == Caller::Kind::kCustomer) {
+    // Changing or deleting a deployment stays with the platform operator.
+    if (action == "deployment/upgrade" || action == "deployment") {
+      return Unauthorized("Authorization: this route needs the admin bearer token");
+    }
+    // Another customer's id looks exactly like one that does not exist.
+    if (caller.customer_id != id) return UnknownCustomer(id);
   }
   if (!common::IsValidCustomerId(id)) return UnknownCustomer(id);
   if (action == "deployment/status") return Status(id);
@@ -326,13 +399,104 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
       case Store::CreateOutcome::kCreated:
         Log(LogLevel::kInfo, "api", "signup: customer " + customer.id + " created");
         if (deps_.wake_reconciler) deps_.wake_reconciler();
-        return Json(201, {{"customer_id", customer.id},
-                          {"phase", Name(Phase::kPending)},
-                          {"status_url", "/api/customers/" + customer.id + "/deployment/status"}});
+        nlohmann::json body = {
+            {"customer_id", customer.id},
+            {"phase", Name(Phase::kPending)},
+            {"status_url", "/api/customers/" + customer.id + "/deployment/status"}};
+        // Logged in at once, so the client can follow its status_url.
+        if (!options_.token_key.empty()) {
+          body.update(IssueTokens(customer.id, RandomToken(kRefreshTokenBytes)));
+        }
+        return Json(201, body);
     }
   }
   throw std::runtime_error("no free customer id after " + std::to_string(kMaxIdAttempts) +
                            " attempts");
+}
+
+nlohmann::json ApiServer::IssueTokens(const std::string& customer_id,
+                                      const std::string& refresh_token) {
+  const auto now = UnixNow();
+  if (!refresh_token.empty()) {
+    deps_.store.AddRefreshToken(Sha256Hex(refresh_token), customer_id,
+                                now + options_.refresh_token_ttl_seconds);
+  }
+  return {{"customer_id", customer_id},
+          {"access_token", IssueAccessToken({customer_id, kCustomerAudience, now,
+                                             now + options_.access_token_ttl_seconds},
+                                            options_.token_key)},
+          {"refresh_token", refresh_token},
+          {"token_type", "Bearer"},
+          {"expires_in", options_.access_token_ttl_seconds}};
+}
+
+ApiServer::Response ApiServer::Login(const Request& request) {
+  if (options_.token_key.empty()) return ErrorResponse(503, "logins: not configured");
+  auto fields = StringFields(request.body, {"email", "password"});
+  if (!fields.ok()) return ErrorResponse(400, fields.error());
+  const std::string& email = fields.value()[0];
+  const std::string& password = fields.value()[1];
+  const auto client_key =
+      "client " + ClientKey(request.client, request.forwarded_for, options_.trusted_proxies);
+  const auto account_key = "account " + LowerAscii(email);
+  // Checked before any hash is computed: a throttled guess costs nothing and learns nothing.
+  const double now = MonotonicSeconds();
+  const auto wait = std::max(login_failures_.RetryAfter(client_key, now).value_or(0),
+                             login_failures_.RetryAfter(account_key, now).value_or(0));
+  if (wait > 0) return TooManyAttempts("too many failed logins; retry later", wait);
+
+  const auto credentials = deps_.store.CustomerCredentials(email);
+  bool verified = false;
+  {
+    if (!hashing_slots_.try_acquire_for(std::chrono::seconds(10))) {
+      auto response = ErrorResponse(503, "too many logins in progress; retry shortly");
+      response.extra_headers = "Retry-After: 5\r\n";
+      return response;
+    }
+    struct Release {
+      std::counting_semaphore<1024>& slots;
+      ~Release() { slots.release(); }
+    } release{hashing_slots_};
+    // An unknown e-mail costs the same single Argon2id run as a wrong password: the time of
+    // the answer does not tell which addresses have accounts.
+    verified =
+        VerifyPassword(credentials ? credentials->password_hash : dummy_password_hash_, password);
+    deps_.metrics.CountPasswordVerification();
+  }
+  if (!credentials || !verified) {
+    const double failed_at = MonotonicSeconds();
+    login_failures_.RecordFailure(client_key, failed_at);
+    login_failures_.RecordFailure(account_key, failed_at);
+    return Unauthorized("email or password: wrong");
+  }
+  Log(LogLevel::kInfo, "api", "login: customer " + credentials->customer_id);
+  return Json(200, IssueTokens(credentials->customer_id, RandomToken(kRefreshTokenBytes)));
+}
+
+ApiServer::Response ApiServer::Refresh(const Request& request) {
+  if (options_.token_key.empty()) return ErrorResponse(503, "logins: not configured");
+  auto fields = StringFields(request.body, {"refresh_token"});
+  if (!fields.ok()) return ErrorResponse(400, fields.error());
+  // Rotation: the presented token is revoked and a new one stored in one transaction, so a
+  // stolen token that was already used (or a replay of it) is refused.
+  const auto next = RandomToken(kRefreshTokenBytes);
+  const auto customer_id =
+      deps_.store.RotateRefreshToken(Sha256Hex(fields.value()[0]), Sha256Hex(next),
+                                     UnixNow() + options_.refresh_token_ttl_seconds);
+  if (!customer_id) {
+    return Unauthorized("refresh_token: unknown, expired or already used; log in again");
+  }
+  auto body = IssueTokens(*customer_id, "");
+  body["refresh_token"] = next;
+  return Json(200, body);
+}
+
+ApiServer::Response ApiServer::Logout(const Request& request) {
+  auto fields = StringFields(request.body, {"refresh_token"});
+  if (!fields.ok()) return ErrorResponse(400, fields.error());
+  // The same answer whether or not the token was live: logging out twice is not an error.
+  deps_.store.RevokeRefreshToken(Sha256Hex(fields.value()[0]));
+  return Json(200, {{"logged_out", true}});
 }
 
 ApiServer::Response ApiServer::Status(const std::string& customer_id) {

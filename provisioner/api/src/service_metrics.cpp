@@ -83,7 +83,14 @@ ServiceMetrics::ServiceMetrics()
                            .Name("iotistic_provisioner_store_up")
                            .Help("1 if the last scrape could read the store, else 0.")
                            .Register(*registry_)
-                           .Add({})) {
+                           .Add({})),
+      password_verifications_(
+          prometheus::BuildCounter()
+              .Name("iotistic_provisioner_password_verifications_total")
+              .Help("Argon2id password verifications run by logins (one per attempt, known "
+                    "e-mail or not).")
+              .Register(*registry_)
+              .Add({})) {
   // Every phase is always exported, so "no Failed deployments" is a 0 rather than an absent series.
   for (const Phase phase : kAllPhases) deployments_.Add({{"phase", std::string(Name(phase))}});
   prometheus::BuildGauge()
@@ -120,6 +127,8 @@ void ServiceMetrics::CountUsageRun(bool ok, double finished_at_unix) {
   usage_runs_.Add({{"result", ok ? "success" : "error"}}).Increment();
   if (ok) usage_last_success_.Set(finished_at_unix);
 }
+
+void ServiceMetrics::CountPasswordVerification() { password_verifications_.Increment(); }
 
 void ServiceMetrics::SetUnknownUsageCustomers(std::size_t count) {
   usage_unknown_customers_.Set(static_cast<double>(count));

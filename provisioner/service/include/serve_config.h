@@ -33,6 +33,7 @@ struct ServeConfig {
   ApiOptions api;
   std::string database_url;
   std::string signing_key_file;
+  std::string token_key_file;  // PROVISIONER_TOKEN_KEY_FILE, read by Serve into api.token_key
   std::string chart_dir;
   std::string values_file;  // optional platform values over the chart's
   ReconcilerOptions reconciler;

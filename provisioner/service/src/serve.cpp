@@ -6,6 +6,7 @@
 #include <optional>
 #include <sstream>
 
+#include "access_token.h"
 #include "api.h"
 #include "billing/common/file.h"
 #include "billing/common/log.h"
@@ -50,6 +51,16 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
 
   auto signer = LicenseSigner::FromPemFile(config.signing_key_file);
   if (!signer.ok()) return Fail(kExitBadConfig, "LICENSE_SIGNING_KEY_FILE: " + signer.error());
+  ApiOptions api_options = config.api;
+  if (auto key = common::ReadTextFile(config.token_key_file); !key) {
+    return Fail(kExitBadConfig, "PROVISIONER_TOKEN_KEY_FILE: cannot read " + config.token_key_file);
+  } else if (key->size() < kMinAccessTokenKeyBytes) {
+    return Fail(kExitBadConfig, "PROVISIONER_TOKEN_KEY_FILE: " + config.token_key_file +
+                                    " holds fewer than " + std::to_string(kMinAccessTokenKeyBytes) +
+                                    " bytes; write a random key (openssl rand -hex 32 > key)");
+  } else {
+    api_options.token_key = std::move(*key);
+  }
   auto secret_box = LoadSecretBox(config.encryption);
   if (!secret_box.ok()) return Fail(kExitBadConfig, secret_box.error());
   const auto chart_values = common::ReadTextFile(config.chart_dir + "/values.yaml");
@@ -117,8 +128,8 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
   if (config.usage) usage.emplace(*config.usage, config.database_url, *store, metrics);
   std::optional<ApiServer> api;
   try {
-    api.emplace(config.api, ApiDependencies{*store, renderer, *signer.value(), metrics,
-                                            [&] { reconciler.Wake(); }});
+    api.emplace(api_options, ApiDependencies{*store, renderer, *signer.value(), metrics,
+                                             [&] { reconciler.Wake(); }});
   } catch (const std::exception& e) {
     return Fail(kExitBadConfig, "--listen: " + std::string(e.what()));
   }

@@ -15,7 +15,8 @@ const char kServeUsage[] =
     "  LICENSE_SIGNING_KEY_FILE (PEM Ed25519 or RSA private key), PROVISIONER_DOMAIN_BASE,\n"
     "  PROVISIONER_ENCRYPTION_KEY_FILE (32 random bytes: openssl rand -hex 32; seals the tenants'\n"
     "  secrets in the store; PROVISIONER_ALLOW_UNENCRYPTED_SECRETS=true stores them in clear\n"
-    "  instead, for development only).\n"
+    "  instead, for development only), PROVISIONER_TOKEN_KEY_FILE (at least 32 random bytes:\n"
+    "  openssl rand -hex 32; signs the customers' access tokens).\n"
     "Optional: PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES (comma-separated; open only, for\n"
     "  provisioner rotate-encryption-key).\n"
     "Optional: KUBECONFIG (else in-cluster credentials), PROVISIONER_CHART_DIR,\n"
@@ -31,7 +32,8 @@ const char kServeUsage[] =
     "  PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
     "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
     "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h),\n"
-    "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit believes).\n";
+    "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit and the\n"
+    "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m).\n";
 
 namespace {
 
@@ -194,6 +196,10 @@ std::optional<Error> ReadRequiredSettings(const EnvReader& env, ServeConfig& con
       "LICENSE_SIGNING_KEY_FILE", "the path of the PEM private key (Ed25519 or RSA) for licenses");
   config.api.domain_base =
       required("PROVISIONER_DOMAIN_BASE", "the customers' base domain, like iotistic.example.com");
+  config.token_key_file = required(
+      "PROVISIONER_TOKEN_KEY_FILE",
+      "the path of a file with at least 32 random bytes (openssl rand -hex 32 > key) that signs "
+      "the customers' access tokens");
   if (!first_error.empty()) return Bad(first_error);
   if (config.api.admin_token.find_first_of(" \t\r\n") != std::string::npos) {
     return Bad(
@@ -241,6 +247,8 @@ void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
       "PROVISIONER_LICENSE_VALIDITY", static_cast<double>(config.api.license_validity_seconds)));
   config.reconciler.kube_retry.max_attempts =
       static_cast<int>(env.Count("PROVISIONER_KUBE_MAX_ATTEMPTS", 5, 1, 20));
+  config.api.access_token_ttl_seconds = static_cast<std::int64_t>(env.WholeSeconds(
+      "PROVISIONER_ACCESS_TOKEN_TTL", static_cast<double>(config.api.access_token_ttl_seconds)));
   config.api.signup_per_minute =
       static_cast<double>(env.Count("PROVISIONER_SIGNUP_RATE_PER_MINUTE", 10, 1, 100000));
   config.api.signup_burst =

@@ -124,6 +124,24 @@ class Store {
   /// Desired absent; idempotent.
   ChangeOutcome RequestDelete(const std::string& customer_id);
 
+  struct Credentials {
+    std::string customer_id;
+    std::string password_hash;
+  };
+  /// The customer with this e-mail address (case-insensitive), for a login.
+  std::optional<Credentials> CustomerCredentials(const std::string& email);
+  /// Stores a refresh token by its SHA-256 hex, valid until `expires_at` (Unix seconds).
+  void AddRefreshToken(const std::string& token_hash, const std::string& customer_id,
+                       std::int64_t expires_at);
+  /// Revokes the token if it is live (not revoked, not expired) and stores `new_hash` for the
+  /// same customer in the same transaction; the customer id, or nullopt. A token that was
+  /// already revoked (a replay) revokes every live token of its customer.
+  std::optional<std::string> RotateRefreshToken(const std::string& token_hash,
+                                                const std::string& new_hash,
+                                                std::int64_t new_expires_at);
+  /// Revokes the token; false if there was no live token with this hash.
+  bool RevokeRefreshToken(const std::string& token_hash);
+
   /// Customers whose deployment is due for a reconciliation step, soonest first.
   std::vector<std::string> DueDeployments(std::size_t limit);
   std::map<std::string, std::int64_t> CountByPhase();

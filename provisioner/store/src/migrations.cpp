@@ -96,6 +96,18 @@ CREATE TABLE usage_adjustments (
 );
 CREATE INDEX usage_adjustments_period ON usage_adjustments (customer_id, metric, period_start);
 )sql",
+    // Customer logins: refresh tokens, stored only as their SHA-256 (a database dump cannot be
+    // replayed). A rotated or logged-out token is kept, revoked, so its reuse is refused.
+    R"sql(
+CREATE TABLE refresh_tokens (
+  token_hash  text        PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),
+  customer_id text        NOT NULL REFERENCES customers (id),
+  expires_at  timestamptz NOT NULL,
+  revoked     boolean     NOT NULL DEFAULT false,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX refresh_tokens_customer ON refresh_tokens (customer_id);
+)sql",
 };
 
 }  // namespace

@@ -193,6 +193,64 @@ bool Store::CustomerExists(const std::string& customer_id) {
   return !tx.exec_params("SELECT 1 FROM customers WHERE id = $1", customer_id).empty();
 }
 
+std::optional<Store::Credentials> Store::CustomerCredentials(const std::string& email) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  const auto rows = tx.exec_params(
+      "SELECT id, password_hash FROM customers WHERE lower(email) = lower($1)", email);
+  if (rows.empty()) return std::nullopt;
+  return Credentials{rows[0][0].as<std::string>(), rows[0][1].as<std::string>()};
+}
+
+void Store::AddRefreshToken(const std::string& token_hash, const std::string& customer_id,
+                            std::int64_t expires_at) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  tx.exec_params(
+      "INSERT INTO refresh_tokens (token_hash, customer_id, expires_at) "
+      "VALUES ($1, $2, to_timestamp($3))",
+      token_hash, customer_id, expires_at);
+  tx.commit();
+}
+
+std::optional<std::string> Store::RotateRefreshToken(const std::string& token_hash,
+                                                     const std::string& new_hash,
+                                                     std::int64_t new_expires_at) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  // One UPDATE: of two concurrent uses of the same token only one finds it live.
+  const auto rows = tx.exec_params(
+      "UPDATE refresh_tokens SET revoked = true "
+      "WHERE token_hash = $1 AND NOT revoked AND expires_at > now() RETURNING customer_id",
+      token_hash);
+  if (rows.empty()) {
+    // A revoked token presented again was copied: whoever holds its successor may be the thief,
+    // so the customer's live tokens all go (OAuth 2.0 security BCP, refresh token rotation).
+    tx.exec_params(
+        "UPDATE refresh_tokens SET revoked = true WHERE NOT revoked AND customer_id = "
+        "(SELECT customer_id FROM refresh_tokens WHERE token_hash = $1 AND revoked)",
+        token_hash);
+    tx.commit();
+    return std::nullopt;
+  }
+  const auto customer_id = rows[0][0].as<std::string>();
+  tx.exec_params(
+      "INSERT INTO refresh_tokens (token_hash, customer_id, expires_at) "
+      "VALUES ($1, $2, to_timestamp($3))",
+      new_hash, customer_id, new_expires_at);
+  tx.commit();
+  return customer_id;
+}
+
+bool Store::RevokeRefreshToken(const std::string& token_hash) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto result = tx.exec_params(
+      "UPDATE refresh_tokens SET revoked = true WHERE token_hash = $1 AND NOT revoked", token_hash);
+  tx.commit();
+  return result.affected_rows() > 0;
+}
+
 Store::UpgradeOutcome Store::RequestUpgrade(const std::string& customer_id,
                                             const nlohmann::ordered_json& chart_values,
                                             std::int64_t expected_generation,

@@ -92,9 +92,11 @@ SECRET_ENV = {
 }
 LICENSE_SECRET = ("provisioner-license-key", "signing-key.pem")
 ENCRYPTION_SECRET = ("provisioner-encryption-key", "encryption.key")
+TOKEN_SECRET = ("provisioner-token-key", "token.key")
 # Variable -> (Secret, key): files mounted from Secrets.
 SECRET_FILES = {"LICENSE_SIGNING_KEY_FILE": LICENSE_SECRET,
-                "PROVISIONER_ENCRYPTION_KEY_FILE": ENCRYPTION_SECRET}
+                "PROVISIONER_ENCRYPTION_KEY_FILE": ENCRYPTION_SECRET,
+                "PROVISIONER_TOKEN_KEY_FILE": TOKEN_SECRET}
 CHART_DIR_IN_IMAGE = "/usr/share/iotistic/charts/customer-instance"
 REQUIRED_ENV = set(SECRET_ENV) | set(SECRET_FILES) | {"PROVISIONER_DOMAIN_BASE",
                                                       "PROVISIONER_CHART_DIR"}

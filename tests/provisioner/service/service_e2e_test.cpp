@@ -59,6 +59,7 @@ class ServiceTest : public ::testing::Test {
     std::ifstream in(key);
     signing_key_pem_.assign(std::istreambuf_iterator<char>(in), {});
     encryption_key_ = WriteEncryptionKey(keys_->path() / "encryption.key");
+    token_key_ = WriteEncryptionKey(keys_->path() / "token.key");
   }
 
   /// A new key file (64 hex digits, as the docs say to make one); returns its path.
@@ -123,6 +124,7 @@ class ServiceTest : public ::testing::Test {
             {"DATABASE_URL", postgres_->Url(database_)},
             {"LICENSE_SIGNING_KEY_FILE", (keys_->path() / "signing-key.pem").string()},
             {"PROVISIONER_ENCRYPTION_KEY_FILE", encryption_key_},
+            {"PROVISIONER_TOKEN_KEY_FILE", token_key_},
             {"PROVISIONER_DOMAIN_BASE", kDomain},
             {"KUBECONFIG", (dir_->path() / "kubeconfig").string()},
             {"PROVISIONER_CHART_DIR",
@@ -384,6 +386,7 @@ class ServiceTest : public ::testing::Test {
   static std::string public_key_pem_;
   static std::string signing_key_pem_;
   static std::string encryption_key_;
+  static std::string token_key_;
   std::string database_;
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<KubeApiDouble> kube_;
@@ -396,6 +399,7 @@ std::unique_ptr<TempDir> ServiceTest::keys_;
 std::string ServiceTest::public_key_pem_;
 std::string ServiceTest::signing_key_pem_;
 std::string ServiceTest::encryption_key_;
+std::string ServiceTest::token_key_;
 
 TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenDeleted) {
   StartProvisioner();

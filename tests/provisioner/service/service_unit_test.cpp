@@ -19,6 +19,7 @@
 
 #include "billing/common/version.h"
 #include "deployer.h"
+#include "login_throttle.h"
 #include "rate_limiter.h"
 #include "serve_config.h"
 #include "service_metrics.h"
@@ -235,7 +236,8 @@ class FakeEnv {
               {"DATABASE_URL", "postgresql://p:q@db/provisioner"},
               {"LICENSE_SIGNING_KEY_FILE", "/keys/signing.pem"},
               {"PROVISIONER_DOMAIN_BASE", "iot.example.com"},
-              {"PROVISIONER_ENCRYPTION_KEY_FILE", "/keys/encryption.key"}} {}
+              {"PROVISIONER_ENCRYPTION_KEY_FILE", "/keys/encryption.key"},
+              {"PROVISIONER_TOKEN_KEY_FILE", "/keys/token.key"}} {}
 
   void Set(const std::string& name, const std::string& value) { vars_[name] = value; }
   void Unset(const std::string& name) { vars_.erase(name); }
@@ -264,9 +266,10 @@ class FakeEnv {
   std::map<std::string, std::string> vars_;
 };
 
-constexpr const char* kRequired[] = {"PROVISIONER_ADMIN_TOKEN", "DATABASE_URL",
-                                     "LICENSE_SIGNING_KEY_FILE", "PROVISIONER_DOMAIN_BASE",
-                                     "PROVISIONER_ENCRYPTION_KEY_FILE"};
+constexpr const char* kRequired[] = {
+    "PROVISIONER_ADMIN_TOKEN",         "DATABASE_URL",
+    "LICENSE_SIGNING_KEY_FILE",        "PROVISIONER_DOMAIN_BASE",
+    "PROVISIONER_ENCRYPTION_KEY_FILE", "PROVISIONER_TOKEN_KEY_FILE"};
 
 // Both spellings of every flag, as the exporter takes them.
 TEST(ServeConfigTest, FlagsTakeSeparateOrEqualsValues) {
@@ -1238,6 +1241,31 @@ TEST(ServiceMetricsTest, CountersCarryTheirLabels) {
   // A failed run does not move the last success.
   EXPECT_EQ(Find(samples, "iotistic_provisioner_usage_last_success_timestamp_seconds", {}),
             1'700'000'000.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoginThrottle
+
+TEST(LoginThrottleTest, TheTenthFailureInTheWindowRefusesUntilTheOldestLeavesIt) {
+  LoginThrottle throttle(10, 900);
+  for (int i = 0; i < 9; ++i) throttle.RecordFailure("account a", 100.0 + i);
+  EXPECT_FALSE(throttle.RetryAfter("account a", 109));
+  throttle.RecordFailure("account a", 109);
+  const auto wait = throttle.RetryAfter("account a", 110);
+  ASSERT_TRUE(wait);
+  EXPECT_DOUBLE_EQ(*wait, 100 + 900 - 110);
+  EXPECT_FALSE(throttle.RetryAfter("account b", 110)) << "keys are counted apart";
+  EXPECT_FALSE(throttle.RetryAfter("account a", 1000.5)) << "the oldest failure left the window";
+}
+
+TEST(LoginThrottleTest, KeysAreBoundedAndExpiredOnesMakeRoom) {
+  LoginThrottle throttle(1, 10, 2);
+  throttle.RecordFailure("a", 0);
+  throttle.RecordFailure("b", 0);
+  throttle.RecordFailure("c", 1);  // full of live keys: not tracked
+  EXPECT_FALSE(throttle.RetryAfter("c", 1));
+  throttle.RecordFailure("c", 20);  // a and b expired: room again
+  EXPECT_TRUE(throttle.RetryAfter("c", 20));
 }
 
 }  // namespace

@@ -277,6 +277,8 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
   const auto encryption_key = dir.path() / "encryption.key";
   ASSERT_EQ(
       RunCommand({"openssl", "rand", "-hex", "-out", encryption_key.string(), "32"}).exit_code, 0);
+  const auto token_key = dir.path() / "token.key";
+  ASSERT_EQ(RunCommand({"openssl", "rand", "-out", token_key.string(), "32"}).exit_code, 0);
   KubeApiDouble kube;
   kube.WriteKubeconfig(dir.path() / "kubeconfig");
   const int api_port = FreePort();
@@ -288,6 +290,7 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
                         {"DATABASE_URL", pg.Url("provisioner_serve")},
                         {"LICENSE_SIGNING_KEY_FILE", key.string()},
                         {"PROVISIONER_ENCRYPTION_KEY_FILE", encryption_key.string()},
+                        {"PROVISIONER_TOKEN_KEY_FILE", token_key.string()},
                         {"PROVISIONER_DOMAIN_BASE", "iot.example.com"},
                         {"KUBECONFIG", (dir.path() / "kubeconfig").string()},
                         {"PROMETHEUS_URL", prometheus.Url()},

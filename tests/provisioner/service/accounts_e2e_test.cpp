@@ -1,0 +1,319 @@
+// Customer accounts end to end: login, access and refresh tokens, customer-scoped reads and the
+// brute-force limits, against the real binary, a real PostgreSQL store and the Kubernetes API
+// test double (tests/support/kube_api_double.h).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "kube_api_double.h"
+#include "testbed.h"
+
+namespace billing::testbed {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr char kAdminToken[] = "test-admin-token-0123456789";
+constexpr char kPassword[] = "correct horse battery staple 42";
+
+class AccountsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    postgres_ = std::make_unique<PostgresServer>();
+    keys_ = std::make_unique<TempDir>("accounts-keys");
+    for (const auto& command : std::vector<std::vector<std::string>>{
+             {"openssl", "genpkey", "-algorithm", "ed25519", "-out",
+              (keys_->path() / "signing-key.pem").string()},
+             {"openssl", "rand", "-hex", "-out", (keys_->path() / "encryption.key").string(), "32"},
+             {"openssl", "rand", "-hex", "-out", (keys_->path() / "token.key").string(), "32"}}) {
+      const auto made = RunCommand(command);
+      ASSERT_EQ(made.exit_code, 0) << made.output;
+    }
+  }
+  static void TearDownTestSuite() {
+    postgres_.reset();
+    keys_.reset();
+  }
+
+  void SetUp() override {
+    static int counter = 0;
+    database_ = "accounts_" + std::to_string(++counter);
+    postgres_->CreateDatabase(database_);
+    dir_ = std::make_unique<TempDir>("accounts-test");
+    kube_ = std::make_unique<KubeApiDouble>();
+    kube_->WriteKubeconfig(dir_->path() / "kubeconfig");
+    port_ = FreePort();
+  }
+
+  void TearDown() override {
+    if (HasFailure() && provisioner_) std::cerr << "provisioner log:\n" << provisioner_->Log();
+    provisioner_.reset();
+  }
+
+  void StartProvisioner(std::vector<std::pair<std::string, std::string>> extra_env = {}) {
+    Launch(std::move(extra_env));
+    ASSERT_TRUE(WaitFor(
+        [&] { return !provisioner_->Running() || HttpGet(Url("/healthz")).status == 200; }, 20s));
+    ASSERT_TRUE(provisioner_->Running()) << provisioner_->Log();
+  }
+
+  void Launch(std::vector<std::pair<std::string, std::string>> extra_env) {
+    std::vector<std::pair<std::string, std::string>> env = {
+        {"PROVISIONER_ADMIN_TOKEN", kAdminToken},
+        {"DATABASE_URL", postgres_->Url(database_)},
+        {"LICENSE_SIGNING_KEY_FILE", (keys_->path() / "signing-key.pem").string()},
+        {"PROVISIONER_ENCRYPTION_KEY_FILE", (keys_->path() / "encryption.key").string()},
+        {"PROVISIONER_TOKEN_KEY_FILE", (keys_->path() / "token.key").string()},
+        {"PROVISIONER_DOMAIN_BASE", "iot.example.com"},
+        {"KUBECONFIG", (dir_->path() / "kubeconfig").string()},
+        {"PROVISIONER_CHART_DIR",
+         std::string(BILLING_SOURCE_DIR) + "/manifests/charts/customer-instance"},
+        {"PROVISIONER_POLL_INTERVAL", "200ms"},
+        {"PROVISIONER_SIGNUP_BURST", "100"}};
+    for (auto& entry : extra_env) {
+      std::erase_if(env, [&](const auto& e) { return e.first == entry.first; });
+      env.push_back(std::move(entry));
+    }
+    static int starts = 0;
+    provisioner_ = std::make_unique<Process>(Process::Options{
+        {PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_)},
+        env,
+        {"PROMETHEUS_URL"},
+        dir_->path() / ("provisioner-" + std::to_string(++starts) + ".log"),
+        std::nullopt});
+  }
+
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  HttpResponse Post(const std::string& path, const json& body) {
+    return HttpRequest("POST", Url(path), body.dump(),
+                       {"Content-Type: application/json", "Expect:"});
+  }
+
+  HttpResponse Get(const std::string& path, const std::string& bearer) {
+    return HttpGet(Url(path), {"Authorization: Bearer " + bearer});
+  }
+
+  /// Signs up; the 201 body (customer_id, access_token, refresh_token, ...).
+  json Signup(const std::string& email, const std::string& company) {
+    const auto response =
+        Post("/api/customers/signup",
+             {{"email", email}, {"password", kPassword}, {"company_name", company}});
+    EXPECT_EQ(response.status, 201) << response.body;
+    return json::parse(response.body, nullptr, false);
+  }
+
+  /// `forwarded_for`: the client address an ingress would report (X-Forwarded-For).
+  HttpResponse Login(const std::string& email, const std::string& password,
+                     const std::string& forwarded_for = "") {
+    std::vector<std::string> headers = {"Content-Type: application/json", "Expect:"};
+    if (!forwarded_for.empty()) headers.push_back("X-Forwarded-For: " + forwarded_for);
+    return HttpRequest("POST", Url("/api/customers/login"),
+                       json{{"email", email}, {"password", password}}.dump(), headers);
+  }
+
+  static std::string StatusPath(const std::string& id) {
+    return "/api/customers/" + id + "/deployment/status";
+  }
+  static std::string UsagePath(const std::string& id) {
+    return "/api/customers/" + id + "/usage?from=0&to=3600";
+  }
+
+  double Verifications() {
+    const auto metrics = HttpGet(Url("/metrics")).body;
+    static const std::regex line(
+        R"((?:^|\n)iotistic_provisioner_password_verifications_total ([0-9.e+]+))");
+    std::smatch match;
+    if (!std::regex_search(metrics, match, line)) {
+      ADD_FAILURE() << "no password verification counter in /metrics";
+      return -1;
+    }
+    return std::stod(match[1]);
+  }
+
+  static std::unique_ptr<PostgresServer> postgres_;
+  static std::unique_ptr<TempDir> keys_;
+  std::string database_;
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<KubeApiDouble> kube_;
+  std::unique_ptr<Process> provisioner_;
+  int port_ = 0;
+};
+
+std::unique_ptr<PostgresServer> AccountsTest::postgres_;
+std::unique_ptr<TempDir> AccountsTest::keys_;
+
+TEST_F(AccountsTest, ACustomerTokenReadsItsOwnStatusAndUsageAndNobodyElses) {
+  StartProvisioner();
+  const auto john = Signup("john@example.com", "Acme");
+  const auto jane = Signup("jane@example.com", "Globex");
+  ASSERT_TRUE(john.contains("access_token")) << john.dump();
+  const std::string id = john["customer_id"];
+  const std::string other = jane["customer_id"];
+  EXPECT_EQ(john["expires_in"], 900);
+
+  // The signup's token, then a login's.
+  EXPECT_EQ(Get(StatusPath(id), john["access_token"]).status, 200);
+  const auto login = Login("John@Example.com", kPassword);
+  ASSERT_EQ(login.status, 200) << login.body;
+  const auto tokens = json::parse(login.body);
+  EXPECT_EQ(tokens["customer_id"], id);
+  const std::string token = tokens["access_token"];
+  const auto status = Get(StatusPath(id), token);
+  ASSERT_EQ(status.status, 200) << status.body;
+  EXPECT_EQ(json::parse(status.body)["customer_id"], id);
+  EXPECT_EQ(Get(UsagePath(id), token).status, 200);
+
+  // Another customer's id answers exactly what an unknown one does.
+  const auto theirs = Get(StatusPath(other), token);
+  const auto unknown = Get(StatusPath("nobody-abc123"), token);
+  EXPECT_EQ(theirs.status, 404);
+  EXPECT_EQ(theirs.body, std::regex_replace(unknown.body, std::regex("nobody-abc123"), other));
+  EXPECT_EQ(Get(UsagePath(other), token).status, 404);
+
+  // Changing or deleting stays with the admin; the admin token still reads everything.
+  EXPECT_EQ(HttpRequest("DELETE", Url("/api/customers/" + id + "/deployment"), "",
+                        {"Authorization: Bearer " + token})
+                .status,
+            401);
+  EXPECT_EQ(HttpRequest("POST", Url("/api/customers/" + id + "/deployment/upgrade"), "{}",
+                        {"Authorization: Bearer " + token, "Content-Type: application/json"})
+                .status,
+            401);
+  EXPECT_EQ(Get(StatusPath(other), kAdminToken).status, 200);
+
+  // A forged token (another customer's claims under this token's signature) is nobody.
+  auto parts = [](const std::string& jwt) {
+    const auto first = jwt.find('.');
+    const auto second = jwt.find('.', first + 1);
+    return std::array<std::string, 3>{
+        jwt.substr(0, first), jwt.substr(first + 1, second - first - 1), jwt.substr(second + 1)};
+  };
+  const auto mine = parts(token);
+  const auto forged = mine[0] + "." + parts(jane["access_token"])[1] + "." + mine[2];
+  EXPECT_EQ(Get(StatusPath(other), forged).status, 401);
+  EXPECT_EQ(Get(StatusPath(id), "not-a-token").status, 401);
+}
+
+TEST_F(AccountsTest, AnAccessTokenExpiresAfterItsTtl) {
+  StartProvisioner({{"PROVISIONER_ACCESS_TOKEN_TTL", "1s"}});
+  const auto john = Signup("john@example.com", "Acme");
+  const std::string id = john["customer_id"];
+  EXPECT_EQ(john["expires_in"], 1);
+  const std::string token = john["access_token"];
+  // Polled: the token is good until its second is over, then refused for good.
+  ASSERT_TRUE(WaitFor([&] { return Get(StatusPath(id), token).status == 401; }, 10s, 100ms));
+  const auto expired = Get(StatusPath(id), token);
+  EXPECT_EQ(expired.status, 401);
+  EXPECT_NE(expired.headers.count("www-authenticate"), 0u);
+}
+
+TEST_F(AccountsTest, RefreshRotatesAndLogoutRevokes) {
+  StartProvisioner();
+  const auto john = Signup("john@example.com", "Acme");
+  const std::string id = john["customer_id"];
+  const std::string first = john["refresh_token"];
+
+  const auto refreshed = Post("/api/customers/refresh", {{"refresh_token", first}});
+  ASSERT_EQ(refreshed.status, 200) << refreshed.body;
+  const auto pair = json::parse(refreshed.body);
+  const std::string second = pair["refresh_token"];
+  EXPECT_NE(second, first);
+  EXPECT_EQ(Get(StatusPath(id), pair["access_token"]).status, 200);
+
+  // The old one was revoked by its use: a replay is refused.
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", first}}).status, 401);
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", "made-up"}}).status, 401);
+  EXPECT_EQ(Post("/api/customers/refresh", json::object()).status, 400);
+
+  // Logout revokes a live token.
+  const auto login =
+      Post("/api/customers/login", {{"email", "john@example.com"}, {"password", kPassword}});
+  ASSERT_EQ(login.status, 200) << login.body;
+  const std::string third = json::parse(login.body)["refresh_token"];
+  EXPECT_EQ(Post("/api/customers/logout", {{"refresh_token", third}}).status, 200);
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", third}}).status, 401);
+}
+
+TEST_F(AccountsTest, AReplayedRefreshTokenRevokesItsCustomersLiveTokens) {
+  StartProvisioner();
+  const auto john = Signup("john@example.com", "Acme");
+  const std::string stolen = john["refresh_token"];
+  const auto refreshed = Post("/api/customers/refresh", {{"refresh_token", stolen}});
+  ASSERT_EQ(refreshed.status, 200) << refreshed.body;
+  const std::string successor = json::parse(refreshed.body)["refresh_token"];
+  const auto jane = Signup("jane@example.com", "Globex");
+
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", stolen}}).status, 401);
+  // Whoever holds the successor may be the thief: it is revoked too, other customers' are not.
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", successor}}).status, 401);
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", jane["refresh_token"]}}).status, 200);
+}
+
+TEST_F(AccountsTest, WrongPasswordAndUnknownEmailLookAliveAndCostOneVerificationEach) {
+  StartProvisioner();
+  Signup("john@example.com", "Acme");
+  const double before = Verifications();
+  const auto wrong = Login("john@example.com", "not the password");
+  EXPECT_EQ(Verifications(), before + 1);
+  const auto unknown = Login("nobody@example.com", "not the password");
+  EXPECT_EQ(Verifications(), before + 2);
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_EQ(unknown.status, wrong.status);
+  EXPECT_EQ(unknown.body, wrong.body);
+  EXPECT_EQ(json::parse(wrong.body)["error"], "email or password: wrong");
+  EXPECT_EQ(Login("john@example.com", kPassword).status, 200);
+  EXPECT_EQ(Verifications(), before + 3);
+}
+
+TEST_F(AccountsTest, TheEleventhRapidFailureIsRefusedWithRetryAfter) {
+  // Behind a trusted proxy each attempt comes from its own address: only the account's limit
+  // can refuse.
+  StartProvisioner({{"PROVISIONER_TRUSTED_PROXIES", "127.0.0.1"}});
+  Signup("john@example.com", "Acme");
+  auto address = [](int n) { return "198.51.100." + std::to_string(n); };
+  for (int attempt = 1; attempt <= 10; ++attempt) {
+    EXPECT_EQ(
+        Login("john@example.com", "guess " + std::to_string(attempt), address(attempt)).status, 401)
+        << attempt;
+  }
+  const double before = Verifications();
+  const auto refused = Login("JOHN@example.com", "guess 11", address(11));
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_NE(refused.headers.count("retry-after"), 0u);
+  // Refused before any hash is computed; the right password waits too.
+  EXPECT_EQ(Verifications(), before);
+  EXPECT_EQ(Login("john@example.com", kPassword, address(12)).status, 429);
+}
+
+TEST_F(AccountsTest, FailuresAreAlsoCountedPerClientAddressAcrossAccounts) {
+  StartProvisioner();
+  for (int attempt = 1; attempt <= 10; ++attempt) {
+    const auto email = "nobody" + std::to_string(attempt) + "@example.com";
+    EXPECT_EQ(Login(email, "guess").status, 401) << attempt;
+  }
+  const auto refused = Login("someone-else@example.com", "guess");
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_NE(refused.headers.count("retry-after"), 0u);
+}
+
+TEST_F(AccountsTest, AShortOrMissingTokenKeyStopsTheStartNamingTheVariable) {
+  const auto short_key = dir_->path() / "short.key";
+  std::ofstream(short_key) << "too short";
+  for (const auto& key : {short_key.string(), (dir_->path() / "missing.key").string()}) {
+    Launch({{"PROVISIONER_TOKEN_KEY_FILE", key}});
+    ASSERT_TRUE(WaitFor([&] { return !provisioner_->Running(); }, 20s)) << key;
+    EXPECT_NE(provisioner_->Log().find("PROVISIONER_TOKEN_KEY_FILE: "), std::string::npos)
+        << provisioner_->Log();
+  }
+}
+
+}  // namespace
+}  // namespace billing::testbed
