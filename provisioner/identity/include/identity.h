@@ -16,12 +16,26 @@
 
 namespace billing::provisioner {
 
+/// The cost of an Argon2id hash: what its PHC string records as m, t and p.
+struct Argon2Cost {
+  std::uint32_t memory_kib = 0;
+  std::uint32_t passes = 0;
+  std::uint32_t lanes = 0;
+};
+/// What new hashes cost: OWASP's minimum (m=19 MiB, t=2, p=1).
+Argon2Cost CurrentPasswordHashCost();
+
 /// Argon2id in PHC string form ("$argon2id$v=19$m=...,t=...,p=...$salt$hash"), random salt.
-/// Parameters follow OWASP's minimum (m=19 MiB, t=2, p=1). The clear password is not kept.
-/// Throws std::runtime_error only if the CSPRNG or libargon2 fails (out of memory).
-std::string HashPassword(std::string_view password);
+/// The clear password is not kept. Throws std::runtime_error only if the CSPRNG or libargon2
+/// fails (out of memory).
+std::string HashPassword(std::string_view password,
+                         const Argon2Cost& cost = CurrentPasswordHashCost());
 /// False for a wrong password and for anything that is not an argon2id PHC string.
 bool VerifyPassword(const std::string& encoded_hash, std::string_view password);
+/// True when the hash was made with less memory or fewer passes than CurrentPasswordHashCost(),
+/// another lane count or another Argon2 version, or is not an argon2id PHC string: a successful
+/// login then stores a new hash of the password it just verified.
+bool PasswordHashNeedsRehash(const std::string& encoded_hash);
 
 /// `bytes` random bytes from OpenSSL's CSPRNG, base64url without padding (URL-safe: fits in a
 /// DATABASE_URL without encoding). Throws std::runtime_error if the CSPRNG fails.

@@ -16,11 +16,22 @@ namespace billing::provisioner {
 
 struct SignupRequest {
   std::string email;         // trimmed; local@domain, at most 254 characters
-  std::string password;      // 12..128 characters, not mostly one character, not the email
-                             // nor containing its local part; never trimmed
+  std::string password;      // CheckNewPassword's rules; never trimmed
   std::string company_name;  // trimmed; 1..200 characters of any Unicode text except control
                              // characters, otherwise verbatim
 };
+
+/// The rules of every new password (signup, change, reset), a person can live with: 12..128
+/// characters (code points) of valid UTF-8, any composition, but not mostly one repeated
+/// character, not the e-mail address nor containing its local part, and not one of the common
+/// passwords of data/common-passwords.txt (case-insensitive). nullopt when it is acceptable, else
+/// the broken rule prefixed with `field` ("new_password: ..."), never the password.
+std::optional<std::string> CheckNewPassword(const std::string& password, const std::string& email,
+                                            std::string_view field = "password");
+/// Whether the whole password is on the shipped list (ASCII case-insensitive).
+bool IsCommonPassword(std::string_view password);
+/// How many passwords the shipped list holds (for tests of the list itself).
+std::size_t CommonPasswordCount();
 
 /// Parses `{"email","password","company_name"}`. Errors name the field ("email: must be an
 /// address like name@example.com"); malformed JSON, a non-object body, unknown or wrong-typed

@@ -21,6 +21,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -265,15 +266,17 @@ std::optional<std::int64_t> IntegerClaim(const nlohmann::json& claims, const cha
 
 }  // namespace
 
-std::string HashPassword(std::string_view password) {
+Argon2Cost CurrentPasswordHashCost() { return {kArgonMemoryKiB, kArgonPasses, kArgonLanes}; }
+
+std::string HashPassword(std::string_view password, const Argon2Cost& cost) {
   std::array<unsigned char, kSaltBytes> salt{};
   FillRandom(salt.data(), salt.size());
   // argon2_encodedlen counts the terminating NUL.
-  std::string encoded(argon2_encodedlen(kArgonPasses, kArgonMemoryKiB, kArgonLanes, kSaltBytes,
+  std::string encoded(argon2_encodedlen(cost.passes, cost.memory_kib, cost.lanes, kSaltBytes,
                                         kHashBytes, Argon2_id),
                       '\0');
   // The password goes straight from the caller's buffer to libargon2: no copy here to wipe.
-  const int rc = argon2id_hash_encoded(kArgonPasses, kArgonMemoryKiB, kArgonLanes, password.data(),
+  const int rc = argon2id_hash_encoded(cost.passes, cost.memory_kib, cost.lanes, password.data(),
                                        password.size(), salt.data(), salt.size(), kHashBytes,
                                        encoded.data(), encoded.size());
   if (rc != ARGON2_OK) {
@@ -288,6 +291,18 @@ bool VerifyPassword(const std::string& encoded_hash, std::string_view password) 
   // a malformed hash included, is "does not match".
   return !encoded_hash.empty() &&
          argon2id_verify(encoded_hash.c_str(), password.data(), password.size()) == ARGON2_OK;
+}
+
+bool PasswordHashNeedsRehash(const std::string& encoded_hash) {
+  // "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>": only the parameters are read.
+  static const std::regex kParameters(
+      R"(^\$argon2id\$v=(\d{1,3})\$m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,10})\$)");
+  std::smatch match;
+  if (!std::regex_search(encoded_hash, match, kParameters)) return true;
+  const auto number = [&](std::size_t group) { return std::stoull(match[group].str()); };
+  const Argon2Cost current = CurrentPasswordHashCost();
+  return number(1) != ARGON2_VERSION_NUMBER || number(2) < current.memory_kib ||
+         number(3) < current.passes || number(4) != current.lanes;
 }
 
 std::string RandomToken(std::size_t bytes) {

@@ -127,6 +127,30 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ContainsIgnoringCase(a, b);
 }
 
+bool LessIgnoringCase(std::string_view a, std::string_view b) {
+  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
+                                      [](char x, char y) { return AsciiLower(x) < AsciiLower(y); });
+}
+
+// data/common-passwords.txt, compiled in: sorted, without comments and blank lines.
+const std::vector<std::string_view>& CommonPasswords() {
+  static const std::vector<std::string_view> list = [] {
+    static constexpr std::string_view kText =
+#include "common_passwords.inc"
+        ;
+    std::vector<std::string_view> entries;
+    for (std::size_t start = 0; start < kText.size();) {
+      const std::size_t end = std::min(kText.find('\n', start), kText.size());
+      const std::string_view line = kText.substr(start, end - start);
+      if (!line.empty() && line.front() != '#') entries.push_back(line);
+      start = end + 1;
+    }
+    std::sort(entries.begin(), entries.end(), LessIgnoringCase);
+    return entries;
+  }();
+  return list;
+}
+
 // Overwrites a string that held a password before it is freed. Volatile so the stores are not
 // dropped as dead (this library is pure, without OPENSSL_cleanse).
 void Wipe(std::string& secret) {
@@ -246,13 +270,28 @@ std::optional<std::string> CheckEmail(const std::string& email) {
   return std::nullopt;
 }
 
+}  // namespace
+
+bool IsCommonPassword(std::string_view password) {
+  const auto& list = CommonPasswords();
+  return std::binary_search(list.begin(), list.end(), password, LessIgnoringCase);
+}
+
+std::size_t CommonPasswordCount() { return CommonPasswords().size(); }
+
 // Messages state the rule and never repeat the password. Works on the password in place (no
 // decoded or lowered copy that would outlive the request unwiped).
-std::optional<std::string> CheckPassword(const std::string& password, const std::string& email) {
+std::optional<std::string> CheckNewPassword(const std::string& password, const std::string& email,
+                                            std::string_view field) {
+  const std::string name(field);
   std::size_t length = 0;
-  for (std::size_t i = 0; i < password.size(); i += DecodeAt(password, i)->length) ++length;
-  if (length < kMinPasswordLength) return "password: must be at least 12 characters long";
-  if (length > kMaxPasswordLength) return "password: must be at most 128 characters long";
+  for (std::size_t i = 0; i < password.size(); ++length) {
+    const auto code_point = DecodeAt(password, i);
+    if (!code_point) return name + ": must be valid UTF-8";
+    i += code_point->length;
+  }
+  if (length < kMinPasswordLength) return name + ": must be at least 12 characters long";
+  if (length > kMaxPasswordLength) return name + ": must be at most 128 characters long";
   // Quadratic, but over at most 128 characters.
   std::size_t most = 0;
   for (std::size_t i = 0; i < password.size();) {
@@ -266,14 +305,19 @@ std::optional<std::string> CheckPassword(const std::string& password, const std:
     most = std::max(most, count);
     i += a.length;
   }
-  if (most * 2 > length) return "password: must not consist mostly of one repeated character";
-  if (EqualsIgnoringCase(password, email)) return "password: must not be the email address";
+  if (most * 2 > length) return name + ": must not consist mostly of one repeated character";
+  if (EqualsIgnoringCase(password, email)) return name + ": must not be the email address";
   const std::string_view local = std::string_view(email).substr(0, email.find('@'));
   if (DecodeUtf8(local)->size() >= kMinLocalPartToMatch && ContainsIgnoringCase(password, local)) {
-    return "password: must not contain the part of the email address before '@'";
+    return name + ": must not contain the part of the email address before '@'";
+  }
+  if (IsCommonPassword(password)) {
+    return name + ": is one of the most common passwords, which are tried first; choose another";
   }
   return std::nullopt;
 }
+
+namespace {
 
 Result<std::string> CheckCompanyName(const std::string& raw) {
   auto code_points = *DecodeUtf8(raw);
@@ -381,7 +425,7 @@ Result<SignupRequest> SignupFields(const json& parsed) {
   if (auto problem = CheckEmail(request.email)) return Error{std::move(*problem)};
   // Passwords are used as given: trimming would silently change what the user typed.
   const auto& password = parsed["password"].get_ref<const std::string&>();
-  if (auto problem = CheckPassword(password, request.email)) return Error{std::move(*problem)};
+  if (auto problem = CheckNewPassword(password, request.email)) return Error{std::move(*problem)};
   auto company_name = CheckCompanyName(parsed["company_name"].get_ref<const std::string&>());
   if (!company_name.ok()) return Error{company_name.error()};
   request.company_name = std::move(company_name).value();

@@ -88,6 +88,45 @@ TEST(PasswordTest, HashIsArgon2idPhcWithOwaspParameters) {
   EXPECT_EQ(hash.find(Base64UrlEncode(password)), std::string::npos);
 }
 
+TEST(PasswordTest, OnlyHashesBelowTodaysCostNeedARehash) {
+  EXPECT_FALSE(PasswordHashNeedsRehash(HashPassword("correct horse battery staple")));
+  const std::string cheap = HashPassword("correct horse battery staple", {4096, 1, 1});
+  EXPECT_TRUE(cheap.starts_with("$argon2id$v=19$m=4096,t=1,p=1$")) << cheap;
+  EXPECT_TRUE(VerifyPassword(cheap, "correct horse battery staple"));
+  EXPECT_TRUE(PasswordHashNeedsRehash(cheap));
+  EXPECT_TRUE(PasswordHashNeedsRehash(HashPassword("x", {19456, 1, 1})));   // fewer passes
+  EXPECT_TRUE(PasswordHashNeedsRehash(HashPassword("x", {8192, 2, 1})));    // less memory
+  EXPECT_TRUE(PasswordHashNeedsRehash(HashPassword("x", {19456, 2, 2})));   // other lanes
+  EXPECT_FALSE(PasswordHashNeedsRehash(HashPassword("x", {65536, 3, 1})));  // costlier: kept
+  EXPECT_TRUE(PasswordHashNeedsRehash("$argon2id$v=16$m=19456,t=2,p=1$c2FsdA$aGFzaA"));
+  EXPECT_TRUE(PasswordHashNeedsRehash("not a hash"));
+  EXPECT_TRUE(PasswordHashNeedsRehash(""));
+}
+
+TEST(PasswordTest, TheCommonPasswordListIsLoadedAndMatchedIgnoringCase) {
+  EXPECT_GE(CommonPasswordCount(), 100u);
+  EXPECT_TRUE(IsCommonPassword("password1234"));
+  EXPECT_TRUE(IsCommonPassword("PassWord1234"));
+  EXPECT_TRUE(IsCommonPassword("1qaz2wsx3edc"));
+  EXPECT_FALSE(IsCommonPassword("password12345678901"));  // the whole password, not a prefix
+  EXPECT_FALSE(IsCommonPassword("# Passwords refused at signup"));  // comments are not entries
+  EXPECT_FALSE(IsCommonPassword(""));
+}
+
+TEST(PasswordTest, NewPasswordRulesNameTheFieldAndNeverEchoThePassword) {
+  EXPECT_EQ(CheckNewPassword("a fine long passphrase", "john@example.com"), std::nullopt);
+  const auto common = CheckNewPassword("Qwertyuiop123", "john@example.com", "new_password");
+  ASSERT_TRUE(common.has_value());
+  EXPECT_TRUE(common->starts_with("new_password: is one of the most common passwords")) << *common;
+  EXPECT_EQ(common->find("Qwertyuiop123"), std::string::npos);
+  EXPECT_EQ(CheckNewPassword("short", "john@example.com", "new_password"),
+            "new_password: must be at least 12 characters long");
+  EXPECT_EQ(CheckNewPassword("john-is-my-name-ok", "john@example.com"),
+            "password: must not contain the part of the email address before '@'");
+  EXPECT_EQ(CheckNewPassword(std::string("valid until \xff here"), "john@example.com"),
+            "password: must be valid UTF-8");
+}
+
 TEST(PasswordTest, SaltMakesEveryHashDifferent) {
   const std::string first = HashPassword("the same password");
   const std::string second = HashPassword("the same password");
