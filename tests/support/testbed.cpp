@@ -1148,6 +1148,56 @@ PrometheusServer::PrometheusServer(const std::vector<std::string>& targets,
   }
 }
 
+SmtpServer::SmtpServer() : dir_(std::make_unique<TempDir>("billing-smtp")) {
+  for (int attempt = 1;; ++attempt) {
+    port_ = FreePort();
+    Process::Options options;
+    // Debian's interpreter: the one on PATH may lack Debian's python3-aiosmtpd.
+    options.argv = {"/usr/bin/python3",
+                    "-m",
+                    "aiosmtpd",
+                    "-n",
+                    "-l",
+                    "127.0.0.1:" + std::to_string(port_),
+                    "-c",
+                    "aiosmtpd.handlers.Mailbox",
+                    (dir_->path() / "maildir").string()};
+    options.log_path = dir_->path() / "smtpd.log";
+    try {
+      const int port = port_;
+      process_ = StartServer(std::move(options), "aiosmtpd on port " + std::to_string(port_),
+                             [port] { return TcpConnects(port); });
+      return;
+    } catch (const PortInUseError&) {
+      if (attempt == kPortAttempts) throw;
+    }
+  }
+}
+
+SmtpServer::~SmtpServer() {
+  if (process_) process_->Stop(SIGTERM, seconds(20));
+}
+
+std::string SmtpServer::Url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
+
+std::vector<std::string> SmtpServer::Messages() const {
+  const fs::path incoming = dir_->path() / "maildir" / "new";
+  std::vector<fs::path> files;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(incoming, error)) files.push_back(entry.path());
+  // Maildir names start with the delivery time in seconds, then a per-process sequence.
+  std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+    return fs::last_write_time(a) < fs::last_write_time(b) ||
+           (fs::last_write_time(a) == fs::last_write_time(b) && a < b);
+  });
+  std::vector<std::string> messages;
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    messages.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return messages;
+}
+
 void BackfillOpenMetrics(const std::string& openmetrics, const fs::path& tsdb_dir) {
   fs::create_directories(tsdb_dir);
   const fs::path input = tsdb_dir.parent_path() / (tsdb_dir.filename().string() + ".om.txt");

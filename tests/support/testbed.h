@@ -183,6 +183,26 @@ class PrometheusServer {
   std::unique_ptr<Process> process_;
 };
 
+/// A private SMTP server (Debian's aiosmtpd) on 127.0.0.1:<free port> that stores every message
+/// it accepts in a Maildir.
+class SmtpServer {
+ public:
+  SmtpServer();  // throws std::runtime_error with the server's log if it does not start
+  ~SmtpServer();
+  SmtpServer(const SmtpServer&) = delete;
+  SmtpServer& operator=(const SmtpServer&) = delete;
+
+  int port() const { return port_; }
+  std::string Url() const;  // smtp://127.0.0.1:PORT
+  /// Every message received so far, as its raw text (headers and body), oldest first.
+  std::vector<std::string> Messages() const;
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  int port_ = 0;
+  std::unique_ptr<Process> process_;
+};
+
 /// Writes `openmetrics` (OpenMetrics text ending in "# EOF") to a file and turns it into TSDB
 /// blocks in `tsdb_dir` with `promtool tsdb create-blocks-from openmetrics`; throws on failure.
 void BackfillOpenMetrics(const std::string& openmetrics, const std::filesystem::path& tsdb_dir);

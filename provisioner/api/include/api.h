@@ -6,6 +6,11 @@
 //   POST   /api/customers/login       {"email","password"} -> 200 access and refresh token
 //   POST   /api/customers/refresh     {"refresh_token"} -> 200 a new pair; the old one is revoked
 //   POST   /api/customers/logout      {"refresh_token"} -> 200; the token is revoked
+//   POST   /api/customers/password    {"current_password","new_password"} -> 200 a new pair;
+//                                      every other refresh token is revoked          (customer)
+//   POST   /api/customers/password/reset          {"email"} -> 202, the same for any address;
+//                                      an account's owner gets a link (with an SMTP relay)
+//   POST   /api/customers/password/reset/confirm  {"token","new_password"} -> 200; single use
 //   GET    /api/customers/{id}/deployment/status    phase, message, components  (admin, customer)
 //   POST   /api/customers/{id}/deployment/upgrade   new license and/or values -> 202     (admin)
 //   DELETE /api/customers/{id}/deployment           -> 202                              (admin)
@@ -62,6 +67,18 @@ struct ApiOptions {
   /// Failed logins per account and per client address within the window, then 429.
   std::size_t login_max_failures = 10;
   double login_failure_window_seconds = 15 * 60;
+  /// Where customers open links from e-mails (PROVISIONER_PUBLIC_URL), without a trailing '/'.
+  std::string public_url;
+  std::int64_t password_reset_ttl_seconds = 3600;
+  /// Reset links sent per account and hour, at most: the owner of an address is not flooded.
+  int password_resets_per_hour = 3;
+};
+
+/// An e-mail to a customer, composed by the API and delivered by the service.
+struct OutgoingMail {
+  std::string to;
+  std::string subject;
+  std::string text;  // plain text, '\n' line ends
 };
 
 /// What the API needs from the rest of the service.
@@ -71,6 +88,8 @@ struct ApiDependencies {
   const LicenseSigner& signer;
   ServiceMetrics& metrics;
   std::function<void()> wake_reconciler;
+  /// Queues an e-mail; empty when no SMTP relay is configured (password resets answer 503).
+  std::function<void(OutgoingMail)> send_mail;
 };
 
 class ApiServer {
@@ -109,6 +128,12 @@ class ApiServer {
   Response Login(const Request& request);
   Response Refresh(const Request& request);
   Response Logout(const Request& request);
+  Response ChangePassword(const Request& request);
+  Response RequestPasswordReset(const Request& request);
+  Response ConfirmPasswordReset(const Request& request);
+  /// Runs `work` holding one of the Argon2id slots shared by signup, login and password changes;
+  /// false when none frees up in time (the caller answers 503).
+  bool WithHashingSlot(const std::function<void()>& work);
   /// A new access token and a new stored refresh token for the customer, as response JSON.
   nlohmann::json IssueTokens(const std::string& customer_id, const std::string& refresh_token);
   Response Status(const std::string& customer_id);
@@ -136,6 +161,7 @@ class ApiServer {
   ApiOptions options_;
   ApiDependencies deps_;
   RateLimiter signup_limiter_;
+  RateLimiter reset_limiter_;  // password reset requests per client address
   std::counting_semaphore<1024> hashing_slots_;
   LoginThrottle login_failures_;
   // Verified against when the e-mail is unknown, so both answers cost one Argon2id run.

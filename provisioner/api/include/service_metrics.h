@@ -30,6 +30,8 @@ class ServiceMetrics {
   void CountUsageRun(bool ok, double finished_at_unix);
   /// One Argon2id verification by a login.
   void CountPasswordVerification();
+  /// An e-mail's fate: "sent", "failed" or "dropped".
+  void CountMail(const std::string& outcome);
   /// Customers the last usage run found in Prometheus but not in the store (never billed).
   void SetUnknownUsageCustomers(std::size_t count);
   /// Periods the usage job found older than the metrics' retention: never billed from samples.
@@ -63,6 +65,7 @@ class ServiceMetrics {
   std::map<std::string, prometheus::Gauge*> usage_last_complete_series_;
   prometheus::Gauge& phase_source_up_;
   prometheus::Counter& password_verifications_;
+  prometheus::Family<prometheus::Counter>& mails_;
   std::function<std::map<std::string, std::int64_t>()> phase_source_;
 };
 

@@ -125,6 +125,13 @@ Response Unauthorized(const std::string& message) {
   return response;
 }
 
+// Every Argon2id slot stayed taken: the client retries shortly.
+Response Busy(const std::string& message) {
+  auto response = ErrorResponse(503, message);
+  response.extra_headers = "Retry-After: 5\r\n";
+  return response;
+}
+
 Response TooManyAttempts(const std::string& message, double retry_after) {
   auto response = ErrorResponse(429, message);
   response.extra_headers =
@@ -162,6 +169,7 @@ ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
     : options_(std::move(options)),
       deps_(std::move(dependencies)),
       signup_limiter_(options_.signup_per_minute, options_.signup_burst),
+      reset_limiter_(options_.signup_per_minute, options_.signup_burst),
       hashing_slots_(std::clamp(options_.max_concurrent_hashes, 1, 1024)),
       login_failures_(options_.login_max_failures, options_.login_failure_window_seconds),
       dummy_password_hash_(HashPassword(RandomToken(kRefreshTokenBytes))) {
@@ -283,7 +291,10 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
   for (const auto& [account_route, handler] :
        {std::pair{"/api/customers/login", &ApiServer::Login},
         std::pair{"/api/customers/refresh", &ApiServer::Refresh},
-        std::pair{"/api/customers/logout", &ApiServer::Logout}}) {
+        std::pair{"/api/customers/logout", &ApiServer::Logout},
+        std::pair{"/api/customers/password", &ApiServer::ChangePassword},
+        std::pair{"/api/customers/password/reset", &ApiServer::RequestPasswordReset},
+        std::pair{"/api/customers/password/reset/confirm", &ApiServer::ConfirmPasswordReset}}) {
     if (path != account_route) continue;
     route = account_route;
     if (auto refused = only("POST")) return *refused;
@@ -359,18 +370,8 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
   customer.email = signup.email;
   customer.company_name = signup.company_name;
   customer.plan = options_.default_plan;
-  {
-    // Argon2id is memory-hard by design: bound how many hashes run at once.
-    if (!hashing_slots_.try_acquire_for(std::chrono::seconds(10))) {
-      auto response = ErrorResponse(503, "too many signups in progress; retry shortly");
-      response.extra_headers = "Retry-After: 5\r\n";
-      return response;
-    }
-    struct Release {
-      std::counting_semaphore<1024>& slots;
-      ~Release() { slots.release(); }
-    } release{hashing_slots_};
-    customer.password_hash = HashPassword(signup.password);
+  if (!WithHashingSlot([&] { customer.password_hash = HashPassword(signup.password); })) {
+    return Busy("too many signups in progress; retry shortly");
   }
   // The database password, the broker's users (a password each and its password-file hash) and
   // the exporter's basic auth: generated once here, kept in the stored values, rendered into the
@@ -447,22 +448,20 @@ ApiServer::Response ApiServer::Login(const Request& request) {
 
   const auto credentials = deps_.store.CustomerCredentials(email);
   bool verified = false;
-  {
-    if (!hashing_slots_.try_acquire_for(std::chrono::seconds(10))) {
-      auto response = ErrorResponse(503, "too many logins in progress; retry shortly");
-      response.extra_headers = "Retry-After: 5\r\n";
-      return response;
-    }
-    struct Release {
-      std::counting_semaphore<1024>& slots;
-      ~Release() { slots.release(); }
-    } release{hashing_slots_};
+  std::string upgraded_hash;
+  const bool hashed = WithHashingSlot([&] {
     // An unknown e-mail costs the same single Argon2id run as a wrong password: the time of
     // the answer does not tell which addresses have accounts.
     verified =
         VerifyPassword(credentials ? credentials->password_hash : dummy_password_hash_, password);
     deps_.metrics.CountPasswordVerification();
-  }
+    // The one moment the clear password is at hand: a hash of an older, cheaper cost is
+    // replaced by one of today's.
+    if (verified && credentials && PasswordHashNeedsRehash(credentials->password_hash)) {
+      upgraded_hash = HashPassword(password);
+    }
+  });
+  if (!hashed) return Busy("too many logins in progress; retry shortly");
   if (!credentials || !verified) {
     const double failed_at = MonotonicSeconds();
     login_failures_.RecordFailure(client_key, failed_at);
@@ -470,6 +469,13 @@ ApiServer::Response ApiServer::Login(const Request& request) {
     return Unauthorized("email or password: wrong");
   }
   Log(LogLevel::kInfo, "api", "login: customer " + credentials->customer_id);
+  if (!upgraded_hash.empty() &&
+      deps_.store.ReplacePasswordHash(credentials->customer_id, credentials->password_hash,
+                                      upgraded_hash)) {
+    Log(LogLevel::kInfo, "api",
+        "login: customer " + credentials->customer_id +
+            "'s password hash re-computed at the current Argon2id cost");
+  }
   return Json(200, IssueTokens(credentials->customer_id, RandomToken(kRefreshTokenBytes)));
 }
 
@@ -497,6 +503,132 @@ ApiServer::Response ApiServer::Logout(const Request& request) {
   // The same answer whether or not the token was live: logging out twice is not an error.
   deps_.store.RevokeRefreshToken(Sha256Hex(fields.value()[0]));
   return Json(200, {{"logged_out", true}});
+}
+
+bool ApiServer::WithHashingSlot(const std::function<void()>& work) {
+  // Argon2id is memory-hard by design: bound how many hashes run at once.
+  if (!hashing_slots_.try_acquire_for(std::chrono::seconds(10))) return false;
+  struct Release {
+    std::counting_semaphore<1024>& slots;
+    ~Release() { slots.release(); }
+  } release{hashing_slots_};
+  work();
+  return true;
+}
+
+ApiServer::Response ApiServer::ChangePassword(const Request& request) {
+  const Caller caller = Authenticate(request);
+  if (caller.kind != Caller::Kind::kCustomer) {
+    return Unauthorized(
+        "Authorization: the customer's access token (from /api/customers/login) is required");
+  }
+  auto fields = StringFields(request.body, {"current_password", "new_password"});
+  if (!fields.ok()) return ErrorResponse(400, fields.error());
+  const std::string& current_password = fields.value()[0];
+  const std::string& new_password = fields.value()[1];
+  const auto credentials = deps_.store.CustomerCredentialsById(caller.customer_id);
+  if (!credentials) return Unauthorized("Authorization: the customer no longer exists");
+  // Guesses of the current password with a stolen access token count as failed logins.
+  const auto client_key =
+      "client " + ClientKey(request.client, request.forwarded_for, options_.trusted_proxies);
+  const auto account_key = "account " + LowerAscii(credentials->email);
+  const double now = MonotonicSeconds();
+  const auto wait = std::max(login_failures_.RetryAfter(client_key, now).value_or(0),
+                             login_failures_.RetryAfter(account_key, now).value_or(0));
+  if (wait > 0) return TooManyAttempts("too many wrong passwords; retry later", wait);
+  if (auto problem = CheckNewPassword(new_password, credentials->email, "new_password")) {
+    return ErrorResponse(400, *problem);
+  }
+  bool verified = false;
+  std::string new_hash;
+  const bool hashed = WithHashingSlot([&] {
+    verified = VerifyPassword(credentials->password_hash, current_password);
+    deps_.metrics.CountPasswordVerification();
+    if (verified) new_hash = HashPassword(new_password);
+  });
+  if (!hashed) return Busy("too many password checks in progress; retry shortly");
+  if (!verified) {
+    const double failed_at = MonotonicSeconds();
+    login_failures_.RecordFailure(client_key, failed_at);
+    login_failures_.RecordFailure(account_key, failed_at);
+    return ErrorResponse(403, "current_password: wrong");
+  }
+  if (!deps_.store.ChangePassword(caller.customer_id, credentials->password_hash, new_hash)) {
+    return ErrorResponse(409, "password: changed at the same time by another request; retry");
+  }
+  Log(LogLevel::kInfo, "api",
+      "password changed: customer " + caller.customer_id + ", every session revoked");
+  // Every session ended, this one included: the answer carries its successor.
+  auto body = IssueTokens(caller.customer_id, RandomToken(kRefreshTokenBytes));
+  body["password_changed"] = true;
+  return Json(200, body);
+}
+
+ApiServer::Response ApiServer::RequestPasswordReset(const Request& request) {
+  if (!deps_.send_mail || options_.public_url.empty()) {
+    return ErrorResponse(503,
+                         "password reset: not available here (no SMTP relay configured); ask the "
+                         "platform operator");
+  }
+  double retry_after = 0;
+  const auto client = ClientKey(request.client, request.forwarded_for, options_.trusted_proxies);
+  if (!reset_limiter_.Allow(client, MonotonicSeconds(), &retry_after)) {
+    return TooManyAttempts("too many password reset requests from this address; retry later",
+                           retry_after);
+  }
+  auto fields = StringFields(request.body, {"email"});
+  if (!fields.ok()) return ErrorResponse(400, fields.error());
+  // The same answer for every address: whether one has an account is not told here.
+  const Response accepted =
+      Json(202, {{"accepted", true},
+                 {"message",
+                  "if an account uses this address, a link to choose a new password was sent "
+                  "to it; it works once, within " +
+                      std::to_string(options_.password_reset_ttl_seconds / 60) + " minutes"}});
+  const auto credentials = deps_.store.CustomerCredentials(fields.value()[0]);
+  if (!credentials) return accepted;
+  const auto token = RandomToken(kRefreshTokenBytes);
+  if (!deps_.store.AddPasswordReset(Sha256Hex(token), credentials->customer_id,
+                                    UnixNow() + options_.password_reset_ttl_seconds,
+                                    options_.password_resets_per_hour)) {
+    Log(LogLevel::kWarn, "api",
+        "password reset: customer " + credentials->customer_id +
+            " asked for more links than allowed per hour; none sent");
+    return accepted;
+  }
+  deps_.send_mail(
+      {credentials->email, "Choose a new password for your Iotistic account",
+       "Hello,\n\nsomeone, hopefully you, asked to reset the password of the Iotistic account "
+       "of this address. To choose a new password, open this link within " +
+           std::to_string(options_.password_reset_ttl_seconds / 60) + " minutes:\n\n" +
+           options_.public_url + "/reset-password?token=" + token +
+           "\n\nThe link works once. If you did not ask for it, ignore this message: your "
+           "password stays as it is.\n"});
+  Log(LogLevel::kInfo, "api", "password reset: link sent to customer " + credentials->customer_id);
+  return accepted;
+}
+
+ApiServer::Response ApiServer::ConfirmPasswordReset(const Request& request) {
+  auto fields = StringFields(request.body, {"token", "new_password"});
+  if (!fields.ok()) return ErrorResponse(400, fields.error());
+  const std::string token_hash = Sha256Hex(fields.value()[0]);
+  const std::string& new_password = fields.value()[1];
+  const Response refused =
+      ErrorResponse(400, "token: unknown, expired or already used; ask for a new link");
+  const auto credentials = deps_.store.PasswordResetCustomer(token_hash);
+  if (!credentials) return refused;
+  if (auto problem = CheckNewPassword(new_password, credentials->email, "new_password")) {
+    return ErrorResponse(400, *problem);
+  }
+  std::string new_hash;
+  if (!WithHashingSlot([&] { new_hash = HashPassword(new_password); })) {
+    return Busy("too many password changes in progress; retry shortly");
+  }
+  const auto customer_id = deps_.store.CompletePasswordReset(token_hash, new_hash);
+  if (!customer_id) return refused;  // used by a concurrent request meanwhile
+  Log(LogLevel::kInfo, "api",
+      "password reset: customer " + *customer_id + " chose a new password, every session revoked");
+  return Json(200, {{"customer_id", *customer_id}, {"password_changed", true}});
 }
 
 ApiServer::Response ApiServer::Status(const std::string& customer_id) {

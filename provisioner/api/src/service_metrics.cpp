@@ -87,10 +87,17 @@ ServiceMetrics::ServiceMetrics()
       password_verifications_(
           prometheus::BuildCounter()
               .Name("iotistic_provisioner_password_verifications_total")
-              .Help("Argon2id password verifications run by logins (one per attempt, known "
-                    "e-mail or not).")
+              .Help("Argon2id password verifications run by logins and password changes (one "
+                    "per attempt, known e-mail or not).")
               .Register(*registry_)
-              .Add({})) {
+              .Add({})),
+      mails_(prometheus::BuildCounter()
+                 .Name("iotistic_provisioner_mails_total")
+                 .Help("E-mails to customers (password reset links), by outcome: sent, failed "
+                       "(the relay refused or did not answer after every attempt), dropped "
+                       "(the outbox was full or the service stopped first).")
+                 .Register(*registry_)) {
+  for (const char* outcome : {"sent", "failed", "dropped"}) mails_.Add({{"outcome", outcome}});
   // Every phase is always exported, so "no Failed deployments" is a 0 rather than an absent series.
   for (const Phase phase : kAllPhases) deployments_.Add({{"phase", std::string(Name(phase))}});
   prometheus::BuildGauge()
@@ -129,6 +136,10 @@ void ServiceMetrics::CountUsageRun(bool ok, double finished_at_unix) {
 }
 
 void ServiceMetrics::CountPasswordVerification() { password_verifications_.Increment(); }
+
+void ServiceMetrics::CountMail(const std::string& outcome) {
+  mails_.Add({{"outcome", outcome}}).Increment();
+}
 
 void ServiceMetrics::SetUnknownUsageCustomers(std::size_t count) {
   usage_unknown_customers_.Set(static_cast<double>(count));

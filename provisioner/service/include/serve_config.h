@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "billing/provisioner/result.h"
+#include "mailer.h"
 #include "reconciler.h"
 #include "usage_scheduler.h"
 
@@ -39,6 +40,7 @@ struct ServeConfig {
   ReconcilerOptions reconciler;
   std::optional<UsageScheduleOptions> usage;  // set when PROMETHEUS_URL is
   EncryptionConfig encryption;
+  std::optional<MailerOptions> mail;  // set when PROVISIONER_SMTP_URL is
 };
 
 /// Reads `args` (after "serve") and the environment. `default_chart_dir` is used when

@@ -16,6 +16,7 @@
 #include "generated_values.h"
 #include "generated_values_backfill.h"
 #include "identity.h"
+#include "mailer.h"
 #include "reconciler.h"
 #include "serve_config.h"
 #include "service_metrics.h"
@@ -126,17 +127,24 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
                         config.reconciler, metrics);
   std::optional<UsageScheduler> usage;
   if (config.usage) usage.emplace(*config.usage, config.database_url, *store, metrics);
+  std::optional<SmtpMailer> mailer;  // before the API: it must outlive the API's calls
+  std::function<void(OutgoingMail)> send_mail;
+  if (config.mail) {
+    mailer.emplace(*config.mail, metrics);
+    send_mail = [&](OutgoingMail mail) { mailer->Enqueue(std::move(mail)); };
+  }
   std::optional<ApiServer> api;
   try {
     api.emplace(api_options, ApiDependencies{*store, renderer, *signer.value(), metrics,
-                                             [&] { reconciler.Wake(); }});
+                                             [&] { reconciler.Wake(); }, send_mail});
   } catch (const std::exception& e) {
     return Fail(kExitBadConfig, "--listen: " + std::string(e.what()));
   }
   Log(LogLevel::kInfo, "serve",
       "listening on " + config.api.listen + " (port " + std::to_string(api->port()) + "), " +
           std::to_string(config.reconciler.workers) + " workers, license keys signed with " +
-          signer.value()->algorithm() + (config.usage ? ", usage job on" : ", usage job off"));
+          signer.value()->algorithm() + (config.usage ? ", usage job on" : ", usage job off") +
+          (config.mail ? ", e-mail via the SMTP relay" : ", no e-mail"));
   const std::string received = stop_signals.Wait();
   Log(LogLevel::kInfo, "serve", "received " + received + ", shutting down");
   api.reset();  // stop taking requests first, then finish the steps in flight

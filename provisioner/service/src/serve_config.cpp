@@ -33,7 +33,12 @@ const char kServeUsage[] =
     "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
     "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h),\n"
     "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit and the\n"
-    "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m).\n";
+    "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m).\n"
+    "Optional, e-mail to customers (password reset links): PROVISIONER_SMTP_URL (smtp://host:port\n"
+    "  or smtps://host:port, user:password@ to log in), PROVISIONER_MAIL_FROM (the sender "
+    "address),\n"
+    "  PROVISIONER_PUBLIC_URL (where customers open links, https://...), both required with it;\n"
+    "  PROVISIONER_PASSWORD_RESET_TTL (1h).\n";
 
 namespace {
 
@@ -284,6 +289,45 @@ std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
   return std::nullopt;
 }
 
+// A bare address: what SMTP's MAIL FROM and the From header both take.
+bool IsPlainAddress(const std::string& address) {
+  const auto at = address.find('@');
+  return at != std::string::npos && at > 0 && at + 1 < address.size() &&
+         address.find('@', at + 1) == std::string::npos &&
+         address.find_first_of(" \t\r\n<>,;\"") == std::string::npos;
+}
+
+std::optional<Error> ReadMailSettings(EnvReader& env, ServeConfig& config) {
+  const auto smtp_url = env.Get("PROVISIONER_SMTP_URL");
+  config.api.password_reset_ttl_seconds = static_cast<std::int64_t>(
+      env.WholeSeconds("PROVISIONER_PASSWORD_RESET_TTL",
+                       static_cast<double>(config.api.password_reset_ttl_seconds)));
+  if (smtp_url.empty()) return std::nullopt;
+  if (!IsSmtpUrl(smtp_url)) {
+    return Bad("PROVISIONER_SMTP_URL: not an smtp://host:port or smtps://host:port URL");
+  }
+  MailerOptions mail;
+  mail.smtp_url = smtp_url;
+  mail.from = env.Get("PROVISIONER_MAIL_FROM");
+  if (!IsPlainAddress(mail.from)) {
+    return Bad(
+        "PROVISIONER_MAIL_FROM: required with PROVISIONER_SMTP_URL, a bare address like "
+        "billing@example.com ('" +
+        mail.from + "' is not one)");
+  }
+  auto public_url = env.Get("PROVISIONER_PUBLIC_URL");
+  while (public_url.ends_with('/')) public_url.pop_back();
+  if ((!public_url.starts_with("https://") && !public_url.starts_with("http://")) ||
+      public_url.find_first_of(" \t\r\n?#") != std::string::npos) {
+    return Bad(
+        "PROVISIONER_PUBLIC_URL: required with PROVISIONER_SMTP_URL, the http(s) address "
+        "customers open the links of e-mails at, like https://signup.example.com");
+  }
+  config.api.public_url = public_url;
+  config.mail = std::move(mail);
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
@@ -303,6 +347,7 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
     config.api.default_plan = plan;
   ReadTimingAndLimits(env, config);
   if (auto error = ReadUsageSchedule(env, config)) return *error;
+  if (auto error = ReadMailSettings(env, config)) return *error;
   if (env.deferred()) return *env.deferred();
   auto encryption = ParseEncryptionConfig(getenv, true);
   if (!encryption.ok()) return Error{encryption.error()};

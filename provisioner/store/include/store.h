@@ -127,9 +127,31 @@ class Store {
   struct Credentials {
     std::string customer_id;
     std::string password_hash;
+    std::string email;
   };
   /// The customer with this e-mail address (case-insensitive), for a login.
   std::optional<Credentials> CustomerCredentials(const std::string& email);
+  std::optional<Credentials> CustomerCredentialsById(const std::string& customer_id);
+  /// Stores `new_hash` if the stored hash is still `old_hash` (a re-hash at login must not undo
+  /// a concurrent password change); whether it did.
+  bool ReplacePasswordHash(const std::string& customer_id, const std::string& old_hash,
+                           const std::string& new_hash);
+  /// A password change: ReplacePasswordHash, and in the same transaction every refresh token and
+  /// every pending password reset of the customer revoked. False (nothing changed) if the
+  /// stored hash is no longer `old_hash`.
+  bool ChangePassword(const std::string& customer_id, const std::string& old_hash,
+                      const std::string& new_hash);
+  /// Stores a password reset token by its SHA-256 hex, valid until `expires_at`; false (nothing
+  /// stored) when the customer already has `max_per_hour` resets created in the last hour.
+  bool AddPasswordReset(const std::string& token_hash, const std::string& customer_id,
+                        std::int64_t expires_at, int max_per_hour);
+  /// The customer of a live (unused, unexpired) reset token.
+  std::optional<Credentials> PasswordResetCustomer(const std::string& token_hash);
+  /// Uses the reset token once: if it is still live, stores `new_hash` and revokes every refresh
+  /// token and every other pending reset of its customer, in one transaction; the customer id,
+  /// or nullopt (unknown, expired or already used).
+  std::optional<std::string> CompletePasswordReset(const std::string& token_hash,
+                                                   const std::string& new_hash);
   /// Stores a refresh token by its SHA-256 hex, valid until `expires_at` (Unix seconds).
   void AddRefreshToken(const std::string& token_hash, const std::string& customer_id,
                        std::int64_t expires_at);

@@ -108,6 +108,18 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_customer ON refresh_tokens (customer_id);
 )sql",
+    // Password resets by e-mail: the link's token stored only as its SHA-256, single use
+    // (used_at), expiring; kept after use so a second use is refused.
+    R"sql(
+CREATE TABLE password_resets (
+  token_hash  text        PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),
+  customer_id text        NOT NULL REFERENCES customers (id),
+  expires_at  timestamptz NOT NULL,
+  used_at     timestamptz,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX password_resets_customer ON password_resets (customer_id, created_at);
+)sql",
 };
 
 }  // namespace

@@ -197,9 +197,107 @@ std::optional<Store::Credentials> Store::CustomerCredentials(const std::string& 
   auto lease = pool_.Acquire();
   pqxx::nontransaction tx(*lease);
   const auto rows = tx.exec_params(
-      "SELECT id, password_hash FROM customers WHERE lower(email) = lower($1)", email);
+      "SELECT id, password_hash, email FROM customers WHERE lower(email) = lower($1)", email);
   if (rows.empty()) return std::nullopt;
-  return Credentials{rows[0][0].as<std::string>(), rows[0][1].as<std::string>()};
+  return Credentials{rows[0][0].as<std::string>(), rows[0][1].as<std::string>(),
+                     rows[0][2].as<std::string>()};
+}
+
+std::optional<Store::Credentials> Store::CustomerCredentialsById(const std::string& customer_id) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  const auto rows =
+      tx.exec_params("SELECT id, password_hash, email FROM customers WHERE id = $1", customer_id);
+  if (rows.empty()) return std::nullopt;
+  return Credentials{rows[0][0].as<std::string>(), rows[0][1].as<std::string>(),
+                     rows[0][2].as<std::string>()};
+}
+
+bool Store::ReplacePasswordHash(const std::string& customer_id, const std::string& old_hash,
+                                const std::string& new_hash) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto result =
+      tx.exec_params("UPDATE customers SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                     customer_id, old_hash, new_hash);
+  tx.commit();
+  return result.affected_rows() > 0;
+}
+
+namespace {
+
+// After a password change or reset, no session or reset link made before it keeps working.
+void RevokeSessions(pqxx::work& tx, const std::string& customer_id) {
+  tx.exec_params("UPDATE refresh_tokens SET revoked = true WHERE customer_id = $1 AND NOT revoked",
+                 customer_id);
+  tx.exec_params(
+      "UPDATE password_resets SET used_at = now() WHERE customer_id = $1 AND used_at IS NULL",
+      customer_id);
+}
+
+}  // namespace
+
+bool Store::ChangePassword(const std::string& customer_id, const std::string& old_hash,
+                           const std::string& new_hash) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto result =
+      tx.exec_params("UPDATE customers SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                     customer_id, old_hash, new_hash);
+  if (result.affected_rows() == 0) return false;
+  RevokeSessions(tx, customer_id);
+  tx.commit();
+  return true;
+}
+
+bool Store::AddPasswordReset(const std::string& token_hash, const std::string& customer_id,
+                             std::int64_t expires_at, int max_per_hour) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  // Serialises the customer's resets, so two concurrent requests cannot both pass the count.
+  tx.exec_params("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE", customer_id);
+  const auto recent = tx.exec_params(
+                            "SELECT count(*) FROM password_resets WHERE customer_id = $1 AND "
+                            "created_at > now() - interval '1 hour'",
+                            customer_id)[0][0]
+                          .as<int>();
+  if (recent >= max_per_hour) return false;
+  tx.exec_params(
+      "INSERT INTO password_resets (token_hash, customer_id, expires_at) "
+      "VALUES ($1, $2, to_timestamp($3))",
+      token_hash, customer_id, expires_at);
+  tx.commit();
+  return true;
+}
+
+std::optional<Store::Credentials> Store::PasswordResetCustomer(const std::string& token_hash) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  const auto rows = tx.exec_params(
+      "SELECT c.id, c.password_hash, c.email FROM password_resets r JOIN customers c "
+      "ON c.id = r.customer_id WHERE r.token_hash = $1 AND r.used_at IS NULL AND "
+      "r.expires_at > now()",
+      token_hash);
+  if (rows.empty()) return std::nullopt;
+  return Credentials{rows[0][0].as<std::string>(), rows[0][1].as<std::string>(),
+                     rows[0][2].as<std::string>()};
+}
+
+std::optional<std::string> Store::CompletePasswordReset(const std::string& token_hash,
+                                                        const std::string& new_hash) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  // One UPDATE: of two concurrent uses of the same link only one finds it unused.
+  const auto rows = tx.exec_params(
+      "UPDATE password_resets SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL AND "
+      "expires_at > now() RETURNING customer_id",
+      token_hash);
+  if (rows.empty()) return std::nullopt;
+  const auto customer_id = rows[0][0].as<std::string>();
+  tx.exec_params("UPDATE customers SET password_hash = $2 WHERE id = $1", customer_id, new_hash);
+  RevokeSessions(tx, customer_id);
+  tx.commit();
+  return customer_id;
 }
 
 void Store::AddRefreshToken(const std::string& token_hash, const std::string& customer_id,

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "identity.h"
 #include "kube_api_double.h"
 #include "testbed.h"
 
@@ -302,6 +303,140 @@ TEST_F(AccountsTest, FailuresAreAlsoCountedPerClientAddressAcrossAccounts) {
   const auto refused = Login("someone-else@example.com", "guess");
   EXPECT_EQ(refused.status, 429) << refused.body;
   EXPECT_NE(refused.headers.count("retry-after"), 0u);
+}
+
+TEST_F(AccountsTest, APasswordChangeNeedsTheOldPasswordAndEndsEverySession) {
+  StartProvisioner();
+  const auto john = Signup("john@example.com", "Acme");
+  const std::string id = john["customer_id"];
+  const std::string access = john["access_token"];
+  const auto other_session = json::parse(Login("john@example.com", kPassword).body);
+  constexpr char kNewPassword[] = "a new and longer passphrase 7";
+
+  auto change = [&](const std::string& bearer, const json& body) {
+    return HttpRequest(
+        "POST", Url("/api/customers/password"), body.dump(),
+        {"Content-Type: application/json", "Expect:", "Authorization: Bearer " + bearer});
+  };
+  // Only the customer's own token; the admin token is nobody's password.
+  EXPECT_EQ(
+      change(kAdminToken, {{"current_password", kPassword}, {"new_password", kNewPassword}}).status,
+      401);
+  const double before = Verifications();
+  const auto wrong =
+      change(access, {{"current_password", "not the password"}, {"new_password", kNewPassword}});
+  EXPECT_EQ(wrong.status, 403) << wrong.body;
+  EXPECT_EQ(json::parse(wrong.body)["error"], "current_password: wrong");
+  EXPECT_EQ(Verifications(), before + 1);
+  // The rules of signup, named by this field; refused before any hash is computed.
+  const auto common =
+      change(access, {{"current_password", kPassword}, {"new_password", "Password1234"}});
+  EXPECT_EQ(common.status, 400) << common.body;
+  EXPECT_NE(json::parse(common.body)["error"].get<std::string>().find("new_password: "),
+            std::string::npos);
+  EXPECT_EQ(Verifications(), before + 1);
+
+  const auto changed =
+      change(access, {{"current_password", kPassword}, {"new_password", kNewPassword}});
+  ASSERT_EQ(changed.status, 200) << changed.body;
+  const auto fresh = json::parse(changed.body);
+  EXPECT_EQ(fresh["password_changed"], true);
+  // The answer's pair works; every refresh token from before is dead (presenting one counts as a
+  // replay, which ends the new session too: so it is checked last).
+  EXPECT_EQ(Get(StatusPath(id), fresh["access_token"]).status, 200);
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", fresh["refresh_token"]}}).status,
+            200);
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", john["refresh_token"]}}).status, 401);
+  EXPECT_EQ(
+      Post("/api/customers/refresh", {{"refresh_token", other_session["refresh_token"]}}).status,
+      401);
+  EXPECT_EQ(Login("john@example.com", kPassword).status, 401);
+  EXPECT_EQ(Login("john@example.com", kNewPassword).status, 200);
+}
+
+TEST_F(AccountsTest, SignupRefusesTheMostCommonPasswords) {
+  StartProvisioner();
+  const auto refused = Post(
+      "/api/customers/signup",
+      {{"email", "john@example.com"}, {"password", "QwertyUiop123"}, {"company_name", "Acme"}});
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  const std::string error = json::parse(refused.body)["error"];
+  EXPECT_TRUE(error.starts_with("password: is one of the most common passwords")) << error;
+  EXPECT_EQ(error.find("QwertyUiop123"), std::string::npos);  // never echoed
+}
+
+TEST_F(AccountsTest, ALoginReHashesAPasswordStoredAtAnOlderCost) {
+  StartProvisioner();
+  const auto john = Signup("john@example.com", "Acme");
+  const std::string id = john["customer_id"];
+  // What an older release stored: Argon2id at a fifth of today's memory and one pass.
+  const std::string weak = provisioner::HashPassword(kPassword, {4096, 1, 1});
+  ASSERT_TRUE(weak.starts_with("$argon2id$v=19$m=4096,t=1,p=1$")) << weak;
+  postgres_->Psql("UPDATE customers SET password_hash = '" + weak + "' WHERE id = '" + id + "'",
+                  database_);
+  auto stored = [&] {
+    return postgres_->Psql("SELECT password_hash FROM customers WHERE id = '" + id + "'",
+                           database_);
+  };
+  ASSERT_TRUE(stored().starts_with("$argon2id$v=19$m=4096,t=1,p=1$"));
+
+  EXPECT_EQ(Login("john@example.com", "not the password").status, 401);
+  EXPECT_TRUE(stored().starts_with("$argon2id$v=19$m=4096,t=1,p=1$")) << "a failed login re-hashed";
+  ASSERT_EQ(Login("john@example.com", kPassword).status, 200);
+  EXPECT_TRUE(stored().starts_with("$argon2id$v=19$m=19456,t=2,p=1$")) << stored();
+  EXPECT_EQ(Login("john@example.com", kPassword).status, 200);
+}
+
+TEST_F(AccountsTest, WithoutAnSmtpRelayThereIsNoPasswordReset) {
+  StartProvisioner();
+  const auto refused = Post("/api/customers/password/reset", {{"email", "john@example.com"}});
+  EXPECT_EQ(refused.status, 503) << refused.body;
+}
+
+TEST_F(AccountsTest, APasswordResetLinkByMailWorksOnceAndEndsEverySession) {
+  SmtpServer smtp;
+  StartProvisioner({{"PROVISIONER_SMTP_URL", smtp.Url()},
+                    {"PROVISIONER_MAIL_FROM", "billing@iot.example.com"},
+                    {"PROVISIONER_PUBLIC_URL", "https://signup.iot.example.com/"}});
+  const auto john = Signup("john@example.com", "Acme");
+  const std::string id = john["customer_id"];
+
+  // Known and unknown addresses get the same answer; only the known one gets mail.
+  const auto unknown = Post("/api/customers/password/reset", {{"email", "nobody@example.com"}});
+  const auto known = Post("/api/customers/password/reset", {{"email", "JOHN@example.com"}});
+  EXPECT_EQ(known.status, 202) << known.body;
+  EXPECT_EQ(unknown.status, known.status);
+  EXPECT_EQ(unknown.body, known.body);
+  ASSERT_TRUE(WaitFor([&] { return !smtp.Messages().empty(); }, 20s)) << provisioner_->Log();
+  const std::string mail = smtp.Messages().front();
+  EXPECT_NE(mail.find("To: john@example.com"), std::string::npos) << mail;
+  EXPECT_NE(mail.find("From: billing@iot.example.com"), std::string::npos) << mail;
+  std::smatch link;
+  ASSERT_TRUE(std::regex_search(
+      mail, link,
+      std::regex(R"(https://signup\.iot\.example\.com/reset-password\?token=([A-Za-z0-9_-]+))")))
+      << mail;
+  const std::string token = link[1];
+
+  constexpr char kNewPassword[] = "chosen after a reset, 2026";
+  const auto weak =
+      Post("/api/customers/password/reset/confirm", {{"token", token}, {"new_password", "short"}});
+  EXPECT_EQ(weak.status, 400) << weak.body;  // a bad new password does not use the link up
+  const auto confirmed = Post("/api/customers/password/reset/confirm",
+                              {{"token", token}, {"new_password", kNewPassword}});
+  ASSERT_EQ(confirmed.status, 200) << confirmed.body;
+  EXPECT_EQ(json::parse(confirmed.body)["customer_id"], id);
+  const auto again = Post("/api/customers/password/reset/confirm",
+                          {{"token", token}, {"new_password", "yet another passphrase 9"}});
+  EXPECT_EQ(again.status, 400) << again.body;
+  EXPECT_EQ(Post("/api/customers/refresh", {{"refresh_token", john["refresh_token"]}}).status, 401);
+  EXPECT_EQ(Login("john@example.com", kPassword).status, 401);
+  EXPECT_EQ(Login("john@example.com", kNewPassword).status, 200);
+  EXPECT_EQ(smtp.Messages().size(), 1u);  // the unknown address got nothing
+  EXPECT_EQ(Post("/api/customers/password/reset/confirm",
+                 {{"token", "made-up"}, {"new_password", kNewPassword}})
+                .status,
+            400);
 }
 
 TEST_F(AccountsTest, AShortOrMissingTokenKeyStopsTheStartNamingTheVariable) {

@@ -100,7 +100,11 @@ SECRET_FILES = {"LICENSE_SIGNING_KEY_FILE": LICENSE_SECRET,
 CHART_DIR_IN_IMAGE = "/usr/share/iotistic/charts/customer-instance"
 REQUIRED_ENV = set(SECRET_ENV) | set(SECRET_FILES) | {"PROVISIONER_DOMAIN_BASE",
                                                       "PROVISIONER_CHART_DIR"}
-OPTIONAL_ENV = {"PROMETHEUS_URL", "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES"}
+# Variable -> (Secret, key) of an optional Secret: e-mail is on once the Secret exists.
+OPTIONAL_SECRET_ENV = {"PROVISIONER_SMTP_URL": ("provisioner-smtp", "url"),
+                       "PROVISIONER_MAIL_FROM": ("provisioner-smtp", "from"),
+                       "PROVISIONER_PUBLIC_URL": ("provisioner-smtp", "public-url")}
+OPTIONAL_ENV = {"PROMETHEUS_URL", "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES"} | set(OPTIONAL_SECRET_ENV)
 
 # ../shared/k8s-schemas ships no admissionregistration.k8s.io schemas: the admission policy is
 # checked by tests/provisioner/admission/admission_policy_test.mjs instead (its structure, and its
@@ -387,7 +391,11 @@ class Deployment(unittest.TestCase):
             self.assertNotIn("value", by_name[name], f"{name} must not be a literal")
             self.assertEqual(by_name[name].get("valueFrom"),
                              {"secretKeyRef": {"name": secret, "key": key}}, name)
-        for name in set(names) - set(SECRET_ENV):
+        for name, (secret, key) in OPTIONAL_SECRET_ENV.items():
+            self.assertIn(name, by_name)
+            self.assertEqual(by_name[name].get("valueFrom"),
+                             {"secretKeyRef": {"name": secret, "key": key, "optional": True}}, name)
+        for name in set(names) - set(SECRET_ENV) - set(OPTIONAL_SECRET_ENV):
             self.assertTrue(by_name[name].get("value"), f"{name}: a non-empty value")
         self.assertEqual(by_name["PROVISIONER_CHART_DIR"]["value"], CHART_DIR_IN_IMAGE)
 

@@ -20,6 +20,7 @@
 #include "billing/common/version.h"
 #include "deployer.h"
 #include "login_throttle.h"
+#include "mailer.h"
 #include "rate_limiter.h"
 #include "serve_config.h"
 #include "service_metrics.h"
@@ -310,6 +311,67 @@ TEST(ServeConfigTest, Defaults) {
   EXPECT_DOUBLE_EQ(c.reconciler.timing.failure_backoff_max_seconds, 300);
   EXPECT_DOUBLE_EQ(c.reconciler.dispatch_interval_seconds, 1);
   EXPECT_FALSE(c.usage.has_value());
+}
+
+TEST(ServeConfigTest, MailNeedsASenderAndAPublicUrlAndIsOffWithoutARelay) {
+  const auto off = FakeEnv().Parse();
+  ASSERT_TRUE(off.ok()) << off.error();
+  EXPECT_FALSE(off.value().mail.has_value());
+  EXPECT_EQ(off.value().api.password_reset_ttl_seconds, 3600);
+
+  FakeEnv env;
+  env.Set("PROVISIONER_SMTP_URL", "smtps://user:secret@relay.example.com:465");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_MAIL_FROM: required with PROVISIONER_SMTP_URL"))
+      << env.Error();
+  env.Set("PROVISIONER_MAIL_FROM", "Billing <billing@example.com>");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_MAIL_FROM: ")) << env.Error();
+  env.Set("PROVISIONER_MAIL_FROM", "billing@example.com");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_PUBLIC_URL: required")) << env.Error();
+  env.Set("PROVISIONER_PUBLIC_URL", "https://signup.example.com/");
+  env.Set("PROVISIONER_PASSWORD_RESET_TTL", "30m");
+  const auto on = env.Parse();
+  ASSERT_TRUE(on.ok()) << on.error();
+  ASSERT_TRUE(on.value().mail.has_value());
+  EXPECT_EQ(on.value().mail->smtp_url, "smtps://user:secret@relay.example.com:465");
+  EXPECT_EQ(on.value().mail->from, "billing@example.com");
+  EXPECT_EQ(on.value().api.public_url, "https://signup.example.com");
+  EXPECT_EQ(on.value().api.password_reset_ttl_seconds, 1800);
+
+  env.Set("PROVISIONER_SMTP_URL", "http://relay.example.com");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_SMTP_URL: not an smtp://")) << env.Error();
+  // The relay's password is never repeated in an error.
+  env.Set("PROVISIONER_SMTP_URL", "smtp:/user:secret@relay");
+  EXPECT_EQ(env.Error().find("secret"), std::string::npos) << env.Error();
+}
+
+TEST(MailTest, TheMessageHasItsHeadersCrlfLinesAndRefusesHeaderInjection) {
+  const OutgoingMail mail{"john@example.com", "Choose a new password", "Hello,\n\nline two\n"};
+  const std::string message =
+      FormatMailMessage("billing@example.com", mail, 1796320000, "abc@example.com");
+  EXPECT_TRUE(StartsWith(message,
+                         "From: billing@example.com\r\nTo: john@example.com\r\n"
+                         "Subject: Choose a new password\r\n"))
+      << message;
+  EXPECT_NE(message.find("\r\nDate: Thu, 03 Dec 2026 "), std::string::npos) << message;
+  EXPECT_NE(message.find("\r\nMessage-ID: <abc@example.com>\r\n"), std::string::npos);
+  EXPECT_NE(message.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos);
+  EXPECT_TRUE(message.ends_with("\r\n\r\nHello,\r\n\r\nline two\r\n")) << message;
+  EXPECT_EQ(message.find("\n\n"), std::string::npos);  // every line end is CRLF
+
+  EXPECT_THROW(FormatMailMessage("billing@example.com",
+                                 {"john@example.com\r\nBcc: all@example.com", "s", "t"}, 0, "m"),
+               std::invalid_argument);
+  EXPECT_THROW(FormatMailMessage("billing@example.com", {"a@example.com", "s\nX: y", "t"}, 0, "m"),
+               std::invalid_argument);
+}
+
+TEST(MailTest, OnlySmtpUrlsWithAHostAreRelays) {
+  EXPECT_TRUE(IsSmtpUrl("smtp://127.0.0.1:2525"));
+  EXPECT_TRUE(IsSmtpUrl("smtps://user:pass@relay.example.com:465"));
+  EXPECT_FALSE(IsSmtpUrl("smtp://"));
+  EXPECT_FALSE(IsSmtpUrl("smtp:///path"));
+  EXPECT_FALSE(IsSmtpUrl("https://relay.example.com"));
+  EXPECT_FALSE(IsSmtpUrl(""));
 }
 
 TEST(ServeConfigTest, EachMissingRequiredVariableIsNamed) {
