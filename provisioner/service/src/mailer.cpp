@@ -150,7 +150,14 @@ void SmtpMailer::Run(const std::stop_token& stop) {
           return;
         }
       }
-      error = Deliver(mail);
+      try {
+        error = Deliver(mail);
+      } catch (const std::exception& refused) {
+        // A header that would break the message (or an exhausted CSPRNG): retrying cannot help,
+        // and the outbox thread must outlive one bad mail.
+        error = refused.what();
+        break;
+      }
       if (error.empty()) break;
     }
     // The log names the customer's address only by its domain: it is personal data.

@@ -3,6 +3,7 @@
 // Value <-> JSON conversions and the service's own metrics.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "billing/common/version.h"
@@ -363,6 +365,27 @@ TEST(MailTest, TheMessageHasItsHeadersCrlfLinesAndRefusesHeaderInjection) {
                std::invalid_argument);
   EXPECT_THROW(FormatMailMessage("billing@example.com", {"a@example.com", "s\nX: y", "t"}, 0, "m"),
                std::invalid_argument);
+}
+
+TEST(MailTest, AMailThatCannotBeFormattedFailsOnceAndTheOutboxKeepsWorking) {
+  ServiceMetrics metrics;
+  // Nothing listens on port 1 of loopback: a mail that gets formatted fails to connect instead.
+  MailerOptions options{"smtp://127.0.0.1:1", "billing@example.com", 5, 1, 10};
+  SmtpMailer mailer(options, metrics);
+  ASSERT_TRUE(mailer.Enqueue({"john@example.com\r\nBcc: all@example.com", "s", "t"}));
+  ASSERT_TRUE(mailer.Enqueue({"jane@example.com", "s", "t"}));
+  const auto failed = [&] {
+    const std::string text = metrics.Serialize();
+    const std::string series = "iotistic_provisioner_mails_total{outcome=\"failed\"} ";
+    const auto at = text.find(series);
+    return at == std::string::npos ? 0 : std::stoi(text.substr(at + series.size()));
+  };
+  // Both are counted as failed: the first without an attempt, the second after trying the relay
+  // (the thread survived the first).
+  for (int poll = 0; poll < 300 && failed() < 2; ++poll) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(failed(), 2) << metrics.Serialize();
 }
 
 TEST(MailTest, OnlySmtpUrlsWithAHostAreRelays) {
