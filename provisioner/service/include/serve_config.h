@@ -32,7 +32,8 @@ Result<EncryptionConfig> ParseEncryptionConfig(
 
 struct ServeConfig {
   ApiOptions api;
-  std::string database_url;
+  std::string database_url;              // with WithConnectionDeadlines' settings
+  double database_timeout_seconds = 15;  // PROVISIONER_DATABASE_TIMEOUT: each store call
   std::string signing_key_file;
   std::string token_key_file;  // PROVISIONER_TOKEN_KEY_FILE, read by Serve into api.token_key
   std::string chart_dir;
@@ -48,6 +49,13 @@ struct ServeConfig {
 Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
                                      const std::function<const char*(const char*)>& getenv,
                                      const std::string& default_chart_dir);
+
+/// `database_url` (a postgresql:// URI or key=value connection string) with libpq's deadlines
+/// added where it sets none: connect_timeout (the timeout, at least libpq's minimum of 2 s), TCP
+/// keepalives (idle 30 s, every 10 s, 3 probes) and tcp_user_timeout (30 s of unacknowledged
+/// data), so that a database host that vanished without a reset breaks the connection instead of
+/// holding a thread until the kernel gives up (about 15 minutes). Settings given are kept.
+std::string WithConnectionDeadlines(std::string database_url, double timeout_seconds);
 
 extern const char kServeUsage[];
 

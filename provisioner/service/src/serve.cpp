@@ -1,5 +1,7 @@
 #include "serve.h"
 
+#include <chrono>
+#include <cmath>
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -109,7 +111,8 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
   ServiceMetrics metrics;
   std::optional<Store> store;
   try {
-    store.emplace(config.database_url, config.api.threads + 2, secret_box.value());
+    store.emplace(config.database_url, config.api.threads + 2, secret_box.value(),
+                  std::chrono::milliseconds(std::llround(config.database_timeout_seconds * 1000)));
     if (auto refused = CheckStoredSecrets(*store, secret_box.value().get())) {
       return Fail(kExitBadConfig, refused->message);
     }

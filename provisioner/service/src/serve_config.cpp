@@ -1,5 +1,7 @@
 #include "serve_config.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 
@@ -33,7 +35,8 @@ const char kServeUsage[] =
     "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
     "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h),\n"
     "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit and the\n"
-    "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m).\n"
+    "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m), PROVISIONER_DATABASE_TIMEOUT\n"
+    "  (15s: each store call; a database that stops answering gets a 503, not a hung request).\n"
     "Optional, e-mail to customers (password reset links): PROVISIONER_SMTP_URL (smtp://host:port\n"
     "  or smtps://host:port, user:password@ to log in), PROVISIONER_MAIL_FROM (the sender "
     "address),\n"
@@ -54,7 +57,58 @@ std::optional<std::int64_t> ParseCount(const std::string& text, std::int64_t min
   return value;
 }
 
+bool HasUriParameter(const std::string& uri, const std::string& key) {
+  const auto query = uri.find('?');
+  if (query == std::string::npos) return false;
+  for (std::size_t start = query + 1; start <= uri.size();) {
+    const auto end = std::min(uri.find('&', start), uri.size());
+    if (uri.compare(start, key.size() + 1, key + "=") == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+bool HasKeywordSetting(const std::string& conninfo, const std::string& key) {
+  for (auto at = conninfo.find(key); at != std::string::npos; at = conninfo.find(key, at + 1)) {
+    const bool starts_word = at == 0 || std::isspace(static_cast<unsigned char>(conninfo[at - 1]));
+    auto after = at + key.size();
+    while (after < conninfo.size() && std::isspace(static_cast<unsigned char>(conninfo[after]))) {
+      ++after;
+    }
+    if (starts_word && after < conninfo.size() && conninfo[after] == '=') return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+std::string WithConnectionDeadlines(std::string database_url, double timeout_seconds) {
+  const auto connect_seconds = std::max<long>(2, std::lround(std::ceil(timeout_seconds)));
+  const std::pair<std::string, std::string> deadlines[] = {
+      {"connect_timeout", std::to_string(connect_seconds)},
+      {"keepalives", "1"},
+      {"keepalives_idle", "30"},
+      {"keepalives_interval", "10"},
+      {"keepalives_count", "3"},
+      {"tcp_user_timeout", "30000"}};
+  const bool uri =
+      database_url.starts_with("postgresql://") || database_url.starts_with("postgres://");
+  for (const auto& [key, value] : deadlines) {
+    if (uri) {
+      if (HasUriParameter(database_url, key)) continue;
+      const auto query = database_url.find('?');
+      if (query == std::string::npos) {
+        database_url += '?';
+      } else if (database_url.back() != '?' && database_url.back() != '&') {
+        database_url += '&';
+      }
+      database_url += key + "=" + value;
+    } else if (!HasKeywordSetting(database_url, key)) {
+      database_url += " " + key + "=" + value;
+    }
+  }
+  return database_url;
+}
 
 Result<EncryptionConfig> ParseEncryptionConfig(
     const std::function<const char*(const char*)>& getenv, bool allow_clear_opt_out) {
@@ -254,6 +308,8 @@ void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
       static_cast<int>(env.Count("PROVISIONER_KUBE_MAX_ATTEMPTS", 5, 1, 20));
   config.api.access_token_ttl_seconds = static_cast<std::int64_t>(env.WholeSeconds(
       "PROVISIONER_ACCESS_TOKEN_TTL", static_cast<double>(config.api.access_token_ttl_seconds)));
+  config.database_timeout_seconds =
+      env.Seconds("PROVISIONER_DATABASE_TIMEOUT", config.database_timeout_seconds);
   config.api.signup_per_minute =
       static_cast<double>(env.Count("PROVISIONER_SIGNUP_RATE_PER_MINUTE", 10, 1, 100000));
   config.api.signup_burst =
@@ -349,6 +405,8 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
   if (auto error = ReadUsageSchedule(env, config)) return *error;
   if (auto error = ReadMailSettings(env, config)) return *error;
   if (env.deferred()) return *env.deferred();
+  config.database_url =
+      WithConnectionDeadlines(std::move(config.database_url), config.database_timeout_seconds);
   auto encryption = ParseEncryptionConfig(getenv, true);
   if (!encryption.ok()) return Error{encryption.error()};
   config.encryption = std::move(encryption).value();

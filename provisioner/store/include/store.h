@@ -18,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -26,7 +27,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "billing/provisioner/usage.h"
@@ -51,9 +54,18 @@ struct NewCustomer {
 
 /// Connections to one database, created on demand up to `size`, each used by one thread at a
 /// time. A connection that broke is dropped instead of returned.
+///
+/// With an `operation_timeout`, every lease has a deadline: a database that stops answering
+/// without closing its connections (frozen, or its host gone without a reset) would otherwise
+/// hold the caller's thread for as long as TCP allows, and PostgreSQL's own statement_timeout
+/// cannot help when the server is the part that hangs. A watchdog thread shuts down the socket
+/// of a lease past its deadline, so the blocked call fails with pqxx::broken_connection (the
+/// API answers 503) and the connection is replaced. Leases are short here (one store call).
 class ConnectionPool {
  public:
-  ConnectionPool(std::string database_url, std::size_t size);
+  /// `operation_timeout` zero: no deadline (one-shot commands).
+  ConnectionPool(std::string database_url, std::size_t size,
+                 std::chrono::milliseconds operation_timeout = {});
   ~ConnectionPool();
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
@@ -68,19 +80,34 @@ class ConnectionPool {
    private:
     ConnectionPool& pool_;
     std::unique_ptr<pqxx::connection_base> connection_;
+    std::uint64_t id_;  // its entry among the watched leases
   };
-  /// Waits up to 30 s for a free connection (std::runtime_error after that); throws
-  /// pqxx::broken_connection if one cannot be opened.
+  /// Waits up to the operation timeout (30 s without one) for a free connection
+  /// (std::runtime_error after that); throws pqxx::broken_connection if one cannot be opened.
   Lease Acquire();
 
  private:
-  void Release(std::unique_ptr<pqxx::connection_base> connection);
+  struct Watched {
+    int socket;
+    std::chrono::steady_clock::time_point deadline;
+    bool cut;
+  };
+  std::unique_ptr<pqxx::connection_base> Checkout();
+  std::uint64_t StartWatching(int socket);
+  void Release(std::uint64_t id, std::unique_ptr<pqxx::connection_base> connection);
+  void CutOverdueLeases(const std::stop_token& stop);
+
   const std::string database_url_;
   const std::size_t size_;
+  const std::chrono::milliseconds operation_timeout_;
   std::mutex mutex_;
   std::condition_variable available_;
   std::vector<std::unique_ptr<pqxx::connection_base>> idle_;
   std::size_t open_ = 0;
+  std::map<std::uint64_t, Watched> leased_;  // with a deadline only
+  std::uint64_t next_lease_id_ = 0;
+  std::condition_variable_any watchdog_wake_;
+  std::jthread watchdog_;  // last: started after, and joined before, what it uses
 };
 
 /// The SecretBox of a store (null: no key configured) and what reading found in clear, shared by
@@ -96,8 +123,10 @@ class Store {
  public:
   /// Applies migrations and prepares the pool; throws if the database cannot be reached.
   /// `secret_box` seals the secret chart values; null stores them in clear.
+  /// `operation_timeout`: the deadline of each call's database work (ConnectionPool).
   Store(const std::string& database_url, std::size_t pool_size,
-        std::shared_ptr<const SecretBox> secret_box);
+        std::shared_ptr<const SecretBox> secret_box,
+        std::chrono::milliseconds operation_timeout = {});
 
   enum class CreateOutcome { kCreated, kEmailTaken, kIdTaken };
   /// The customer and its deployment (desired present, generation 1, phase Pending) together.

@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <pqxx/pqxx>
 #include <stdexcept>
@@ -99,35 +101,50 @@ std::optional<DeploymentRow> SelectDeployment(pqxx::connection_base& connection,
 
 }  // namespace
 
-ConnectionPool::ConnectionPool(std::string database_url, std::size_t size)
-    : database_url_(std::move(database_url)), size_(size == 0 ? 1 : size) {}
+ConnectionPool::ConnectionPool(std::string database_url, std::size_t size,
+                               std::chrono::milliseconds operation_timeout)
+    : database_url_(std::move(database_url)),
+      size_(size == 0 ? 1 : size),
+      operation_timeout_(operation_timeout) {
+  if (operation_timeout_.count() > 0) {
+    watchdog_ = std::jthread([this](const std::stop_token& stop) { CutOverdueLeases(stop); });
+  }
+}
 
 ConnectionPool::~ConnectionPool() = default;
 
 ConnectionPool::Lease::Lease(ConnectionPool& pool,
                              std::unique_ptr<pqxx::connection_base> connection)
-    : pool_(pool), connection_(std::move(connection)) {}
+    : pool_(pool),
+      connection_(std::move(connection)),
+      id_(pool_.StartWatching(connection_->sock())) {}
 
-ConnectionPool::Lease::~Lease() { pool_.Release(std::move(connection_)); }
+ConnectionPool::Lease::~Lease() { pool_.Release(id_, std::move(connection_)); }
 
-ConnectionPool::Lease ConnectionPool::Acquire() {
+ConnectionPool::Lease ConnectionPool::Acquire() { return Lease(*this, Checkout()); }
+
+std::unique_ptr<pqxx::connection_base> ConnectionPool::Checkout() {
   std::unique_lock lock(mutex_);
   // Bounded: a hung database must turn into an error answer, not a request that never returns.
-  if (!available_.wait_for(lock, std::chrono::seconds(30),
-                           [&] { return !idle_.empty() || open_ < size_; })) {
-    throw std::runtime_error("store: no database connection free within 30 s");
+  const auto wait = operation_timeout_.count() > 0
+                        ? operation_timeout_
+                        : std::chrono::milliseconds(std::chrono::seconds(30));
+  if (!available_.wait_for(lock, wait, [&] { return !idle_.empty() || open_ < size_; })) {
+    throw std::runtime_error("store: no database connection free within " +
+                             std::to_string(wait.count()) + " ms");
   }
   if (!idle_.empty()) {
     auto connection = std::move(idle_.back());
     idle_.pop_back();
-    return Lease(*this, std::move(connection));
+    return connection;
   }
   ++open_;
   lock.unlock();
   try {
+    // Opening is bounded by libpq's connect_timeout (serve puts one in DATABASE_URL).
     auto connection = std::make_unique<pqxx::connection>(database_url_);
     Terse(*connection);
-    return Lease(*this, std::move(connection));
+    return connection;
   } catch (...) {
     lock.lock();
     --open_;
@@ -136,8 +153,21 @@ ConnectionPool::Lease ConnectionPool::Acquire() {
   }
 }
 
-void ConnectionPool::Release(std::unique_ptr<pqxx::connection_base> connection) {
+std::uint64_t ConnectionPool::StartWatching(int socket) {
   std::lock_guard lock(mutex_);
+  const std::uint64_t id = ++next_lease_id_;
+  if (operation_timeout_.count() > 0 && socket >= 0) {
+    leased_.emplace(id,
+                    Watched{socket, std::chrono::steady_clock::now() + operation_timeout_, false});
+    watchdog_wake_.notify_one();
+  }
+  return id;
+}
+
+void ConnectionPool::Release(std::uint64_t id, std::unique_ptr<pqxx::connection_base> connection) {
+  std::lock_guard lock(mutex_);
+  // Unwatched before the connection can close: the watchdog never touches a reused descriptor.
+  leased_.erase(id);
   if (connection && connection->is_open()) {
     idle_.push_back(std::move(connection));
   } else {
@@ -146,9 +176,34 @@ void ConnectionPool::Release(std::unique_ptr<pqxx::connection_base> connection) 
   available_.notify_one();
 }
 
+void ConnectionPool::CutOverdueLeases(const std::stop_token& stop) {
+  std::unique_lock lock(mutex_);
+  while (!stop.stop_requested()) {
+    const auto now = std::chrono::steady_clock::now();
+    auto next_check = now + std::chrono::seconds(1);
+    for (auto& [id, watched] : leased_) {
+      if (watched.cut) continue;
+      if (watched.deadline > now) {
+        next_check = std::min(next_check, watched.deadline);
+        continue;
+      }
+      // The blocked read returns at once and libpq marks the connection bad; the lease's owner
+      // sees pqxx::broken_connection and the pool drops the connection when it comes back.
+      ::shutdown(watched.socket, SHUT_RDWR);
+      watched.cut = true;
+      billing::common::Log(
+          billing::common::LogLevel::kWarn, "store",
+          "the database did not answer within " + std::to_string(operation_timeout_.count()) +
+              " ms: connection cut, the call fails and a new connection replaces it");
+    }
+    watchdog_wake_.wait_until(lock, stop, next_check, [] { return false; });
+  }
+}
+
 Store::Store(const std::string& database_url, std::size_t pool_size,
-             std::shared_ptr<const SecretBox> secret_box)
-    : pool_(database_url, pool_size),
+             std::shared_ptr<const SecretBox> secret_box,
+             std::chrono::milliseconds operation_timeout)
+    : pool_(database_url, pool_size, operation_timeout),
       secrets_(std::make_shared<StoreSecrets>(std::move(secret_box))) {
   ApplyMigrations(database_url);
 }

@@ -823,6 +823,48 @@ TEST_F(ServiceTest, BadInputGetsA4xxNamingTheFieldAndTheServiceKeepsServing) {
   EXPECT_TRUE(provisioner_->Running());
 }
 
+TEST_F(ServiceTest, AFrozenDatabaseGivesA503WithinTheDeadlineAndEverythingRecoversAfterSigcont) {
+  StartProvisioner({{"PROVISIONER_DATABASE_TIMEOUT", "2s"}});
+  const auto id = Signup("ops@frozen.example", "Frozen Sensors");
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+
+  // SIGSTOP keeps every connection open and unanswered: what a hung server or a silently
+  // partitioned host looks like to a client. The guard thaws it even when an assertion fails.
+  postgres_->SignalAll(SIGSTOP);
+  struct Thaw {
+    PostgresServer& postgres;
+    ~Thaw() { postgres.SignalAll(SIGCONT); }
+  } thaw{*postgres_};
+  const std::vector<std::string> admin = {std::string("Authorization: Bearer ") + kAdminToken};
+  // Without a deadline each call waits as long as the database stays frozen, and the client
+  // gives up first (status 0). Repeated: pooled connections and newly opened ones alike.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const auto status =
+        HttpRequest("GET", Url("/api/customers/" + id + "/deployment/status"), "", admin, 20s);
+    EXPECT_EQ(status.status, 503) << "attempt " << attempt << ": " << status.body << status.error;
+  }
+  const auto signup = HttpRequest("POST", Url("/api/customers/signup"),
+                                  SignupBody("ops@second.example", "Second Sensors").dump(),
+                                  {"Content-Type: application/json", "Expect:"}, 30s);
+  EXPECT_EQ(signup.status, 503) << signup.body << signup.error;
+  EXPECT_EQ(HttpGet(Url("/healthz"), {}, 1s).status, 200);
+  postgres_->SignalAll(SIGCONT);
+
+  // Everything recovers by itself: reads, a new signup, and both customers reach Ready.
+  ASSERT_TRUE(WaitFor([&] { return Status(id).contains("phase"); }, 30s)) << Status(id).dump();
+  const auto second = Signup("ops@second.example", "Second Sensors");
+  ASSERT_FALSE(second.empty());
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(second); }, 30s));
+  for (const auto& customer : {id, second}) {
+    kube_->MarkWorkloadsReady(Namespace(customer));
+    EXPECT_TRUE(WaitForPhase(customer, "Ready")) << customer << ": " << Status(customer).dump();
+  }
+  EXPECT_NE(provisioner_->Log().find("the database did not answer within 2000 ms"),
+            std::string::npos)
+      << provisioner_->Log();
+}
+
 TEST_F(ServiceTest, SignupIsRateLimitedPerClient) {
   StartProvisioner(
       {{"PROVISIONER_SIGNUP_BURST", "2"}, {"PROVISIONER_SIGNUP_RATE_PER_MINUTE", "1"}});

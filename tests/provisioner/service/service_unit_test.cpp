@@ -294,7 +294,10 @@ TEST(ServeConfigTest, Defaults) {
   ASSERT_TRUE(result.ok()) << result.error();
   const auto& c = result.value();
   EXPECT_EQ(c.api.admin_token, "0123456789abcdef");
-  EXPECT_EQ(c.database_url, "postgresql://p:q@db/provisioner");
+  EXPECT_EQ(c.database_url,
+            "postgresql://p:q@db/provisioner?connect_timeout=15&keepalives=1&keepalives_idle=30&"
+            "keepalives_interval=10&keepalives_count=3&tcp_user_timeout=30000");
+  EXPECT_DOUBLE_EQ(c.database_timeout_seconds, 15);
   EXPECT_EQ(c.signing_key_file, "/keys/signing.pem");
   EXPECT_EQ(c.api.domain_base, "iot.example.com");
   EXPECT_EQ(c.api.listen, "0.0.0.0:3000");
@@ -313,6 +316,36 @@ TEST(ServeConfigTest, Defaults) {
   EXPECT_DOUBLE_EQ(c.reconciler.timing.failure_backoff_max_seconds, 300);
   EXPECT_DOUBLE_EQ(c.reconciler.dispatch_interval_seconds, 1);
   EXPECT_FALSE(c.usage.has_value());
+}
+
+TEST(ServeConfigTest, TheDatabaseTimeoutIsReadAndBecomesTheConnectTimeout) {
+  FakeEnv env;
+  env.Set("PROVISIONER_DATABASE_TIMEOUT", "500ms");
+  const auto result = env.Parse();
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_DOUBLE_EQ(result.value().database_timeout_seconds, 0.5);
+  // libpq's minimum connect_timeout is 2 s.
+  EXPECT_NE(result.value().database_url.find("?connect_timeout=2&"), std::string::npos);
+  env.Set("PROVISIONER_DATABASE_TIMEOUT", "soon");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_DATABASE_TIMEOUT: 'soon' is not a positive"))
+      << env.Error();
+}
+
+TEST(ConnectionDeadlinesTest, SettingsAreAddedOnlyWhereTheUrlGivesNone) {
+  const std::string all =
+      "connect_timeout=3&keepalives=1&keepalives_idle=30&keepalives_interval=10&"
+      "keepalives_count=3&tcp_user_timeout=30000";
+  EXPECT_EQ(WithConnectionDeadlines("postgres://u@h/db", 3), "postgres://u@h/db?" + all);
+  EXPECT_EQ(WithConnectionDeadlines("postgresql://u@h/db?sslmode=require", 2.5),
+            "postgresql://u@h/db?sslmode=require&" + all);
+  // What the operator set stays as set; a longer name that merely starts the same does not count.
+  EXPECT_EQ(WithConnectionDeadlines(
+                "postgresql://h/db?keepalives=0&tcp_user_timeout=5000&connect_timeout=9", 3),
+            "postgresql://h/db?keepalives=0&tcp_user_timeout=5000&connect_timeout=9&"
+            "keepalives_idle=30&keepalives_interval=10&keepalives_count=3");
+  EXPECT_EQ(WithConnectionDeadlines("host=db dbname=p connect_timeout = 7 keepalives=0", 3),
+            "host=db dbname=p connect_timeout = 7 keepalives=0 keepalives_idle=30 "
+            "keepalives_interval=10 keepalives_count=3 tcp_user_timeout=30000");
 }
 
 TEST(ServeConfigTest, MailNeedsASenderAndAPublicUrlAndIsOffWithoutARelay) {
