@@ -54,6 +54,10 @@ struct ApiOptions {
   std::size_t max_body_bytes = 16 * 1024;
   double signup_per_minute = 10;
   double signup_burst = 20;
+  /// New deployments (signups) per hour across every client (PROVISIONER_DEPLOYMENTS_PER_HOUR),
+  /// as a bucket of this many that refills over the hour: aliases and address hopping cannot make
+  /// the platform start more tenant stacks than the cluster was sized for. Over it: 503.
+  double deployments_per_hour = 120;
   int threads = 16;
   /// Peers whose X-Forwarded-For is believed (the ingress controllers), for the rate limit.
   std::vector<Network> trusted_proxies;
@@ -161,7 +165,8 @@ class ApiServer {
   ApiOptions options_;
   ApiDependencies deps_;
   RateLimiter signup_limiter_;
-  RateLimiter reset_limiter_;  // password reset requests per client address
+  RateLimiter reset_limiter_;       // password reset requests per client address
+  RateLimiter deployment_limiter_;  // one bucket: deployments started on the whole platform
   std::counting_semaphore<1024> hashing_slots_;
   LoginThrottle login_failures_;
   // Verified against when the e-mail is unknown, so both answers cost one Argon2id run.

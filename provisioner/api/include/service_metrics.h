@@ -32,6 +32,9 @@ class ServiceMetrics {
   void CountPasswordVerification();
   /// An e-mail's fate: "sent", "failed" or "dropped".
   void CountMail(const std::string& outcome);
+  /// A signup refused before it created anything: "client_rate" (the per-address limit) or
+  /// "deployment_cap" (the platform-wide deployments per hour).
+  void CountSignupRefused(const std::string& reason);
   /// Customers the last usage run found in Prometheus but not in the store (never billed).
   void SetUnknownUsageCustomers(std::size_t count);
   /// Periods the usage job found older than the metrics' retention: never billed from samples.
@@ -66,6 +69,7 @@ class ServiceMetrics {
   prometheus::Gauge& phase_source_up_;
   prometheus::Counter& password_verifications_;
   prometheus::Family<prometheus::Counter>& mails_;
+  prometheus::Family<prometheus::Counter>& signups_refused_;
   std::function<std::map<std::string, std::int64_t>()> phase_source_;
 };
 

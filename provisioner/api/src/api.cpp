@@ -163,6 +163,19 @@ std::string LowerAscii(std::string text) {
   return text;
 }
 
+// A request body must be declared as JSON. A cross-site form can only send text/plain or
+// urlencoded bodies without a CORS preflight, and a client that forgot the header learns why.
+std::optional<Response> RefuseNonJson(const ApiServer::Request& request) {
+  std::string media_type =
+      LowerAscii(request.content_type.substr(0, request.content_type.find(';')));
+  media_type.erase(media_type.find_last_not_of(" \t") + 1);
+  media_type.erase(0, media_type.find_first_not_of(" \t"));
+  if (media_type == "application/json") return std::nullopt;
+  return ErrorResponse(415, request.content_type.empty()
+                                ? "Content-Type: missing; send the body as application/json"
+                                : "Content-Type: send the body as application/json");
+}
+
 }  // namespace
 
 ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
@@ -170,6 +183,7 @@ ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
       deps_(std::move(dependencies)),
       signup_limiter_(options_.signup_per_minute, options_.signup_burst),
       reset_limiter_(options_.signup_per_minute, options_.signup_burst),
+      deployment_limiter_(options_.deployments_per_hour / 60, options_.deployments_per_hour, 1),
       hashing_slots_(std::clamp(options_.max_concurrent_hashes, 1, 1024)),
       login_failures_(options_.login_max_failures, options_.login_failure_window_seconds),
       dummy_password_hash_(HashPassword(RandomToken(kRefreshTokenBytes))) {
@@ -298,9 +312,7 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
     if (path != account_route) continue;
     route = account_route;
     if (auto refused = only("POST")) return *refused;
-    if (!request.content_type.empty() && request.content_type.rfind("application/json", 0) != 0) {
-      return ErrorResponse(415, "Content-Type: send application/json");
-    }
+    if (auto refused = RefuseNonJson(request)) return *refused;
     return (this->*handler)(request);
   }
 
@@ -312,6 +324,7 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
       response.extra_headers = "WWW-Authenticate: Bearer realm=\"provisioner\"\r\n";
       return response;
     }
+    if (auto refused = RefuseNonJson(request)) return *refused;
     return FinalizeUsage(request);
   }
 
@@ -344,7 +357,10 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
   }
   if (!common::IsValidCustomerId(id)) return UnknownCustomer(id);
   if (action == "deployment/status") return Status(id);
-  if (action == "deployment/upgrade") return Upgrade(id, request);
+  if (action == "deployment/upgrade") {
+    if (auto refused = RefuseNonJson(request)) return *refused;
+    return Upgrade(id, request);
+  }
   if (action == "deployment") return Delete(id);
   return Usage(id, request);
 }
@@ -353,17 +369,28 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
   double retry_after = 0;
   const auto client = ClientKey(request.client, request.forwarded_for, options_.trusted_proxies);
   if (!signup_limiter_.Allow(client, MonotonicSeconds(), &retry_after)) {
+    deps_.metrics.CountSignupRefused("client_rate");
     auto response = ErrorResponse(429, "too many signups from this address; retry later");
     response.extra_headers =
         "Retry-After: " + std::to_string(static_cast<long long>(retry_after) + 1) + "\r\n";
     return response;
   }
-  if (!request.content_type.empty() && request.content_type.rfind("application/json", 0) != 0) {
-    return ErrorResponse(415, "Content-Type: send application/json");
-  }
+  if (auto refused = RefuseNonJson(request)) return *refused;
   auto parsed = ParseSignupRequest(request.body);
   if (!parsed.ok()) return ErrorResponse(400, parsed.error());
   const SignupRequest& signup = parsed.value();
+  // After validation, before the costly part: only a signup that would deploy takes a slot.
+  if (!deployment_limiter_.Allow("", MonotonicSeconds(), &retry_after)) {
+    deps_.metrics.CountSignupRefused("deployment_cap");
+    Log(LogLevel::kWarn, "api",
+        "signup refused: the platform's " + std::to_string(options_.deployments_per_hour) +
+            " deployments per hour (PROVISIONER_DEPLOYMENTS_PER_HOUR) are used up");
+    auto response =
+        ErrorResponse(503, "signups are paused for a while on this platform; retry later");
+    response.extra_headers =
+        "Retry-After: " + std::to_string(static_cast<long long>(retry_after) + 1) + "\r\n";
+    return response;
+  }
 
   const auto now = UnixNow();
   NewCustomer customer;

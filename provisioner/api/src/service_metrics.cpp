@@ -96,8 +96,17 @@ ServiceMetrics::ServiceMetrics()
                  .Help("E-mails to customers (password reset links), by outcome: sent, failed "
                        "(the relay refused or did not answer after every attempt), dropped "
                        "(the outbox was full or the service stopped first).")
-                 .Register(*registry_)) {
+                 .Register(*registry_)),
+      signups_refused_(prometheus::BuildCounter()
+                           .Name("iotistic_provisioner_signups_refused_total")
+                           .Help("Signups refused before anything was created, by reason: "
+                                 "client_rate (429, one address's limit), deployment_cap (503, "
+                                 "the platform's deployments per hour).")
+                           .Register(*registry_)) {
   for (const char* outcome : {"sent", "failed", "dropped"}) mails_.Add({{"outcome", outcome}});
+  for (const char* reason : {"client_rate", "deployment_cap"}) {
+    signups_refused_.Add({{"reason", reason}});
+  }
   // Every phase is always exported, so "no Failed deployments" is a 0 rather than an absent series.
   for (const Phase phase : kAllPhases) deployments_.Add({{"phase", std::string(Name(phase))}});
   prometheus::BuildGauge()
@@ -139,6 +148,10 @@ void ServiceMetrics::CountPasswordVerification() { password_verifications_.Incre
 
 void ServiceMetrics::CountMail(const std::string& outcome) {
   mails_.Add({{"outcome", outcome}}).Increment();
+}
+
+void ServiceMetrics::CountSignupRefused(const std::string& reason) {
+  signups_refused_.Add({{"reason", reason}}).Increment();
 }
 
 void ServiceMetrics::SetUnknownUsageCustomers(std::size_t count) {

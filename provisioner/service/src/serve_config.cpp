@@ -33,6 +33,7 @@ const char kServeUsage[] =
     "  PROVISIONER_FAILURE_BACKOFF (5s), PROVISIONER_FAILURE_BACKOFF_MAX (5m),\n"
     "  PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
     "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
+    "  PROVISIONER_DEPLOYMENTS_PER_HOUR (120, every client together; over it signups get 503),\n"
     "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h),\n"
     "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit and the\n"
     "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m), PROVISIONER_DATABASE_TIMEOUT\n"
@@ -314,6 +315,8 @@ void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
       static_cast<double>(env.Count("PROVISIONER_SIGNUP_RATE_PER_MINUTE", 10, 1, 100000));
   config.api.signup_burst =
       static_cast<double>(env.Count("PROVISIONER_SIGNUP_BURST", 20, 1, 100000));
+  config.api.deployments_per_hour =
+      static_cast<double>(env.Count("PROVISIONER_DEPLOYMENTS_PER_HOUR", 120, 1, 1000000));
 }
 
 std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {

@@ -865,6 +865,52 @@ TEST_F(ServiceTest, AFrozenDatabaseGivesA503WithinTheDeadlineAndEverythingRecove
       << provisioner_->Log();
 }
 
+TEST_F(ServiceTest, ThePlatformStartsAtMostItsDeploymentsPerHourWhateverTheClients) {
+  StartProvisioner(
+      {{"PROVISIONER_DEPLOYMENTS_PER_HOUR", "2"}, {"PROVISIONER_TRUSTED_PROXIES", "127.0.0.0/8"}});
+  // Each signup from its own address and alias: the per-client limit never applies.
+  auto signup_from = [&](const std::string& client, const std::string& email) {
+    return HttpRequest("POST", Url("/api/customers/signup"), SignupBody(email, "Capped").dump(),
+                       {"Content-Type: application/json", "X-Forwarded-For: " + client});
+  };
+  EXPECT_EQ(signup_from("198.51.100.1", "c+1@capped.example").status, 201);
+  EXPECT_EQ(signup_from("198.51.100.2", "c+2@capped.example").status, 201);
+  const auto third = signup_from("198.51.100.3", "c+3@capped.example");
+  EXPECT_EQ(third.status, 503) << third.body;
+  ASSERT_TRUE(third.headers.contains("retry-after"));
+  // Two per hour: the next slot is 30 minutes away.
+  EXPECT_GE(std::stol(third.headers.at("retry-after")), 1700);
+  // An invalid signup takes no slot and still gets its own error.
+  const auto invalid = signup_from("198.51.100.4", R"(not an address)");
+  EXPECT_EQ(invalid.status, 400) << invalid.body;
+  EXPECT_EQ(Admin("GET", "/api/customers/c-3-capped/deployment/status").status, 404);
+  const auto metrics = HttpGet(Url("/metrics")).body;
+  EXPECT_NE(metrics.find("iotistic_provisioner_signups_refused_total{reason=\"deployment_cap\"} 1"),
+            std::string::npos)
+      << metrics;
+}
+
+TEST_F(ServiceTest, RequestBodiesMustBeDeclaredAsJson) {
+  StartProvisioner();
+  const auto body = SignupBody("typed@json.example", "Typed").dump();
+  for (const std::vector<std::string>& headers :
+       {std::vector<std::string>{"Content-Type:", "Expect:"},  // libcurl then sends none
+        std::vector<std::string>{"Content-Type: text/plain", "Expect:"},
+        std::vector<std::string>{"Content-Type: application/x-www-form-urlencoded", "Expect:"},
+        std::vector<std::string>{"Content-Type: application/jsonp", "Expect:"}}) {
+    const auto refused = HttpRequest("POST", Url("/api/customers/signup"), body, headers);
+    EXPECT_EQ(refused.status, 415) << headers.front() << ": " << refused.body;
+    EXPECT_NE(refused.body.find("Content-Type"), std::string::npos) << refused.body;
+  }
+  const auto login =
+      HttpRequest("POST", Url("/api/customers/login"), R"({"email":"a@b.example","password":"x"})",
+                  {"Content-Type: text/plain", "Expect:"});
+  EXPECT_EQ(login.status, 415) << login.body;
+  const auto accepted = HttpRequest("POST", Url("/api/customers/signup"), body,
+                                    {"Content-Type: Application/JSON; charset=utf-8", "Expect:"});
+  EXPECT_EQ(accepted.status, 201) << accepted.body;
+}
+
 TEST_F(ServiceTest, SignupIsRateLimitedPerClient) {
   StartProvisioner(
       {{"PROVISIONER_SIGNUP_BURST", "2"}, {"PROVISIONER_SIGNUP_RATE_PER_MINUTE", "1"}});

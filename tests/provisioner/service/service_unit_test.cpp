@@ -308,6 +308,7 @@ TEST(ServeConfigTest, Defaults) {
   EXPECT_EQ(c.api.license_validity_seconds, 8760 * 3600);
   EXPECT_DOUBLE_EQ(c.api.signup_per_minute, 10);
   EXPECT_DOUBLE_EQ(c.api.signup_burst, 20);
+  EXPECT_DOUBLE_EQ(c.api.deployments_per_hour, 120);
   EXPECT_EQ(c.reconciler.kube_retry.max_attempts, 5);
   EXPECT_DOUBLE_EQ(c.reconciler.timing.poll_seconds, 2);
   EXPECT_DOUBLE_EQ(c.reconciler.timing.resync_seconds, 30);
@@ -560,6 +561,7 @@ TEST(ServeConfigTest, BadCountsAreNamed) {
       {"PROVISIONER_KUBE_MAX_ATTEMPTS", {"0", "21", "-1", "five", "5x", " 5", "+5"}},
       {"PROVISIONER_SIGNUP_RATE_PER_MINUTE", {"0", "100001", "1.5", "ten"}},
       {"PROVISIONER_SIGNUP_BURST", {"0", "100001", "1e3"}},
+      {"PROVISIONER_DEPLOYMENTS_PER_HOUR", {"0", "1000001", "lots"}},
   };
   for (const auto& [name, values] : cases) {
     for (const char* bad : values) {
@@ -577,11 +579,13 @@ TEST(ServeConfigTest, CountsAreReadAtTheirBounds) {
   env.Set("PROVISIONER_KUBE_MAX_ATTEMPTS", "20");
   env.Set("PROVISIONER_SIGNUP_RATE_PER_MINUTE", "1");
   env.Set("PROVISIONER_SIGNUP_BURST", "100000");
+  env.Set("PROVISIONER_DEPLOYMENTS_PER_HOUR", "1");
   const auto result = env.Parse();
   ASSERT_TRUE(result.ok()) << result.error();
   EXPECT_EQ(result.value().reconciler.kube_retry.max_attempts, 20);
   EXPECT_DOUBLE_EQ(result.value().api.signup_per_minute, 1);
   EXPECT_DOUBLE_EQ(result.value().api.signup_burst, 100000);
+  EXPECT_DOUBLE_EQ(result.value().api.deployments_per_hour, 1);
 }
 
 TEST(ServeConfigTest, OptionalSettings) {
