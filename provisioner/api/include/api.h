@@ -154,6 +154,9 @@ class ApiServer {
   Response Delete(const std::string& customer_id);
   Response Usage(const std::string& customer_id, const Request& request);
   Response FinalizeUsage(const Request& request);
+  /// The usage ledger after the cursor `since` (of one customer, or of all when nullopt), as JSON
+  /// or CloudEvents.
+  Response Ledger(const Request& request, const std::optional<std::string>& customer_id);
   bool IsAdmin(const Request& request) const;
   /// Who the request's bearer token says it is (an expired or forged one is kAnonymous).
   struct Caller {

@@ -15,6 +15,7 @@
 #include "billing/common/compare.h"
 #include "billing/common/customer_id.h"
 #include "billing/common/log.h"
+#include "billing/provisioner/ledger.h"
 #include "billing/provisioner/value.h"
 #include "generated_values.h"
 #include "signup.h"
@@ -316,6 +317,16 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
     return (this->*handler)(request);
   }
 
+  if (path == "/api/usage") {
+    route = "/api/usage";
+    if (auto refused = only("GET")) return *refused;
+    if (!IsAdmin(request)) {
+      return Unauthorized(
+          "Authorization: the admin bearer token is required (every customer's "
+          "ledger; a customer reads its own with /api/customers/{id}/usage?since=)");
+    }
+    return Ledger(request, std::nullopt);
+  }
   if (path == "/api/usage/finalize") {
     route = "/api/usage/finalize";
     if (auto refused = only("POST")) return *refused;
@@ -773,6 +784,16 @@ ApiServer::Response ApiServer::Delete(const std::string& customer_id) {
 }
 
 ApiServer::Response ApiServer::Usage(const std::string& customer_id, const Request& request) {
+  if (QueryParameter(request.query, "since")) {
+    for (const char* range : {"from", "to"}) {
+      if (QueryParameter(request.query, range)) {
+        return ErrorResponse(400, std::string(range) +
+                                      ": not with since (since reads the ledger after a cursor; "
+                                      "from and to read the figures of a range)");
+      }
+    }
+    return Ledger(request, customer_id);
+  }
   const auto from_text = QueryParameter(request.query, "from");
   const auto to_text = QueryParameter(request.query, "to");
   if (!from_text) return ErrorResponse(400, "from: required (RFC 3339 like 2026-11-25T10:00:00Z)");
@@ -795,6 +816,26 @@ ApiServer::Response ApiServer::Usage(const std::string& customer_id, const Reque
   }
   if (format == "csv") return {200, "text/csv; charset=utf-8", ToCsv(records), ""};
   return {200, "application/json", ToJson(records), ""};
+}
+
+ApiServer::Response ApiServer::Ledger(const Request& request,
+                                      const std::optional<std::string>& customer_id) {
+  const auto query = ParseLedgerQuery(QueryParameter(request.query, "since"),
+                                      QueryParameter(request.query, "limit"),
+                                      QueryParameter(request.query, "format"));
+  if (!query.ok()) return ErrorResponse(400, query.error());
+  if (customer_id && !deps_.store.CustomerExists(*customer_id)) {
+    return UnknownCustomer(*customer_id);
+  }
+  const auto entries =
+      deps_.store.LedgerAfter(query.value().since, query.value().limit, customer_id);
+  const auto next = NextCursor(entries, query.value().since);
+  if (query.value().format == LedgerFormat::kCloudEvents) {
+    // A JSON array has no room for the cursor: it travels in a header (and in each event's data).
+    return {200, kCloudEventsBatchContentType, ToCloudEventsBatch(entries),
+            "Next-Cursor: " + FormatCursor(next) + "\r\n"};
+  }
+  return {200, "application/json", ToLedgerJson(entries, next), ""};
 }
 
 // The billing side says it invoiced a customer's periods up to `until`: they become final.

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "billing/provisioner/ledger.h"
 #include "billing/provisioner/usage.h"
 #include "deployment_state.h"
 #include "secret_box.h"
@@ -207,6 +208,11 @@ class Store {
   std::size_t FinalizeUsage(const std::string& customer_id, std::int64_t until);
   std::vector<UsageRecord> Usage(const std::string& customer_id, std::int64_t from,
                                  std::int64_t to);
+  /// At most `limit` usage ledger entries after the cursor `since` (of one customer, or of all),
+  /// in sequence order, which is commit order: reading on from the last one returned sees every
+  /// entry exactly once, also those of transactions that were still open.
+  std::vector<LedgerEntry> LedgerAfter(std::int64_t since, std::size_t limit,
+                                       const std::optional<std::string>& customer_id);
 
   /// Key ids and clear values of every deployment's secret chart values (start-up check).
   SecretInventory Secrets();

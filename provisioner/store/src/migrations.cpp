@@ -1,5 +1,6 @@
 #include "migrations.h"
 
+#include <algorithm>
 #include <pqxx/pqxx>
 #include <vector>
 
@@ -120,11 +121,108 @@ CREATE TABLE password_resets (
 );
 CREATE INDEX password_resets_customer ON password_resets (customer_id, created_at);
 )sql",
+    // 9: the usage ledger (DESIGN.md, "The usage ledger"): one entry per change a billing system
+    // must see, written by triggers in the transaction that changes the figure, so no writer can
+    // forget one. Sequence numbers are taken under a transaction-level advisory lock
+    // (kUsageLedgerLock, migrations.h), held until commit: the next writer reads max(seq) only
+    // after this one's entries are visible, so sequence order is commit order and a reader after
+    // a cursor never skips an entry that commits late. Existing records start the ledger as one
+    // entry each (revision 1, their current figure).
+    R"sql(
+CREATE TABLE usage_ledger (
+  seq          bigint      PRIMARY KEY CHECK (seq > 0),
+  customer_id  text        NOT NULL,
+  metric       text        NOT NULL,
+  period_start timestamptz NOT NULL,
+  period_end   timestamptz NOT NULL,
+  revision     integer     NOT NULL CHECK (revision > 0),
+  kind         text        NOT NULL CHECK (kind IN ('figure', 'final', 'adjustment')),
+  quantity     numeric     NOT NULL,
+  delta        numeric     NOT NULL,
+  complete     boolean     NOT NULL,
+  final        boolean     NOT NULL,
+  recorded_at  timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (customer_id, metric, period_start, period_end, revision)
+);
+CREATE INDEX usage_ledger_customer ON usage_ledger (customer_id, seq);
+
+CREATE FUNCTION usage_ledger_append(p_customer text, p_metric text, p_start timestamptz,
+                                    p_end timestamptz, p_kind text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  figure numeric;
+  is_complete boolean;
+  is_final boolean;
+  previous numeric;
+  next_revision integer;
+  next_seq bigint;
+BEGIN
+  -- Held until this transaction ends. Each statement below takes a fresh snapshot (READ
+  -- COMMITTED, a volatile function), so it sees every entry committed before the lock was granted.
+  PERFORM pg_advisory_xact_lock(7217004);
+  SELECT r.quantity + coalesce((SELECT sum(a.delta) FROM usage_adjustments a
+                                WHERE a.customer_id = r.customer_id AND a.metric = r.metric
+                                  AND a.period_start = r.period_start
+                                  AND a.period_end = r.period_end), 0),
+         r.complete, r.final
+    INTO figure, is_complete, is_final
+    FROM usage_records r
+   WHERE r.customer_id = p_customer AND r.metric = p_metric AND r.period_start = p_start
+     AND r.period_end = p_end;
+  SELECT l.quantity, l.revision + 1 INTO previous, next_revision
+    FROM usage_ledger l
+   WHERE l.customer_id = p_customer AND l.metric = p_metric AND l.period_start = p_start
+     AND l.period_end = p_end
+   ORDER BY l.revision DESC LIMIT 1;
+  SELECT coalesce(max(seq), 0) + 1 INTO next_seq FROM usage_ledger;
+  INSERT INTO usage_ledger (seq, customer_id, metric, period_start, period_end, revision, kind,
+                            quantity, delta, complete, final)
+  VALUES (next_seq, p_customer, p_metric, p_start, p_end, coalesce(next_revision, 1), p_kind,
+          figure, figure - coalesce(previous, 0), is_complete, is_final);
+END $$;
+
+CREATE FUNCTION usage_records_to_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM usage_ledger_append(NEW.customer_id, NEW.metric, NEW.period_start, NEW.period_end,
+    CASE WHEN TG_OP = 'UPDATE' AND NEW.final AND NOT OLD.final THEN 'final' ELSE 'figure' END);
+  RETURN NULL;
+END $$;
+CREATE FUNCTION usage_adjustments_to_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM usage_ledger_append(NEW.customer_id, NEW.metric, NEW.period_start, NEW.period_end,
+                              'adjustment');
+  RETURN NULL;
+END $$;
+-- Only what a billing system sees: an update that changes nothing billed (computed_at) adds none.
+CREATE TRIGGER usage_records_ledger_insert AFTER INSERT ON usage_records
+  FOR EACH ROW EXECUTE FUNCTION usage_records_to_ledger();
+CREATE TRIGGER usage_records_ledger_update AFTER UPDATE ON usage_records
+  FOR EACH ROW WHEN ((OLD.quantity, OLD.complete, OLD.final) IS DISTINCT FROM
+                     (NEW.quantity, NEW.complete, NEW.final))
+  EXECUTE FUNCTION usage_records_to_ledger();
+CREATE TRIGGER usage_adjustments_ledger_insert AFTER INSERT ON usage_adjustments
+  FOR EACH ROW EXECUTE FUNCTION usage_adjustments_to_ledger();
+
+-- After the triggers: they lock both tables until this migration commits, so a record written
+-- meanwhile is either in this backfill or waits and gets its entry from the trigger.
+INSERT INTO usage_ledger (seq, customer_id, metric, period_start, period_end, revision, kind,
+                          quantity, delta, complete, final)
+SELECT row_number() OVER (ORDER BY computed_at, customer_id, metric, period_start), customer_id,
+       metric, period_start, period_end, 1, 'figure', figure, figure, complete, final
+FROM (SELECT r.*, r.quantity + coalesce((SELECT sum(a.delta) FROM usage_adjustments a
+                                         WHERE a.customer_id = r.customer_id
+                                           AND a.metric = r.metric
+                                           AND a.period_start = r.period_start
+                                           AND a.period_end = r.period_end), 0) AS figure
+      FROM usage_records r) AS current;
+)sql",
 };
 
 }  // namespace
 
-void ApplyMigrations(const std::string& database_url) {
+int LatestMigrationVersion() { return static_cast<int>(kMigrations.size()); }
+
+void ApplyMigrations(const std::string& database_url, std::optional<int> up_to) {
   pqxx::connection connection(database_url);
   pqxx::work tx(connection);
   tx.exec("SELECT pg_advisory_xact_lock(7217001)");  // one migrator at a time
@@ -133,7 +231,8 @@ void ApplyMigrations(const std::string& database_url) {
       "applied_at timestamptz NOT NULL DEFAULT now())");
   const auto applied =
       tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
-  for (int version = applied + 1; version <= static_cast<int>(kMigrations.size()); ++version) {
+  const int target = std::min(up_to.value_or(LatestMigrationVersion()), LatestMigrationVersion());
+  for (int version = applied + 1; version <= target; ++version) {
     tx.exec(kMigrations[static_cast<std::size_t>(version - 1)]);
     tx.exec("INSERT INTO schema_migrations (version) VALUES (" + std::to_string(version) + ")");
   }

@@ -492,6 +492,7 @@ std::set<std::string> Store::CustomerIds() {
 std::size_t Store::FinalizeUsage(const std::string& customer_id, std::int64_t until) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
+  tx.exec_params("SELECT pg_advisory_xact_lock($1)", kUsageLedgerLock);  // before any row lock
   const auto result = tx.exec_params(
       "UPDATE usage_records SET final = true, finalized_at = now() "
       "WHERE customer_id = $1 AND NOT final AND period_end <= to_timestamp($2)",
@@ -529,6 +530,40 @@ std::vector<UsageRecord> Store::Usage(const std::string& customer_id, std::int64
     records.push_back(std::move(r));
   }
   return records;
+}
+
+std::vector<LedgerEntry> Store::LedgerAfter(std::int64_t since, std::size_t limit,
+                                            const std::optional<std::string>& customer_id) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  // One statement, one snapshot: it holds a prefix of the ledger (DESIGN.md, "The usage
+  // ledger"), so everything after its last entry is still to come.
+  const auto rows = tx.exec_params(
+      "SELECT seq, customer_id, metric, extract(epoch FROM period_start)::bigint, "
+      "extract(epoch FROM period_end)::bigint, revision, kind, quantity::float8, delta::float8, "
+      "complete, final, extract(epoch FROM recorded_at)::bigint FROM usage_ledger "
+      "WHERE seq > $1 AND ($2::text IS NULL OR customer_id = $2) ORDER BY seq LIMIT $3",
+      since, customer_id, static_cast<std::int64_t>(limit));
+  std::vector<LedgerEntry> entries;
+  for (const auto& row : rows) {
+    LedgerEntry e;
+    e.sequence = row[0].as<std::int64_t>();
+    e.customer_id = row[1].as<std::string>();
+    e.metric = row[2].as<std::string>();
+    e.period = {row[3].as<std::int64_t>(), row[4].as<std::int64_t>()};
+    e.revision = row[5].as<int>();
+    const auto kind = ParseLedgerEntryKind(row[6].as<std::string>());
+    if (!kind)
+      throw std::runtime_error("usage_ledger.kind: unknown value " + row[6].as<std::string>());
+    e.kind = *kind;
+    e.quantity = row[7].as<double>();
+    e.delta = row[8].as<double>();
+    e.complete = row[9].as<bool>();
+    e.final = row[10].as<bool>();
+    e.recorded_at = row[11].as<std::int64_t>();
+    entries.push_back(std::move(e));
+  }
+  return entries;
 }
 
 SecretInventory Store::Secrets() {

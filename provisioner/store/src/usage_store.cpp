@@ -94,6 +94,7 @@ std::map<std::string, std::int64_t> UsageStore::LastCompletePeriods(
 
 std::size_t UsageStore::FinalizeBefore(std::int64_t period_end) {
   pqxx::work tx(*connection_);
+  tx.exec_params("SELECT pg_advisory_xact_lock($1)", kUsageLedgerLock);  // before any row lock
   const auto result = tx.exec_params(
       "UPDATE usage_records SET final = true, finalized_at = now() "
       "WHERE NOT final AND period_end <= to_timestamp($1)",
@@ -121,6 +122,7 @@ std::size_t UsageStore::UpsertAndMark(const std::vector<UsageRecord>& records,
                                       std::int64_t billed_until) {
   pqxx::work tx(*connection_);
   tx.exec("SELECT pg_advisory_xact_lock(7217002)");  // one writer at a time: overlaps stay checked
+  tx.exec_params("SELECT pg_advisory_xact_lock($1)", kUsageLedgerLock);  // before any row lock
   for (const auto& customer : customers) {
     tx.exec_params(
         "INSERT INTO usage_watermarks AS w (customer_id, billed_until) "

@@ -1013,6 +1013,130 @@ TEST_F(ServiceTest, UsageEndpointReturnsStoredRecordsAsJsonOrCsv) {
             400);
 }
 
+// The usage ledger through the binary's routes: an aggregation job pages through every
+// customer's entries with the admin token, the cursor carries it on exactly where it stopped, and
+// finality and an adjustment of a final figure arrive as new entries with new revisions; the same
+// entries as a CloudEvents batch carry the same ids on every read.
+TEST_F(ServiceTest, UsageLedgerIsReadAfterACursorAsJsonOrCloudEvents) {
+  StartProvisioner();
+  const auto signup =
+      Post("/api/customers/signup", SignupBody("ledger@acme.example", "Ledger Co").dump());
+  ASSERT_EQ(signup.status, 201) << signup.body;
+  const auto signed_up = json::parse(signup.body);
+  const std::string id = signed_up["customer_id"];
+  const std::string customer_token = signed_up["access_token"];
+  const auto other = Signup("other@acme.example", "Other Co");
+  postgres_->Psql(
+      "INSERT INTO usage_records (customer_id, metric, period_start, period_end, quantity, "
+      "complete) VALUES ('" +
+          id +
+          "', 'mqtt_messages', '2026-11-25T10:00:00Z', '2026-11-25T11:00:00Z', 1200, true), ('" +
+          other +
+          "', 'mqtt_messages', '2026-11-25T10:00:00Z', '2026-11-25T11:00:00Z', 5, true), ('" + id +
+          "', 'mqtt_bytes', '2026-11-25T10:00:00Z', '2026-11-25T11:00:00Z', 4096, true)",
+      database_);
+
+  // Pages of two: every entry once, in order, then an empty page that keeps the cursor.
+  auto read_page = [&](const std::string& path) {
+    const auto response = Admin("GET", path);
+    EXPECT_EQ(response.status, 200) << path << ": " << response.body;
+    EXPECT_EQ(Header(response, "content-type"), "application/json");
+    return json::parse(response.body, nullptr, false);
+  };
+  const auto first = read_page("/api/usage?since=0&limit=2");
+  ASSERT_EQ(first["entries"].size(), 2u) << first.dump();
+  EXPECT_EQ(first["entries"][0]["customer_id"], id);
+  EXPECT_EQ(first["entries"][0]["quantity"], 1200);
+  EXPECT_EQ(first["entries"][0]["revision"], 1);
+  EXPECT_EQ(first["entries"][0]["kind"], "figure");
+  EXPECT_EQ(first["entries"][1]["customer_id"], other);
+  const std::string after_first = first["next"];
+  EXPECT_EQ(after_first, first["entries"][1]["cursor"]);
+  const auto second = read_page("/api/usage?since=" + after_first + "&limit=2");
+  ASSERT_EQ(second["entries"].size(), 1u) << second.dump();
+  EXPECT_EQ(second["entries"][0]["metric"], "mqtt_bytes");
+  const std::string caught_up = second["next"];
+  const auto empty = read_page("/api/usage?since=" + caught_up);
+  EXPECT_EQ(empty["entries"].size(), 0u);
+  EXPECT_EQ(empty["next"], caught_up);
+
+  // The billing side makes the customer's period final, then a recomputation adjusts it: two
+  // new entries of that period, revisions 2 and 3; the other customer has none.
+  const auto finalized = HttpRequest(
+      "POST", Url("/api/usage/finalize"),
+      json{{"customer_id", id}, {"until", "2026-11-25T11:00:00Z"}}.dump(),
+      {std::string("Authorization: Bearer ") + kAdminToken, "Content-Type: application/json"});
+  ASSERT_EQ(finalized.status, 200) << finalized.body;
+  postgres_->Psql(
+      "INSERT INTO usage_adjustments (customer_id, metric, period_start, period_end, delta, "
+      "reason) VALUES ('" +
+          id + "', 'mqtt_messages', '2026-11-25T10:00:00Z', '2026-11-25T11:00:00Z', 30, 'replica')",
+      database_);
+  const auto later = read_page("/api/customers/" + id + "/usage?since=" + caught_up);
+  ASSERT_EQ(later["entries"].size(), 3u) << later.dump();  // two final, one adjustment
+  const auto& adjustment = later["entries"][2];
+  EXPECT_EQ(adjustment["kind"], "adjustment");
+  EXPECT_EQ(adjustment["metric"], "mqtt_messages");
+  EXPECT_EQ(adjustment["revision"], 3);
+  EXPECT_EQ(adjustment["quantity"], 1230);
+  EXPECT_EQ(adjustment["delta"], 30);
+  EXPECT_EQ(adjustment["final"], true);
+  EXPECT_EQ(read_page("/api/customers/" + other + "/usage?since=" + caught_up)["entries"].size(),
+            0u);
+
+  // CloudEvents: the same entries, ids stable across reads, the cursor in a header.
+  auto events_of = [&](const std::string& path) {
+    const auto response = Admin("GET", path);
+    EXPECT_EQ(response.status, 200) << response.body;
+    EXPECT_EQ(Header(response, "content-type"), "application/cloudevents-batch+json");
+    EXPECT_EQ(Header(response, "next-cursor"), later["next"].get<std::string>());
+    return json::parse(response.body, nullptr, false);
+  };
+  const auto events = events_of("/api/usage?since=0&format=cloudevents");
+  ASSERT_TRUE(events.is_array());
+  ASSERT_EQ(events.size(), 6u) << events.dump();
+  EXPECT_EQ(events, events_of("/api/usage?since=0&format=cloudevents"));
+  std::set<std::string> ids;
+  for (const auto& event : events) {
+    ids.insert(event["id"].get<std::string>());
+    for (const char* attribute :
+         {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}) {
+      EXPECT_TRUE(event.contains(attribute)) << attribute << " missing in " << event.dump();
+    }
+  }
+  EXPECT_EQ(ids.size(), 6u);
+  const auto& last = events[5];
+  EXPECT_EQ(last["specversion"], "1.0");
+  EXPECT_EQ(last["id"], id + "/mqtt_messages/2026-11-25T10:00:00Z/2026-11-25T11:00:00Z/3");
+  EXPECT_EQ(last["type"], "io.iotistic.usage.mqtt_messages");
+  EXPECT_EQ(last["subject"], id);
+  EXPECT_EQ(last["time"], "2026-11-25T10:00:00Z");
+  EXPECT_EQ(last["data"]["delta"], 30);
+
+  // Bad parameters name themselves; every customer's ledger needs the admin token.
+  for (const auto& [query, parameter] :
+       std::vector<std::pair<std::string, std::string>>{{"", "since"},
+                                                        {"?since=-1", "since"},
+                                                        {"?since=0&limit=0", "limit"},
+                                                        {"?since=0&limit=100000", "limit"},
+                                                        {"?since=0&format=csv", "format"}}) {
+    const auto refused = Admin("GET", "/api/usage" + query);
+    EXPECT_EQ(refused.status, 400) << query;
+    EXPECT_EQ(
+        json::parse(refused.body, nullptr, false).value("error", "").rfind(parameter + ": ", 0), 0u)
+        << query << ": " << refused.body;
+  }
+  const auto mixed = Admin("GET", "/api/customers/" + id + "/usage?since=0&from=0&to=3600");
+  EXPECT_EQ(mixed.status, 400) << mixed.body;
+  EXPECT_EQ(HttpGet(Url("/api/usage?since=0"), {"Authorization: Bearer " + customer_token}).status,
+            401);
+  const auto own = HttpGet(Url("/api/customers/" + id + "/usage?since=0"),
+                           {"Authorization: Bearer " + customer_token});
+  ASSERT_EQ(own.status, 200) << own.body;
+  EXPECT_EQ(json::parse(own.body)["entries"].size(), 5u);
+  EXPECT_EQ(Admin("POST", "/api/usage?since=0").status, 405);
+}
+
 // Secrets at rest (docs/security.md): the store holds the tenants' database passwords and license
 // keys sealed (AES-256-GCM under PROVISIONER_ENCRYPTION_KEY_FILE), and what a restarted
 // provisioner renders from it is what it rendered before.
