@@ -15,7 +15,8 @@
 //   POST   /api/customers/{id}/deployment/upgrade   new license and/or values -> 202     (admin)
 //   DELETE /api/customers/{id}/deployment           -> 202                              (admin)
 //   GET    /api/customers/{id}/usage?from=&to=[&format=csv]                  (admin, customer)
-//   GET    /healthz, GET /metrics
+//   GET    /healthz, GET /metrics   (also on the health listener, health_server.h, which the
+//                                     probes and Prometheus use)
 // "Authorization: Bearer <PROVISIONER_ADMIN_TOKEN>" opens every route; a customer's access token
 // (HS256, audience "customer") opens that customer's status and usage only: another id answers
 // 404 exactly like an unknown customer, and the admin-only routes answer 401. Signup is

@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "billing/provisioner/result.h"
+#include "health_server.h"
 #include "mailer.h"
 #include "reconciler.h"
 #include "usage_scheduler.h"
@@ -32,6 +33,7 @@ Result<EncryptionConfig> ParseEncryptionConfig(
 
 struct ServeConfig {
   ApiOptions api;
+  HealthOptions health;  // --health-listen: /healthz and /metrics for probes and Prometheus
   std::string database_url;
   std::string signing_key_file;
   std::string token_key_file;  // PROVISIONER_TOKEN_KEY_FILE, read by Serve into api.token_key

@@ -8,9 +8,11 @@
 namespace billing::provisioner {
 
 const char kServeUsage[] =
-    "usage: provisioner serve [--listen ADDR:PORT] [--workers N]\n"
-    "  --listen   where the API listens (default 0.0.0.0:3000)\n"
-    "  --workers  customers reconciled at once (default 4)\n"
+    "usage: provisioner serve [--listen ADDR:PORT] [--health-listen ADDR:PORT] [--workers N]\n"
+    "  --listen         where the API listens (default 0.0.0.0:3000)\n"
+    "  --health-listen  where /healthz and /metrics listen, with threads of their own, for the\n"
+    "                   probes and Prometheus (default 0.0.0.0:3001; must differ from --listen)\n"
+    "  --workers        customers reconciled at once (default 4)\n"
     "Environment (required): PROVISIONER_ADMIN_TOKEN (at least 16 characters), DATABASE_URL,\n"
     "  LICENSE_SIGNING_KEY_FILE (PEM Ed25519 or RSA private key), PROVISIONER_DOMAIN_BASE,\n"
     "  PROVISIONER_ENCRYPTION_KEY_FILE (32 random bytes: openssl rand -hex 32; seals the tenants'\n"
@@ -52,6 +54,12 @@ std::optional<std::int64_t> ParseCount(const std::string& text, std::int64_t min
     return std::nullopt;
   }
   return value;
+}
+
+// HOST:PORT as CivetWeb's listening_ports takes it (the host may be a bracketed IPv6 address).
+bool IsHostPort(const std::string& value) {
+  const auto colon = value.rfind(':');
+  return colon != std::string::npos && colon != 0 && ParseCount(value.substr(colon + 1), 0, 65535);
 }
 
 }  // namespace
@@ -162,7 +170,7 @@ std::optional<Error> ParseServeFlags(const std::vector<std::string>& args, Serve
     // `--flag value` and `--flag=value`, as both programs take every flag.
     const auto equals = args[i].find('=');
     const std::string arg = args[i].substr(0, equals);
-    if (arg != "--listen" && arg != "--workers") {
+    if (arg != "--listen" && arg != "--health-listen" && arg != "--workers") {
       return Bad("unknown argument \"" + args[i] + "\"\n" + kServeUsage);
     }
     if (equals == std::string::npos && i + 1 >= args.size()) {
@@ -170,17 +178,26 @@ std::optional<Error> ParseServeFlags(const std::vector<std::string>& args, Serve
     }
     const std::string value = equals == std::string::npos ? args[++i] : args[i].substr(equals + 1);
     if (arg == "--listen") {
-      const auto colon = value.rfind(':');
-      if (colon == std::string::npos || colon == 0 ||
-          !ParseCount(value.substr(colon + 1), 0, 65535)) {
+      if (!IsHostPort(value)) {
         return Bad("--listen: '" + value + "' is not HOST:PORT like 0.0.0.0:3000");
       }
       config.api.listen = value;
+    } else if (arg == "--health-listen") {
+      if (!IsHostPort(value)) {
+        return Bad("--health-listen: '" + value + "' is not HOST:PORT like 0.0.0.0:3001");
+      }
+      config.health.listen = value;
     } else {
       const auto workers = ParseCount(value, 1, 64);
       if (!workers) return Bad("--workers: '" + value + "' is not a number from 1 to 64");
       config.reconciler.workers = static_cast<std::size_t>(*workers);
     }
+  }
+  // Port 0 picks a free port for each, so only a fixed port can clash.
+  if (config.api.listen == config.health.listen && !config.api.listen.ends_with(":0")) {
+    return Bad("--health-listen: '" + config.health.listen +
+               "' is the API's --listen too; give the health listener a port of its own, like "
+               "0.0.0.0:3001");
   }
   return std::nullopt;
 }

@@ -298,6 +298,7 @@ TEST(ServeConfigTest, Defaults) {
   EXPECT_EQ(c.api.listen, "0.0.0.0:3000");
   EXPECT_EQ(c.reconciler.workers, 4u);
   EXPECT_EQ(c.chart_dir, "/default/chart");
+  EXPECT_EQ(c.health.listen, "0.0.0.0:3001");
   EXPECT_EQ(c.values_file, "");
   EXPECT_EQ(c.api.default_plan, "standard");
   EXPECT_EQ(c.api.license_validity_seconds, 8760 * 3600);
@@ -570,6 +571,32 @@ TEST(ServeConfigTest, ListenAndWorkersFlags) {
   const auto unknown = env.Error({"--port", "3000"});
   EXPECT_TRUE(StartsWith(unknown, "unknown argument \"--port\""));
   EXPECT_TRUE(Contains(unknown, "usage: provisioner serve"));
+}
+
+// The probes' and Prometheus' listener: its own HOST:PORT, never the API's.
+TEST(ServeConfigTest, HealthListenFlag) {
+  const FakeEnv env;
+  for (const char* good : {"127.0.0.1:8081", "localhost:0", "[::1]:65535", "0.0.0.0:3001"}) {
+    const auto result = env.Parse({"--health-listen", good});
+    ASSERT_TRUE(result.ok()) << good << ": " << result.error();
+    EXPECT_EQ(result.value().health.listen, good);
+    EXPECT_EQ(result.value().api.listen, "0.0.0.0:3000");
+  }
+  const auto equals = env.Parse({"--health-listen=127.0.0.1:9", "--listen=127.0.0.1:8"});
+  ASSERT_TRUE(equals.ok()) << equals.error();
+  EXPECT_EQ(equals.value().health.listen, "127.0.0.1:9");
+  for (const char* bad : {"3001", ":3001", "host:", "host:65536", "host:x", ""}) {
+    EXPECT_TRUE(StartsWith(env.Error({"--health-listen", bad}),
+                           std::string("--health-listen: '") + bad + "' is not HOST:PORT"))
+        << bad;
+  }
+  EXPECT_TRUE(StartsWith(env.Error({"--health-listen"}), "--health-listen needs a value"));
+  const auto same = env.Error({"--listen", "0.0.0.0:3000", "--health-listen", "0.0.0.0:3000"});
+  EXPECT_TRUE(StartsWith(same, "--health-listen: '0.0.0.0:3000' is the API's --listen too"))
+      << same;
+  // Port 0 is a fresh free port for each listener.
+  EXPECT_TRUE(env.Parse({"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"}).ok());
+  EXPECT_TRUE(Contains(kServeUsage, "--health-listen"));
 }
 
 TEST(ServeConfigTest, PrometheusUrlEnablesUsageWithDefaults) {
