@@ -36,6 +36,10 @@ const char kServeUsage[] =
     "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h),\n"
     "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit and the\n"
     "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m).\n"
+    "Optional, slow API clients are answered 408 and closed: PROVISIONER_HEADER_TIMEOUT (10s, the\n"
+    "  request line and headers), PROVISIONER_BODY_TIMEOUT (10s after the headers, the body),\n"
+    "  PROVISIONER_BODY_MIN_RATE (1024 bytes a second on average after the body's first second;\n"
+    "  0: none).\n"
     "Optional, e-mail to customers (password reset links): PROVISIONER_SMTP_URL (smtp://host:port\n"
     "  or smtps://host:port, user:password@ to log in), PROVISIONER_MAIL_FROM (the sender "
     "address),\n"
@@ -277,6 +281,19 @@ void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
       static_cast<double>(env.Count("PROVISIONER_SIGNUP_BURST", 20, 1, 100000));
 }
 
+// How long the API waits for a request: slow clients are closed, not waited for.
+void ReadRequestLimits(EnvReader& env, ApiOptions& api) {
+  api.header_timeout_seconds =
+      env.Seconds("PROVISIONER_HEADER_TIMEOUT", api.header_timeout_seconds);
+  if (api.header_timeout_seconds < 1) {
+    env.Defer("PROVISIONER_HEADER_TIMEOUT: at least 1s (clients on slow links need a moment)");
+  }
+  api.body.timeout_seconds = env.Seconds("PROVISIONER_BODY_TIMEOUT", api.body.timeout_seconds);
+  api.body.min_bytes_per_second = static_cast<double>(
+      env.Count("PROVISIONER_BODY_MIN_RATE",
+                static_cast<std::int64_t>(api.body.min_bytes_per_second), 0, 1000000000));
+}
+
 std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
   const auto prometheus = env.Get("PROMETHEUS_URL");
   if (prometheus.empty()) return std::nullopt;
@@ -363,6 +380,7 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
   if (auto plan = env.Get("PROVISIONER_DEFAULT_PLAN"); !plan.empty())
     config.api.default_plan = plan;
   ReadTimingAndLimits(env, config);
+  ReadRequestLimits(env, config.api);
   if (auto error = ReadUsageSchedule(env, config)) return *error;
   if (auto error = ReadMailSettings(env, config)) return *error;
   if (env.deferred()) return *env.deferred();
