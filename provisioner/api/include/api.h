@@ -15,13 +15,15 @@
 //   POST   /api/customers/{id}/deployment/upgrade   new license and/or values -> 202     (admin)
 //   DELETE /api/customers/{id}/deployment           -> 202                              (admin)
 //   GET    /api/customers/{id}/usage?from=&to=[&format=csv]                  (admin, customer)
-//   GET    /healthz, GET /metrics
+//   GET    /healthz, GET /metrics   (also on the health listener, health_server.h, which the
+//                                     probes and Prometheus use)
 // "Authorization: Bearer <PROVISIONER_ADMIN_TOKEN>" opens every route; a customer's access token
 // (HS256, audience "customer") opens that customer's status and usage only: another id answers
 // 404 exactly like an unknown customer, and the admin-only routes answer 401. Signup is
 // rate-limited per client address; failed logins are limited per account and per address. Bad input
 // gets a 4xx whose JSON {"error": "..."} names the field; handlers never let an exception escape,
-// so the service keeps serving.
+// so the service keeps serving. A request whose headers or body arrive too slowly is answered 408
+// and its connection closed (ApiOptions::header_timeout_seconds, ApiOptions::body).
 #pragma once
 
 #include <functional>
@@ -30,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "body_deadline.h"
 #include "identity.h"
 #include "login_throttle.h"
 #include "rate_limiter.h"
@@ -52,6 +55,12 @@ struct ApiOptions {
   std::string default_plan = "standard";
   std::int64_t license_validity_seconds = 365LL * 24 * 3600;
   std::size_t max_body_bytes = 16 * 1024;
+  /// The request line and headers must arrive within this (PROVISIONER_HEADER_TIMEOUT). CivetWeb
+  /// checks its request timeout between reads that each wait up to that timeout, so it is given
+  /// half of this; every read of a body waits at most that half too.
+  double header_timeout_seconds = 10;
+  /// The body's deadline and minimum rate (PROVISIONER_BODY_TIMEOUT, PROVISIONER_BODY_MIN_RATE).
+  BodyLimits body;
   double signup_per_minute = 10;
   double signup_burst = 20;
   /// New deployments (signups) per hour across every client (PROVISIONER_DEPLOYMENTS_PER_HOUR),
@@ -128,6 +137,13 @@ class ApiServer {
 
  private:
   static int HandleConnection(mg_connection* conn, void* self);
+  /// Why a request body is refused: 413 too large, 408 too slow (the connection is closed).
+  struct BodyRefusal {
+    int status;
+    std::string message;  // names the field, "body: ..."
+  };
+  /// Reads the request body into `body` within ApiOptions::body's deadline and minimum rate.
+  std::optional<BodyRefusal> ReadBody(mg_connection* conn, std::string& body) const;
   Response Signup(const Request& request);
   Response Login(const Request& request);
   Response Refresh(const Request& request);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <stdexcept>
+#include <utility>
 
 #include "access_token.h"
 #include "billing/common/civet_server.h"
@@ -31,6 +32,13 @@ using Response = ApiServer::Response;
 constexpr int kMaxIdAttempts = 8;
 constexpr char kCustomerAudience[] = "customer";
 constexpr std::size_t kRefreshTokenBytes = 32;
+// An idle kept-alive connection holds a worker: not for long.
+constexpr int kKeepAliveTimeoutMs = 5000;
+// mg_read returns once it filled the buffer or its timeout passed: small reads let ReadBody check
+// the deadline as a body arrives (a second's worth at the default minimum rate).
+constexpr std::size_t kBodyReadBytes = 1024;
+// What is read of a refused body before the connection is closed anyway.
+constexpr std::size_t kMaxDrainBytes = 1024 * 1024;
 
 // Invalid UTF-8 (from a path, say) is replaced rather than thrown on.
 std::string Dump(const nlohmann::json& json) {
@@ -188,8 +196,14 @@ ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
       hashing_slots_(std::clamp(options_.max_concurrent_hashes, 1, 1024)),
       login_failures_(options_.login_max_failures, options_.login_failure_window_seconds),
       dummy_password_hash_(HashPassword(RandomToken(kRefreshTokenBytes))) {
+  // CivetWeb's request timeout is half the header timeout: it is checked between reads that each
+  // wait up to it, so the headers take at most the whole, and a body read returns in time for
+  // ReadBody to check the body's deadline.
+  const int read_timeout_ms =
+      std::max(1, static_cast<int>(options_.header_timeout_seconds * 1000 / 2));
   server_ = std::make_unique<common::CivetServer>(
-      common::CivetOptions{options_.listen, options_.threads, 10000, 5000, false, {}},
+      common::CivetOptions{
+          options_.listen, options_.threads, read_timeout_ms, kKeepAliveTimeoutMs, false, {}},
       std::vector<common::CivetHandler>{{"/", &ApiServer::HandleConnection, this}});
 }
 
@@ -217,37 +231,28 @@ int ApiServer::HandleConnection(mg_connection* conn, void* self_ptr) {
 
   Response response;
   std::string route = "other";
-  bool body_too_large = info->content_length > static_cast<long long>(self.options_.max_body_bytes);
-  if (!body_too_large) {
-    // Read at most one byte past the limit: a body without Content-Length is cut off too.
-    std::array<char, 4096> buffer{};
-    while (request.body.size() <= self.options_.max_body_bytes) {
-      const int n = mg_read(conn, buffer.data(), buffer.size());
-      if (n <= 0) break;
-      request.body.append(buffer.data(), static_cast<std::size_t>(n));
-    }
-    body_too_large = request.body.size() > self.options_.max_body_bytes;
+  if (auto refused = self.ReadBody(conn, request.body)) {
+    // mg_send_http_error closes the connection after its plain-text answer. Answered like any
+    // other response, CivetWeb would read the rest of the body first, for as long as it trickles.
+    mg_send_http_error(conn, refused->status, "%s", refused->message.c_str());
+    self.deps_.metrics.ObserveHttp(
+        route, request.method, refused->status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    return refused->status;
   }
-  if (body_too_large) {
-    response = ErrorResponse(
-        413, "body: larger than " + std::to_string(self.options_.max_body_bytes) + " bytes");
-    response.extra_headers = "Connection: close\r\n";
-  } else {
-    try {
-      if (request.path.starts_with("/api/")) {
-        // CivetWeb's worker threads have small stacks (a compile-time 100-odd KiB), and
-        // rendering and validation use std::regex, which recurses per character: API work runs
-        // on a thread with the default stack instead.
-        response =
-            std::async(std::launch::async, [&] { return self.Handle(request, route); }).get();
-      } else {
-        response = self.Handle(request, route);
-      }
-    } catch (const std::exception& e) {
-      // The store or a library failed: answer, log without the request body, keep serving.
-      Log(LogLevel::kError, "api", request.method + " " + route + ": " + e.what());
-      response = ErrorResponse(503, "service temporarily unavailable; retry later");
+  try {
+    if (request.path.starts_with("/api/")) {
+      // CivetWeb's worker threads have small stacks (a compile-time 100-odd KiB), and
+      // rendering and validation use std::regex, which recurses per character: API work runs
+      // on a thread with the default stack instead.
+      response = std::async(std::launch::async, [&] { return self.Handle(request, route); }).get();
+    } else {
+      response = self.Handle(request, route);
     }
+  } catch (const std::exception& e) {
+    // The store or a library failed: answer, log without the request body, keep serving.
+    Log(LogLevel::kError, "api", request.method + " " + route + ": " + e.what());
+    response = ErrorResponse(503, "service temporarily unavailable; retry later");
   }
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -259,6 +264,49 @@ int ApiServer::HandleConnection(mg_connection* conn, void* self_ptr) {
       route, request.method, response.status,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return response.status;
+}
+
+std::optional<ApiServer::BodyRefusal> ApiServer::ReadBody(mg_connection* conn,
+                                                          std::string& body) const {
+  const long long declared = mg_get_request_info(conn)->content_length;  // -1: not given
+  const BodyRefusal too_large{
+      413, "body: larger than " + std::to_string(options_.max_body_bytes) + " bytes"};
+  bool large = declared > static_cast<long long>(options_.max_body_bytes);
+  // A client waiting for "100 Continue" sends nothing more: refused before it does.
+  const char* expect = mg_get_header(conn, "Expect");
+  const bool expects_continue = expect != nullptr && mg_strcasecmp(expect, "100-continue") == 0;
+  if (large && expects_continue) return too_large;
+  // CivetWeb leaves this to handlers; without it such a client waits a while before it sends.
+  if (expects_continue && declared != 0) mg_printf(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+  std::size_t received = 0;
+  const auto complete = [&] { return declared >= 0 && std::cmp_greater_equal(received, declared); };
+  const auto started = std::chrono::steady_clock::now();
+  std::array<char, kBodyReadBytes> buffer{};
+  // A refused body is read on to its end (up to kMaxDrainBytes, within the body's deadline) so
+  // that the client, still sending, reads the answer rather than a reset.
+  while (!complete() && received <= options_.max_body_bytes + kMaxDrainBytes) {
+    const int n = mg_read(conn, buffer.data(), buffer.size());
+    if (n > 0) {
+      received += static_cast<std::size_t>(n);
+      if (!large) body.append(buffer.data(), static_cast<std::size_t>(n));
+      large = large || body.size() > options_.max_body_bytes;
+    }
+    if (complete()) break;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (auto slow = SlowBodyRefusal(options_.body, elapsed, received)) {
+      return large ? too_large : BodyRefusal{408, *slow};
+    }
+    if (n > 0) continue;
+    // The client closed, or sent nothing for a whole read timeout.
+    if (declared < 0) break;  // no Content-Length: the body ended (chunked) or there is none
+    if (large) return too_large;
+    return BodyRefusal{408, "body: " + std::to_string(received) + " of the " +
+                                std::to_string(declared) +
+                                " bytes of Content-Length arrived; send the whole request at once"};
+  }
+  if (large) return too_large;
+  return std::nullopt;
 }
 
 bool ApiServer::IsAdmin(const Request& request) const {

@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "billing/provisioner/result.h"
+#include "health_server.h"
 #include "mailer.h"
 #include "reconciler.h"
 #include "usage_scheduler.h"
@@ -32,7 +33,8 @@ Result<EncryptionConfig> ParseEncryptionConfig(
 
 struct ServeConfig {
   ApiOptions api;
-  std::string database_url;              // with WithConnectionDeadlines' settings
+  HealthOptions health;      // --health-listen: /healthz and /metrics for probes and Prometheus
+  std::string database_url;  // with WithConnectionDeadlines' settings
   double database_timeout_seconds = 15;  // PROVISIONER_DATABASE_TIMEOUT: each store call
   std::string signing_key_file;
   std::string token_key_file;  // PROVISIONER_TOKEN_KEY_FILE, read by Serve into api.token_key

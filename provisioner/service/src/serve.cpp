@@ -17,6 +17,7 @@
 #include "encryption_keys.h"
 #include "generated_values.h"
 #include "generated_values_backfill.h"
+#include "health_server.h"
 #include "identity.h"
 #include "mailer.h"
 #include "reconciler.h"
@@ -143,14 +144,24 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
   } catch (const std::exception& e) {
     return Fail(kExitBadConfig, "--listen: " + std::string(e.what()));
   }
+  // After the API: a probe that gets its answer finds the API listening.
+  std::optional<HealthServer> health;
+  try {
+    health.emplace(config.health, metrics);
+  } catch (const std::exception& e) {
+    return Fail(kExitBadConfig, "--health-listen: " + std::string(e.what()));
+  }
   Log(LogLevel::kInfo, "serve",
-      "listening on " + config.api.listen + " (port " + std::to_string(api->port()) + "), " +
-          std::to_string(config.reconciler.workers) + " workers, license keys signed with " +
-          signer.value()->algorithm() + (config.usage ? ", usage job on" : ", usage job off") +
+      "listening on " + config.api.listen + " (port " + std::to_string(api->port()) +
+          "), /healthz and /metrics on " + config.health.listen + " (port " +
+          std::to_string(health->port()) + "), " + std::to_string(config.reconciler.workers) +
+          " workers, license keys signed with " + signer.value()->algorithm() +
+          (config.usage ? ", usage job on" : ", usage job off") +
           (config.mail ? ", e-mail via the SMTP relay" : ", no e-mail"));
   const std::string received = stop_signals.Wait();
   Log(LogLevel::kInfo, "serve", "received " + received + ", shutting down");
   api.reset();  // stop taking requests first, then finish the steps in flight
+  health.reset();
   return 0;
 }
 

@@ -10,9 +10,11 @@
 namespace billing::provisioner {
 
 const char kServeUsage[] =
-    "usage: provisioner serve [--listen ADDR:PORT] [--workers N]\n"
-    "  --listen   where the API listens (default 0.0.0.0:3000)\n"
-    "  --workers  customers reconciled at once (default 4)\n"
+    "usage: provisioner serve [--listen ADDR:PORT] [--health-listen ADDR:PORT] [--workers N]\n"
+    "  --listen         where the API listens (default 0.0.0.0:3000)\n"
+    "  --health-listen  where /healthz and /metrics listen, with threads of their own, for the\n"
+    "                   probes and Prometheus (default 0.0.0.0:3001; must differ from --listen)\n"
+    "  --workers        customers reconciled at once (default 4)\n"
     "Environment (required): PROVISIONER_ADMIN_TOKEN (at least 16 characters), DATABASE_URL,\n"
     "  LICENSE_SIGNING_KEY_FILE (PEM Ed25519 or RSA private key), PROVISIONER_DOMAIN_BASE,\n"
     "  PROVISIONER_ENCRYPTION_KEY_FILE (32 random bytes: openssl rand -hex 32; seals the tenants'\n"
@@ -38,6 +40,10 @@ const char kServeUsage[] =
     "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit and the\n"
     "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m), PROVISIONER_DATABASE_TIMEOUT\n"
     "  (15s: each store call; a database that stops answering gets a 503, not a hung request).\n"
+    "Optional, slow API clients are answered 408 and closed: PROVISIONER_HEADER_TIMEOUT (10s, the\n"
+    "  request line and headers), PROVISIONER_BODY_TIMEOUT (10s after the headers, the body),\n"
+    "  PROVISIONER_BODY_MIN_RATE (1024 bytes a second on average after the body's first second;\n"
+    "  0: none).\n"
     "Optional, e-mail to customers (password reset links): PROVISIONER_SMTP_URL (smtp://host:port\n"
     "  or smtps://host:port, user:password@ to log in), PROVISIONER_MAIL_FROM (the sender "
     "address),\n"
@@ -79,6 +85,12 @@ bool HasKeywordSetting(const std::string& conninfo, const std::string& key) {
     if (starts_word && after < conninfo.size() && conninfo[after] == '=') return true;
   }
   return false;
+}
+
+// HOST:PORT as CivetWeb's listening_ports takes it (the host may be a bracketed IPv6 address).
+bool IsHostPort(const std::string& value) {
+  const auto colon = value.rfind(':');
+  return colon != std::string::npos && colon != 0 && ParseCount(value.substr(colon + 1), 0, 65535);
 }
 
 }  // namespace
@@ -217,7 +229,7 @@ std::optional<Error> ParseServeFlags(const std::vector<std::string>& args, Serve
     // `--flag value` and `--flag=value`, as both programs take every flag.
     const auto equals = args[i].find('=');
     const std::string arg = args[i].substr(0, equals);
-    if (arg != "--listen" && arg != "--workers") {
+    if (arg != "--listen" && arg != "--health-listen" && arg != "--workers") {
       return Bad("unknown argument \"" + args[i] + "\"\n" + kServeUsage);
     }
     if (equals == std::string::npos && i + 1 >= args.size()) {
@@ -225,17 +237,26 @@ std::optional<Error> ParseServeFlags(const std::vector<std::string>& args, Serve
     }
     const std::string value = equals == std::string::npos ? args[++i] : args[i].substr(equals + 1);
     if (arg == "--listen") {
-      const auto colon = value.rfind(':');
-      if (colon == std::string::npos || colon == 0 ||
-          !ParseCount(value.substr(colon + 1), 0, 65535)) {
+      if (!IsHostPort(value)) {
         return Bad("--listen: '" + value + "' is not HOST:PORT like 0.0.0.0:3000");
       }
       config.api.listen = value;
+    } else if (arg == "--health-listen") {
+      if (!IsHostPort(value)) {
+        return Bad("--health-listen: '" + value + "' is not HOST:PORT like 0.0.0.0:3001");
+      }
+      config.health.listen = value;
     } else {
       const auto workers = ParseCount(value, 1, 64);
       if (!workers) return Bad("--workers: '" + value + "' is not a number from 1 to 64");
       config.reconciler.workers = static_cast<std::size_t>(*workers);
     }
+  }
+  // Port 0 picks a free port for each, so only a fixed port can clash.
+  if (config.api.listen == config.health.listen && !config.api.listen.ends_with(":0")) {
+    return Bad("--health-listen: '" + config.health.listen +
+               "' is the API's --listen too; give the health listener a port of its own, like "
+               "0.0.0.0:3001");
   }
   return std::nullopt;
 }
@@ -317,6 +338,19 @@ void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
       static_cast<double>(env.Count("PROVISIONER_SIGNUP_BURST", 20, 1, 100000));
   config.api.deployments_per_hour =
       static_cast<double>(env.Count("PROVISIONER_DEPLOYMENTS_PER_HOUR", 120, 1, 1000000));
+}
+
+// How long the API waits for a request: slow clients are closed, not waited for.
+void ReadRequestLimits(EnvReader& env, ApiOptions& api) {
+  api.header_timeout_seconds =
+      env.Seconds("PROVISIONER_HEADER_TIMEOUT", api.header_timeout_seconds);
+  if (api.header_timeout_seconds < 1) {
+    env.Defer("PROVISIONER_HEADER_TIMEOUT: at least 1s (clients on slow links need a moment)");
+  }
+  api.body.timeout_seconds = env.Seconds("PROVISIONER_BODY_TIMEOUT", api.body.timeout_seconds);
+  api.body.min_bytes_per_second = static_cast<double>(
+      env.Count("PROVISIONER_BODY_MIN_RATE",
+                static_cast<std::int64_t>(api.body.min_bytes_per_second), 0, 1000000000));
 }
 
 std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
@@ -405,6 +439,7 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
   if (auto plan = env.Get("PROVISIONER_DEFAULT_PLAN"); !plan.empty())
     config.api.default_plan = plan;
   ReadTimingAndLimits(env, config);
+  ReadRequestLimits(env, config.api);
   if (auto error = ReadUsageSchedule(env, config)) return *error;
   if (auto error = ReadMailSettings(env, config)) return *error;
   if (env.deferred()) return *env.deferred();

@@ -82,7 +82,8 @@ class AccountsTest : public ::testing::Test {
     }
     static int starts = 0;
     provisioner_ = std::make_unique<Process>(Process::Options{
-        {PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_)},
+        {PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
+         "--health-listen", "127.0.0.1:" + std::to_string(FreePort())},
         env,
         {"PROMETHEUS_URL"},
         dir_->path() / ("provisioner-" + std::to_string(++starts) + ".log"),

@@ -39,8 +39,11 @@ NAME = "provisioner"
 LABELS = {"app.kubernetes.io/name": "provisioner", "app.kubernetes.io/part-of": "iotistic-platform"}
 # The image is versioned like the chart it bakes in (tests/images checks the versions agree).
 IMAGE_REPOSITORY = "iotistic/provisioner"
-COMMAND = ["provisioner", "serve", "--listen", "0.0.0.0:3000"]
+COMMAND = ["provisioner", "serve", "--listen", "0.0.0.0:3000", "--health-listen", "0.0.0.0:3001"]
 PORT = 3000
+# /healthz and /metrics, on threads of their own: the probes and Prometheus use it, never PORT,
+# whose workers slow clients can hold.
+HEALTH_PORT = 3001
 
 # A customer as the provisioner renders it (it always renders the Namespace itself).
 CUSTOMER_SETS = [
@@ -451,11 +454,12 @@ class Deployment(unittest.TestCase):
 
     def test_probes_and_port(self):
         ports = self.container.get("ports", [])
-        self.assertEqual([(p["name"], p["containerPort"]) for p in ports], [("http", PORT)])
+        self.assertEqual([(p["name"], p["containerPort"]) for p in ports],
+                         [("http", PORT), ("health", HEALTH_PORT)])
         for probe in ("livenessProbe", "readinessProbe"):
             http = (self.container.get(probe) or {}).get("httpGet") or {}
             self.assertEqual(http.get("path"), "/healthz", probe)
-            self.assertIn(http.get("port"), ("http", PORT), probe)
+            self.assertIn(http.get("port"), ("health", HEALTH_PORT), probe)
 
 
 class Service(unittest.TestCase):
@@ -463,16 +467,16 @@ class Service(unittest.TestCase):
         service = only(self, "Service")
         spec = service["spec"]
         self.assertEqual(spec.get("type", "ClusterIP"), "ClusterIP")
-        self.assertEqual(len(spec["ports"]), 1)
-        port = spec["ports"][0]
-        self.assertEqual((port["name"], port["port"]), ("http", PORT))
-        self.assertIn(port.get("targetPort", PORT), ("http", PORT))
+        self.assertEqual([(p["name"], p["port"]) for p in spec["ports"]],
+                         [("http", PORT), ("health", HEALTH_PORT)])
+        for port, name, number in zip(spec["ports"], ("http", "health"), (PORT, HEALTH_PORT)):
+            self.assertIn(port.get("targetPort", number), (name, number))
         pod_labels = only(self, "Deployment")["spec"]["template"]["metadata"]["labels"]
         self.assertTrue(spec["selector"])
         self.assertLessEqual(spec["selector"].items(), pod_labels.items(), "selector")
         annotations = service["metadata"].get("annotations") or {}
         self.assertEqual(annotations.get("prometheus.io/scrape"), "true")
-        self.assertEqual(annotations.get("prometheus.io/port"), str(PORT))
+        self.assertEqual(annotations.get("prometheus.io/port"), str(HEALTH_PORT))
         self.assertEqual(annotations.get("prometheus.io/path"), "/metrics")
 
 

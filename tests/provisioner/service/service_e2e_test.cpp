@@ -144,7 +144,8 @@ class ServiceTest : public ::testing::Test {
     }
     static int starts = 0;
     provisioner_ = std::make_unique<Process>(Process::Options{
-        {PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_)},
+        {PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
+         "--health-listen", "127.0.0.1:" + std::to_string(FreePort())},
         env,
         {"PROMETHEUS_URL"},
         dir_->path() / ("provisioner-" + std::to_string(++starts) + ".log"),
@@ -1310,16 +1311,17 @@ TEST_F(ServiceTest, RotationSealsClearAndOldValuesUnderTheNewKeyAndTheOldKeyCanG
   provisioner_->Stop(SIGTERM);
 
   // The old key alone is now a wrong key: serve refuses to start, rotation writes nothing.
-  Process refused(Process::Options{
-      {PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_)},
-      [&] {
-        auto env = Env();
-        env.emplace_back("PROVISIONER_ENCRYPTION_KEY_FILE", old_key);
-        return env;
-      }(),
-      {"PROMETHEUS_URL", "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES"},
-      dir_->path() / "refused.log",
-      std::nullopt});
+  Process refused(
+      Process::Options{{PROVISIONER_PATH, "serve", "--listen", "127.0.0.1:" + std::to_string(port_),
+                        "--health-listen", "127.0.0.1:" + std::to_string(FreePort())},
+                       [&] {
+                         auto env = Env();
+                         env.emplace_back("PROVISIONER_ENCRYPTION_KEY_FILE", old_key);
+                         return env;
+                       }(),
+                       {"PROMETHEUS_URL", "PROVISIONER_ENCRYPTION_PREVIOUS_KEY_FILES"},
+                       dir_->path() / "refused.log",
+                       std::nullopt});
   EXPECT_EQ(refused.Wait(20s), 2) << refused.Log();
   EXPECT_NE(refused.Log().find("sealed under key id " + new_id +
                                ", which is neither the current "

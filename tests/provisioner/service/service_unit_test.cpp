@@ -3,6 +3,7 @@
 // Value <-> JSON conversions and the service's own metrics.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "billing/common/version.h"
+#include "body_deadline.h"
 #include "deployer.h"
 #include "login_throttle.h"
 #include "mailer.h"
@@ -301,6 +303,7 @@ TEST(ServeConfigTest, Defaults) {
   EXPECT_EQ(c.signing_key_file, "/keys/signing.pem");
   EXPECT_EQ(c.api.domain_base, "iot.example.com");
   EXPECT_EQ(c.api.listen, "0.0.0.0:3000");
+  EXPECT_EQ(c.health.listen, "0.0.0.0:3001");
   EXPECT_EQ(c.reconciler.workers, 4u);
   EXPECT_EQ(c.chart_dir, "/default/chart");
   EXPECT_EQ(c.values_file, "");
@@ -630,6 +633,90 @@ TEST(ServeConfigTest, ListenAndWorkersFlags) {
   const auto unknown = env.Error({"--port", "3000"});
   EXPECT_TRUE(StartsWith(unknown, "unknown argument \"--port\""));
   EXPECT_TRUE(Contains(unknown, "usage: provisioner serve"));
+}
+
+// The probes' and Prometheus' listener: its own HOST:PORT, never the API's.
+TEST(ServeConfigTest, HealthListenFlag) {
+  const FakeEnv env;
+  for (const char* good : {"127.0.0.1:8081", "localhost:0", "[::1]:65535", "0.0.0.0:3001"}) {
+    const auto result = env.Parse({"--health-listen", good});
+    ASSERT_TRUE(result.ok()) << good << ": " << result.error();
+    EXPECT_EQ(result.value().health.listen, good);
+    EXPECT_EQ(result.value().api.listen, "0.0.0.0:3000");
+  }
+  const auto equals = env.Parse({"--health-listen=127.0.0.1:9", "--listen=127.0.0.1:8"});
+  ASSERT_TRUE(equals.ok()) << equals.error();
+  EXPECT_EQ(equals.value().health.listen, "127.0.0.1:9");
+  for (const char* bad : {"3001", ":3001", "host:", "host:65536", "host:x", ""}) {
+    EXPECT_TRUE(StartsWith(env.Error({"--health-listen", bad}),
+                           std::string("--health-listen: '") + bad + "' is not HOST:PORT"))
+        << bad;
+  }
+  EXPECT_TRUE(StartsWith(env.Error({"--health-listen"}), "--health-listen needs a value"));
+  const auto same = env.Error({"--listen", "0.0.0.0:3000", "--health-listen", "0.0.0.0:3000"});
+  EXPECT_TRUE(StartsWith(same, "--health-listen: '0.0.0.0:3000' is the API's --listen too"))
+      << same;
+  // Port 0 is a fresh free port for each listener.
+  EXPECT_TRUE(env.Parse({"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"}).ok());
+  EXPECT_TRUE(Contains(kServeUsage, "--health-listen"));
+}
+
+TEST(ServeConfigTest, RequestLimits) {
+  const auto defaults = FakeEnv().Parse();
+  ASSERT_TRUE(defaults.ok()) << defaults.error();
+  EXPECT_EQ(defaults.value().api.header_timeout_seconds, 10);
+  EXPECT_EQ(defaults.value().api.body.timeout_seconds, 10);
+  EXPECT_EQ(defaults.value().api.body.min_bytes_per_second, 1024);
+
+  FakeEnv env;
+  env.Set("PROVISIONER_HEADER_TIMEOUT", "2s");
+  env.Set("PROVISIONER_BODY_TIMEOUT", "1500ms");
+  env.Set("PROVISIONER_BODY_MIN_RATE", "0");
+  const auto set = env.Parse();
+  ASSERT_TRUE(set.ok()) << set.error();
+  EXPECT_EQ(set.value().api.header_timeout_seconds, 2);
+  EXPECT_EQ(set.value().api.body.timeout_seconds, 1.5);
+  EXPECT_EQ(set.value().api.body.min_bytes_per_second, 0);
+
+  for (const auto& [name, value, message] : std::vector<std::array<std::string, 3>>{
+           {"PROVISIONER_HEADER_TIMEOUT", "0s", "is not a positive duration"},
+           {"PROVISIONER_HEADER_TIMEOUT", "500ms", "at least 1s"},
+           {"PROVISIONER_BODY_TIMEOUT", "ten", "is not a positive duration"},
+           {"PROVISIONER_BODY_MIN_RATE", "-1", "is not a whole number from 0 to 1000000000"},
+           {"PROVISIONER_BODY_MIN_RATE", "1k", "is not a whole number from 0 to 1000000000"}}) {
+    FakeEnv bad;
+    bad.Set(name, value);
+    const auto error = bad.Error();
+    EXPECT_TRUE(StartsWith(error, name + ": ")) << error;
+    EXPECT_TRUE(Contains(error, message)) << error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SlowBodyRefusal
+
+TEST(SlowBodyRefusalTest, TheDeadlineHoldsWhateverTheRate) {
+  const BodyLimits limits{4, 0};
+  EXPECT_EQ(SlowBodyRefusal(limits, 3.9, 0), std::nullopt);
+  const auto late = SlowBodyRefusal(limits, 4, 1000000);
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(*late, "body: not complete 4s after the headers; send the whole request at once");
+  EXPECT_TRUE(Contains(*SlowBodyRefusal(BodyLimits{0.5, 0}, 0.6, 0), "not complete 0.5s after"));
+}
+
+TEST(SlowBodyRefusalTest, TheMinimumRateCountsAfterTheFirstSecond) {
+  const BodyLimits limits{10, 1000};
+  // Nothing at all is fine within the first second.
+  EXPECT_EQ(SlowBodyRefusal(limits, 1.0, 0), std::nullopt);
+  // 2.5 s in: 1,500 bytes are due.
+  EXPECT_EQ(SlowBodyRefusal(limits, 2.5, 1500), std::nullopt);
+  const auto slow = SlowBodyRefusal(limits, 2.5, 1499);
+  ASSERT_TRUE(slow.has_value());
+  EXPECT_EQ(*slow, "body: arrived slower than 1000 bytes a second; send the whole request at once");
+  // A byte every two seconds, as a slow client trickles it.
+  EXPECT_TRUE(SlowBodyRefusal(limits, 4, 2).has_value());
+  // No minimum rate: only the deadline.
+  EXPECT_EQ(SlowBodyRefusal(BodyLimits{10, 0}, 9, 0), std::nullopt);
 }
 
 TEST(ServeConfigTest, PrometheusUrlEnablesUsageWithDefaults) {

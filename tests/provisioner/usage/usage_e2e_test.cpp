@@ -285,7 +285,8 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
   const std::string token = "usage-test-admin-token";
   const auto lookback = static_cast<std::int64_t>(Now()) - from + 2 * kPeriod;
   Process serve(
-      Process::Options{{kProvisioner, "serve", "--listen", "127.0.0.1:" + std::to_string(api_port)},
+      Process::Options{{kProvisioner, "serve", "--listen", "127.0.0.1:" + std::to_string(api_port),
+                        "--health-listen", "127.0.0.1:" + std::to_string(FreePort())},
                        {{"PROVISIONER_ADMIN_TOKEN", token},
                         {"DATABASE_URL", pg.Url("provisioner_serve")},
                         {"LICENSE_SIGNING_KEY_FILE", key.string()},
