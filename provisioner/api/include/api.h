@@ -2,7 +2,12 @@
 // May not depend on: libcurl, kube, service (it wakes the reconciler through a callback).
 //
 // Routes, JSON in and out:
-//   POST   /api/customers/signup      {"email","password","company_name"} -> 201 (+ tokens)
+//   POST   /api/customers/signup      {"email","password","company_name"}: with the admin token
+//                                      -> 201 (+ tokens), deployed at once; without it, where an
+//                                      SMTP relay is configured, -> 202 and a verification link
+//                                      by mail, the same answer for every address (else 401)
+//   POST   /api/customers/verify      {"token"} -> 201 (+ tokens): the customer is created and
+//                                      deployed; single use, expiring
 //   POST   /api/customers/login       {"email","password"} -> 200 access and refresh token
 //   POST   /api/customers/refresh     {"refresh_token"} -> 200 a new pair; the old one is revoked
 //   POST   /api/customers/logout      {"refresh_token"} -> 200; the token is revoked
@@ -28,6 +33,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <semaphore>
 #include <string>
 #include <vector>
@@ -67,6 +73,14 @@ struct ApiOptions {
   /// as a bucket of this many that refills over the hour: aliases and address hopping cannot make
   /// the platform start more tenant stacks than the cluster was sized for. Over it: 503.
   double deployments_per_hour = 120;
+  /// Public signups awaiting verification at once, across every client
+  /// (PROVISIONER_MAX_UNVERIFIED_SIGNUPS): the table and the mail they cause stay bounded.
+  std::int64_t max_unverified_signups = 1000;
+  /// How long a verification link works (PROVISIONER_SIGNUP_VERIFICATION_TTL); after it the
+  /// pending signup is gone.
+  std::int64_t signup_verification_ttl_seconds = 24 * 3600;
+  /// Signup mails (verification links, or "you already have an account") per address and hour.
+  int signup_mails_per_hour = 3;
   int threads = 16;
   /// Peers whose X-Forwarded-For is believed (the ingress controllers), for the rate limit.
   std::vector<Network> trusted_proxies;
@@ -145,6 +159,18 @@ class ApiServer {
   /// Reads the request body into `body` within ApiOptions::body's deadline and minimum rate.
   std::optional<BodyRefusal> ReadBody(mg_connection* conn, std::string& body) const;
   Response Signup(const Request& request);
+  /// Public signups are open: an SMTP relay and the public URL of the links are configured.
+  bool PublicSignup() const;
+  /// A 503 when the platform's deployments per hour are used up (and the slot taken otherwise).
+  std::optional<Response> RefuseOverDeploymentCap();
+  /// A public signup: stored awaiting verification and a link mailed; the same 202 for a
+  /// registered address, whose owner gets a notice instead.
+  Response AwaitVerification(const SignupRequest& signup);
+  Response Verify(const Request& request);
+  /// A new id, license and generated values for `customer`, rendered once, then stored with
+  /// `create` (retried with another id when it is taken); the 201 answer with tokens.
+  Response Deploy(NewCustomer customer,
+                  const std::function<Store::CreateOutcome(const NewCustomer&)>& create);
   Response Login(const Request& request);
   Response Refresh(const Request& request);
   Response Logout(const Request& request);
@@ -184,8 +210,9 @@ class ApiServer {
   ApiOptions options_;
   ApiDependencies deps_;
   RateLimiter signup_limiter_;
-  RateLimiter reset_limiter_;       // password reset requests per client address
-  RateLimiter deployment_limiter_;  // one bucket: deployments started on the whole platform
+  RateLimiter reset_limiter_;        // password reset requests per client address
+  RateLimiter signup_mail_limiter_;  // signup mails per e-mail address
+  RateLimiter deployment_limiter_;   // one bucket: deployments started on the whole platform
   std::counting_semaphore<1024> hashing_slots_;
   LoginThrottle login_failures_;
   // Verified against when the e-mail is unknown, so both answers cost one Argon2id run.

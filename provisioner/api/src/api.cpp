@@ -30,6 +30,8 @@ using billing::common::LogLevel;
 using Response = ApiServer::Response;
 
 constexpr int kMaxIdAttempts = 8;
+// Signups awaiting verification free up as links expire or are used, which takes a while.
+constexpr int kUnverifiedRetryAfterSeconds = 300;
 constexpr char kCustomerAudience[] = "customer";
 constexpr std::size_t kRefreshTokenBytes = 32;
 // An idle kept-alive connection holds a worker: not for long.
@@ -192,6 +194,7 @@ ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
       deps_(std::move(dependencies)),
       signup_limiter_(options_.signup_per_minute, options_.signup_burst),
       reset_limiter_(options_.signup_per_minute, options_.signup_burst),
+      signup_mail_limiter_(options_.signup_mails_per_hour / 60.0, options_.signup_mails_per_hour),
       deployment_limiter_(options_.deployments_per_hour / 60, options_.deployments_per_hour, 1),
       hashing_slots_(std::clamp(options_.max_concurrent_hashes, 1, 1024)),
       login_failures_(options_.login_max_failures, options_.login_failure_window_seconds),
@@ -352,7 +355,8 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
     return Signup(request);
   }
   for (const auto& [account_route, handler] :
-       {std::pair{"/api/customers/login", &ApiServer::Login},
+       {std::pair{"/api/customers/verify", &ApiServer::Verify},
+        std::pair{"/api/customers/login", &ApiServer::Login},
         std::pair{"/api/customers/refresh", &ApiServer::Refresh},
         std::pair{"/api/customers/logout", &ApiServer::Logout},
         std::pair{"/api/customers/password", &ApiServer::ChangePassword},
@@ -429,29 +433,22 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
   const auto client = ClientKey(request.client, request.forwarded_for, options_.trusted_proxies);
   if (!signup_limiter_.Allow(client, MonotonicSeconds(), &retry_after)) {
     deps_.metrics.CountSignupRefused("client_rate");
-    auto response = ErrorResponse(429, "too many signups from this address; retry later");
-    response.extra_headers =
-        "Retry-After: " + std::to_string(static_cast<long long>(retry_after) + 1) + "\r\n";
-    return response;
+    return TooManyAttempts("too many signups from this address; retry later", retry_after);
   }
   if (auto refused = RefuseNonJson(request)) return *refused;
+  // The operator creates customers at once; anyone else only where addresses can be verified.
+  const bool by_operator = IsAdmin(request);
+  if (!by_operator && !PublicSignup()) {
+    return Unauthorized(
+        "Authorization: signup needs the admin bearer token on this platform (public signup "
+        "needs an SMTP relay to verify addresses: PROVISIONER_SMTP_URL)");
+  }
   auto parsed = ParseSignupRequest(request.body);
   if (!parsed.ok()) return ErrorResponse(400, parsed.error());
   const SignupRequest& signup = parsed.value();
-  // After validation, before the costly part: only a signup that would deploy takes a slot.
-  if (!deployment_limiter_.Allow("", MonotonicSeconds(), &retry_after)) {
-    deps_.metrics.CountSignupRefused("deployment_cap");
-    Log(LogLevel::kWarn, "api",
-        "signup refused: the platform's " + std::to_string(options_.deployments_per_hour) +
-            " deployments per hour (PROVISIONER_DEPLOYMENTS_PER_HOUR) are used up");
-    auto response =
-        ErrorResponse(503, "signups are paused for a while on this platform; retry later");
-    response.extra_headers =
-        "Retry-After: " + std::to_string(static_cast<long long>(retry_after) + 1) + "\r\n";
-    return response;
-  }
+  if (!by_operator) return AwaitVerification(signup);
 
-  const auto now = UnixNow();
+  if (auto refused = RefuseOverDeploymentCap()) return *refused;
   NewCustomer customer;
   customer.email = signup.email;
   customer.company_name = signup.company_name;
@@ -459,13 +456,116 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
   if (!WithHashingSlot([&] { customer.password_hash = HashPassword(signup.password); })) {
     return Busy("too many signups in progress; retry shortly");
   }
+  return Deploy(std::move(customer),
+                [&](const NewCustomer& c) { return deps_.store.CreateCustomer(c); });
+}
+
+bool ApiServer::PublicSignup() const {
+  return static_cast<bool>(deps_.send_mail) && !options_.public_url.empty();
+}
+
+std::optional<ApiServer::Response> ApiServer::RefuseOverDeploymentCap() {
+  double retry_after = 0;
+  if (deployment_limiter_.Allow("", MonotonicSeconds(), &retry_after)) return std::nullopt;
+  deps_.metrics.CountSignupRefused("deployment_cap");
+  Log(LogLevel::kWarn, "api",
+      "signup refused: the platform's " + std::to_string(options_.deployments_per_hour) +
+          " deployments per hour (PROVISIONER_DEPLOYMENTS_PER_HOUR) are used up");
+  auto response =
+      ErrorResponse(503, "signups are paused for a while on this platform; retry later");
+  response.extra_headers =
+      "Retry-After: " + std::to_string(static_cast<long long>(retry_after) + 1) + "\r\n";
+  return response;
+}
+
+ApiServer::Response ApiServer::AwaitVerification(const SignupRequest& signup) {
+  // Checked before the costly part, for every address alike.
+  if (deps_.store.CountPendingSignups() >= options_.max_unverified_signups) {
+    deps_.metrics.CountSignupRefused("unverified_cap");
+    Log(LogLevel::kWarn, "api",
+        "signup refused: " + std::to_string(options_.max_unverified_signups) +
+            " signups await verification (PROVISIONER_MAX_UNVERIFIED_SIGNUPS)");
+    auto response =
+        ErrorResponse(503, "signups are paused for a while on this platform; retry later");
+    response.extra_headers =
+        "Retry-After: " + std::to_string(kUnverifiedRetryAfterSeconds) + "\r\n";
+    return response;
+  }
+  // Hashed for a registered address too: the answer's time does not tell which addresses have
+  // accounts, any more than its body.
+  PendingSignup pending{signup.email, signup.company_name, "", options_.default_plan};
+  if (!WithHashingSlot([&] { pending.password_hash = HashPassword(signup.password); })) {
+    return Busy("too many signups in progress; retry shortly");
+  }
+  const std::int64_t ttl_minutes = options_.signup_verification_ttl_seconds / 60;
+  const Response accepted = Json(
+      202, {{"accepted", true},
+            {"message", "to finish the signup, open the link sent to the address within " +
+                            std::to_string(ttl_minutes) + " minutes; nothing is deployed before"}});
+  // The owner of an address is not flooded, whoever types it in.
+  if (!signup_mail_limiter_.Allow(LowerAscii(signup.email), MonotonicSeconds())) {
+    Log(LogLevel::kWarn, "api",
+        "signup: more than " + std::to_string(options_.signup_mails_per_hour) +
+            " signups for one address this hour; no mail sent");
+    return accepted;
+  }
+  if (const auto existing = deps_.store.CustomerCredentials(signup.email)) {
+    // In public mode a taken address is not told to the caller: its owner hears of it instead.
+    deps_.send_mail(
+        {existing->email, "Someone tried to sign up with your address",
+         "Hello,\n\nsomeone, perhaps you, tried to sign up for Iotistic with this address, which "
+         "already has an account. Nothing was changed. To use it, log in; if you forgot the "
+         "password, choose a new one at:\n\n" +
+             options_.public_url + "/reset-password\n\nIf it was not you, ignore this message.\n"});
+    Log(LogLevel::kInfo, "api",
+        "signup: the address of customer " + existing->customer_id +
+            " is taken; its owner was told");
+    return accepted;
+  }
+  const auto token = RandomToken(kRefreshTokenBytes);
+  deps_.store.AddPendingSignup(Sha256Hex(token), pending,
+                               UnixNow() + options_.signup_verification_ttl_seconds);
+  deps_.send_mail(
+      {signup.email, "Confirm your address to start your Iotistic platform",
+       "Hello,\n\nsomeone, hopefully you, signed up for Iotistic as \"" + signup.company_name +
+           "\" with this address. To confirm it and start your platform, open this link within " +
+           std::to_string(ttl_minutes) + " minutes:\n\n" + options_.public_url +
+           "/verify-email?token=" + token +
+           "\n\nThe link works once. If you did not sign up, ignore this message: nothing is "
+           "created without it.\n"});
+  Log(LogLevel::kInfo, "api", "signup: a verification link was sent");
+  return accepted;
+}
+
+ApiServer::Response ApiServer::Verify(const Request& request) {
+  auto fields = StringFields(request.body, {"token"});
+  if (!fields.ok()) return ErrorResponse(400, fields.error());
+  const std::string token_hash = Sha256Hex(fields.value()[0]);
+  const auto pending = deps_.store.PendingSignupByToken(token_hash);
+  if (!pending) {
+    return ErrorResponse(400, "token: unknown, expired or already used; sign up again");
+  }
+  // Verification is when a deployment starts: refused here, the link still works later.
+  if (auto refused = RefuseOverDeploymentCap()) return *refused;
+  NewCustomer customer;
+  customer.email = pending->email;
+  customer.company_name = pending->company_name;
+  customer.password_hash = pending->password_hash;
+  customer.plan = pending->plan;
+  return Deploy(std::move(customer),
+                [&](const NewCustomer& c) { return deps_.store.CompleteSignup(token_hash, c); });
+}
+
+ApiServer::Response ApiServer::Deploy(
+    NewCustomer customer, const std::function<Store::CreateOutcome(const NewCustomer&)>& create) {
+  const auto now = UnixNow();
   // The database password, the broker's users (a password each and its password-file hash) and
   // the exporter's basic auth: generated once here, kept in the stored values, rendered into the
   // tenant's Secret.
   const auto generated = MissingGeneratedValues(nlohmann::ordered_json::object());
 
   for (int attempt = 0; attempt < kMaxIdAttempts; ++attempt) {
-    customer.id = MakeCustomerId(signup.company_name, RandomIdSuffix(6));
+    customer.id = MakeCustomerId(customer.company_name, RandomIdSuffix(6));
     const auto license = deps_.signer.Issue(
         {customer.id, customer.plan, now, now + options_.license_validity_seconds});
     customer.chart_values = {
@@ -478,9 +578,11 @@ ApiServer::Response ApiServer::Signup(const Request& request) {
     if (auto objects = deps_.renderer.Render(customer.chart_values); !objects.ok()) {
       return ErrorResponse(400, objects.error());
     }
-    switch (deps_.store.CreateCustomer(customer)) {
+    switch (create(customer)) {
       case Store::CreateOutcome::kEmailTaken:
         return ErrorResponse(409, "email: an account with this address already exists");
+      case Store::CreateOutcome::kTokenUnknown:
+        return ErrorResponse(400, "token: unknown, expired or already used; sign up again");
       case Store::CreateOutcome::kIdTaken:
         continue;
       case Store::CreateOutcome::kCreated:

@@ -101,10 +101,11 @@ ServiceMetrics::ServiceMetrics()
                            .Name("iotistic_provisioner_signups_refused_total")
                            .Help("Signups refused before anything was created, by reason: "
                                  "client_rate (429, one address's limit), deployment_cap (503, "
-                                 "the platform's deployments per hour).")
+                                 "the platform's deployments per hour), unverified_cap (503, "
+                                 "the platform's signups awaiting verification).")
                            .Register(*registry_)) {
   for (const char* outcome : {"sent", "failed", "dropped"}) mails_.Add({{"outcome", outcome}});
-  for (const char* reason : {"client_rate", "deployment_cap"}) {
+  for (const char* reason : {"client_rate", "deployment_cap", "unverified_cap"}) {
     signups_refused_.Add({{"reason", reason}});
   }
   // Every phase is always exported, so "no Failed deployments" is a 0 rather than an absent series.

@@ -44,11 +44,13 @@ const char kServeUsage[] =
     "  request line and headers), PROVISIONER_BODY_TIMEOUT (10s after the headers, the body),\n"
     "  PROVISIONER_BODY_MIN_RATE (1024 bytes a second on average after the body's first second;\n"
     "  0: none).\n"
-    "Optional, e-mail to customers (password reset links): PROVISIONER_SMTP_URL (smtp://host:port\n"
-    "  or smtps://host:port, user:password@ to log in), PROVISIONER_MAIL_FROM (the sender "
-    "address),\n"
-    "  PROVISIONER_PUBLIC_URL (where customers open links, https://...), both required with it;\n"
-    "  PROVISIONER_PASSWORD_RESET_TTL (1h).\n";
+    "Optional, e-mail to customers (public signup with verified addresses, password reset\n"
+    "  links; without it only the admin token signs customers up): PROVISIONER_SMTP_URL\n"
+    "  (smtp://host:port or smtps://host:port, user:password@ to log in), PROVISIONER_MAIL_FROM\n"
+    "  (the sender address), PROVISIONER_PUBLIC_URL (where customers open links, https://...),\n"
+    "  both required with it; PROVISIONER_PASSWORD_RESET_TTL (1h),\n"
+    "  PROVISIONER_SIGNUP_VERIFICATION_TTL (24h), PROVISIONER_MAX_UNVERIFIED_SIGNUPS (1000,\n"
+    "  every client together; over it public signups get 503).\n";
 
 namespace {
 
@@ -395,6 +397,11 @@ std::optional<Error> ReadMailSettings(EnvReader& env, ServeConfig& config) {
   config.api.password_reset_ttl_seconds = static_cast<std::int64_t>(
       env.WholeSeconds("PROVISIONER_PASSWORD_RESET_TTL",
                        static_cast<double>(config.api.password_reset_ttl_seconds)));
+  config.api.signup_verification_ttl_seconds = static_cast<std::int64_t>(
+      env.WholeSeconds("PROVISIONER_SIGNUP_VERIFICATION_TTL",
+                       static_cast<double>(config.api.signup_verification_ttl_seconds)));
+  config.api.max_unverified_signups = env.Count("PROVISIONER_MAX_UNVERIFIED_SIGNUPS",
+                                                config.api.max_unverified_signups, 1, 10000000);
   if (smtp_url.empty()) return std::nullopt;
   if (!IsSmtpUrl(smtp_url)) {
     return Bad("PROVISIONER_SMTP_URL: not an smtp://host:port or smtps://host:port URL");

@@ -40,7 +40,8 @@
 
 namespace pqxx {
 class connection_base;
-}
+class transaction_base;
+}  // namespace pqxx
 
 namespace billing::provisioner {
 
@@ -51,6 +52,14 @@ struct NewCustomer {
   std::string password_hash;  // Argon2id PHC string, never the password
   std::string plan;
   nlohmann::ordered_json chart_values;
+};
+
+/// A public signup awaiting the verification of its e-mail address (no customer exists yet).
+struct PendingSignup {
+  std::string email;
+  std::string company_name;
+  std::string password_hash;  // Argon2id PHC string
+  std::string plan;
 };
 
 /// Connections to one database, created on demand up to `size`, each used by one thread at a
@@ -129,9 +138,23 @@ class Store {
         std::shared_ptr<const SecretBox> secret_box,
         std::chrono::milliseconds operation_timeout = {});
 
-  enum class CreateOutcome { kCreated, kEmailTaken, kIdTaken };
+  enum class CreateOutcome { kCreated, kEmailTaken, kIdTaken, kTokenUnknown };
   /// The customer and its deployment (desired present, generation 1, phase Pending) together.
   CreateOutcome CreateCustomer(const NewCustomer& customer);
+
+  /// Public signups awaiting verification whose link has not expired.
+  std::int64_t CountPendingSignups();
+  /// Stores a signup awaiting verification under its link token's SHA-256 hex, live until
+  /// `expires_at` (Unix seconds); expired ones are deleted on the way.
+  void AddPendingSignup(const std::string& token_hash, const PendingSignup& signup,
+                        std::int64_t expires_at);
+  /// The live (unexpired, not yet verified) pending signup of a link token.
+  std::optional<PendingSignup> PendingSignupByToken(const std::string& token_hash);
+  /// The verification: takes the live pending signup of the token (for the same address as
+  /// `customer`) and creates the customer as CreateCustomer does, in one transaction, voiding
+  /// every other pending signup of the address. kTokenUnknown when the token is not live any
+  /// more (expired, or used by a concurrent request); any outcome but kCreated changes nothing.
+  CreateOutcome CompleteSignup(const std::string& token_hash, const NewCustomer& customer);
 
   std::optional<DeploymentRow> Deployment(const std::string& customer_id);
   bool CustomerExists(const std::string& customer_id);
@@ -232,6 +255,8 @@ class Store {
   ConnectionPool& pool() { return pool_; }
 
  private:
+  CreateOutcome InsertCustomer(pqxx::transaction_base& tx, const NewCustomer& customer);
+
   ConnectionPool pool_;
   std::shared_ptr<StoreSecrets> secrets_;
 };

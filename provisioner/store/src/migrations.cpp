@@ -216,6 +216,24 @@ FROM (SELECT r.*, r.quantity + coalesce((SELECT sum(a.delta) FROM usage_adjustme
                                            AND a.period_end = r.period_end), 0) AS figure
       FROM usage_records r) AS current;
 )sql",
+    // 10: public signups awaiting the verification of their e-mail address (DESIGN.md, "Verified
+    // signup"). Nothing is deployed and no customer exists until the link's token comes back;
+    // the token is stored only as its SHA-256. A row never holds its address: several may wait
+    // for one address, the first verified becomes the customer and takes the others with it,
+    // and an expired one is simply gone.
+    R"sql(
+CREATE TABLE pending_signups (
+  token_hash    text        PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),
+  email         text        NOT NULL,
+  company_name  text        NOT NULL,
+  password_hash text        NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+  plan          text        NOT NULL,
+  expires_at    timestamptz NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX pending_signups_email ON pending_signups (lower(email));
+CREATE INDEX pending_signups_expiry ON pending_signups (expires_at);
+)sql",
 };
 
 }  // namespace

@@ -208,9 +208,7 @@ Store::Store(const std::string& database_url, std::size_t pool_size,
   ApplyMigrations(database_url);
 }
 
-Store::CreateOutcome Store::CreateCustomer(const NewCustomer& c) {
-  auto lease = pool_.Acquire();
-  pqxx::work tx(*lease);
+Store::CreateOutcome Store::InsertCustomer(pqxx::transaction_base& tx, const NewCustomer& c) {
   // Serialises signups of one address (the unique index would too, but as an error).
   tx.exec_params("SELECT pg_advisory_xact_lock(7217004, hashtext(lower($1)))", c.email);
   if (!tx.exec_params("SELECT 1 FROM customers WHERE lower(email) = lower($1)", c.email).empty()) {
@@ -225,8 +223,67 @@ Store::CreateOutcome Store::CreateCustomer(const NewCustomer& c) {
       "INSERT INTO deployments (customer_id, desired_state, chart_values) "
       "VALUES ($1, 'present', $2::jsonb)",
       c.id, Sealed(*secrets_, c.id, c.chart_values));
-  tx.commit();
   return CreateOutcome::kCreated;
+}
+
+Store::CreateOutcome Store::CreateCustomer(const NewCustomer& c) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto outcome = InsertCustomer(tx, c);
+  if (outcome == CreateOutcome::kCreated) tx.commit();
+  return outcome;
+}
+
+std::int64_t Store::CountPendingSignups() {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  return tx.exec("SELECT count(*) FROM pending_signups WHERE expires_at > now()")[0][0]
+      .as<std::int64_t>();
+}
+
+void Store::AddPendingSignup(const std::string& token_hash, const PendingSignup& signup,
+                             std::int64_t expires_at) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  // Expired signups go here rather than on a timer: they are refused everywhere already, and
+  // this keeps the table as small as the live ones.
+  tx.exec("DELETE FROM pending_signups WHERE expires_at <= now()");
+  tx.exec_params(
+      "INSERT INTO pending_signups (token_hash, email, company_name, password_hash, plan, "
+      "expires_at) VALUES ($1, $2, $3, $4, $5, to_timestamp($6))",
+      token_hash, signup.email, signup.company_name, signup.password_hash, signup.plan, expires_at);
+  tx.commit();
+}
+
+std::optional<PendingSignup> Store::PendingSignupByToken(const std::string& token_hash) {
+  auto lease = pool_.Acquire();
+  pqxx::nontransaction tx(*lease);
+  const auto rows = tx.exec_params(
+      "SELECT email, company_name, password_hash, plan FROM pending_signups "
+      "WHERE token_hash = $1 AND expires_at > now()",
+      token_hash);
+  if (rows.empty()) return std::nullopt;
+  return PendingSignup{rows[0][0].as<std::string>(), rows[0][1].as<std::string>(),
+                       rows[0][2].as<std::string>(), rows[0][3].as<std::string>()};
+}
+
+Store::CreateOutcome Store::CompleteSignup(const std::string& token_hash,
+                                           const NewCustomer& customer) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  // Taken in this transaction: of two verifications of one link, the second finds none. Any
+  // outcome but kCreated rolls back, so the link still works for a retry.
+  const auto taken = tx.exec_params(
+      "DELETE FROM pending_signups WHERE token_hash = $1 AND expires_at > now() AND "
+      "lower(email) = lower($2) RETURNING 1",
+      token_hash, customer.email);
+  if (taken.empty()) return CreateOutcome::kTokenUnknown;
+  const auto outcome = InsertCustomer(tx, customer);
+  if (outcome != CreateOutcome::kCreated) return outcome;
+  // The address is verified and has its customer: the other links sent to it are void.
+  tx.exec_params("DELETE FROM pending_signups WHERE lower(email) = lower($1)", customer.email);
+  tx.commit();
+  return outcome;
 }
 
 std::optional<DeploymentRow> Store::Deployment(const std::string& customer_id) {

@@ -3,9 +3,11 @@
 // test double (tests/support/kube_api_double.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -94,20 +96,25 @@ class AccountsTest : public ::testing::Test {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
 
-  HttpResponse Post(const std::string& path, const json& body) {
-    return HttpRequest("POST", Url(path), body.dump(),
-                       {"Content-Type: application/json", "Expect:"});
+  /// `admin`: with the platform operator's bearer token.
+  HttpResponse Post(const std::string& path, const json& body, bool admin = false) {
+    std::vector<std::string> headers = {"Content-Type: application/json", "Expect:"};
+    if (admin) headers.push_back(std::string("Authorization: Bearer ") + kAdminToken);
+    return HttpRequest("POST", Url(path), body.dump(), headers);
   }
 
   HttpResponse Get(const std::string& path, const std::string& bearer) {
     return HttpGet(Url(path), {"Authorization: Bearer " + bearer});
   }
 
-  /// Signs up; the 201 body (customer_id, access_token, refresh_token, ...).
+  static json SignupBody(const std::string& email, const std::string& company) {
+    return {{"email", email}, {"password", kPassword}, {"company_name", company}};
+  }
+
+  /// The operator signs a customer up (deployed at once); the 201 body (customer_id,
+  /// access_token, refresh_token, ...).
   json Signup(const std::string& email, const std::string& company) {
-    const auto response =
-        Post("/api/customers/signup",
-             {{"email", email}, {"password", kPassword}, {"company_name", company}});
+    const auto response = Post("/api/customers/signup", SignupBody(email, company), true);
     EXPECT_EQ(response.status, 201) << response.body;
     return json::parse(response.body, nullptr, false);
   }
@@ -357,9 +364,10 @@ TEST_F(AccountsTest, APasswordChangeNeedsTheOldPasswordAndEndsEverySession) {
 
 TEST_F(AccountsTest, SignupRefusesTheMostCommonPasswords) {
   StartProvisioner();
-  const auto refused = Post(
-      "/api/customers/signup",
-      {{"email", "john@example.com"}, {"password", "QwertyUiop123"}, {"company_name", "Acme"}});
+  const auto refused =
+      Post("/api/customers/signup",
+           {{"email", "john@example.com"}, {"password", "QwertyUiop123"}, {"company_name", "Acme"}},
+           true);
   EXPECT_EQ(refused.status, 400) << refused.body;
   const std::string error = json::parse(refused.body)["error"];
   EXPECT_TRUE(error.starts_with("password: is one of the most common passwords")) << error;
@@ -438,6 +446,160 @@ TEST_F(AccountsTest, APasswordResetLinkByMailWorksOnceAndEndsEverySession) {
                  {{"token", "made-up"}, {"new_password", kNewPassword}})
                 .status,
             400);
+}
+
+TEST_F(AccountsTest, WithoutAnSmtpRelayOnlyTheOperatorSignsCustomersUp) {
+  StartProvisioner();
+  const auto anonymous = Post("/api/customers/signup", SignupBody("john@example.com", "Acme"));
+  EXPECT_EQ(anonymous.status, 401) << anonymous.body;
+  EXPECT_NE(anonymous.body.find("PROVISIONER_SMTP_URL"), std::string::npos) << anonymous.body;
+  EXPECT_EQ(postgres_->Psql("SELECT count(*) FROM customers", database_), "0");
+  EXPECT_TRUE(kube_->Namespaces().empty());
+  // The operator's signup deploys at once, and a taken address is a 409 for it.
+  const auto john = Signup("john@example.com", "Acme");
+  EXPECT_TRUE(john.contains("access_token")) << john.dump();
+  const auto taken = Post("/api/customers/signup", SignupBody("JOHN@example.com", "Again"), true);
+  EXPECT_EQ(taken.status, 409) << taken.body;
+}
+
+// A public platform: an SMTP relay verifies the addresses of anonymous signups.
+class PublicSignupTest : public AccountsTest {
+ protected:
+  void StartPublic(std::vector<std::pair<std::string, std::string>> extra_env = {}) {
+    extra_env.insert(extra_env.end(),
+                     {{"PROVISIONER_SMTP_URL", smtp_.Url()},
+                      {"PROVISIONER_MAIL_FROM", "billing@iot.example.com"},
+                      {"PROVISIONER_PUBLIC_URL", "https://signup.iot.example.com"}});
+    StartProvisioner(std::move(extra_env));
+  }
+
+  /// The `n`th mail received (from 1), once it has arrived.
+  std::string Mail(std::size_t n) {
+    EXPECT_TRUE(WaitFor([&] { return smtp_.Messages().size() >= n; }, 20s))
+        << smtp_.Messages().size() << " mails\n"
+        << provisioner_->Log();
+    const auto messages = smtp_.Messages();
+    return messages.size() >= n ? messages[n - 1] : "";
+  }
+
+  /// The verification token of a mail's link; empty when it has none.
+  static std::string VerificationToken(const std::string& mail) {
+    static const std::regex link_pattern(
+        R"(https://signup\.iot\.example\.com/verify-email\?token=([A-Za-z0-9_-]+))");
+    std::smatch link;
+    if (!std::regex_search(mail, link, link_pattern)) return "";
+    return link[1];
+  }
+
+  HttpResponse Verify(const std::string& token) {
+    return Post("/api/customers/verify", {{"token", token}});
+  }
+
+  bool HasNamespace(const std::string& id) {
+    const auto namespaces = kube_->Namespaces();
+    return std::find(namespaces.begin(), namespaces.end(), "customer-" + id) != namespaces.end();
+  }
+
+  SmtpServer smtp_;
+};
+
+TEST_F(PublicSignupTest, NothingIsDeployedUntilTheMailedLinkIsFollowedOnce) {
+  StartPublic();
+  const auto accepted = Post("/api/customers/signup", SignupBody("john@example.com", "Acme"));
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  EXPECT_FALSE(json::parse(accepted.body).contains("customer_id")) << accepted.body;
+  const auto mail = Mail(1);
+  EXPECT_NE(mail.find("To: john@example.com"), std::string::npos) << mail;
+  const auto token = VerificationToken(mail);
+  ASSERT_FALSE(token.empty()) << mail;
+  // Awaiting verification: no customer, no namespace, no login.
+  EXPECT_EQ(postgres_->Psql("SELECT count(*) FROM customers", database_), "0");
+  EXPECT_EQ(postgres_->Psql("SELECT count(*) FROM pending_signups", database_), "1");
+  EXPECT_TRUE(kube_->Namespaces().empty());
+  EXPECT_EQ(Login("john@example.com", kPassword).status, 401);
+  // The link's token is stored only as its hash.
+  EXPECT_EQ(postgres_->Psql("SELECT count(*) FROM pending_signups WHERE position('" + token +
+                                "' in row_to_json(pending_signups)::text) > 0",
+                            database_),
+            "0");
+
+  EXPECT_EQ(Verify("made-up-token").status, 400);
+  // Two uses of the link at once: exactly one creates the customer.
+  auto racing = std::async(std::launch::async, [&] { return Verify(token); });
+  auto verified = Verify(token);
+  auto raced = racing.get();
+  if (verified.status != 201) std::swap(verified, raced);
+  ASSERT_EQ(verified.status, 201) << verified.body;
+  EXPECT_EQ(raced.status, 400) << raced.body;
+  const auto body = json::parse(verified.body);
+  const std::string id = body["customer_id"];
+  ASSERT_TRUE(body.contains("access_token")) << verified.body;
+  EXPECT_EQ(Get(StatusPath(id), body["access_token"]).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return HasNamespace(id); }, 20s)) << provisioner_->Log();
+  EXPECT_EQ(Login("john@example.com", kPassword).status, 200);
+  // Once only.
+  const auto again = Verify(token);
+  EXPECT_EQ(again.status, 400) << again.body;
+  EXPECT_NE(again.body.find("token"), std::string::npos) << again.body;
+  EXPECT_EQ(postgres_->Psql("SELECT count(*) FROM customers", database_), "1");
+  EXPECT_EQ(postgres_->Psql("SELECT count(*) FROM pending_signups", database_), "0");
+}
+
+TEST_F(PublicSignupTest, ARegisteredAddressGetsTheSameAnswerAndItsOwnerANotice) {
+  StartPublic();
+  Signup("john@example.com", "Acme");  // by the operator: no mail
+  const auto registered = Post("/api/customers/signup", SignupBody("JOHN@example.com", "Evil"));
+  const auto fresh = Post("/api/customers/signup", SignupBody("jane@example.com", "Globex"));
+  EXPECT_EQ(registered.status, 202) << registered.body;
+  EXPECT_EQ(registered.status, fresh.status);
+  EXPECT_EQ(registered.body, fresh.body);
+  const auto notice = Mail(1);
+  EXPECT_NE(notice.find("To: john@example.com"), std::string::npos) << notice;
+  EXPECT_NE(notice.find("already has an account"), std::string::npos) << notice;
+  EXPECT_TRUE(VerificationToken(notice).empty()) << notice;
+  const auto link = Mail(2);
+  EXPECT_NE(link.find("To: jane@example.com"), std::string::npos) << link;
+  EXPECT_FALSE(VerificationToken(link).empty()) << link;
+  EXPECT_EQ(postgres_->Psql("SELECT count(*) FROM pending_signups", database_), "1");
+}
+
+TEST_F(PublicSignupTest, OneAddressGetsAtMostThreeSignupMailsAnHour) {
+  StartPublic();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(Post("/api/customers/signup", SignupBody("flooded@example.com", "Flood")).status,
+              202);
+  }
+  EXPECT_EQ(Post("/api/customers/signup", SignupBody("other@example.com", "Other")).status, 202);
+  // The outbox sends in order: once the last signup's mail is there, every earlier one is too.
+  const auto last = Mail(4);
+  EXPECT_NE(last.find("To: other@example.com"), std::string::npos) << last;
+  EXPECT_EQ(smtp_.Messages().size(), 4u);
+}
+
+TEST_F(PublicSignupTest, UnverifiedSignupsAreCappedAndExpireFreeingTheirAddress) {
+  StartPublic(
+      {{"PROVISIONER_MAX_UNVERIFIED_SIGNUPS", "1"}, {"PROVISIONER_SIGNUP_VERIFICATION_TTL", "2s"}});
+  ASSERT_EQ(Post("/api/customers/signup", SignupBody("john@example.com", "Acme")).status, 202);
+  const auto first_token = VerificationToken(Mail(1));
+  ASSERT_FALSE(first_token.empty());
+  const auto capped = Post("/api/customers/signup", SignupBody("john@example.com", "Acme"));
+  EXPECT_EQ(capped.status, 503) << capped.body;
+  EXPECT_TRUE(capped.headers.contains("retry-after"));
+  EXPECT_NE(
+      HttpGet(Url("/metrics"))
+          .body.find("iotistic_provisioner_signups_refused_total{reason=\"unverified_cap\"} 1"),
+      std::string::npos);
+  // Once the first link has expired, its slot and its address are free again.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Post("/api/customers/signup", SignupBody("john@example.com", "Acme")).status == 202;
+      },
+      20s, 250ms));
+  const auto second_token = VerificationToken(Mail(2));
+  ASSERT_FALSE(second_token.empty());
+  EXPECT_EQ(Verify(first_token).status, 400);
+  const auto verified = Verify(second_token);
+  EXPECT_EQ(verified.status, 201) << verified.body;
 }
 
 TEST_F(AccountsTest, AShortOrMissingTokenKeyStopsTheStartNamingTheVariable) {

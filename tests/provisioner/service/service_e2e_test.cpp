@@ -165,6 +165,8 @@ class ServiceTest : public ::testing::Test {
     return HttpRequest("POST", Url(path), body, headers);
   }
 
+  static std::string AdminHeader() { return std::string("Authorization: Bearer ") + kAdminToken; }
+
   HttpResponse Admin(const std::string& method, const std::string& path) {
     return HttpRequest(method, Url(path), "",
                        {std::string("Authorization: Bearer ") + kAdminToken});
@@ -176,7 +178,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   std::string Signup(const std::string& email, const std::string& company) {
-    const auto response = Post("/api/customers/signup", SignupBody(email, company).dump());
+    const auto response = Post("/api/customers/signup", SignupBody(email, company).dump(), true);
     EXPECT_EQ(response.status, 201) << response.body << response.error
                                     << (provisioner_->Running() ? "" : " (provisioner exited)");
     const auto body = json::parse(response.body, nullptr, false);
@@ -531,7 +533,7 @@ TEST_F(ServiceTest, TwentyConcurrentSignupsAllReachReady) {
   for (int i = 0; i < kCustomers; ++i) {
     signups.push_back(std::async(std::launch::async, [this, i] {
       return Post("/api/customers/signup",
-                  SignupBody("user" + std::to_string(i) + "@fleet.example", "Fleet").dump());
+                  SignupBody("user" + std::to_string(i) + "@fleet.example", "Fleet").dump(), true);
     }));
   }
   std::set<std::string> ids;
@@ -774,24 +776,24 @@ TEST_F(ServiceTest, BadInputGetsA4xxNamingTheFieldAndTheServiceKeepsServing) {
        400, "plan"},
   };
   for (const auto& c : cases) {
-    const auto response = Post("/api/customers/signup", c.body);
+    const auto response = Post("/api/customers/signup", c.body, true);
     EXPECT_EQ(response.status, c.status) << c.body << " -> " << response.body;
     EXPECT_NE(response.body.find(c.names), std::string::npos) << c.body << " -> " << response.body;
     EXPECT_EQ(Header(response, "content-type"), "application/json");
   }
-  const auto huge = Post("/api/customers/signup", std::string(1 << 20, 'x'));
+  const auto huge = Post("/api/customers/signup", std::string(1 << 20, 'x'), true);
   EXPECT_EQ(huge.status, 413) << huge.body;
   EXPECT_NE(huge.body.find("body"), std::string::npos);
   const auto invalid_utf8 =
       Post("/api/customers/signup",
-           SignupBody("u@utf8.example", "ok").dump().replace(1, 0, "\"x\":\"\xff\xfe\","));
+           SignupBody("u@utf8.example", "ok").dump().replace(1, 0, "\"x\":\"\xff\xfe\","), true);
   EXPECT_EQ(invalid_utf8.status, 400) << invalid_utf8.body;
 
   // SQL-like and unicode names are data: stored and rendered verbatim, harmless.
   const std::string tricky =
       "Robert'); DROP TABLE customers;-- \xe2\x9c\x93 \xe6\xa0\xaa\xe5\xbc\x8f";
   const auto created =
-      Post("/api/customers/signup", SignupBody("bobby@tables.example", tricky).dump());
+      Post("/api/customers/signup", SignupBody("bobby@tables.example", tricky).dump(), true);
   ASSERT_EQ(created.status, 201) << created.body;
   const auto id = json::parse(created.body)["customer_id"].get<std::string>();
   EXPECT_EQ(
@@ -801,7 +803,7 @@ TEST_F(ServiceTest, BadInputGetsA4xxNamingTheFieldAndTheServiceKeepsServing) {
   EXPECT_EQ(SecretValue(id, "CUSTOMER_COMPANY_NAME"), tricky);
 
   const auto duplicate =
-      Post("/api/customers/signup", SignupBody("BOBBY@tables.example", "Again").dump());
+      Post("/api/customers/signup", SignupBody("BOBBY@tables.example", "Again").dump(), true);
   EXPECT_EQ(duplicate.status, 409) << duplicate.body;
   EXPECT_NE(duplicate.body.find("email"), std::string::npos);
 
@@ -845,9 +847,10 @@ TEST_F(ServiceTest, AFrozenDatabaseGivesA503WithinTheDeadlineAndEverythingRecove
         HttpRequest("GET", Url("/api/customers/" + id + "/deployment/status"), "", admin, 20s);
     EXPECT_EQ(status.status, 503) << "attempt " << attempt << ": " << status.body << status.error;
   }
-  const auto signup = HttpRequest("POST", Url("/api/customers/signup"),
-                                  SignupBody("ops@second.example", "Second Sensors").dump(),
-                                  {"Content-Type: application/json", "Expect:"}, 30s);
+  const auto signup =
+      HttpRequest("POST", Url("/api/customers/signup"),
+                  SignupBody("ops@second.example", "Second Sensors").dump(),
+                  {"Content-Type: application/json", "Expect:", AdminHeader()}, 30s);
   EXPECT_EQ(signup.status, 503) << signup.body << signup.error;
   EXPECT_EQ(HttpGet(Url("/healthz"), {}, 1s).status, 200);
   postgres_->SignalAll(SIGCONT);
@@ -871,8 +874,9 @@ TEST_F(ServiceTest, ThePlatformStartsAtMostItsDeploymentsPerHourWhateverTheClien
       {{"PROVISIONER_DEPLOYMENTS_PER_HOUR", "2"}, {"PROVISIONER_TRUSTED_PROXIES", "127.0.0.0/8"}});
   // Each signup from its own address and alias: the per-client limit never applies.
   auto signup_from = [&](const std::string& client, const std::string& email) {
-    return HttpRequest("POST", Url("/api/customers/signup"), SignupBody(email, "Capped").dump(),
-                       {"Content-Type: application/json", "X-Forwarded-For: " + client});
+    return HttpRequest(
+        "POST", Url("/api/customers/signup"), SignupBody(email, "Capped").dump(),
+        {"Content-Type: application/json", "X-Forwarded-For: " + client, AdminHeader()});
   };
   EXPECT_EQ(signup_from("198.51.100.1", "c+1@capped.example").status, 201);
   EXPECT_EQ(signup_from("198.51.100.2", "c+2@capped.example").status, 201);
@@ -907,17 +911,20 @@ TEST_F(ServiceTest, RequestBodiesMustBeDeclaredAsJson) {
       HttpRequest("POST", Url("/api/customers/login"), R"({"email":"a@b.example","password":"x"})",
                   {"Content-Type: text/plain", "Expect:"});
   EXPECT_EQ(login.status, 415) << login.body;
-  const auto accepted = HttpRequest("POST", Url("/api/customers/signup"), body,
-                                    {"Content-Type: Application/JSON; charset=utf-8", "Expect:"});
+  const auto accepted =
+      HttpRequest("POST", Url("/api/customers/signup"), body,
+                  {"Content-Type: Application/JSON; charset=utf-8", "Expect:", AdminHeader()});
   EXPECT_EQ(accepted.status, 201) << accepted.body;
 }
 
 TEST_F(ServiceTest, SignupIsRateLimitedPerClient) {
   StartProvisioner(
       {{"PROVISIONER_SIGNUP_BURST", "2"}, {"PROVISIONER_SIGNUP_RATE_PER_MINUTE", "1"}});
-  EXPECT_EQ(Post("/api/customers/signup", SignupBody("r1@rate.example", "R").dump()).status, 201);
-  EXPECT_EQ(Post("/api/customers/signup", "{bad").status, 400);  // counts too
-  const auto limited = Post("/api/customers/signup", SignupBody("r3@rate.example", "R").dump());
+  EXPECT_EQ(Post("/api/customers/signup", SignupBody("r1@rate.example", "R").dump(), true).status,
+            201);
+  EXPECT_EQ(Post("/api/customers/signup", "{bad", true).status, 400);  // counts too
+  const auto limited =
+      Post("/api/customers/signup", SignupBody("r3@rate.example", "R").dump(), true);
   EXPECT_EQ(limited.status, 429) << limited.body;
   EXPECT_FALSE(Header(limited, "retry-after").empty());
   EXPECT_EQ(Admin("GET", "/healthz").status, 200);
@@ -928,8 +935,9 @@ TEST_F(ServiceTest, BehindATrustedProxyEachForwardedClientHasItsOwnLimit) {
                     {"PROVISIONER_SIGNUP_RATE_PER_MINUTE", "1"},
                     {"PROVISIONER_TRUSTED_PROXIES", "127.0.0.0/8"}});
   auto signup_from = [&](const std::string& client, const std::string& email) {
-    return HttpRequest("POST", Url("/api/customers/signup"), SignupBody(email, "Proxy").dump(),
-                       {"Content-Type: application/json", "X-Forwarded-For: " + client})
+    return HttpRequest(
+               "POST", Url("/api/customers/signup"), SignupBody(email, "Proxy").dump(),
+               {"Content-Type: application/json", "X-Forwarded-For: " + client, AdminHeader()})
         .status;
   };
   EXPECT_EQ(signup_from("198.51.100.1", "p1@proxy.example"), 201);
@@ -942,14 +950,15 @@ TEST_F(ServiceTest, BehindATrustedProxyEachForwardedClientHasItsOwnLimit) {
 TEST_F(ServiceTest, SecretsNeverAppearInLogsResponsesOrTheStore) {
   StartProvisioner();
   const std::string password = "Pa55word-that-must-stay-secret";
-  const auto response =
-      Post("/api/customers/signup", SignupBody("keeper@vault.example", "Keeper", password).dump());
+  const auto response = Post("/api/customers/signup",
+                             SignupBody("keeper@vault.example", "Keeper", password).dump(), true);
   ASSERT_EQ(response.status, 201) << response.body;
   const auto id = json::parse(response.body)["customer_id"].get<std::string>();
   ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
   // A signup with a bad body that contains the password must not echo it either.
-  const auto bad = Post("/api/customers/signup", R"({"email": "x", "password": ")" + password +
-                                                     R"(", "company_name": "K"})");
+  const auto bad =
+      Post("/api/customers/signup",
+           R"({"email": "x", "password": ")" + password + R"(", "company_name": "K"})", true);
   EXPECT_EQ(bad.body.find(password), std::string::npos);
 
   const auto status = Admin("GET", "/api/customers/" + id + "/deployment/status").body;
@@ -1021,7 +1030,7 @@ TEST_F(ServiceTest, UsageEndpointReturnsStoredRecordsAsJsonOrCsv) {
 TEST_F(ServiceTest, UsageLedgerIsReadAfterACursorAsJsonOrCloudEvents) {
   StartProvisioner();
   const auto signup =
-      Post("/api/customers/signup", SignupBody("ledger@acme.example", "Ledger Co").dump());
+      Post("/api/customers/signup", SignupBody("ledger@acme.example", "Ledger Co").dump(), true);
   ASSERT_EQ(signup.status, 201) << signup.body;
   const auto signed_up = json::parse(signup.body);
   const std::string id = signed_up["customer_id"];

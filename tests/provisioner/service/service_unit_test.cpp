@@ -357,6 +357,8 @@ TEST(ServeConfigTest, MailNeedsASenderAndAPublicUrlAndIsOffWithoutARelay) {
   ASSERT_TRUE(off.ok()) << off.error();
   EXPECT_FALSE(off.value().mail.has_value());
   EXPECT_EQ(off.value().api.password_reset_ttl_seconds, 3600);
+  EXPECT_EQ(off.value().api.signup_verification_ttl_seconds, 24 * 3600);
+  EXPECT_EQ(off.value().api.max_unverified_signups, 1000);
 
   FakeEnv env;
   env.Set("PROVISIONER_SMTP_URL", "smtps://user:secret@relay.example.com:465");
@@ -368,6 +370,12 @@ TEST(ServeConfigTest, MailNeedsASenderAndAPublicUrlAndIsOffWithoutARelay) {
   EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_PUBLIC_URL: required")) << env.Error();
   env.Set("PROVISIONER_PUBLIC_URL", "https://signup.example.com/");
   env.Set("PROVISIONER_PASSWORD_RESET_TTL", "30m");
+  env.Set("PROVISIONER_SIGNUP_VERIFICATION_TTL", "90s.5");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_SIGNUP_VERIFICATION_TTL: ")) << env.Error();
+  env.Set("PROVISIONER_SIGNUP_VERIFICATION_TTL", "2h");
+  env.Set("PROVISIONER_MAX_UNVERIFIED_SIGNUPS", "0");
+  EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_MAX_UNVERIFIED_SIGNUPS: ")) << env.Error();
+  env.Set("PROVISIONER_MAX_UNVERIFIED_SIGNUPS", "50");
   const auto on = env.Parse();
   ASSERT_TRUE(on.ok()) << on.error();
   ASSERT_TRUE(on.value().mail.has_value());
@@ -375,6 +383,8 @@ TEST(ServeConfigTest, MailNeedsASenderAndAPublicUrlAndIsOffWithoutARelay) {
   EXPECT_EQ(on.value().mail->from, "billing@example.com");
   EXPECT_EQ(on.value().api.public_url, "https://signup.example.com");
   EXPECT_EQ(on.value().api.password_reset_ttl_seconds, 1800);
+  EXPECT_EQ(on.value().api.signup_verification_ttl_seconds, 7200);
+  EXPECT_EQ(on.value().api.max_unverified_signups, 50);
 
   env.Set("PROVISIONER_SMTP_URL", "http://relay.example.com");
   EXPECT_TRUE(StartsWith(env.Error(), "PROVISIONER_SMTP_URL: not an smtp://")) << env.Error();
