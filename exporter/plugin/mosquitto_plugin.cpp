@@ -108,6 +108,14 @@ int OnBasicAuth(int, void* event_data, void*) {
   return MOSQ_ERR_PLUGIN_DEFER;
 }
 
+// Counts every PUBLISH the broker shows the plugin, also a QoS 2 PUBLISH that the client re-sends
+// (same packet id, DUP set) before its PUBREL, which the broker delivers only once. Mosquitto
+// 2.0.11 runs this event (handle__publish: plugin__handle_message) before its duplicate check
+// (db__message_store_find over the client's unreleased messages), and gives a plugin neither the
+// packet id nor the DUP flag, nor any event at PUBREL. Equal content does not make a re-send (a
+// device may send the same payload twice), and neither would a DUP flag: the broker takes a DUP
+// PUBLISH in a new session, or with other content than the message it holds, as new. So the plugin
+// counts as the broker's own $SYS/broker/publish/messages/received does (PluginQos2Test).
 int OnMessage(int, void* event_data, void*) {
   auto* event = static_cast<mosquitto_evt_message*>(event_data);
   Plugin& plugin = *g_plugin;
