@@ -18,7 +18,11 @@
 //   POST   /api/customers/password/reset/confirm  {"token","new_password"} -> 200; single use
 //   GET    /api/customers/{id}/deployment/status    phase, message, components  (admin, customer)
 //   POST   /api/customers/{id}/deployment/upgrade   new license and/or values -> 202     (admin)
-//   DELETE /api/customers/{id}/deployment           -> 202                              (admin)
+//   DELETE /api/customers/{id}/deployment           -> 202 suspended: workloads at zero, data
+//                                      kept for the retention, restorable               (admin)
+//   POST   /api/customers/{id}/deployment/restore   -> 202 the suspended stack back     (admin)
+//   DELETE /api/customers/{id}/deployment?purge=true -> 202 a suspended one deleted for good
+//                                                                                        (admin)
 //   GET    /api/customers/{id}/usage?from=&to=[&format=csv]                  (admin, customer)
 //   GET    /healthz, GET /metrics   (also on the health listener, health_server.h, which the
 //                                     probes and Prometheus use)
@@ -60,6 +64,9 @@ struct ApiOptions {
   std::string domain_base;
   std::string default_plan = "standard";
   std::int64_t license_validity_seconds = 365LL * 24 * 3600;
+  /// How long a deleted (suspended) deployment keeps its data, restorable, before it is purged
+  /// (PROVISIONER_DELETE_RETENTION).
+  std::int64_t delete_retention_seconds = 7LL * 24 * 3600;
   std::size_t max_body_bytes = 16 * 1024;
   /// The request line and headers must arrive within this (PROVISIONER_HEADER_TIMEOUT). CivetWeb
   /// checks its request timeout between reads that each wait up to that timeout, so it is given
@@ -193,7 +200,10 @@ class ApiServer {
   Response RequestUpgrade(const std::string& customer_id, const DeploymentRow& deployment,
                           const nlohmann::ordered_json& values_json,
                           const std::optional<std::string>& new_plan);
-  Response Delete(const std::string& customer_id);
+  /// DELETE .../deployment suspends (data kept for ApiOptions::delete_retention_seconds);
+  /// with ?purge=true, a suspended deployment is deleted for good.
+  Response Delete(const std::string& customer_id, const Request& request);
+  Response Restore(const std::string& customer_id);
   Response Usage(const std::string& customer_id, const Request& request);
   Response FinalizeUsage(const Request& request);
   /// The usage ledger after the cursor `since` (of one customer, or of all when nullopt), as JSON

@@ -392,7 +392,8 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
   }
 
   static const std::regex customer_route(
-      "/api/customers/([^/]+)/(deployment/status|deployment/upgrade|deployment|usage)");
+      "/api/customers/([^/]+)/"
+      "(deployment/status|deployment/upgrade|deployment/restore|deployment|usage)");
   std::smatch match;
   if (!std::regex_match(path, match, customer_route)) {
     return ErrorResponse(404, "path: no such endpoint; see the API in README.md");
@@ -400,9 +401,9 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
   const std::string id = match[1];
   const std::string action = match[2];
   route = "/api/customers/{id}/" + action;
-  const char* allowed = action == "deployment/upgrade" ? "POST"
-                        : action == "deployment"       ? "DELETE"
-                                                       : "GET";
+  const char* allowed = action == "deployment/upgrade" || action == "deployment/restore" ? "POST"
+                        : action == "deployment"                                         ? "DELETE"
+                                                                                         : "GET";
   if (auto refused = only(allowed)) return *refused;
   const Caller caller = Authenticate(request);
   if (caller.kind == Caller::Kind::kAnonymous) {
@@ -412,7 +413,8 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
   }
   if (caller.kind == Caller::Kind::kCustomer) {
     // Changing or deleting a deployment stays with the platform operator.
-    if (action == "deployment/upgrade" || action == "deployment") {
+    if (action == "deployment/upgrade" || action == "deployment/restore" ||
+        action == "deployment") {
       return Unauthorized("Authorization: this route needs the admin bearer token");
     }
     // Another customer's id looks exactly like one that does not exist.
@@ -424,7 +426,8 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
     if (auto refused = RefuseNonJson(request)) return *refused;
     return Upgrade(id, request);
   }
-  if (action == "deployment") return Delete(id);
+  if (action == "deployment/restore") return Restore(id);
+  if (action == "deployment") return Delete(id, request);
   return Usage(id, request);
 }
 
@@ -828,14 +831,16 @@ ApiServer::Response ApiServer::Status(const std::string& customer_id) {
                         {"ready_replicas", component.value("ready_replicas", 0)},
                         {"desired_replicas", component.value("desired_replicas", 0)}};
   }
-  return Json(200, {{"customer_id", customer_id},
-                    {"phase", Name(deployment->phase)},
-                    {"message", deployment->message},
-                    {"desired_state", Name(deployment->desired_state)},
-                    {"desired_generation", deployment->desired_generation},
-                    {"applied_generation", deployment->applied_generation},
-                    {"components", components},
-                    {"updated_at", deployment->updated_at}});
+  nlohmann::json body = {{"customer_id", customer_id},
+                         {"phase", Name(deployment->phase)},
+                         {"message", deployment->message},
+                         {"desired_state", Name(deployment->desired_state)},
+                         {"desired_generation", deployment->desired_generation},
+                         {"applied_generation", deployment->applied_generation},
+                         {"components", components},
+                         {"updated_at", deployment->updated_at}};
+  if (!deployment->purge_after.empty()) body["purge_after"] = deployment->purge_after;
+  return Json(200, body);
 }
 
 ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Request& request) {
@@ -844,6 +849,10 @@ ApiServer::Response ApiServer::Upgrade(const std::string& customer_id, const Req
   const UpgradeRequest& upgrade = parsed.value();
   const auto deployment = deps_.store.Deployment(customer_id);
   if (!deployment) return UnknownCustomer(customer_id);
+  if (deployment->desired_state == DesiredState::kSuspended) {
+    return ErrorResponse(
+        409, "deployment: " + customer_id + " is suspended; POST .../deployment/restore first");
+  }
   if (deployment->desired_state != DesiredState::kPresent) {
     return ErrorResponse(409, "deployment: " + customer_id + " is deleted or being deleted");
   }
@@ -912,7 +921,10 @@ ApiServer::Response ApiServer::RequestUpgrade(const std::string& customer_id,
     case Store::ChangeOutcome::kUnknownCustomer:
       return UnknownCustomer(customer_id);
     case Store::ChangeOutcome::kDeleted:
-      return ErrorResponse(409, "deployment: changed concurrently (deleted or upgraded); retry");
+    case Store::ChangeOutcome::kNotSuspended:
+      return ErrorResponse(409,
+                           "deployment: changed concurrently (deleted, suspended or upgraded); "
+                           "retry");
     case Store::ChangeOutcome::kAccepted:
       break;
   }
@@ -922,14 +934,69 @@ ApiServer::Response ApiServer::RequestUpgrade(const std::string& customer_id,
                     {"status_url", "/api/customers/" + customer_id + "/deployment/status"}});
 }
 
-ApiServer::Response ApiServer::Delete(const std::string& customer_id) {
-  if (deps_.store.RequestDelete(customer_id) == Store::ChangeOutcome::kUnknownCustomer) {
-    return UnknownCustomer(customer_id);
+ApiServer::Response ApiServer::Delete(const std::string& customer_id, const Request& request) {
+  const auto purge = QueryParameter(request.query, "purge");
+  if (purge && *purge != "true") {
+    return ErrorResponse(400, "purge: only purge=true (delete the data), or leave it out");
   }
-  Log(LogLevel::kInfo, "api", "customer " + customer_id + ": deletion requested");
+  const std::string status_url = "/api/customers/" + customer_id + "/deployment/status";
+  if (!purge) {
+    // The first call only suspends: the data stays, restorable, for the retention.
+    const auto suspended =
+        deps_.store.RequestSuspend(customer_id, options_.delete_retention_seconds);
+    switch (suspended.outcome) {
+      case Store::ChangeOutcome::kUnknownCustomer:
+        return UnknownCustomer(customer_id);
+      case Store::ChangeOutcome::kDeleted:
+      case Store::ChangeOutcome::kNotSuspended:
+        return Json(202, {{"customer_id", customer_id},
+                          {"phase", Name(Phase::kDeleting)},
+                          {"status_url", status_url}});
+      case Store::ChangeOutcome::kAccepted:
+        break;
+    }
+    Log(LogLevel::kInfo, "api",
+        "customer " + customer_id + ": suspended, data kept until " + suspended.purge_after);
+    if (deps_.wake_reconciler) deps_.wake_reconciler();
+    return Json(202, {{"customer_id", customer_id},
+                      {"phase", Name(Phase::kSuspended)},
+                      {"purge_after", suspended.purge_after},
+                      {"restore_url", "/api/customers/" + customer_id + "/deployment/restore"},
+                      {"status_url", status_url}});
+  }
+  switch (deps_.store.RequestPurge(customer_id)) {
+    case Store::ChangeOutcome::kUnknownCustomer:
+      return UnknownCustomer(customer_id);
+    case Store::ChangeOutcome::kNotSuspended:
+      return ErrorResponse(409,
+                           "purge: " + customer_id +
+                               " is not suspended; DELETE .../deployment (without purge) first, "
+                               "which keeps the data restorable");
+    case Store::ChangeOutcome::kDeleted:
+    case Store::ChangeOutcome::kAccepted:
+      break;
+  }
+  Log(LogLevel::kInfo, "api", "customer " + customer_id + ": purge requested");
   if (deps_.wake_reconciler) deps_.wake_reconciler();
   return Json(202, {{"customer_id", customer_id},
                     {"phase", Name(Phase::kDeleting)},
+                    {"status_url", status_url}});
+}
+
+ApiServer::Response ApiServer::Restore(const std::string& customer_id) {
+  switch (deps_.store.RequestRestore(customer_id)) {
+    case Store::ChangeOutcome::kUnknownCustomer:
+      return UnknownCustomer(customer_id);
+    case Store::ChangeOutcome::kDeleted:
+    case Store::ChangeOutcome::kNotSuspended:
+      return ErrorResponse(
+          409, "deployment: " + customer_id + " was purged (or is being purged); its data is gone");
+    case Store::ChangeOutcome::kAccepted:
+      break;
+  }
+  Log(LogLevel::kInfo, "api", "customer " + customer_id + ": restore requested");
+  if (deps_.wake_reconciler) deps_.wake_reconciler();
+  return Json(202, {{"customer_id", customer_id},
                     {"status_url", "/api/customers/" + customer_id + "/deployment/status"}});
 }
 

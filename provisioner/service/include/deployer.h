@@ -38,9 +38,10 @@ class Deployer {
 
  private:
   Observation Teardown(const DeploymentRow& deployment);
-  /// Server-side apply of every object in order; the failure, if any.
+  /// Server-side apply of every object in order (`scaled_to_zero`: Deployments and StatefulSets
+  /// with zero replicas); the failure, if any.
   std::optional<Observation> ApplyAll(const DeploymentRow& deployment,
-                                      const std::vector<KubeObject>& objects);
+                                      const std::vector<KubeObject>& objects, bool scaled_to_zero);
   /// GET of every workload among `objects` into `workloads`; the failure, if any.
   std::optional<Observation> ReadWorkloads(const DeploymentRow& deployment,
                                            const std::vector<KubeObject>& objects,

@@ -35,9 +35,14 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
   const auto objects = renderer_.Render(deployment.chart_values);
   if (!objects.ok()) return Failed(deployment, "render: " + objects.error());
 
+  // Suspended: the same objects with every workload at zero replicas. The namespace, its Secret
+  // and the StatefulSet's volume stay, so a restore is an apply of the stack as it was.
+  const bool suspended = deployment.desired_state == DesiredState::kSuspended;
   std::optional<std::int64_t> applied_generation;
   if (ApplyDue(deployment, timing_)) {
-    if (auto failure = ApplyAll(deployment, objects.value())) return std::move(*failure);
+    if (auto failure = ApplyAll(deployment, objects.value(), suspended)) {
+      return std::move(*failure);
+    }
     if (auto failure = Prune(deployment, objects.value())) return std::move(*failure);
     applied_generation = deployment.desired_generation;
   }
@@ -45,14 +50,18 @@ Observation Deployer::Step(const DeploymentRow& deployment) {
   if (auto failure = ReadWorkloads(deployment, objects.value(), workloads)) {
     return std::move(*failure);
   }
+  if (suspended) return SuspendedStatus(deployment, workloads, applied_generation, timing_);
   return DeriveStatus(deployment, workloads, applied_generation, timing_);
 }
 
 std::optional<Observation> Deployer::ApplyAll(const DeploymentRow& deployment,
-                                              const std::vector<KubeObject>& objects) {
+                                              const std::vector<KubeObject>& objects,
+                                              bool scaled_to_zero) {
   for (const auto& object : objects) {
     try {
-      kube_.Apply(nlohmann::json::parse(ToJson(object.manifest).dump()));
+      auto body = nlohmann::json::parse(ToJson(object.manifest).dump());
+      if (scaled_to_zero && IsWorkload(object)) body["spec"]["replicas"] = 0;
+      kube_.Apply(body);
     } catch (const KubeApiError& e) {
       if (events_.apply_failed) events_.apply_failed(object.kind, e.status());
       const auto where =

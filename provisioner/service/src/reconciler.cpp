@@ -47,6 +47,11 @@ void Reconciler::DispatchLoop() {
   while (true) {
     std::vector<std::string> due;
     try {
+      // Suspensions whose retention ended become deletions, due at once.
+      for (const auto& id : store_.PurgeExpiredSuspensions()) {
+        Log(LogLevel::kInfo, "reconciler",
+            "customer " + id + ": suspended past its retention, purging");
+      }
       // More than the workers can take at once, so a slow customer does not hold up the rest.
       due = store_.DueDeployments(options_.workers * 4 + 16);
     } catch (const std::exception& e) {
@@ -116,7 +121,7 @@ void Reconciler::RunStep(ReconcileSession& session, Deployer& deployer,
       observation.attempts = deployment->attempts + 1;
       observation.retry_after_seconds = options_.timing.failure_backoff_max_seconds;
     };
-    if (!deployment->secrets_error.empty() && deployment->desired_state == DesiredState::kPresent) {
+    if (!deployment->secrets_error.empty() && deployment->desired_state != DesiredState::kAbsent) {
       // A secret that does not open is never rendered: the deployment fails, naming the value,
       // until the key is configured or the value restored (teardown needs no secrets).
       fail(deployment->secrets_error);

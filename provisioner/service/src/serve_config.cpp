@@ -36,6 +36,8 @@ const char kServeUsage[] =
     "  PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
     "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
     "  PROVISIONER_DEPLOYMENTS_PER_HOUR (120, every client together; over it signups get 503),\n"
+    "  PROVISIONER_DELETE_RETENTION (168h: a deleted deployment is suspended, restorable, this\n"
+    "  long before its namespace and data are purged),\n"
     "  PROVISIONER_DEFAULT_PLAN (standard), PROVISIONER_LICENSE_VALIDITY (8760h),\n"
     "  PROVISIONER_TRUSTED_PROXIES (CIDRs whose X-Forwarded-For the signup rate limit and the\n"
     "  login throttle believe), PROVISIONER_ACCESS_TOKEN_TTL (15m), PROVISIONER_DATABASE_TIMEOUT\n"
@@ -340,6 +342,8 @@ void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
       static_cast<double>(env.Count("PROVISIONER_SIGNUP_BURST", 20, 1, 100000));
   config.api.deployments_per_hour =
       static_cast<double>(env.Count("PROVISIONER_DEPLOYMENTS_PER_HOUR", 120, 1, 1000000));
+  config.api.delete_retention_seconds = static_cast<std::int64_t>(env.WholeSeconds(
+      "PROVISIONER_DELETE_RETENTION", static_cast<double>(config.api.delete_retention_seconds)));
 }
 
 // How long the API waits for a request: slow clients are closed, not waited for.

@@ -25,6 +25,8 @@ struct DeploymentRow {
   /// Seconds since the last successful apply (applied_at, computed by the database so that the
   /// provisioner's and the database's clocks never meet); nullopt if none was recorded.
   std::optional<double> seconds_since_apply;
+  /// Suspended deployments: when the purge is due (RFC 3339 UTC), else empty.
+  std::string purge_after;
   /// Set when a sealed secret in chart_values could not be opened (altered, moved, or under a key
   /// that is not configured): says which value and why. The secret values are then absent from
   /// chart_values, which must not be rendered or written back.

@@ -8,12 +8,14 @@
 
 namespace billing::provisioner {
 
-enum class Phase { kPending, kDeploying, kReady, kFailed, kDeleting, kDeleted };
-inline constexpr std::array<Phase, 6> kAllPhases = {Phase::kPending,  Phase::kDeploying,
-                                                    Phase::kReady,    Phase::kFailed,
-                                                    Phase::kDeleting, Phase::kDeleted};
+enum class Phase { kPending, kDeploying, kReady, kFailed, kSuspended, kDeleting, kDeleted };
+inline constexpr std::array<Phase, 7> kAllPhases = {
+    Phase::kPending,   Phase::kDeploying, Phase::kReady,  Phase::kFailed,
+    Phase::kSuspended, Phase::kDeleting,  Phase::kDeleted};
 
-enum class DesiredState { kPresent, kAbsent };
+/// kSuspended: the first phase of a delete. The workloads are scaled to zero and the namespace
+/// with its data volume kept until the purge (a second call, or the retention's end).
+enum class DesiredState { kPresent, kSuspended, kAbsent };
 
 inline constexpr std::string_view Name(Phase phase) {
   switch (phase) {
@@ -25,6 +27,8 @@ inline constexpr std::string_view Name(Phase phase) {
       return "Ready";
     case Phase::kFailed:
       return "Failed";
+    case Phase::kSuspended:
+      return "Suspended";
     case Phase::kDeleting:
       return "Deleting";
     case Phase::kDeleted:
@@ -34,7 +38,15 @@ inline constexpr std::string_view Name(Phase phase) {
 }
 
 inline constexpr std::string_view Name(DesiredState state) {
-  return state == DesiredState::kAbsent ? "absent" : "present";
+  switch (state) {
+    case DesiredState::kPresent:
+      return "present";
+    case DesiredState::kSuspended:
+      return "suspended";
+    case DesiredState::kAbsent:
+      return "absent";
+  }
+  return "present";
 }
 
 inline std::optional<Phase> ParsePhase(std::string_view name) {
@@ -46,6 +58,7 @@ inline std::optional<Phase> ParsePhase(std::string_view name) {
 
 inline std::optional<DesiredState> ParseDesiredState(std::string_view name) {
   if (name == "present") return DesiredState::kPresent;
+  if (name == "suspended") return DesiredState::kSuspended;
   if (name == "absent") return DesiredState::kAbsent;
   return std::nullopt;
 }

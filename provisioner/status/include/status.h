@@ -52,6 +52,14 @@ Observation DeriveStatus(const DeploymentRow& deployment,
                          std::optional<std::int64_t> applied_generation,
                          const DeployerTiming& timing);
 
+/// The conclusion of a suspended deployment's step after the scaled-down apply (if any):
+/// Suspended, looked at again after a poll while pods still run, else after a resync (a scaled
+/// workload someone scaled up again is scaled down by the next apply).
+Observation SuspendedStatus(const DeploymentRow& deployment,
+                            const std::vector<WorkloadState>& workloads,
+                            std::optional<std::int64_t> applied_generation,
+                            const DeployerTiming& timing);
+
 /// The conclusion of a deletion's step: Deleted (never look again) once the namespace is gone,
 /// else Deleting (poll).
 Observation TeardownStatus(const std::string& namespace_name, bool namespace_gone,

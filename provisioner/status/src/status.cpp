@@ -92,6 +92,43 @@ Observation DeriveStatus(const DeploymentRow& deployment,
   return o;
 }
 
+Observation SuspendedStatus(const DeploymentRow& deployment,
+                            const std::vector<WorkloadState>& workloads,
+                            std::optional<std::int64_t> applied_generation,
+                            const DeployerTiming& timing) {
+  Observation o;
+  o.phase = Phase::kSuspended;
+  o.applied_generation = applied_generation;
+  std::vector<std::string> running;
+  for (const auto& workload : workloads) {
+    nlohmann::json status = {{"kind", workload.kind}, {"name", workload.name}, {"ready", false}};
+    std::int64_t pods = 0;
+    if (workload.live) {
+      const auto& live = *workload.live;
+      const auto generation = live.value("/metadata/generation"_json_pointer, std::int64_t{0});
+      const auto observed = live.value("/status/observedGeneration"_json_pointer, std::int64_t{0});
+      pods = live.value("/status/replicas"_json_pointer, std::int64_t{0});
+      // Until the controller has seen the scale-down, its replica count is the old one's.
+      if (observed < generation && pods == 0) pods = 1;
+    }
+    status["ready_replicas"] = 0;
+    status["desired_replicas"] = 0;
+    if (pods > 0) running.push_back(workload.component + " (" + std::to_string(pods) + " pods)");
+    o.components[workload.component] = std::move(status);
+  }
+  const std::string kept = deployment.purge_after.empty()
+                               ? std::string("data kept")
+                               : "data kept until " + deployment.purge_after;
+  if (running.empty()) {
+    o.message = "suspended: every workload scaled to zero, " + kept;
+    o.retry_after_seconds = std::min(timing.resync_seconds, timing.reapply_seconds);
+  } else {
+    o.message = "suspending: waiting for " + JoinedList(running) + " to stop; " + kept;
+    o.retry_after_seconds = timing.poll_seconds;
+  }
+  return o;
+}
+
 Observation TeardownStatus(const std::string& namespace_name, bool namespace_gone,
                            const DeployerTiming& timing) {
   Observation o;

@@ -159,7 +159,7 @@ class Store {
   std::optional<DeploymentRow> Deployment(const std::string& customer_id);
   bool CustomerExists(const std::string& customer_id);
 
-  enum class ChangeOutcome { kAccepted, kUnknownCustomer, kDeleted };
+  enum class ChangeOutcome { kAccepted, kUnknownCustomer, kDeleted, kNotSuspended };
   struct UpgradeOutcome {
     ChangeOutcome outcome = ChangeOutcome::kUnknownCustomer;
     std::int64_t generation = 0;  // the new desired generation, when kAccepted
@@ -174,8 +174,22 @@ class Store {
                                 const std::optional<std::string>& plan = std::nullopt);
   /// The customer's plan (that of its current license key); nullopt for an unknown customer.
   std::optional<std::string> CustomerPlan(const std::string& customer_id);
-  /// Desired absent; idempotent.
-  ChangeOutcome RequestDelete(const std::string& customer_id);
+  /// The first phase of a delete: desired suspended (the workloads scaled to zero, the data
+  /// kept) until now + `retention_seconds`, desired generation + 1. Idempotent: a suspended
+  /// deployment keeps its purge time. kDeleted when it is already being deleted.
+  struct SuspendOutcome {
+    ChangeOutcome outcome = ChangeOutcome::kUnknownCustomer;
+    std::string purge_after;  // RFC 3339 UTC, when kAccepted
+  };
+  SuspendOutcome RequestSuspend(const std::string& customer_id, std::int64_t retention_seconds);
+  /// A suspended deployment desired present again (generation + 1); idempotent for a present
+  /// one; kDeleted once its purge was requested.
+  ChangeOutcome RequestRestore(const std::string& customer_id);
+  /// The second, deliberate phase: desired absent (the namespace and its data deleted).
+  /// kNotSuspended for a present deployment: a purge needs a suspension first. Idempotent.
+  ChangeOutcome RequestPurge(const std::string& customer_id);
+  /// Suspensions past their purge time become deletions, due at once; their customer ids.
+  std::vector<std::string> PurgeExpiredSuspensions();
 
   struct Credentials {
     std::string customer_id;

@@ -234,6 +234,22 @@ CREATE TABLE pending_signups (
 CREATE INDEX pending_signups_email ON pending_signups (lower(email));
 CREATE INDEX pending_signups_expiry ON pending_signups (expires_at);
 )sql",
+    // 11: deletes in two phases (DESIGN.md, "Deletes that can be undone"): a delete first
+    // suspends (workloads at zero, the namespace and its volume kept) until purge_after, then
+    // the purge (a second call, or the retention's end) deletes the namespace.
+    R"sql(
+ALTER TABLE deployments DROP CONSTRAINT deployments_desired_state_check,
+  ADD CONSTRAINT deployments_desired_state_check
+    CHECK (desired_state IN ('present', 'suspended', 'absent')),
+  DROP CONSTRAINT deployments_phase_check,
+  ADD CONSTRAINT deployments_phase_check
+    CHECK (phase IN ('Pending', 'Deploying', 'Ready', 'Failed', 'Suspended', 'Deleting',
+                     'Deleted')),
+  ADD COLUMN purge_after timestamptz,
+  ADD CONSTRAINT deployments_purge_after_check
+    CHECK ((desired_state = 'suspended') = (purge_after IS NOT NULL));
+CREATE INDEX deployments_purge_due ON deployments (purge_after) WHERE desired_state = 'suspended';
+)sql",
 };
 
 }  // namespace

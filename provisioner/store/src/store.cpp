@@ -24,7 +24,8 @@ const char* const kDeploymentColumns =
     "customer_id, desired_state, desired_generation, applied_generation, chart_values::text, "
     "phase, message, components::text, attempts, "
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "extract(epoch FROM now() - applied_at)::float8";
+    "extract(epoch FROM now() - applied_at)::float8, "
+    "coalesce(to_char(purge_after AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')";
 
 // Opens the secret chart values in place; a value that does not open is reported in
 // secrets_error and every secret path is removed, so nothing sealed or half-opened is rendered.
@@ -78,6 +79,7 @@ DeploymentRow ToDeployment(const pqxx::row& row, StoreSecrets& secrets) {
   d.attempts = row[8].as<int>();
   d.updated_at = row[9].as<std::string>();
   if (!row[10].is_null()) d.seconds_since_apply = row[10].as<double>();
+  d.purge_after = row[11].as<std::string>();
   OpenSecrets(secrets, d);
   return d;
 }
@@ -488,20 +490,86 @@ Store::UpgradeOutcome Store::RequestUpgrade(const std::string& customer_id,
   return {ChangeOutcome::kAccepted, row[0][0].as<std::int64_t>()};
 }
 
-Store::ChangeOutcome Store::RequestDelete(const std::string& customer_id) {
+Store::SuspendOutcome Store::RequestSuspend(const std::string& customer_id,
+                                            std::int64_t retention_seconds) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
-  const auto row = tx.exec_params(
-      "UPDATE deployments SET desired_state = 'absent', "
-      "phase = CASE WHEN phase = 'Deleted' THEN phase ELSE 'Deleting' END, "
-      "message = CASE WHEN phase = 'Deleted' THEN message ELSE 'deletion requested' END, "
-      "attempts = 0, next_attempt_at = CASE WHEN phase = 'Deleted' THEN next_attempt_at ELSE now() "
-      "END, "
-      "updated_at = CASE WHEN desired_state = 'absent' THEN updated_at ELSE now() END "
-      "WHERE customer_id = $1 RETURNING 1",
-      customer_id);
+  const auto current = tx.exec_params(
+      "SELECT desired_state FROM deployments WHERE customer_id = $1 FOR UPDATE", customer_id);
+  if (current.empty()) return {ChangeOutcome::kUnknownCustomer, ""};
+  const auto state = current[0][0].as<std::string>();
+  if (state == "absent") return {ChangeOutcome::kDeleted, ""};
+  if (state == "present") {
+    // A new generation, so the next step applies the scaled-down stack at once.
+    tx.exec_params(
+        "UPDATE deployments SET desired_state = 'suspended', "
+        "purge_after = now() + make_interval(secs => $2), "
+        "desired_generation = desired_generation + 1, phase = 'Suspended', "
+        "message = 'suspension requested', attempts = 0, next_attempt_at = now(), "
+        "updated_at = now() WHERE customer_id = $1",
+        customer_id, retention_seconds);
+  }
+  // Already suspended: idempotent, the retention is not extended.
+  const auto purge_after = tx.exec_params(
+      "SELECT to_char(purge_after AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+      "FROM deployments WHERE customer_id = $1",
+      customer_id)[0][0];
   tx.commit();
-  return row.empty() ? ChangeOutcome::kUnknownCustomer : ChangeOutcome::kAccepted;
+  return {ChangeOutcome::kAccepted, purge_after.as<std::string>()};
+}
+
+Store::ChangeOutcome Store::RequestRestore(const std::string& customer_id) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto current = tx.exec_params(
+      "SELECT desired_state FROM deployments WHERE customer_id = $1 FOR UPDATE", customer_id);
+  if (current.empty()) return ChangeOutcome::kUnknownCustomer;
+  const auto state = current[0][0].as<std::string>();
+  if (state == "absent") return ChangeOutcome::kDeleted;
+  if (state == "suspended") {
+    tx.exec_params(
+        "UPDATE deployments SET desired_state = 'present', purge_after = NULL, "
+        "desired_generation = desired_generation + 1, phase = 'Deploying', "
+        "message = 'restore requested', attempts = 0, next_attempt_at = now(), "
+        "updated_at = now() WHERE customer_id = $1",
+        customer_id);
+  }
+  tx.commit();
+  return ChangeOutcome::kAccepted;
+}
+
+// Deleting, idempotent, from a suspension only: the caller checked, and the WHERE checks again.
+constexpr const char* kPurgeSet =
+    "desired_state = 'absent', purge_after = NULL, "
+    "phase = CASE WHEN phase = 'Deleted' THEN phase ELSE 'Deleting' END, "
+    "message = CASE WHEN phase = 'Deleted' THEN message ELSE 'deletion requested' END, "
+    "attempts = 0, next_attempt_at = CASE WHEN phase = 'Deleted' THEN next_attempt_at ELSE now() "
+    "END, updated_at = CASE WHEN desired_state = 'absent' THEN updated_at ELSE now() END ";
+
+Store::ChangeOutcome Store::RequestPurge(const std::string& customer_id) {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  const auto current = tx.exec_params(
+      "SELECT desired_state FROM deployments WHERE customer_id = $1 FOR UPDATE", customer_id);
+  if (current.empty()) return ChangeOutcome::kUnknownCustomer;
+  if (current[0][0].as<std::string>() == "present") return ChangeOutcome::kNotSuspended;
+  tx.exec_params(std::string("UPDATE deployments SET ") + kPurgeSet + "WHERE customer_id = $1",
+                 customer_id);
+  tx.commit();
+  return ChangeOutcome::kAccepted;
+}
+
+std::vector<std::string> Store::PurgeExpiredSuspensions() {
+  auto lease = pool_.Acquire();
+  pqxx::work tx(*lease);
+  std::vector<std::string> purged;
+  for (const auto& row : tx.exec(std::string("UPDATE deployments SET ") + kPurgeSet +
+                                 "WHERE desired_state = 'suspended' AND purge_after <= now() "
+                                 "RETURNING customer_id")) {
+    purged.push_back(row[0].as<std::string>());
+  }
+  tx.commit();
+  return purged;
 }
 
 std::vector<std::string> Store::DueDeployments(std::size_t limit) {

@@ -196,6 +196,10 @@ TEST_F(AccountsTest, ACustomerTokenReadsItsOwnStatusAndUsageAndNobodyElses) {
                         {"Authorization: Bearer " + token, "Content-Type: application/json"})
                 .status,
             401);
+  EXPECT_EQ(HttpRequest("POST", Url("/api/customers/" + id + "/deployment/restore"), "",
+                        {"Authorization: Bearer " + token})
+                .status,
+            401);
   EXPECT_EQ(Get(StatusPath(other), kAdminToken).status, 200);
 
   // A forged token (another customer's claims under this token's signature) is nobody.

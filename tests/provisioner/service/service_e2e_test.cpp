@@ -209,6 +209,17 @@ class ServiceTest : public ::testing::Test {
     return true;
   }
 
+  /// Whether every workload is applied with `replicas` (spec.replicas; absent counts as 1).
+  bool AllWorkloadsAt(const std::string& id, int replicas) {
+    for (const auto& name : WorkloadNames()) {
+      const auto kind = name == "postgres" ? "StatefulSet" : "Deployment";
+      const auto live =
+          kube_->Object("apps/v1", kind, Namespace(id), "customer-" + id + "-" + name);
+      if (!live || (*live)["spec"].value("replicas", 1) != replicas) return false;
+    }
+    return true;
+  }
+
   std::string SecretValue(const std::string& id, const std::string& key) {
     const auto secret = kube_->Object("v1", "Secret", Namespace(id), "customer-" + id + "-secrets");
     if (!secret) return "";
@@ -404,7 +415,7 @@ std::string ServiceTest::signing_key_pem_;
 std::string ServiceTest::encryption_key_;
 std::string ServiceTest::token_key_;
 
-TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenDeleted) {
+TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenSuspendedRestoredAndPurged) {
   StartProvisioner();
   const std::string email = "ops@acme.example";
   const std::string company = "Acme Sensors GmbH";
@@ -463,11 +474,63 @@ TEST_F(ServiceTest, SignupDeploysWhatRenderGivesThenReadyThenDeleted) {
     EXPECT_EQ(ready["components"][name]["ready"], true) << name << ": " << ready.dump();
   }
 
-  const auto deleted = Admin("DELETE", "/api/customers/" + id + "/deployment");
-  EXPECT_EQ(deleted.status, 202) << deleted.body;
+  // A delete first suspends: every workload at zero, the namespace and its volume kept.
+  const std::string deployment = "/api/customers/" + id + "/deployment";
+  const auto deleted = Admin("DELETE", deployment);
+  ASSERT_EQ(deleted.status, 202) << deleted.body;
+  const auto suspension = json::parse(deleted.body);
+  EXPECT_EQ(suspension["phase"], "Suspended");
+  const std::string purge_after = suspension.value("purge_after", "");
+  EXPECT_FALSE(purge_after.empty()) << deleted.body;
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsAt(id, 0); }, 20s)) << Status(id).dump();
+  EXPECT_EQ(Status(id)["phase"], "Suspended");
+  EXPECT_EQ(Status(id)["purge_after"], purge_after);
+  kube_->MarkWorkloadsReady(Namespace(id));  // the controllers stopped every pod
+  ASSERT_TRUE(WaitFor(
+      [&] { return Status(id).value("message", "").starts_with("suspended: every workload"); },
+      20s))
+      << Status(id).dump();
+  EXPECT_TRUE(kube_->NamespaceExists(Namespace(id)));
+  EXPECT_EQ(NamespaceDeletes(id), 0);
+  EXPECT_TRUE(
+      kube_->Object("apps/v1", "StatefulSet", Namespace(id), "customer-" + id + "-postgres"));
+  const auto again = Admin("DELETE", deployment);
+  EXPECT_EQ(again.status, 202) << "idempotent";
+  EXPECT_EQ(json::parse(again.body).value("purge_after", ""), purge_after) << "not extended";
+  EXPECT_EQ(
+      Post(deployment + "/upgrade", R"({"values": {"ingress": {"enabled": false}}})", true).status,
+      409);
+
+  // Restored with one call: the stack as it was.
+  ASSERT_EQ(Post(deployment + "/restore", "", true).status, 202);
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsAt(id, 1); }, 20s)) << Status(id).dump();
+  kube_->MarkWorkloadsReady(Namespace(id));
+  ASSERT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  EXPECT_FALSE(Status(id).contains("purge_after"));
+
+  // Only a suspended deployment is purged, and the purge deletes the namespace for good.
+  const auto unsuspended = Admin("DELETE", deployment + "?purge=true");
+  EXPECT_EQ(unsuspended.status, 409) << unsuspended.body;
+  EXPECT_EQ(Admin("DELETE", deployment + "?purge=yes").status, 400);
+  ASSERT_EQ(Admin("DELETE", deployment).status, 202);
+  ASSERT_EQ(Admin("DELETE", deployment + "?purge=true").status, 202);
   ASSERT_TRUE(WaitForPhase(id, "Deleted")) << Status(id).dump();
   EXPECT_FALSE(kube_->NamespaceExists(Namespace(id)));
-  EXPECT_EQ(Admin("DELETE", "/api/customers/" + id + "/deployment").status, 202) << "idempotent";
+  EXPECT_EQ(Admin("DELETE", deployment + "?purge=true").status, 202) << "idempotent";
+  EXPECT_EQ(Admin("DELETE", deployment).status, 202) << "idempotent";
+  EXPECT_EQ(Post(deployment + "/restore", "", true).status, 409) << "the data is gone";
+}
+
+TEST_F(ServiceTest, ASuspendedDeploymentIsPurgedWhenItsRetentionEnds) {
+  StartProvisioner({{"PROVISIONER_DELETE_RETENTION", "2s"}});
+  const auto id = Signup("gone@retention.example", "Retention");
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id); }, 20s));
+  ASSERT_EQ(Admin("DELETE", "/api/customers/" + id + "/deployment").status, 202);
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsAt(id, 0); }, 20s)) << Status(id).dump();
+  EXPECT_TRUE(kube_->NamespaceExists(Namespace(id)));
+  ASSERT_TRUE(WaitForPhase(id, "Deleted")) << Status(id).dump();
+  EXPECT_FALSE(kube_->NamespaceExists(Namespace(id)));
+  EXPECT_NE(provisioner_->Log().find("suspended past its retention"), std::string::npos);
 }
 
 TEST_F(ServiceTest, DeletionWaitsForTheNamespaceToTerminate) {
@@ -477,6 +540,7 @@ TEST_F(ServiceTest, DeletionWaitsForTheNamespaceToTerminate) {
   // The namespace stays Terminating until the test says otherwise.
   kube_->HoldNamespaceFinalization(true);
   ASSERT_EQ(Admin("DELETE", "/api/customers/" + id + "/deployment").status, 202);
+  ASSERT_EQ(Admin("DELETE", "/api/customers/" + id + "/deployment?purge=true").status, 202);
   ASSERT_TRUE(WaitFor([&] { return NamespaceDeletes(id) > 0; }, 10s));
   // Two looks at the Terminating namespace after the DELETE: the provisioner has checked and
   // keeps waiting.
@@ -1398,8 +1462,9 @@ TEST_F(ServiceTest, ATamperedOrMovedSealedValueIsRefusedNamingIt) {
                             R"({"values": {"ingress": {"enabled": false}}})", true);
   EXPECT_EQ(upgrade.status, 409) << upgrade.body;
   EXPECT_NE(upgrade.body.find("does not authenticate"), std::string::npos) << upgrade.body;
-  // A deletion needs no secrets and still goes through.
+  // A purge needs no secrets and still goes through (the suspension, which renders, fails).
   EXPECT_EQ(Admin("DELETE", "/api/customers/" + victim + "/deployment").status, 202);
+  EXPECT_EQ(Admin("DELETE", "/api/customers/" + victim + "/deployment?purge=true").status, 202);
   ASSERT_TRUE(WaitForPhase(victim, "Deleted")) << Status(victim).dump();
   provisioner_->Stop(SIGTERM);
   const auto log = provisioner_->Log();

@@ -58,6 +58,7 @@ TEST(PhaseTest, NamesRoundTrip) {
   for (const Phase phase : kAllPhases) EXPECT_EQ(ParsePhase(Name(phase)), phase);
   EXPECT_EQ(ParsePhase("ready"), std::nullopt);
   EXPECT_EQ(ParseDesiredState("present"), DesiredState::kPresent);
+  EXPECT_EQ(ParseDesiredState(Name(DesiredState::kSuspended)), DesiredState::kSuspended);
   EXPECT_EQ(ParseDesiredState("absent"), DesiredState::kAbsent);
   EXPECT_EQ(ParseDesiredState("gone"), std::nullopt);
   EXPECT_EQ(Name(DesiredState::kAbsent), "absent");
@@ -153,6 +154,34 @@ TEST(FailedStatusTest, BackoffDoublesPerAttemptUpToTheCap) {
   EXPECT_EQ(FailedStatus(row, "again", Timing()).retry_after_seconds, 40);
   row.attempts = 50;
   EXPECT_EQ(FailedStatus(row, "again", Timing()).retry_after_seconds, 300);
+}
+
+TEST(SuspendedStatusTest, SuspendingWhilePodsRunThenSuspendedWithTheDataKept) {
+  auto row = Row(Phase::kSuspended, 3, 2);
+  row.desired_state = DesiredState::kSuspended;
+  row.purge_after = "2026-12-11T18:00:00Z";
+  // Scaled down, the controller has not seen it yet: its replica count is still the old one's.
+  auto scaled = Deployment(1);
+  scaled["metadata"]["generation"] = 3;
+  scaled["status"]["replicas"] = 0;
+  const auto waiting = SuspendedStatus(
+      row, {Workload("api", scaled), Workload("dashboard", Deployment(1))}, 3, Timing());
+  EXPECT_EQ(waiting.phase, Phase::kSuspended);
+  EXPECT_EQ(waiting.applied_generation, 3);
+  EXPECT_EQ(waiting.message,
+            "suspending: waiting for api (1 pods), dashboard (1 pods) to stop; data kept until "
+            "2026-12-11T18:00:00Z");
+  EXPECT_EQ(waiting.retry_after_seconds, 2);
+  // Seen and stopped; a workload someone deleted runs nothing either.
+  scaled["status"]["observedGeneration"] = 3;
+  const auto done = SuspendedStatus(
+      row, {Workload("api", scaled), Workload("dashboard", std::nullopt)}, std::nullopt, Timing());
+  EXPECT_EQ(done.phase, Phase::kSuspended);
+  EXPECT_EQ(done.message,
+            "suspended: every workload scaled to zero, data kept until 2026-12-11T18:00:00Z");
+  EXPECT_EQ(done.retry_after_seconds, 30);
+  EXPECT_EQ(done.components["api"]["ready"], false);
+  EXPECT_EQ(done.components["api"]["desired_replicas"], 0);
 }
 
 TEST(TeardownStatusTest, DeletingUntilTheNamespaceIsGoneThenDeleted) {
