@@ -68,6 +68,13 @@ class KubeClient {
   KubeClient(const KubeClient&) = delete;
   KubeClient& operator=(const KubeClient&) = delete;
 
+  /// Every request from now on ends by `deadline` (nullopt: none, only the per-request
+  /// timeout): its timeout is cut to what is left, a retry that would start after it is not
+  /// waited for, and once it has passed a request fails at once without being sent
+  /// (KubeApiError, status 0). A reconcile step sets one so that a Kubernetes API that stops
+  /// answering holds a worker for a bounded time, whatever the retries.
+  void SetDeadline(std::optional<std::chrono::steady_clock::time_point> deadline);
+
   /// Server-side apply: PATCH {path}?fieldManager=...&force=true with
   /// Content-Type application/apply-patch+yaml (the body is the object as JSON, which is YAML).
   /// Returns the object as stored. Throws KubeApiError after the retries are spent.

@@ -141,7 +141,10 @@ struct KubeClient::Impl {
   std::unique_ptr<curl_slist, CurlListDeleter> headers;
   std::array<char, CURL_ERROR_SIZE> error_text{};
   std::mt19937_64 random{std::random_device{}()};
+  std::optional<Clock::time_point> deadline;  // SetDeadline
 
+  /// What is left until the deadline (the request timeout without one); throws once it passed.
+  std::chrono::milliseconds Remaining(const Request& request) const;
   Answer Send(const Request& request, std::initializer_list<long> accepted);
   Answer Exchange(const Request& request);
   std::string BearerToken(const Request& request) const;
@@ -168,7 +171,10 @@ Answer KubeClient::Impl::Send(const Request& request, std::initializer_list<long
       failure = ErrorFrom(answer, request);
     }
     if (!failure->retryable() || attempt >= retry.max_attempts) throw *failure;
-    std::this_thread::sleep_for(Backoff(attempt, answer.retry_after));
+    const auto wait = Backoff(attempt, answer.retry_after);
+    // A retry that could only start after the deadline is not waited for.
+    if (deadline && Clock::now() + wait >= *deadline) throw *failure;
+    std::this_thread::sleep_for(wait);
   }
 }
 
@@ -214,7 +220,17 @@ void KubeClient::Impl::ConfigureTls() const {
   }
 }
 
+std::chrono::milliseconds KubeClient::Impl::Remaining(const Request& request) const {
+  if (!deadline) return retry.request_timeout;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+  if (left.count() <= 0) {
+    throw KubeApiError(0, "", "the step's deadline passed before this request", request.Describe());
+  }
+  return std::min(left, retry.request_timeout);
+}
+
 Answer KubeClient::Impl::Exchange(const Request& request) {
+  const auto timeout = Remaining(request);
   CURL* handle = curl.get();
   // Reset clears the previous request's options but keeps the connection cache: one TLS
   // handshake serves many requests.
@@ -225,11 +241,11 @@ Answer KubeClient::Impl::Exchange(const Request& request) {
   curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
   curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(retry.request_timeout.count()));
-  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::min<std::chrono::milliseconds>(retry.request_timeout,
-                                                                         std::chrono::seconds(10))
-                                         .count()));
+  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(
+      handle, CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(
+          std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(10)).count()));
   curl_easy_setopt(handle, CURLOPT_USERAGENT, "billing-provisioner");
   curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, AppendBody);
   curl_easy_setopt(handle, CURLOPT_WRITEDATA, &answer.body);
@@ -297,6 +313,10 @@ KubeClient::KubeClient(KubeCredentials credentials, std::string field_manager,
   impl_->observer = std::move(observer);
   impl_->curl.reset(curl_easy_init());
   if (!impl_->curl) throw std::runtime_error("KubeClient: libcurl could not start");
+}
+
+void KubeClient::SetDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) {
+  impl_->deadline = deadline;
 }
 
 KubeClient::~KubeClient() = default;

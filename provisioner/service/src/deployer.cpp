@@ -1,5 +1,6 @@
 #include "deployer.h"
 
+#include <chrono>
 #include <set>
 #include <tuple>
 
@@ -30,6 +31,15 @@ Observation Deployer::Failed(const DeploymentRow& deployment, std::string messag
 }
 
 Observation Deployer::Step(const DeploymentRow& deployment) {
+  // However the API behaves (it may stop answering without closing connections) and however
+  // many retries each request has, the step ends by its deadline and the worker moves on.
+  struct StepDeadline {
+    KubeClient& kube;
+    ~StepDeadline() { kube.SetDeadline(std::nullopt); }
+  } deadline{kube_};
+  kube_.SetDeadline(
+      std::chrono::steady_clock::now() +
+      std::chrono::milliseconds(static_cast<std::int64_t>(timing_.step_timeout_seconds * 1000)));
   if (deployment.desired_state == DesiredState::kAbsent) return Teardown(deployment);
 
   const auto objects = renderer_.Render(deployment.chart_values);

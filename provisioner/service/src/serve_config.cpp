@@ -33,7 +33,8 @@ const char kServeUsage[] =
     "  PROVISIONER_POLL_INTERVAL\n"
     "  (2s), PROVISIONER_RESYNC_INTERVAL (30s), PROVISIONER_REAPPLY_INTERVAL (10m),\n"
     "  PROVISIONER_FAILURE_BACKOFF (5s), PROVISIONER_FAILURE_BACKOFF_MAX (5m),\n"
-    "  PROVISIONER_KUBE_MAX_ATTEMPTS (5),\n"
+    "  PROVISIONER_KUBE_MAX_ATTEMPTS (5), PROVISIONER_STEP_TIMEOUT (60s: every Kubernetes request\n"
+    "  of one reconcile step, retries included, ends by then),\n"
     "  PROVISIONER_SIGNUP_RATE_PER_MINUTE (10), PROVISIONER_SIGNUP_BURST (20),\n"
     "  PROVISIONER_DEPLOYMENTS_PER_HOUR (120, every client together; over it signups get 503),\n"
     "  PROVISIONER_DELETE_RETENTION (168h: a deleted deployment is suspended, restorable, this\n"
@@ -324,6 +325,8 @@ void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
       env.Seconds("PROVISIONER_FAILURE_BACKOFF", timing.failure_backoff_seconds);
   timing.failure_backoff_max_seconds =
       env.Seconds("PROVISIONER_FAILURE_BACKOFF_MAX", timing.failure_backoff_max_seconds);
+  timing.step_timeout_seconds =
+      env.Seconds("PROVISIONER_STEP_TIMEOUT", timing.step_timeout_seconds);
   if (timing.failure_backoff_seconds > timing.failure_backoff_max_seconds) {
     env.Defer("PROVISIONER_FAILURE_BACKOFF: longer than PROVISIONER_FAILURE_BACKOFF_MAX");
   }

@@ -23,6 +23,7 @@ struct DeployerTiming {
   double reapply_seconds = 600;              // apply everything again once the last is this old
   double failure_backoff_seconds = 5;        // Failed: first retry; doubles per failure ...
   double failure_backoff_max_seconds = 300;  // ... up to this
+  double step_timeout_seconds = 60;          // every Kubernetes request of one step ends by this
 };
 
 /// Whether this step applies the rendered objects: a new desired generation, a Pending or Failed

@@ -408,6 +408,34 @@ TEST_F(KubeClientTest, GetAndDeleteAreRetriedToo) {
   EXPECT_EQ(api_.CountRequests("DELETE", ""), 2);
 }
 
+TEST_F(KubeClientTest, AStepDeadlineEndsRequestsAndRetriesOfAnApiThatStopsAnswering) {
+  auto client = Client("provisioner", FastRetries(5));
+  client->Apply(NamespaceObject("customer-9"));
+  api_.HoldRequests("", 0);  // from now on nothing is answered
+  client->SetDeadline(std::chrono::steady_clock::now() + 500ms);
+  try {
+    client->Get("v1", "Namespace", "", "customer-9");
+    ADD_FAILURE() << "a held request returned";
+  } catch (const KubeApiError& e) {
+    EXPECT_EQ(e.status(), 0) << e.what();
+  }
+  // One attempt, cut off by the deadline: none of the four retries left was started.
+  EXPECT_EQ(api_.HeldRequests(), 1);
+  api_.ReleaseHeldRequests();
+  // Past the deadline nothing is sent at all.
+  const int gets = api_.CountRequests("GET", "");
+  try {
+    client->Get("v1", "Namespace", "", "customer-9");
+    ADD_FAILURE() << "a request after the deadline was sent";
+  } catch (const KubeApiError& e) {
+    EXPECT_EQ(e.status(), 0);
+    EXPECT_NE(std::string(e.what()).find("deadline"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(api_.CountRequests("GET", ""), gets);
+  client->SetDeadline(std::nullopt);
+  EXPECT_TRUE(client->Get("v1", "Namespace", "", "customer-9").has_value());
+}
+
 TEST_F(KubeClientTest, FailuresBeyondMaxAttemptsThrowWithStatusAndMessage) {
   auto client = Client("provisioner", FastRetries(3));
   client->Apply(NamespaceObject("customer-8"));

@@ -533,6 +533,31 @@ TEST_F(ServiceTest, ASuspendedDeploymentIsPurgedWhenItsRetentionEnds) {
   EXPECT_NE(provisioner_->Log().find("suspended past its retention"), std::string::npos);
 }
 
+TEST_F(ServiceTest, AKubernetesApiThatStopsAnsweringFailsStepsByTheirDeadlineAndAllRecovers) {
+  StartProvisioner({{"PROVISIONER_STEP_TIMEOUT", "2s"}});
+  kube_->HoldRequests("", 0);  // the API server accepts connections and answers nothing
+  const auto id = Signup("ops@frozen-kube.example", "Frozen Kube");
+  ASSERT_FALSE(id.empty());
+  // The step gives up by its deadline, whatever the retries left, and says why.
+  ASSERT_TRUE(WaitFor([&] { return Status(id).value("phase", "") == "Failed"; }, 30s))
+      << Status(id).dump();
+  EXPECT_NE(Status(id).value("message", "").find("Kubernetes API unreachable"), std::string::npos)
+      << Status(id).dump();
+  // The API and the probes are untouched: they never wait for Kubernetes.
+  EXPECT_EQ(HttpGet(Url("/healthz"), {}, 1s).status, 200);
+  const auto second = Signup("ops@second-kube.example", "Second Kube");
+  ASSERT_FALSE(second.empty());
+
+  // The API server answers again: both customers reach Ready by themselves.
+  kube_->ReleaseHeldRequests();
+  ASSERT_TRUE(WaitFor([&] { return AllWorkloadsApplied(id) && AllWorkloadsApplied(second); }, 30s))
+      << Status(id).dump();
+  kube_->MarkWorkloadsReady(Namespace(id));
+  kube_->MarkWorkloadsReady(Namespace(second));
+  EXPECT_TRUE(WaitForPhase(id, "Ready")) << Status(id).dump();
+  EXPECT_TRUE(WaitForPhase(second, "Ready")) << Status(second).dump();
+}
+
 TEST_F(ServiceTest, DeletionWaitsForTheNamespaceToTerminate) {
   StartProvisioner();
   const auto id = Signup("slow@delete.example", "Slow Delete");
