@@ -170,6 +170,9 @@ class ApiServer {
   bool PublicSignup() const;
   /// A 503 when the platform's deployments per hour are used up (and the slot taken otherwise).
   std::optional<Response> RefuseOverDeploymentCap();
+  /// The 503 of a platform-wide signup cap: counted by `reason`, logged with `why`.
+  Response SignupsPaused(const std::string& reason, const std::string& why,
+                         long long retry_after_seconds);
   /// A public signup: stored awaiting verification and a link mailed; the same 202 for a
   /// registered address, whose owner gets a notice instead.
   Response AwaitVerification(const SignupRequest& signup);

@@ -470,29 +470,29 @@ bool ApiServer::PublicSignup() const {
 std::optional<ApiServer::Response> ApiServer::RefuseOverDeploymentCap() {
   double retry_after = 0;
   if (deployment_limiter_.Allow("", MonotonicSeconds(), &retry_after)) return std::nullopt;
-  deps_.metrics.CountSignupRefused("deployment_cap");
-  Log(LogLevel::kWarn, "api",
-      "signup refused: the platform's " + std::to_string(options_.deployments_per_hour) +
-          " deployments per hour (PROVISIONER_DEPLOYMENTS_PER_HOUR) are used up");
+  return SignupsPaused("deployment_cap",
+                       "the platform's " + std::to_string(options_.deployments_per_hour) +
+                           " deployments per hour (PROVISIONER_DEPLOYMENTS_PER_HOUR) are used up",
+                       static_cast<long long>(retry_after) + 1);
+}
+
+ApiServer::Response ApiServer::SignupsPaused(const std::string& reason, const std::string& why,
+                                             long long retry_after_seconds) {
+  deps_.metrics.CountSignupRefused(reason);
+  Log(LogLevel::kWarn, "api", "signup refused: " + why);
   auto response =
       ErrorResponse(503, "signups are paused for a while on this platform; retry later");
-  response.extra_headers =
-      "Retry-After: " + std::to_string(static_cast<long long>(retry_after) + 1) + "\r\n";
+  response.extra_headers = "Retry-After: " + std::to_string(retry_after_seconds) + "\r\n";
   return response;
 }
 
 ApiServer::Response ApiServer::AwaitVerification(const SignupRequest& signup) {
   // Checked before the costly part, for every address alike.
   if (deps_.store.CountPendingSignups() >= options_.max_unverified_signups) {
-    deps_.metrics.CountSignupRefused("unverified_cap");
-    Log(LogLevel::kWarn, "api",
-        "signup refused: " + std::to_string(options_.max_unverified_signups) +
-            " signups await verification (PROVISIONER_MAX_UNVERIFIED_SIGNUPS)");
-    auto response =
-        ErrorResponse(503, "signups are paused for a while on this platform; retry later");
-    response.extra_headers =
-        "Retry-After: " + std::to_string(kUnverifiedRetryAfterSeconds) + "\r\n";
-    return response;
+    return SignupsPaused("unverified_cap",
+                         std::to_string(options_.max_unverified_signups) +
+                             " signups await verification (PROVISIONER_MAX_UNVERIFIED_SIGNUPS)",
+                         kUnverifiedRetryAfterSeconds);
   }
   // Hashed for a registered address too: the answer's time does not tell which addresses have
   // accounts, any more than its body.

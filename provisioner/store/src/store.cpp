@@ -490,16 +490,28 @@ Store::UpgradeOutcome Store::RequestUpgrade(const std::string& customer_id,
   return {ChangeOutcome::kAccepted, row[0][0].as<std::int64_t>()};
 }
 
+namespace {
+
+// The deployment's desired state, its row locked until the transaction ends (nullopt: unknown
+// customer): suspend, restore and purge each decide from it and then write.
+std::optional<std::string> LockedDesiredState(pqxx::transaction_base& tx,
+                                              const std::string& customer_id) {
+  const auto rows = tx.exec_params(
+      "SELECT desired_state FROM deployments WHERE customer_id = $1 FOR UPDATE", customer_id);
+  if (rows.empty()) return std::nullopt;
+  return rows[0][0].as<std::string>();
+}
+
+}  // namespace
+
 Store::SuspendOutcome Store::RequestSuspend(const std::string& customer_id,
                                             std::int64_t retention_seconds) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
-  const auto current = tx.exec_params(
-      "SELECT desired_state FROM deployments WHERE customer_id = $1 FOR UPDATE", customer_id);
-  if (current.empty()) return {ChangeOutcome::kUnknownCustomer, ""};
-  const auto state = current[0][0].as<std::string>();
-  if (state == "absent") return {ChangeOutcome::kDeleted, ""};
-  if (state == "present") {
+  const auto state = LockedDesiredState(tx, customer_id);
+  if (!state) return {ChangeOutcome::kUnknownCustomer, ""};
+  if (*state == "absent") return {ChangeOutcome::kDeleted, ""};
+  if (*state == "present") {
     // A new generation, so the next step applies the scaled-down stack at once.
     tx.exec_params(
         "UPDATE deployments SET desired_state = 'suspended', "
@@ -521,12 +533,10 @@ Store::SuspendOutcome Store::RequestSuspend(const std::string& customer_id,
 Store::ChangeOutcome Store::RequestRestore(const std::string& customer_id) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
-  const auto current = tx.exec_params(
-      "SELECT desired_state FROM deployments WHERE customer_id = $1 FOR UPDATE", customer_id);
-  if (current.empty()) return ChangeOutcome::kUnknownCustomer;
-  const auto state = current[0][0].as<std::string>();
-  if (state == "absent") return ChangeOutcome::kDeleted;
-  if (state == "suspended") {
+  const auto state = LockedDesiredState(tx, customer_id);
+  if (!state) return ChangeOutcome::kUnknownCustomer;
+  if (*state == "absent") return ChangeOutcome::kDeleted;
+  if (*state == "suspended") {
     tx.exec_params(
         "UPDATE deployments SET desired_state = 'present', purge_after = NULL, "
         "desired_generation = desired_generation + 1, phase = 'Deploying', "
@@ -549,10 +559,9 @@ constexpr const char* kPurgeSet =
 Store::ChangeOutcome Store::RequestPurge(const std::string& customer_id) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
-  const auto current = tx.exec_params(
-      "SELECT desired_state FROM deployments WHERE customer_id = $1 FOR UPDATE", customer_id);
-  if (current.empty()) return ChangeOutcome::kUnknownCustomer;
-  if (current[0][0].as<std::string>() == "present") return ChangeOutcome::kNotSuspended;
+  const auto state = LockedDesiredState(tx, customer_id);
+  if (!state) return ChangeOutcome::kUnknownCustomer;
+  if (*state == "present") return ChangeOutcome::kNotSuspended;
   tx.exec_params(std::string("UPDATE deployments SET ") + kPurgeSet + "WHERE customer_id = $1",
                  customer_id);
   tx.commit();
