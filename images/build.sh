@@ -47,8 +47,20 @@ done
 for image in "${images[@]}"; do
   echo "images: building iotistic/$image:$version (revision $revision)" >&2
   # --layers: the package layer the two Containerfiles share is built once and reused.
+  # The version and revision labels are also given with --label: buildah 1.28 reuses a cached
+  # LABEL step of a multi-stage build whose ARG changed (the broker image's content is the same
+  # from one commit to the next, so it kept the first revision's label); --label is applied to
+  # the final image every time.
   buildah bud --quiet --isolation chroot --layers --pull=never \
     --build-arg VERSION="$version" --build-arg REVISION="$revision" \
+    --label org.opencontainers.image.version="$version" \
+    --label org.opencontainers.image.revision="$revision" \
     -f "images/$image.Containerfile" -t "iotistic/$image:$version" -t "iotistic/$image:$revision" .
+  labelled=$(buildah inspect --type image \
+    --format '{{index .OCIv1.Config.Labels "org.opencontainers.image.revision"}}' "iotistic/$image:$revision")
+  [[ $labelled == "$revision" ]] || {
+    echo "images: iotistic/$image:$revision is labelled revision $labelled" >&2
+    exit 1
+  }
 done
 buildah images --filter reference='iotistic/*'
