@@ -250,6 +250,39 @@ ALTER TABLE deployments DROP CONSTRAINT deployments_desired_state_check,
     CHECK ((desired_state = 'suspended') = (purge_after IS NOT NULL));
 CREATE INDEX deployments_purge_due ON deployments (purge_after) WHERE desired_state = 'suspended';
 )sql",
+    // 12: the operator's side (DESIGN.md, "Audit trail and admin tokens"): named admin tokens,
+    // stored as their SHA-256 only and revoked rather than deleted, so the audit trail keeps
+    // naming them; and the audit trail of every state-changing API call, append-only: no role,
+    // the provisioner's included, can change or delete a row while these triggers stand.
+    R"sql(
+CREATE TABLE admin_tokens (
+  name       text        PRIMARY KEY CHECK (name ~ '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' AND length(name) <= 63),
+  token_hash text        NOT NULL UNIQUE CHECK (token_hash ~ '^[0-9a-f]{64}$'),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz
+);
+CREATE TABLE audit_log (
+  id          bigserial   PRIMARY KEY,
+  at          timestamptz NOT NULL DEFAULT now(),
+  credential  text        NOT NULL,
+  client      text        NOT NULL,
+  method      text        NOT NULL,
+  route       text        NOT NULL,
+  customer_id text,
+  request     jsonb       NOT NULL,
+  status      integer     NOT NULL CHECK (status BETWEEN 100 AND 599),
+  error       text
+);
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit_log is append-only: % is not allowed', TG_OP;
+END
+$$;
+CREATE TRIGGER audit_log_no_update_or_delete BEFORE UPDATE OR DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+)sql",
 };
 
 }  // namespace
