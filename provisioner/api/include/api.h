@@ -24,15 +24,24 @@
 //   DELETE /api/customers/{id}/deployment?purge=true -> 202 a suspended one deleted for good
 //                                                                                        (admin)
 //   GET    /api/customers/{id}/usage?from=&to=[&format=csv]                  (admin, customer)
+//   GET    /api/audit?since=&limit=   the audit trail after the cursor, oldest first      (admin)
+//   POST   /api/admin/tokens          {"name"} -> 201 a new named admin token, shown once (admin)
+//   GET    /api/admin/tokens          names and times, never a token                      (admin)
+//   DELETE /api/admin/tokens/{name}   -> 200 revoked: it opens nothing from the next request
+//                                                                                        (admin)
 //   GET    /healthz, GET /metrics   (also on the health listener, health_server.h, which the
 //                                     probes and Prometheus use)
-// "Authorization: Bearer <PROVISIONER_ADMIN_TOKEN>" opens every route; a customer's access token
+// "Authorization: Bearer <PROVISIONER_ADMIN_TOKEN>", or a live named admin token ("iotadm_...",
+// checked against the store on every request), opens every route; a customer's access token
 // (HS256, audience "customer") opens that customer's status and usage only: another id answers
 // 404 exactly like an unknown customer, and the admin-only routes answer 401. Signup is
 // rate-limited per client address; failed logins are limited per account and per address. Bad input
 // gets a 4xx whose JSON {"error": "..."} names the field; handlers never let an exception escape,
 // so the service keeps serving. A request whose headers or body arrive too slowly is answered 408
 // and its connection closed (ApiOptions::header_timeout_seconds, ApiOptions::body).
+// Every state-changing call that reaches a route (audit.h, IsAudited) is appended to the audit
+// trail with its credential, client, customer, redacted request and outcome; a 408 or 413 refused
+// before routing is not.
 #pragma once
 
 #include <functional>
@@ -42,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "audit_store.h"
 #include "body_deadline.h"
 #include "identity.h"
 #include "login_throttle.h"
@@ -212,16 +222,30 @@ class ApiServer {
   /// The usage ledger after the cursor `since` (of one customer, or of all when nullopt), as JSON
   /// or CloudEvents.
   Response Ledger(const Request& request, const std::optional<std::string>& customer_id);
-  bool IsAdmin(const Request& request) const;
-  /// Who the request's bearer token says it is (an expired or forged one is kAnonymous).
+  /// GET /api/audit: the audit trail after the cursor `since`.
+  Response AuditTrail(const Request& request);
+  /// /api/admin/tokens[/{name}]: create, list and revoke named admin tokens.
+  Response AdminTokens(const Request& request, const std::string& name);
+  /// Appends the call to the audit trail; a failure is logged and counted, never thrown: the
+  /// call's outcome stands.
+  void RecordAudit(const Request& request, const std::string& route, const std::string& credential,
+                   const Response& response);
+  bool IsAdmin(const Request& request);
+  /// Who the request's bearer token says it is (an expired, revoked or forged one is
+  /// kAnonymous).
   struct Caller {
     enum class Kind { kAnonymous, kAdmin, kCustomer } kind = Kind::kAnonymous;
     std::string customer_id;  // kCustomer only
+    /// As the audit trail names it: "admin:PROVISIONER_ADMIN_TOKEN", "admin:<token name>",
+    /// "customer:<id>", "none" (no Authorization) or "invalid".
+    std::string credential = "none";
   };
-  Caller Authenticate(const Request& request) const;
+  /// Reads the store for a named admin token (its exceptions pass through).
+  Caller Authenticate(const Request& request);
 
   ApiOptions options_;
   ApiDependencies deps_;
+  AuditStore audit_;
   RateLimiter signup_limiter_;
   RateLimiter reset_limiter_;        // password reset requests per client address
   RateLimiter signup_mail_limiter_;  // signup mails per e-mail address

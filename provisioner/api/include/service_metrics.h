@@ -35,6 +35,8 @@ class ServiceMetrics {
   /// A signup refused before it created anything: "client_rate" (the per-address limit) or
   /// "deployment_cap" (the platform-wide deployments per hour).
   void CountSignupRefused(const std::string& reason);
+  /// A state-changing call whose audit entry could not be written.
+  void CountAuditWriteFailure();
   /// Customers the last usage run found in Prometheus but not in the store (never billed).
   void SetUnknownUsageCustomers(std::size_t count);
   /// Periods the usage job found older than the metrics' retention: never billed from samples.
@@ -70,6 +72,7 @@ class ServiceMetrics {
   prometheus::Counter& password_verifications_;
   prometheus::Family<prometheus::Counter>& mails_;
   prometheus::Family<prometheus::Counter>& signups_refused_;
+  prometheus::Counter& audit_write_failures_;
   std::function<std::map<std::string, std::int64_t>()> phase_source_;
 };
 

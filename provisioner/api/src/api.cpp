@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "access_token.h"
+#include "audit.h"
 #include "billing/common/civet_server.h"
 #include "billing/common/compare.h"
 #include "billing/common/customer_id.h"
@@ -41,6 +43,14 @@ constexpr int kKeepAliveTimeoutMs = 5000;
 constexpr std::size_t kBodyReadBytes = 1024;
 // What is read of a refused body before the connection is closed anyway.
 constexpr std::size_t kMaxDrainBytes = 1024 * 1024;
+// Named admin tokens carry a prefix: they are told apart from customers' JWTs without a lookup,
+// and a secret scanner recognises a leaked one.
+constexpr std::string_view kAdminTokenPrefix = "iotadm_";
+constexpr std::size_t kAdminTokenBytes = 32;
+constexpr std::size_t kDefaultAuditPage = 100;
+constexpr std::size_t kMaxAuditPage = 1000;
+// How much of X-Forwarded-For the audit trail keeps.
+constexpr std::size_t kMaxForwardedForBytes = 256;
 
 // Invalid UTF-8 (from a path, say) is replaced rather than thrown on.
 std::string Dump(const nlohmann::json& json) {
@@ -187,11 +197,52 @@ std::optional<Response> RefuseNonJson(const ApiServer::Request& request) {
                                 : "Content-Type: send the body as application/json");
 }
 
+// A non-negative integer query parameter, or `fallback` when absent; the error names it.
+Result<std::int64_t> CountParameter(const std::string& query, const char* name,
+                                    std::int64_t fallback, std::int64_t max) {
+  const auto text = QueryParameter(query, name);
+  if (!text) return fallback;
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (error != std::errc() || end != text->data() + text->size() || value < 0 || value > max) {
+    return Error{std::string(name) + ": a whole number from 0 to " + std::to_string(max)};
+  }
+  return value;
+}
+
+// The names of admin tokens are DNS labels, like the names of Kubernetes objects.
+bool IsAdminTokenName(const std::string& name) {
+  static const std::regex label("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  return !name.empty() && name.size() <= 63 && std::regex_match(name, label);
+}
+
+// Who a call concerns, for the audit trail: the id in its path, else the customer_id of its
+// answer (a signup) or of its body (a finalisation); only a well-formed id.
+std::optional<std::string> AuditedCustomer(const ApiServer::Request& request,
+                                           const std::string& route, const std::string& answer) {
+  constexpr std::string_view kCustomers = "/api/customers/";
+  if (route.starts_with("/api/customers/{id}/")) {
+    const auto rest = std::string_view(request.path).substr(kCustomers.size());
+    const std::string id(rest.substr(0, rest.find('/')));
+    if (common::IsValidCustomerId(id)) return id;
+    return std::nullopt;
+  }
+  for (const std::string* text : {&answer, &request.body}) {
+    const auto json = nlohmann::json::parse(*text, nullptr, false);
+    if (json.is_object() && json.contains("customer_id") && json["customer_id"].is_string() &&
+        common::IsValidCustomerId(json["customer_id"].get_ref<const std::string&>())) {
+      return json["customer_id"].get<std::string>();
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 ApiServer::ApiServer(ApiOptions options, ApiDependencies dependencies)
     : options_(std::move(options)),
       deps_(std::move(dependencies)),
+      audit_(deps_.store.pool()),
       signup_limiter_(options_.signup_per_minute, options_.signup_burst),
       reset_limiter_(options_.signup_per_minute, options_.signup_burst),
       signup_mail_limiter_(options_.signup_mails_per_hour / 60.0, options_.signup_mails_per_hour),
@@ -243,19 +294,38 @@ int ApiServer::HandleConnection(mg_connection* conn, void* self_ptr) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     return refused->status;
   }
-  try {
-    if (request.path.starts_with("/api/")) {
-      // CivetWeb's worker threads have small stacks (a compile-time 100-odd KiB), and
-      // rendering and validation use std::regex, which recurses per character: API work runs
-      // on a thread with the default stack instead.
-      response = std::async(std::launch::async, [&] { return self.Handle(request, route); }).get();
-    } else {
-      response = self.Handle(request, route);
+  const auto respond = [&] {
+    Response answer;
+    std::optional<std::string> credential;
+    try {
+      // Who asked is read before the call: a token that revokes itself is still named.
+      if (IsAudited(request.method, request.path, 0)) {
+        credential = self.Authenticate(request).credential;
+      }
+      answer = self.Handle(request, route);
+    } catch (const std::exception& e) {
+      // The store or a library failed: answer, log without the request body, keep serving.
+      Log(LogLevel::kError, "api", request.method + " " + route + ": " + e.what());
+      answer = ErrorResponse(503, "service temporarily unavailable; retry later");
+      // A store that just failed (or froze until its deadline) is not written to once more
+      // before answering: the missing entry is counted and the line above names the call.
+      if (credential && IsAudited(request.method, route, answer.status)) {
+        self.deps_.metrics.CountAuditWriteFailure();
+      }
+      return answer;
     }
-  } catch (const std::exception& e) {
-    // The store or a library failed: answer, log without the request body, keep serving.
-    Log(LogLevel::kError, "api", request.method + " " + route + ": " + e.what());
-    response = ErrorResponse(503, "service temporarily unavailable; retry later");
+    if (credential && IsAudited(request.method, route, answer.status)) {
+      self.RecordAudit(request, route, *credential, answer);
+    }
+    return answer;
+  };
+  if (request.path.starts_with("/api/")) {
+    // CivetWeb's worker threads have small stacks (a compile-time 100-odd KiB), and rendering
+    // and validation use std::regex, which recurses per character: API work runs on a thread
+    // with the default stack instead.
+    response = std::async(std::launch::async, respond).get();
+  } else {
+    response = respond();
   }
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
@@ -312,19 +382,30 @@ std::optional<ApiServer::BodyRefusal> ApiServer::ReadBody(mg_connection* conn,
   return std::nullopt;
 }
 
-bool ApiServer::IsAdmin(const Request& request) const {
-  return !options_.admin_token.empty() &&
-         common::ConstantTimeEquals(request.authorization, "Bearer " + options_.admin_token);
+bool ApiServer::IsAdmin(const Request& request) {
+  return Authenticate(request).kind == Caller::Kind::kAdmin;
 }
 
-ApiServer::Caller ApiServer::Authenticate(const Request& request) const {
-  if (IsAdmin(request)) return {Caller::Kind::kAdmin, ""};
+ApiServer::Caller ApiServer::Authenticate(const Request& request) {
   constexpr std::string_view kBearer = "Bearer ";
-  if (options_.token_key.empty() || !request.authorization.starts_with(kBearer)) return {};
-  auto claims = VerifyAccessToken(std::string_view(request.authorization).substr(kBearer.size()),
-                                  options_.token_key, kCustomerAudience, UnixNow());
-  if (!claims.ok() || !common::IsValidCustomerId(claims.value().subject)) return {};
-  return {Caller::Kind::kCustomer, claims.value().subject};
+  const Caller invalid{Caller::Kind::kAnonymous, "", "invalid"};
+  if (request.authorization.empty()) return {};
+  if (!options_.admin_token.empty() &&
+      common::ConstantTimeEquals(request.authorization, "Bearer " + options_.admin_token)) {
+    return {Caller::Kind::kAdmin, "", "admin:PROVISIONER_ADMIN_TOKEN"};
+  }
+  if (!request.authorization.starts_with(kBearer)) return invalid;
+  const std::string_view token = std::string_view(request.authorization).substr(kBearer.size());
+  if (token.starts_with(kAdminTokenPrefix)) {
+    // Looked up every time, not cached: a revoked token opens nothing from the next request.
+    const auto name = audit_.LiveAdminTokenName(Sha256Hex(token));
+    if (!name) return invalid;
+    return {Caller::Kind::kAdmin, "", "admin:" + *name};
+  }
+  if (options_.token_key.empty()) return invalid;
+  auto claims = VerifyAccessToken(token, options_.token_key, kCustomerAudience, UnixNow());
+  if (!claims.ok() || !common::IsValidCustomerId(claims.value().subject)) return invalid;
+  return {Caller::Kind::kCustomer, claims.value().subject, "customer:" + claims.value().subject};
 }
 
 ApiServer::Response ApiServer::Handle(const Request& request, std::string& route) {
@@ -389,6 +470,34 @@ ApiServer::Response ApiServer::Handle(const Request& request, std::string& route
     }
     if (auto refused = RefuseNonJson(request)) return *refused;
     return FinalizeUsage(request);
+  }
+
+  if (path == "/api/audit" || path == "/api/admin/tokens" ||
+      path.starts_with("/api/admin/tokens/")) {
+    const bool one_token = path.starts_with("/api/admin/tokens/");
+    route = path == "/api/audit" ? "/api/audit"
+            : one_token          ? "/api/admin/tokens/{name}"
+                                 : "/api/admin/tokens";
+    if (route == "/api/audit") {
+      if (auto refused = only("GET")) return *refused;
+    } else if (one_token) {
+      if (auto refused = only("DELETE")) return *refused;
+    } else if (method != "POST") {
+      if (auto refused = only("GET")) {
+        refused->body = Dump({{"error", "method: use GET or POST"}});
+        refused->extra_headers = "Allow: GET, POST\r\n";
+        return *refused;
+      }
+    }
+    if (!IsAdmin(request)) {
+      return Unauthorized("Authorization: a valid admin bearer token is required");
+    }
+    if (route == "/api/audit") return AuditTrail(request);
+    if (method == "POST") {
+      if (auto refused = RefuseNonJson(request)) return *refused;
+    }
+    return AdminTokens(
+        request, one_token ? path.substr(std::string("/api/admin/tokens/").size()) : std::string());
   }
 
   static const std::regex customer_route(
@@ -1080,6 +1189,97 @@ ApiServer::Response ApiServer::FinalizeUsage(const Request& request) {
       "customer " + id + ": " + std::to_string(finalized) + " usage records final up to " +
           FormatTime(*until));
   return Json(200, {{"customer_id", id}, {"until", FormatTime(*until)}, {"finalized", finalized}});
+}
+
+void ApiServer::RecordAudit(const Request& request, const std::string& route,
+                            const std::string& credential, const Response& response) {
+  AuditEntry entry;
+  entry.credential = credential;
+  entry.client = request.client;
+  if (!request.forwarded_for.empty()) {
+    entry.client +=
+        " (X-Forwarded-For: " + request.forwarded_for.substr(0, kMaxForwardedForBytes) + ")";
+  }
+  entry.method = request.method;
+  entry.route = route;
+  entry.customer_id = AuditedCustomer(request, route, response.body);
+  entry.request = Dump(RedactedRequest(request.query, request.body));
+  entry.status = response.status;
+  const auto answer = nlohmann::json::parse(response.body, nullptr, false);
+  if (answer.is_object() && answer.contains("error") && answer["error"].is_string()) {
+    entry.error = answer["error"].get<std::string>();
+  }
+  try {
+    audit_.Append(entry);
+  } catch (const std::exception& e) {
+    deps_.metrics.CountAuditWriteFailure();
+    Log(LogLevel::kError, "api",
+        "audit: the entry of " + request.method + " " + route + " (" +
+            std::to_string(response.status) + ", " + credential +
+            ") could not be written: " + e.what());
+  }
+}
+
+ApiServer::Response ApiServer::AuditTrail(const Request& request) {
+  const auto since = CountParameter(request.query, "since", 0, INT64_MAX);
+  if (!since.ok()) return ErrorResponse(400, since.error());
+  const auto limit = CountParameter(request.query, "limit", kDefaultAuditPage, kMaxAuditPage);
+  if (!limit.ok()) return ErrorResponse(400, limit.error());
+  const auto entries = audit_.After(since.value(), static_cast<std::size_t>(limit.value()));
+  nlohmann::json listed = nlohmann::json::array();
+  for (const auto& entry : entries) {
+    listed.push_back(
+        {{"id", entry.id},
+         {"at", entry.at},
+         {"credential", entry.credential},
+         {"client", entry.client},
+         {"method", entry.method},
+         {"route", entry.route},
+         {"customer_id",
+          entry.customer_id ? nlohmann::json(*entry.customer_id) : nlohmann::json(nullptr)},
+         {"request", nlohmann::json::parse(entry.request, nullptr, false)},
+         {"status", entry.status},
+         {"error", entry.error ? nlohmann::json(*entry.error) : nlohmann::json(nullptr)}});
+  }
+  // Read on with ?since=<next>: every entry exactly once (ids only grow).
+  return Json(200, {{"entries", std::move(listed)},
+                    {"next", entries.empty() ? since.value() : entries.back().id}});
+}
+
+ApiServer::Response ApiServer::AdminTokens(const Request& request, const std::string& name) {
+  if (request.method == "GET") {
+    nlohmann::json listed = nlohmann::json::array();
+    for (const auto& token : audit_.AdminTokens()) {
+      listed.push_back({{"name", token.name},
+                        {"created_at", token.created_at},
+                        {"revoked_at", token.revoked_at ? nlohmann::json(*token.revoked_at)
+                                                        : nlohmann::json(nullptr)}});
+    }
+    return Json(200, {{"tokens", std::move(listed)}});
+  }
+  if (request.method == "DELETE") {
+    if (!audit_.RevokeAdminToken(name)) {
+      return ErrorResponse(404, "name: no live admin token \"" + name + "\"");
+    }
+    Log(LogLevel::kInfo, "api", "admin token " + name + " revoked");
+    return Json(200, {{"name", name}, {"revoked", true}});
+  }
+  auto fields = StringFields(request.body, {"name"});
+  if (!fields.ok()) return ErrorResponse(400, fields.error());
+  const std::string& new_name = fields.value()[0];
+  if (!IsAdminTokenName(new_name)) {
+    return ErrorResponse(400,
+                         "name: lower-case letters, digits and '-', at most 63, starting and "
+                         "ending with a letter or digit (\"ci-deploy\")");
+  }
+  const std::string token = std::string(kAdminTokenPrefix) + RandomToken(kAdminTokenBytes);
+  if (!audit_.AddAdminToken(new_name, Sha256Hex(token))) {
+    return ErrorResponse(409, "name: an admin token \"" + new_name +
+                                  "\" exists or existed (names are not reused); choose another");
+  }
+  Log(LogLevel::kInfo, "api", "admin token " + new_name + " created");
+  // The only time the token is shown: the store keeps its SHA-256.
+  return Json(201, {{"name", new_name}, {"token", token}});
 }
 
 }  // namespace billing::provisioner

@@ -103,7 +103,14 @@ ServiceMetrics::ServiceMetrics()
                                  "client_rate (429, one address's limit), deployment_cap (503, "
                                  "the platform's deployments per hour), unverified_cap (503, "
                                  "the platform's signups awaiting verification).")
-                           .Register(*registry_)) {
+                           .Register(*registry_)),
+      audit_write_failures_(
+          prometheus::BuildCounter()
+              .Name("iotistic_provisioner_audit_write_failures_total")
+              .Help("State-changing API calls whose audit entry could not be written (the "
+                    "call's outcome stands; the log names it).")
+              .Register(*registry_)
+              .Add({})) {
   for (const char* outcome : {"sent", "failed", "dropped"}) mails_.Add({{"outcome", outcome}});
   for (const char* reason : {"client_rate", "deployment_cap", "unverified_cap"}) {
     signups_refused_.Add({{"reason", reason}});
@@ -150,6 +157,8 @@ void ServiceMetrics::CountPasswordVerification() { password_verifications_.Incre
 void ServiceMetrics::CountMail(const std::string& outcome) {
   mails_.Add({{"outcome", outcome}}).Increment();
 }
+
+void ServiceMetrics::CountAuditWriteFailure() { audit_write_failures_.Increment(); }
 
 void ServiceMetrics::CountSignupRefused(const std::string& reason) {
   signups_refused_.Add({{"reason", reason}}).Increment();

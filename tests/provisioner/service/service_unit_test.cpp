@@ -20,12 +20,14 @@
 #include <thread>
 #include <vector>
 
+#include "audit.h"
 #include "billing/common/version.h"
 #include "body_deadline.h"
 #include "deployer.h"
 #include "login_throttle.h"
 #include "mailer.h"
 #include "rate_limiter.h"
+#include "secret_values.h"
 #include "serve_config.h"
 #include "service_metrics.h"
 #include "usage_scheduler.h"
@@ -1489,3 +1491,51 @@ TEST(LoginThrottleTest, KeysAreBoundedAndExpiredOnesMakeRoom) {
 
 }  // namespace
 }  // namespace billing::provisioner
+
+// The audit trail keeps what was asked, never a secret (audit.h).
+TEST(AuditRedaction, EverySecretChartValueIsRedactedAtAnyDepth) {
+  for (const auto path : billing::provisioner::kSecretChartValuePaths) {
+    nlohmann::json values = nlohmann::json::object();
+    nlohmann::json* at = &values;
+    std::string rest(path);
+    for (auto dot = rest.find('.'); dot != std::string::npos; dot = rest.find('.')) {
+      at = &(*at)[rest.substr(0, dot)];
+      rest = rest.substr(dot + 1);
+    }
+    (*at)[rest] = "s3cret-value";
+    const auto recorded = billing::provisioner::RedactedRequest(
+        "", nlohmann::json{{"values", values}, {"list", {values}}}.dump());
+    EXPECT_EQ(recorded.dump().find("s3cret-value"), std::string::npos) << path;
+    EXPECT_NE(recorded.dump().find("[redacted]"), std::string::npos) << path;
+  }
+}
+
+TEST(AuditRedaction, KeepsWhatIsNotSecretAndOnlyCountsABodyThatIsNotJson) {
+  using billing::provisioner::RedactedRequest;
+  const auto recorded =
+      RedactedRequest("purge=true&access_token=abc",
+                      R"({"email":"a@example.com","password":"pw","Refresh_Token":"t",
+        "license":{"plan":"pro","validity_days":30},"license_key":"jwt","a\u0000b":"x\u0000y"})");
+  EXPECT_EQ(recorded["query"]["purge"], "true");
+  EXPECT_EQ(recorded["query"]["access_token"], "[redacted]");
+  EXPECT_EQ(recorded["body"]["email"], "a@example.com");
+  EXPECT_EQ(recorded["body"]["password"], "[redacted]");
+  EXPECT_EQ(recorded["body"]["Refresh_Token"], "[redacted]");
+  EXPECT_EQ(recorded["body"]["license"]["plan"], "pro");
+  EXPECT_EQ(recorded["body"]["license_key"], "[redacted]");
+  // jsonb refuses NUL: no request can make its own entry fail.
+  EXPECT_EQ(recorded.dump().find("\\u0000"), std::string::npos) << recorded.dump();
+  EXPECT_EQ(RedactedRequest("", "password=hunter2"), (nlohmann::json{{"body_bytes", 16}}));
+  EXPECT_EQ(RedactedRequest("", ""), nlohmann::json::object());
+}
+
+TEST(AuditRedaction, OnlyStateChangingCallsOnKnownRoutesAreAudited) {
+  using billing::provisioner::IsAudited;
+  EXPECT_TRUE(IsAudited("POST", "/api/customers/signup", 201));
+  EXPECT_TRUE(IsAudited("DELETE", "/api/customers/{id}/deployment", 403));
+  EXPECT_FALSE(IsAudited("DELETE", "/api/customers/{id}/deployment", 401));
+  EXPECT_FALSE(IsAudited("GET", "/api/audit", 200));
+  EXPECT_FALSE(IsAudited("HEAD", "/api/customers/{id}/usage", 200));
+  EXPECT_FALSE(IsAudited("POST", "other", 404));
+  EXPECT_FALSE(IsAudited("POST", "/api/customers/login", 429));
+}
