@@ -572,7 +572,11 @@ int KubeApiDouble::HandleRequest(mg_connection* conn, void* self_ptr) {
   const char* authorization = mg_get_header(conn, "Authorization");
   {
     std::unique_lock lock(self.mutex_);
-    const auto delay = self.response_delay_;
+    auto delay = self.response_delay_;
+    if (self.response_delay_max_ > delay) {
+      delay += std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(
+          0, (self.response_delay_max_ - delay).count())(self.delay_draws_));
+    }
     self.stopping_.wait_for(lock, delay, [&] { return self.stopped_; });
     if (self.hold_ && (self.hold_->method.empty() || self.hold_->method == request.method)) {
       if (self.hold_->pass > 0) {
@@ -1016,12 +1020,16 @@ std::vector<std::string> KubeApiDouble::Namespaces() {
   return out;
 }
 
-void KubeApiDouble::MarkWorkloadsReady(const std::string& ns) {
+void KubeApiDouble::MarkWorkloadsReady(const std::string& ns) { MarkReady(&ns); }
+
+void KubeApiDouble::MarkAllWorkloadsReady() { MarkReady(nullptr); }
+
+void KubeApiDouble::MarkReady(const std::string* ns) {
   std::lock_guard lock(mutex_);
   FinalizeNamespaces();
   for (auto& [key, stored] : objects_) {
     const std::string kind = stored->info->kind;
-    if (!stored->namespaced() || stored->ns() != ns ||
+    if (!stored->namespaced() || (ns != nullptr && stored->ns() != *ns) ||
         (kind != "Deployment" && kind != "StatefulSet")) {
       continue;
     }
@@ -1099,8 +1107,13 @@ void KubeApiDouble::ClearFailures() {
 }
 
 void KubeApiDouble::SetResponseDelay(std::chrono::milliseconds delay) {
+  SetResponseDelay(delay, delay);
+}
+
+void KubeApiDouble::SetResponseDelay(std::chrono::milliseconds min, std::chrono::milliseconds max) {
   std::lock_guard lock(mutex_);
-  response_delay_ = delay;
+  response_delay_ = min;
+  response_delay_max_ = max;
 }
 
 std::vector<KubeApiDouble::Request> KubeApiDouble::Requests() {

@@ -42,6 +42,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <tuple>
@@ -91,6 +92,8 @@ class KubeApiDouble {
   /// Sets the status of every Deployment and StatefulSet in `ns` as their controllers would once
   /// all replicas are updated and ready.
   void MarkWorkloadsReady(const std::string& ns);
+  /// The same in every namespace at once (one pass over the objects, for scale runs).
+  void MarkAllWorkloadsReady();
   /// Replaces an object's status (as its controller would); false if there is no such object.
   bool SetStatus(const std::string& api_version, const std::string& kind, const std::string& ns,
                  const std::string& name, const nlohmann::json& status);
@@ -113,6 +116,9 @@ class KubeApiDouble {
   void ClearFailures();
   /// Every response is delayed this long (slow server).
   void SetResponseDelay(std::chrono::milliseconds delay);
+  /// Every response is delayed by a time drawn uniformly from [min, max] (a real API server's
+  /// latency; the draws are the same from run to run).
+  void SetResponseDelay(std::chrono::milliseconds min, std::chrono::milliseconds max);
   /// While held, deleted namespaces stay Terminating whatever the finalization delay; releasing
   /// lets the due ones go before the next request is answered. The test decides when.
   void HoldNamespaceFinalization(bool held);
@@ -159,7 +165,8 @@ class KubeApiDouble {
   Response Create(const Route& route, const Key& key, nlohmann::json config,
                   const std::string& manager);
   Response Delete(const Route& route, const Request& request);
-  void FinalizeNamespaces();  // removes the namespaces whose finalization is due
+  void FinalizeNamespaces();              // removes the namespaces whose finalization is due
+  void MarkReady(const std::string* ns);  // in `ns`, or everywhere when null
   bool Allowed(const KindInfo& info, const std::string& verb) const;
   std::optional<Response> ImmutableFieldChange(const KindInfo& info, const std::string& name,
                                                const nlohmann::json& before,
@@ -178,6 +185,8 @@ class KubeApiDouble {
   std::map<std::string, std::chrono::steady_clock::time_point> finalize_at_;  // by namespace
   std::chrono::milliseconds finalization_delay_{0};
   std::chrono::milliseconds response_delay_{0};
+  std::chrono::milliseconds response_delay_max_{0};
+  std::minstd_rand delay_draws_;
   bool finalization_held_ = false;
   struct Hold {
     std::string method;
