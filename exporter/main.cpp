@@ -1,7 +1,6 @@
 // billing-exporter: samples the customer's PostgreSQL and MQTT broker on their own schedules and
 // serves the latest sample as Prometheus metrics. See README.md for
 // configuration and the metric reference.
-#include <malloc.h>
 
 #include <csignal>
 #include <cstdio>
@@ -14,6 +13,7 @@
 
 #include "billing/common/file.h"
 #include "billing/common/log.h"
+#include "billing/common/malloc_tuning.h"
 #include "billing/common/signals.h"
 #include "billing/common/version.h"
 #include "src/config.h"
@@ -92,22 +92,6 @@ Result<Args> ParseArgs(int argc, char** argv) {
   return args;
 }
 
-// glibc malloc, tuned once for this process's shape: a page of several MB rebuilt every sample,
-// handed out by up to 16 HTTP threads, and nothing else large.
-void TuneMalloc() {
-  // Fixed (not glibc's dynamic) mmap threshold: every multi-MB buffer (a collector's text, the
-  // serialiser's growing stream, the families' vectors) gets its own mapping and goes back to the
-  // kernel the moment it is freed, by whichever thread frees it last (a scrape may outlive its
-  // page). With the dynamic default the threshold climbs to the size of the first freed page,
-  // later pages come from the heap, and the heap keeps their pages after they are freed. Setting
-  // it also fixes the trim threshold at its 128 KiB default instead of twice the mmap threshold.
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-  // An arena per thread (glibc allows 8 per core) keeps each thread's freed small blocks to
-  // itself; this process has no allocation hot path that contends (scrapes hand out a prepared
-  // page, the MQTT counting path does not allocate), so two arenas are enough.
-  mallopt(M_ARENA_MAX, 2);
-}
-
 // The web configuration file, read and validated (nullopt: none); the error names the file and
 // the field.
 Result<std::optional<WebConfig>> LoadWebConfig(const ExporterConfig& config) {
@@ -129,7 +113,8 @@ Result<std::optional<WebConfig>> LoadWebConfig(const ExporterConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  TuneMalloc();
+  // Its pages of several MB are rebuilt every sample and handed out by up to 16 HTTP threads.
+  billing::common::TuneMalloc();
   auto parsed_args = ParseArgs(argc, argv);
   if (!parsed_args.ok()) {
     std::cerr << "billing-exporter: " << parsed_args.error() << "\n" << kUsage;

@@ -26,6 +26,7 @@
 #include "billing/common/customer_id.h"
 #include "billing/common/duration.h"
 #include "billing/common/file.h"
+#include "billing/common/malloc_tuning.h"
 #include "billing/common/version.h"
 #include "billing/provisioner/render.h"
 #include "billing/provisioner/usage.h"
@@ -263,6 +264,8 @@ int Usage(const std::vector<std::string>& args) {
 }
 
 int main(int argc, char** argv) {
+  // Each signup and login hashes a password in a 19 MiB block, on its own thread.
+  billing::common::TuneMalloc();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help") {
     std::cout << kCommands << kUsage << kUsageUsage;
