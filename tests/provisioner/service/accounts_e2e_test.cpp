@@ -687,6 +687,27 @@ TEST_F(AuditTest, TheTrailIsAppendOnlyInTheDatabase) {
   EXPECT_EQ(Trail().size(), 1u);
 }
 
+TEST_F(AuditTest, AnEntryThatCannotBeWrittenLeavesTheCallAsItWasAndIsCounted) {
+  StartProvisioner();
+  // The trail's table refuses every row from now on, as a full disk or a broken grant would.
+  Sql("CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$ BEGIN RAISE EXCEPTION 'audit rows refused by the test'; END $$");
+  Sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+      "FOR EACH ROW EXECUTE FUNCTION refuse_audit()");
+  const auto customer = Signup("unaudited@example.com", "Unaudited Co");
+  ASSERT_TRUE(customer.contains("customer_id")) << customer.dump();
+  // The customer exists and can log in: the answer stood although its entry was lost.
+  EXPECT_EQ(Login("unaudited@example.com", kPassword).status, 200);
+  EXPECT_EQ(Sql("SELECT count(*) FROM audit_log"), "0");
+  const auto metrics = HttpGet(Url("/metrics")).body;
+  EXPECT_NE(metrics.find("iotistic_provisioner_audit_write_failures_total 2"), std::string::npos)
+      << metrics;
+  EXPECT_NE(provisioner_->Log().find("audit: the entry of POST /api/customers/signup (201, "
+                                     "admin:PROVISIONER_ADMIN_TOKEN) could not be written"),
+            std::string::npos)
+      << provisioner_->Log();
+}
+
 TEST_F(AuditTest, NamedAdminTokensWorkAreNamedInTheTrailAndCanBeRevoked) {
   StartProvisioner();
   const auto created = Call("POST", "/api/admin/tokens", {{"name", "ci-deploy"}}, kAdminToken);
