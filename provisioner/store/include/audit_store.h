@@ -19,7 +19,7 @@ namespace billing::provisioner {
 struct AuditEntry {
   std::int64_t id = 0;     // assigned on append
   std::string at;          // RFC 3339 UTC, assigned on append
-  std::string credential;  // "admin:<token name>", "customer:<id>", "none" or "invalid"
+  std::string credential;  // "admin:<name>", "revoked:<name>", "customer:<id>", "none", "invalid"
   std::string client;      // the peer's address (and X-Forwarded-For, when given)
   std::string method;
   std::string route;  // the route's pattern, "/api/customers/{id}/deployment"
@@ -42,14 +42,19 @@ class AuditStore {
   /// Stores a new admin token by its SHA-256 hex; false when the name is taken (revoked names
   /// too: the audit trail keeps naming one token per name).
   bool AddAdminToken(const std::string& name, const std::string& token_hash);
-  /// The name of the live (not revoked) admin token with this SHA-256 hex.
-  std::optional<std::string> LiveAdminTokenName(const std::string& token_hash);
+  struct TokenName {
+    std::string name;
+    bool revoked = false;
+  };
+  /// The name of the admin token with this SHA-256 hex, live or revoked.
+  std::optional<TokenName> AdminTokenName(const std::string& token_hash);
   /// Revokes the token; false when no live token has this name.
   bool RevokeAdminToken(const std::string& name);
   /// Every admin token, live and revoked, by name; never a hash.
   std::vector<AdminToken> AdminTokens();
 
-  /// Appends one entry; returns its id.
+  /// Appends one entry; returns its id. Appends are serialised (a transaction-level advisory
+  /// lock), so ids become visible in their order and a reader paging by id misses none.
   std::int64_t Append(const AuditEntry& entry);
   /// At most `limit` entries with an id above `since`, oldest first.
   std::vector<AuditEntry> After(std::int64_t since, std::size_t limit);

@@ -21,5 +21,7 @@ int LatestMigrationVersion();
 /// takes it first, before any row lock, so that the triggers' own acquisition never waits while
 /// holding rows another writer needs (no deadlock between the usage job and finalisation).
 inline constexpr long kUsageLedgerLock = 7217004;
+/// Taken by every append to audit_log, so that its ids are committed in order.
+inline constexpr long kAuditLogLock = 7217012;
 
 }  // namespace billing::provisioner

@@ -2,6 +2,8 @@
 
 #include <pqxx/pqxx>
 
+#include "migrations.h"
+
 namespace billing::provisioner {
 namespace {
 
@@ -33,14 +35,14 @@ bool AuditStore::AddAdminToken(const std::string& name, const std::string& token
   return result.affected_rows() > 0;
 }
 
-std::optional<std::string> AuditStore::LiveAdminTokenName(const std::string& token_hash) {
+std::optional<AuditStore::TokenName> AuditStore::AdminTokenName(const std::string& token_hash) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
   const auto result = tx.exec_params(
-      "SELECT name FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL", token_hash);
+      "SELECT name, revoked_at IS NOT NULL FROM admin_tokens WHERE token_hash = $1", token_hash);
   tx.commit();
   if (result.empty()) return std::nullopt;
-  return result[0][0].as<std::string>();
+  return TokenName{result[0][0].as<std::string>(), result[0][1].as<bool>()};
 }
 
 bool AuditStore::RevokeAdminToken(const std::string& name) {
@@ -68,6 +70,10 @@ std::vector<AdminToken> AuditStore::AdminTokens() {
 std::int64_t AuditStore::Append(const AuditEntry& entry) {
   auto lease = pool_.Acquire();
   pqxx::work tx(*lease);
+  // Ids come from a sequence when the INSERT runs, but become visible when their transaction
+  // commits: two appends at once could commit 11 before 10, and a reader that saw 11 would never
+  // read 10. One append at a time (each a single short INSERT) keeps the two orders the same.
+  tx.exec_params("SELECT pg_advisory_xact_lock($1)", kAuditLogLock);
   const auto result = tx.exec_params(
       "INSERT INTO audit_log (credential, client, method, route, customer_id, request, status, "
       "error) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8) RETURNING id",
