@@ -152,6 +152,15 @@ class ApiServer {
     std::string body;
     std::string extra_headers;  // "Name: value\r\n" lines
   };
+  /// Who the request's bearer token says it is (an expired, revoked or forged one is
+  /// kAnonymous).
+  struct Caller {
+    enum class Kind { kAnonymous, kAdmin, kCustomer } kind = Kind::kAnonymous;
+    std::string customer_id;  // kCustomer only
+    /// As the audit trail names it: "admin:PROVISIONER_ADMIN_TOKEN", "admin:<token name>",
+    /// "revoked:<token name>", "customer:<id>", "none" (no Authorization) or "invalid".
+    std::string credential = "none";
+  };
   struct Request {
     std::string method;
     std::string path;
@@ -162,6 +171,9 @@ class ApiServer {
     std::string client;
     std::string forwarded_for;
     std::string body;
+    /// Authenticate's answer, kept so that one request reads the store for its token once and
+    /// is judged by the same answer throughout (a revocation meanwhile applies from the next).
+    mutable std::optional<Caller> caller;
   };
   /// Routes one request (exposed for tests of the routing without sockets).
   Response Handle(const Request& request, std::string& route);
@@ -227,21 +239,14 @@ class ApiServer {
   /// /api/admin/tokens[/{name}]: create, list and revoke named admin tokens.
   Response AdminTokens(const Request& request, const std::string& name);
   /// Appends the call to the audit trail; a failure is logged and counted, never thrown: the
-  /// call's outcome stands.
+  /// call's outcome stands, and an entry refused for its content is retried once without it.
   void RecordAudit(const Request& request, const std::string& route, const std::string& credential,
                    const Response& response);
   bool IsAdmin(const Request& request);
-  /// Who the request's bearer token says it is (an expired, revoked or forged one is
-  /// kAnonymous).
-  struct Caller {
-    enum class Kind { kAnonymous, kAdmin, kCustomer } kind = Kind::kAnonymous;
-    std::string customer_id;  // kCustomer only
-    /// As the audit trail names it: "admin:PROVISIONER_ADMIN_TOKEN", "admin:<token name>",
-    /// "customer:<id>", "none" (no Authorization) or "invalid".
-    std::string credential = "none";
-  };
-  /// Reads the store for a named admin token (its exceptions pass through).
+  /// Reads the store for a named admin token once per request, then answers from the request's
+  /// own copy (its exceptions pass through).
   Caller Authenticate(const Request& request);
+  Caller Identify(const Request& request);  // Authenticate's work, uncached
 
   ApiOptions options_;
   ApiDependencies deps_;

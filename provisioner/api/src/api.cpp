@@ -49,8 +49,6 @@ constexpr std::string_view kAdminTokenPrefix = "iotadm_";
 constexpr std::size_t kAdminTokenBytes = 32;
 constexpr std::size_t kDefaultAuditPage = 100;
 constexpr std::size_t kMaxAuditPage = 1000;
-// How much of X-Forwarded-For the audit trail keeps.
-constexpr std::size_t kMaxForwardedForBytes = 256;
 
 // Invalid UTF-8 (from a path, say) is replaced rather than thrown on.
 std::string Dump(const nlohmann::json& json) {
@@ -299,7 +297,7 @@ int ApiServer::HandleConnection(mg_connection* conn, void* self_ptr) {
     std::optional<std::string> credential;
     try {
       // Who asked is read before the call: a token that revokes itself is still named.
-      if (IsAudited(request.method, request.path, 0)) {
+      if (IsStateChanging(request.method, request.path)) {
         credential = self.Authenticate(request).credential;
       }
       answer = self.Handle(request, route);
@@ -309,12 +307,12 @@ int ApiServer::HandleConnection(mg_connection* conn, void* self_ptr) {
       answer = ErrorResponse(503, "service temporarily unavailable; retry later");
       // A store that just failed (or froze until its deadline) is not written to once more
       // before answering: the missing entry is counted and the line above names the call.
-      if (credential && IsAudited(request.method, route, answer.status)) {
+      if (credential && IsAudited(request.method, route, answer.status, *credential)) {
         self.deps_.metrics.CountAuditWriteFailure();
       }
       return answer;
     }
-    if (credential && IsAudited(request.method, route, answer.status)) {
+    if (credential && IsAudited(request.method, route, answer.status, *credential)) {
       self.RecordAudit(request, route, *credential, answer);
     }
     return answer;
@@ -387,6 +385,12 @@ bool ApiServer::IsAdmin(const Request& request) {
 }
 
 ApiServer::Caller ApiServer::Authenticate(const Request& request) {
+  if (request.caller) return *request.caller;
+  request.caller = Identify(request);
+  return *request.caller;
+}
+
+ApiServer::Caller ApiServer::Identify(const Request& request) {
   constexpr std::string_view kBearer = "Bearer ";
   const Caller invalid{Caller::Kind::kAnonymous, "", "invalid"};
   if (request.authorization.empty()) return {};
@@ -397,10 +401,13 @@ ApiServer::Caller ApiServer::Authenticate(const Request& request) {
   if (!request.authorization.starts_with(kBearer)) return invalid;
   const std::string_view token = std::string_view(request.authorization).substr(kBearer.size());
   if (token.starts_with(kAdminTokenPrefix)) {
-    // Looked up every time, not cached: a revoked token opens nothing from the next request.
-    const auto name = audit_.LiveAdminTokenName(Sha256Hex(token));
+    // Looked up on every request, never across requests: a revoked token opens nothing from
+    // the next one.
+    const auto name = audit_.AdminTokenName(Sha256Hex(token));
     if (!name) return invalid;
-    return {Caller::Kind::kAdmin, "", "admin:" + *name};
+    // Named in the trail: someone holds a token that was revoked, and tried it.
+    if (name->revoked) return {Caller::Kind::kAnonymous, "", "revoked:" + name->name};
+    return {Caller::Kind::kAdmin, "", "admin:" + name->name};
   }
   if (options_.token_key.empty()) return invalid;
   auto claims = VerifyAccessToken(token, options_.token_key, kCustomerAudience, UnixNow());
@@ -1193,30 +1200,40 @@ ApiServer::Response ApiServer::FinalizeUsage(const Request& request) {
 
 void ApiServer::RecordAudit(const Request& request, const std::string& route,
                             const std::string& credential, const Response& response) {
+  const std::string call = request.method + " " + route + " (" + std::to_string(response.status) +
+                           ", " + credential + ")";
   AuditEntry entry;
   entry.credential = credential;
-  entry.client = request.client;
-  if (!request.forwarded_for.empty()) {
-    entry.client +=
-        " (X-Forwarded-For: " + request.forwarded_for.substr(0, kMaxForwardedForBytes) + ")";
-  }
   entry.method = request.method;
   entry.route = route;
-  entry.customer_id = AuditedCustomer(request, route, response.body);
-  entry.request = Dump(RedactedRequest(request.query, request.body));
   entry.status = response.status;
-  const auto answer = nlohmann::json::parse(response.body, nullptr, false);
-  if (answer.is_object() && answer.contains("error") && answer["error"].is_string()) {
-    entry.error = answer["error"].get<std::string>();
-  }
   try {
+    entry.client = AuditedClient(request.client, request.forwarded_for);
+    entry.customer_id = AuditedCustomer(request, route, response.body);
+    entry.request = Dump(RedactedRequest(request.query, request.body));
+    const auto answer = nlohmann::json::parse(response.body, nullptr, false);
+    if (answer.is_object() && answer.contains("error") && answer["error"].is_string()) {
+      entry.error = answer["error"].get<std::string>();
+    }
+    audit_.Append(entry);
+    return;
+  } catch (const std::exception& e) {
+    Log(LogLevel::kWarn, "api",
+        "audit: the entry of " + call + " was refused (" + e.what() +
+            "); recording it without the request's content");
+  }
+  // Whatever in the request made its entry fail, the call is still on record: who, what, when
+  // and the outcome, without the request's own text.
+  try {
+    entry.client = AuditedClient(request.client, "");
+    entry.customer_id.reset();
+    entry.request = R"({"unrecordable":true})";
+    entry.error.reset();
     audit_.Append(entry);
   } catch (const std::exception& e) {
     deps_.metrics.CountAuditWriteFailure();
     Log(LogLevel::kError, "api",
-        "audit: the entry of " + request.method + " " + route + " (" +
-            std::to_string(response.status) + ", " + credential +
-            ") could not be written: " + e.what());
+        "audit: the entry of " + call + " could not be written: " + e.what());
   }
 }
 
@@ -1258,6 +1275,13 @@ ApiServer::Response ApiServer::AdminTokens(const Request& request, const std::st
     return Json(200, {{"tokens", std::move(listed)}});
   }
   if (request.method == "DELETE") {
+    // Not echoed unless it is a name: a token pasted in its place stays out of the answer and
+    // of the trail.
+    if (!IsAdminTokenName(name)) {
+      return ErrorResponse(400,
+                           "name: the name of an admin token (GET /api/admin/tokens lists "
+                           "them), not the token");
+    }
     if (!audit_.RevokeAdminToken(name)) {
       return ErrorResponse(404, "name: no live admin token \"" + name + "\"");
     }

@@ -15,17 +15,24 @@ std::string WithoutNul(std::string text) {
   return text;
 }
 
-nlohmann::json Redacted(const nlohmann::json& json) {
+// Deeper than any request of the API, and far from PostgreSQL's own limit on nesting (its JSON
+// parser recurses and stops at max_stack_depth): a body nested deeper cannot fail the row.
+constexpr int kMaxRecordedDepth = 32;
+constexpr char kTooDeep[] = "[nested too deep]";
+
+nlohmann::json Redacted(const nlohmann::json& json, int depth) {
+  if ((json.is_object() || json.is_array()) && depth >= kMaxRecordedDepth) return kTooDeep;
   if (json.is_object()) {
     nlohmann::json object = nlohmann::json::object();
     for (const auto& [key, value] : json.items()) {
-      object[WithoutNul(key)] = IsSecretName(key) ? nlohmann::json(kRedacted) : Redacted(value);
+      object[WithoutNul(key)] =
+          IsSecretName(key) ? nlohmann::json(kRedacted) : Redacted(value, depth + 1);
     }
     return object;
   }
   if (json.is_array()) {
     nlohmann::json array = nlohmann::json::array();
-    for (const auto& element : json) array.push_back(Redacted(element));
+    for (const auto& element : json) array.push_back(Redacted(element, depth + 1));
     return array;
   }
   if (json.is_string()) return WithoutNul(json.get<std::string>());
@@ -89,16 +96,37 @@ nlohmann::json RedactedRequest(std::string_view query, std::string_view body) {
     if (json.is_discarded()) {
       request["body_bytes"] = body.size();
     } else {
-      request["body"] = Redacted(json);
+      request["body"] = Redacted(json, 0);
     }
   }
   return request;
 }
 
-bool IsAudited(std::string_view method, std::string_view route, int status) {
-  if (method == "GET" || method == "HEAD" || method == "OPTIONS") return false;
-  if (!route.starts_with("/api/")) return false;
-  return status != 401 && status != 429;
+bool IsStateChanging(std::string_view method, std::string_view path) {
+  return method != "GET" && method != "HEAD" && method != "OPTIONS" && path.starts_with("/api/");
+}
+
+bool IsAudited(std::string_view method, std::string_view route, int status,
+               std::string_view credential) {
+  if (!IsStateChanging(method, route) || status == 429) return false;
+  const bool anonymous = credential == "none" || credential == "invalid";
+  return !anonymous || status < 400;
+}
+
+std::string AuditedClient(std::string_view peer, std::string_view forwarded_for) {
+  constexpr std::size_t kMaxForwardedForBytes = 256;
+  std::string client(peer);
+  if (!forwarded_for.empty()) {
+    client += " (X-Forwarded-For: ";
+    client += forwarded_for.substr(0, kMaxForwardedForBytes);
+    client += ")";
+  }
+  // Whatever the header holds, the row is valid text (PostgreSQL refuses invalid UTF-8, and a
+  // refused row would keep the call out of the trail): printable ASCII, anything else as '?'.
+  for (char& c : client) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return client;
 }
 
 }  // namespace billing::provisioner

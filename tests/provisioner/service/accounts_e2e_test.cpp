@@ -676,6 +676,20 @@ TEST_F(AuditTest, StateChangingCallsAreRecordedWithoutTheirSecrets) {
   EXPECT_EQ(Get("/api/audit", customer["access_token"]).status, 401);
 }
 
+// PostgreSQL refuses text that is not UTF-8: a header of such bytes must not keep the call out.
+TEST_F(AuditTest, AForwardedForHeaderOfAnyBytesCannotKeepACallOutOfTheTrail) {
+  StartProvisioner();
+  const auto signup = HttpRequest(
+      "POST", Url("/api/customers/signup"), SignupBody("xff@example.com", "Xff Co").dump(),
+      {"Content-Type: application/json", "Expect:", "X-Forwarded-For: \xff\xfe 198.51.100.7",
+       std::string("Authorization: Bearer ") + kAdminToken});
+  ASSERT_EQ(signup.status, 201) << signup.body;
+  const auto trail = Trail();
+  ASSERT_EQ(trail.size(), 1u) << trail.dump(2);
+  EXPECT_EQ(trail[0]["client"], "127.0.0.1 (X-Forwarded-For: ?? 198.51.100.7)");
+  EXPECT_EQ(trail[0]["status"], 201);
+}
+
 TEST_F(AuditTest, TheTrailIsAppendOnlyInTheDatabase) {
   StartProvisioner();
   Signup("append@example.com", "Append Co");
@@ -744,14 +758,25 @@ TEST_F(AuditTest, NamedAdminTokensWorkAreNamedInTheTrailAndCanBeRevoked) {
 
   std::vector<std::string> credentials;
   for (const auto& entry : Trail(on_call)) credentials.push_back(entry["credential"]);
-  EXPECT_EQ(credentials, (std::vector<std::string>{
-                             "admin:PROVISIONER_ADMIN_TOKEN", "admin:ci-deploy",
-                             "admin:PROVISIONER_ADMIN_TOKEN", "admin:PROVISIONER_ADMIN_TOKEN",
-                             "admin:ci-deploy", "admin:on-call", "admin:on-call"}));
-  // Refused for want of a credential (the revoked token's signup above, an anonymous delete
-  // here): counted by the request metric, never a row, so that a flood costs no write.
+  EXPECT_EQ(credentials,
+            (std::vector<std::string>{"admin:PROVISIONER_ADMIN_TOKEN", "admin:ci-deploy",
+                                      "admin:PROVISIONER_ADMIN_TOKEN",
+                                      "admin:PROVISIONER_ADMIN_TOKEN", "admin:ci-deploy",
+                                      "admin:on-call", "revoked:ci-deploy", "admin:on-call"}));
+  // Refused for want of a credential (none, or one that opens nothing): counted by the request
+  // metric, never a row, so that a flood costs no write.
   EXPECT_EQ(Call("DELETE", "/api/admin/tokens/on-call", nullptr, "").status, 401);
-  EXPECT_EQ(Sql("SELECT count(*) FROM audit_log WHERE status = 401"), "0");
+  EXPECT_EQ(Call("DELETE", "/api/admin/tokens/on-call", nullptr, "iotadm_made-up").status, 401);
+  EXPECT_EQ(Sql("SELECT count(*) FROM audit_log WHERE status = 401 AND credential <> "
+                "'revoked:ci-deploy'"),
+            "0");
+  // A token pasted where its name belongs is refused without being echoed or recorded.
+  const auto pasted = Call("DELETE", "/api/admin/tokens/" + on_call, nullptr, on_call);
+  EXPECT_EQ(pasted.status, 400) << pasted.body;
+  EXPECT_EQ(pasted.body.find(on_call), std::string::npos) << pasted.body;
+  EXPECT_EQ(Sql("SELECT count(*) FROM audit_log WHERE position('" + on_call +
+                "' in audit_log::text) > 0"),
+            "0");
 }
 
 }  // namespace

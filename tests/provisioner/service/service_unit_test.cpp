@@ -1531,11 +1531,49 @@ TEST(AuditRedaction, KeepsWhatIsNotSecretAndOnlyCountsABodyThatIsNotJson) {
 
 TEST(AuditRedaction, OnlyStateChangingCallsOnKnownRoutesAreAudited) {
   using billing::provisioner::IsAudited;
-  EXPECT_TRUE(IsAudited("POST", "/api/customers/signup", 201));
-  EXPECT_TRUE(IsAudited("DELETE", "/api/customers/{id}/deployment", 403));
-  EXPECT_FALSE(IsAudited("DELETE", "/api/customers/{id}/deployment", 401));
-  EXPECT_FALSE(IsAudited("GET", "/api/audit", 200));
-  EXPECT_FALSE(IsAudited("HEAD", "/api/customers/{id}/usage", 200));
-  EXPECT_FALSE(IsAudited("POST", "other", 404));
-  EXPECT_FALSE(IsAudited("POST", "/api/customers/login", 429));
+  EXPECT_TRUE(IsAudited("POST", "/api/customers/signup", 201, "admin:PROVISIONER_ADMIN_TOKEN"));
+  EXPECT_TRUE(IsAudited("POST", "/api/customers/signup", 202, "none"));
+  EXPECT_TRUE(IsAudited("DELETE", "/api/customers/{id}/deployment", 403, "customer:acme"));
+  EXPECT_FALSE(IsAudited("GET", "/api/audit", 200, "admin:ops"));
+  EXPECT_FALSE(IsAudited("HEAD", "/api/customers/{id}/usage", 200, "admin:ops"));
+  EXPECT_FALSE(IsAudited("OPTIONS", "/api/customers/signup", 204, "none"));
+  EXPECT_FALSE(IsAudited("POST", "other", 404, "admin:ops"));
+  EXPECT_FALSE(IsAudited("POST", "/api/customers/login", 429, "none"));
+}
+
+// Someone without a credential cannot make the provisioner write: every refusal of an anonymous
+// call is only counted. Someone with one (or with a revoked one) is on record whatever the answer.
+TEST(AuditRedaction, AnonymousRefusalsAreNotWrittenButAnyCredentialsAre) {
+  using billing::provisioner::IsAudited;
+  for (const int status : {400, 401, 404, 405, 409, 413, 415, 422}) {
+    EXPECT_FALSE(IsAudited("POST", "/api/customers/login", status, "none")) << status;
+    EXPECT_FALSE(IsAudited("DELETE", "/api/admin/tokens/{name}", status, "invalid")) << status;
+    EXPECT_TRUE(IsAudited("DELETE", "/api/admin/tokens/{name}", status, "revoked:ci")) << status;
+    EXPECT_TRUE(
+        IsAudited("POST", "/api/customers/{id}/deployment/upgrade", status, "customer:acme"))
+        << status;
+  }
+  EXPECT_TRUE(IsAudited("POST", "/api/customers/login", 200, "none"));
+  EXPECT_TRUE(IsAudited("POST", "/api/customers/verify", 201, "invalid"));
+}
+
+TEST(AuditRedaction, TheRecordedClientIsAlwaysPrintableText) {
+  using billing::provisioner::AuditedClient;
+  EXPECT_EQ(AuditedClient("127.0.0.1", ""), "127.0.0.1");
+  EXPECT_EQ(AuditedClient("10.0.0.7", "203.0.113.9"), "10.0.0.7 (X-Forwarded-For: 203.0.113.9)");
+  // PostgreSQL refuses invalid UTF-8: such a header could otherwise keep a call out of the trail.
+  EXPECT_EQ(AuditedClient("10.0.0.7", "\xff\xfe\n1.2.3.4"),
+            "10.0.0.7 (X-Forwarded-For: ???1.2.3.4)");
+  const auto long_header = AuditedClient("10.0.0.7", std::string(1000, 'a'));
+  EXPECT_EQ(long_header.size(), std::string("10.0.0.7 (X-Forwarded-For: )").size() + 256);
+}
+
+TEST(AuditRedaction, ABodyNestedDeeperThanAnyRequestIsCutShort) {
+  std::string deep;
+  for (int i = 0; i < 5000; ++i) deep += R"({"a":)";
+  deep += "1" + std::string(5000, '}');
+  const auto recorded = billing::provisioner::RedactedRequest("", deep);
+  const auto text = recorded.dump();
+  EXPECT_NE(text.find("[nested too deep]"), std::string::npos);
+  EXPECT_LT(text.size(), 400u) << text;
 }
