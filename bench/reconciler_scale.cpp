@@ -110,21 +110,6 @@ Options ParseOptions(int argc, char** argv) {
   return options;
 }
 
-// A field of /proc/<pid>/status in KiB ("VmHWM", "VmRSS"); 0 if it cannot be read.
-long ProcStatusKib(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with(field + ":")) return std::stol(line.substr(field.size() + 1));
-  }
-  return 0;
-}
-
-std::string Trimmed(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
 class ScaleRun {
  public:
   ScaleRun(PostgresServer& postgres, const std::filesystem::path& keys, const Options& options)
@@ -197,15 +182,15 @@ class ScaleRun {
     // The most connections to the store seen, sampled while everything below runs.
     std::atomic<int> max_connections{0};
     const auto sample_connections = [&] {
-      const auto count = Trimmed(postgres_.Psql(
-          "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + database + "'"));
+      const auto count = postgres_.Psql("SELECT count(*) FROM pg_stat_activity WHERE datname = '" +
+                                        database + "'");
       // psql itself is one of them.
       const int connections = std::max(0, std::stoi(count) - 1);
       max_connections = std::max(max_connections.load(), connections);
     };
     const auto ready = [&] {
-      return std::stoi(Trimmed(
-          postgres_.Psql("SELECT count(*) FROM deployments WHERE phase = 'Ready'", database)));
+      return std::stoi(
+          postgres_.Psql("SELECT count(*) FROM deployments WHERE phase = 'Ready'", database));
     };
 
     const auto started = Clock::now();

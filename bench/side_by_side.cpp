@@ -119,13 +119,7 @@ double ThreadCpuSeconds(pid_t pid, const std::string& prefix) {
 }
 
 // Resident set size in MiB from /proc/<pid>/status.
-double RssMiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return 0;
-}
+double RssMiB(pid_t pid) { return static_cast<double>(ProcStatusKib(pid, "VmRSS")) / 1024.0; }
 
 // `root` and every process below it (nginx: the master and its worker).
 std::vector<pid_t> ProcessTree(pid_t root) {

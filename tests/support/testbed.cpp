@@ -629,6 +629,14 @@ bool LabelsInclude(const MetricSample& sample, const std::map<std::string, std::
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
+long ProcStatusKib(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(field + ":")) return std::stol(line.substr(field.size() + 1));
+  }
+  return 0;
+}
+
 int FreePort() {
   // The kernel may hand out the same ephemeral port to two quick bind(0) calls in a row; two
   // servers of one test would then race for it. Remember recent answers and skip them.

@@ -24,6 +24,9 @@ namespace billing::testbed {
 /// A free TCP port on 127.0.0.1 (bind to port 0, read it back, close).
 int FreePort();
 
+/// A field of /proc/<pid>/status in KiB ("VmRSS", "VmHWM"); 0 if it cannot be read.
+long ProcStatusKib(pid_t pid, const std::string& field);
+
 /// Polls `condition` every `poll` until it returns true or `timeout` passes;
 /// returns its last answer.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout,

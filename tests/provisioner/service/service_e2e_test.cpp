@@ -1009,11 +1009,7 @@ TEST_F(ServiceTest, ABurstOfSignupsHandsItsPasswordHashingMemoryBack) {
   }
   for (auto& client : clients) client.join();
   ASSERT_EQ(created, kSignups);
-  std::ifstream status("/proc/" + std::to_string(provisioner_->pid()) + "/status");
-  long resident_kib = -1;
-  for (std::string line; std::getline(status, line);) {
-    if (line.starts_with("VmRSS:")) resident_kib = std::stol(line.substr(6));
-  }
+  const long resident_kib = ProcStatusKib(provisioner_->pid(), "VmRSS");
   ASSERT_GT(resident_kib, 0);
   // The memory request of the manifest (128 Mi): what the provisioner is scheduled with.
   EXPECT_LT(resident_kib, 128 * 1024) << "resident after the burst, KiB";
