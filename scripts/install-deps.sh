@@ -17,6 +17,8 @@ packages=(
   openssl
   # services the tests and the demo start privately on 127.0.0.1
   postgresql-15 postgresql-client-15 mosquitto mosquitto-clients prometheus python3-aiosmtpd
+  # the long-term store the usage job is also tested against (single node and vmagent)
+  victoria-metrics
   # chart tests: Go text/template + Sprig for tools/chart-render (Helm's engine, built offline in
   # GOPATH mode), JSON Schema validation of rendered objects and values, yamllint
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v2-dev

@@ -1107,6 +1107,29 @@ void MosquittoServer::Start() {
 // ---------------------------------------------------------------------------------------------
 // Prometheus
 
+namespace {
+
+// GET /api/v1/query of the Prometheus query API at `base_url` (`what` names the server in errors).
+std::string QueryApi(const std::string& base_url, const std::string& promql,
+                     const std::string& what) {
+  const CurlHandle curl = NewCurl();
+  const std::unique_ptr<char, CurlFreeDeleter> escaped(
+      curl_easy_escape(curl.get(), promql.data(), static_cast<int>(promql.size())));
+  if (!escaped) throw std::runtime_error("curl_easy_escape failed");
+  const HttpResponse response = HttpGet(base_url + "/api/v1/query?query=" + escaped.get());
+  // 400 and 422 carry the API's JSON error envelope ("status":"error"), which the caller may want
+  // to inspect; anything else is not an answer from the query API.
+  if (response.status != 200 && response.status != 400 && response.status != 422) {
+    throw std::runtime_error(
+        what + " query '" + promql + "' failed: " +
+        (response.status == 0 ? response.error : "HTTP " + std::to_string(response.status)) + "\n" +
+        Tail(response.body, 500));
+  }
+  return response.body;
+}
+
+}  // namespace
+
 // `extra_config` is appended verbatim to the generated prometheus.yml: top-level keys at column 0
 // (e.g. "rule_files: [...]"), or further scrape jobs as "  - job_name: ..." list items.
 PrometheusServer::PrometheusServer(const std::vector<std::string>& targets,
@@ -1154,6 +1177,73 @@ PrometheusServer::PrometheusServer(const std::vector<std::string>& targets,
       if (attempt == kPortAttempts) throw;
     }
   }
+}
+
+VictoriaMetricsServer::VictoriaMetricsServer(const std::vector<std::string>& targets,
+                                             std::chrono::seconds scrape_interval)
+    : dir_(std::make_unique<TempDir>("billing-victoria")) {
+  const fs::path& dir = dir_->path();
+  const std::string interval = std::to_string(scrape_interval.count()) + "s";
+  std::string target_list;
+  for (const auto& target : targets) {
+    target_list += (target_list.empty() ? "" : ", ") + YamlQuote(target);
+  }
+  const fs::path config = dir / "scrape.yml";
+  WriteFile(config, "global:\n  scrape_interval: " + interval + "\n  scrape_timeout: " + interval +
+                        "\nscrape_configs:\n  - job_name: billing\n    static_configs:\n"
+                        "      - targets: [" +
+                        target_list + "]\n");
+  for (int attempt = 1;; ++attempt) {
+    port_ = FreePort();
+    Process::Options options;
+    options.argv = {FindProgram("/usr/bin/victoria-metrics", "victoria-metrics"),
+                    "-storageDataPath=" + (dir / "data").string(),
+                    "-httpListenAddr=127.0.0.1:" + std::to_string(port_),
+                    // Queries see every sample written, not only those older than 30 s (the
+                    // default offset against samples still in flight), and nothing is cached.
+                    "-search.latencyOffset=0s", "-search.disableCache"};
+    options.log_path = dir / "victoria-metrics.log";
+    try {
+      const std::string health = Url() + "/health";
+      store_ = StartServer(std::move(options), "VictoriaMetrics on port " + std::to_string(port_),
+                           [&] { return HttpGet(health, {}, seconds(2)).status == 200; });
+      break;
+    } catch (const PortInUseError&) {
+      if (attempt == kPortAttempts) throw;
+    }
+  }
+  for (int attempt = 1;; ++attempt) {
+    const int agent_port = FreePort();
+    Process::Options options;
+    options.argv = {FindProgram("/usr/bin/vmagent", "vmagent"),
+                    "-promscrape.config=" + config.string(),
+                    "-remoteWrite.url=" + Url() + "/api/v1/write",
+                    "-remoteWrite.tmpDataPath=" + (dir / "agent-queue").string(),
+                    "-remoteWrite.flushInterval=1s",
+                    "-httpListenAddr=127.0.0.1:" + std::to_string(agent_port)};
+    options.log_path = dir / "vmagent.log";
+    try {
+      const std::string health = "http://127.0.0.1:" + std::to_string(agent_port) + "/health";
+      agent_ = StartServer(std::move(options), "vmagent on port " + std::to_string(agent_port),
+                           [&] { return HttpGet(health, {}, seconds(2)).status == 200; });
+      return;
+    } catch (const PortInUseError&) {
+      if (attempt == kPortAttempts) throw;
+    }
+  }
+}
+
+VictoriaMetricsServer::~VictoriaMetricsServer() {
+  if (agent_) agent_->Stop(SIGTERM, seconds(20));
+  if (store_) store_->Stop(SIGTERM, seconds(20));
+}
+
+std::string VictoriaMetricsServer::Url() const {
+  return "http://127.0.0.1:" + std::to_string(port_);
+}
+
+std::string VictoriaMetricsServer::Query(const std::string& promql) const {
+  return QueryApi(Url(), promql, "VictoriaMetrics");
 }
 
 SmtpServer::SmtpServer() : dir_(std::make_unique<TempDir>("billing-smtp")) {
@@ -1228,20 +1318,7 @@ PrometheusServer::~PrometheusServer() {
 std::string PrometheusServer::Url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
 std::string PrometheusServer::Query(const std::string& promql) const {
-  const CurlHandle curl = NewCurl();
-  const std::unique_ptr<char, CurlFreeDeleter> escaped(
-      curl_easy_escape(curl.get(), promql.data(), static_cast<int>(promql.size())));
-  if (!escaped) throw std::runtime_error("curl_easy_escape failed");
-  const HttpResponse response = HttpGet(Url() + "/api/v1/query?query=" + escaped.get());
-  // 400 and 422 carry the API's JSON error envelope ("status":"error"), which the caller may want
-  // to inspect; anything else is not an answer from the query API.
-  if (response.status != 200 && response.status != 400 && response.status != 422) {
-    throw std::runtime_error(
-        "Prometheus query '" + promql + "' failed: " +
-        (response.status == 0 ? response.error : "HTTP " + std::to_string(response.status)) + "\n" +
-        Tail(response.body, 500));
-  }
-  return response.body;
+  return QueryApi(Url(), promql, "Prometheus");
 }
 
 // ---------------------------------------------------------------------------------------------

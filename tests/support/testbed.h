@@ -186,6 +186,29 @@ class PrometheusServer {
   std::unique_ptr<Process> process_;
 };
 
+/// A private VictoriaMetrics single node (Debian's victoria-metrics 1.79) on 127.0.0.1:<free
+/// port>, fed by a vmagent that scrapes `targets` ("host:port") every `scrape_interval` and
+/// remote-writes to it: the long-term store a platform past one Prometheus queries instead. It
+/// answers the Prometheus query API at Url().
+class VictoriaMetricsServer {
+ public:
+  explicit VictoriaMetricsServer(const std::vector<std::string>& targets,
+                                 std::chrono::seconds scrape_interval = std::chrono::seconds(1));
+  ~VictoriaMetricsServer();
+  VictoriaMetricsServer(const VictoriaMetricsServer&) = delete;
+  VictoriaMetricsServer& operator=(const VictoriaMetricsServer&) = delete;
+
+  std::string Url() const;  // http://127.0.0.1:PORT, the query API
+  /// GET /api/v1/query?query=...; returns the raw JSON body; throws on HTTP failure.
+  std::string Query(const std::string& promql) const;
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  int port_ = 0;
+  std::unique_ptr<Process> store_;
+  std::unique_ptr<Process> agent_;
+};
+
 /// A private SMTP server (Debian's aiosmtpd) on 127.0.0.1:<free port> that stores every message
 /// it accepts in a Maildir.
 class SmtpServer {
