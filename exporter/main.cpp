@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/command_line.h"
 #include "billing/common/file.h"
 #include "billing/common/log.h"
 #include "billing/common/malloc_tuning.h"
@@ -65,10 +66,14 @@ Result<Args> ParseArgs(int argc, char** argv) {
   Args args;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&](const std::string& flag) -> std::optional<std::string> {
-      if (arg.rfind(flag + "=", 0) == 0) return arg.substr(flag.size() + 1);
-      if (arg == flag && i + 1 < argc) return std::string(argv[++i]);
-      return std::nullopt;
+    const auto split = billing::common::SplitFlag(arg);
+    const std::string& flag = split.first;
+    const std::optional<std::string>& inline_value = split.second;
+    // The flag's value, inline or the next argument; `what` says what it must be.
+    auto value = [&](const char* what) -> Result<std::string> {
+      if (inline_value) return *inline_value;
+      if (i + 1 < argc) return std::string(argv[++i]);
+      return Error{flag + " needs " + what};
     };
     if (arg == "--check-config") {
       args.check_config = true;
@@ -76,15 +81,16 @@ Result<Args> ParseArgs(int argc, char** argv) {
       args.version = true;
     } else if (arg == "--help" || arg == "-h") {
       args.help = true;
-    } else if (arg.rfind("--web.config.file", 0) == 0) {
-      if (!(args.web_config_file = value("--web.config.file")))
-        return Error{"--web.config.file needs a file path"};
-    } else if (arg.rfind("--config", 0) == 0) {
-      if (!(args.config_path = value("--config"))) return Error{"--config needs a file path"};
-    } else if (arg.rfind("--listen", 0) == 0) {
-      if (!(args.listen = value("--listen"))) return Error{"--listen needs ADDR:PORT"};
-      if (auto valid = ValidateListenAddress(*args.listen); !valid.ok())
+    } else if (flag == "--web.config.file" || flag == "--config") {
+      auto path = value("a file path");
+      if (!path.ok()) return Error{path.error()};
+      (flag == "--config" ? args.config_path : args.web_config_file) = std::move(path).value();
+    } else if (flag == "--listen") {
+      auto listen = value("ADDR:PORT");
+      if (!listen.ok()) return Error{listen.error()};
+      if (auto valid = ValidateListenAddress(listen.value()); !valid.ok())
         return Error{"--listen: " + valid.error()};
+      args.listen = std::move(listen).value();
     } else {
       return Error{"unknown argument '" + arg + "'"};
     }

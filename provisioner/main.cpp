@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "billing/common/command_line.h"
 #include "billing/common/customer_id.h"
 #include "billing/common/duration.h"
 #include "billing/common/file.h"
@@ -96,13 +97,7 @@ std::string GeneratePassword() {
   return password;
 }
 
-// `--flag=value` -> ("--flag", "value"); anything else -> (arg, nullopt): every flag of every
-// subcommand takes its value either way.
-std::pair<std::string, std::optional<std::string>> SplitFlag(const std::string& arg) {
-  const auto equals = arg.find('=');
-  if (!arg.starts_with("--") || equals == std::string::npos) return {arg, std::nullopt};
-  return {arg.substr(0, equals), arg.substr(equals + 1)};
-}
+using billing::common::SplitFlag;
 
 int Fail(int status, const std::string& message) {
   std::cerr << "provisioner: " << message << "\n";

@@ -97,15 +97,29 @@ TEST_F(CliTest, BadArguments) {
   EXPECT_EQ(RunCommand({kExporter, "--config", (dir_.path() / "missing.yaml").string()}, kGoodEnv)
                 .exit_code,
             2);
+  // The error names the flag at fault, in either form of the one convention.
+  const auto inline_listen = RunCommand({kExporter, "--listen=nowhere"}, kGoodEnv);
+  EXPECT_EQ(inline_listen.exit_code, 2);
+  EXPECT_NE(inline_listen.output.find("--listen: "), std::string::npos) << inline_listen.output;
+  const auto no_path = RunCommand({kExporter, "--config"}, kGoodEnv);
+  EXPECT_EQ(no_path.exit_code, 2);
+  EXPECT_NE(no_path.output.find("--config needs a file path"), std::string::npos) << no_path.output;
+  // A flag is matched whole, not by its prefix.
+  const auto prefixed = RunCommand({kExporter, "--configuration", "x.yaml"}, kGoodEnv);
+  EXPECT_EQ(prefixed.exit_code, 2);
+  EXPECT_NE(prefixed.output.find("unknown argument '--configuration'"), std::string::npos)
+      << prefixed.output;
 }
 
 TEST_F(CliTest, CheckConfigAcceptsTheDocumentedExample) {
-  const auto result =
-      RunCommand({kExporter, "--check-config", "--config",
-                  std::string(BILLING_SOURCE_DIR) + "/exporter/config.example.yaml"},
-                 {});
-  EXPECT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_EQ(result.output, "config ok\n");
+  const std::string example = std::string(BILLING_SOURCE_DIR) + "/exporter/config.example.yaml";
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {kExporter, "--check-config", "--config", example},
+           {kExporter, "--check-config", "--config=" + example}}) {
+    const auto result = RunCommand(argv, {});
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_EQ(result.output, "config ok\n");
+  }
 }
 
 TEST_F(CliTest, Version) {
