@@ -358,8 +358,8 @@ std::optional<std::size_t> SanitiseUtf8(std::string_view body, std::string& sani
 }
 
 // Parses `text` into `parsed`, noting the first top-level field given twice.
-std::optional<Error> ParseNotingDuplicates(std::string_view text, json& parsed,
-                                           std::optional<std::string>& duplicate) {
+Status ParseNotingDuplicates(std::string_view text, json& parsed,
+                             std::optional<std::string>& duplicate) {
   std::vector<std::string> names;
   const json::parser_callback_t note_duplicates = [&](int depth, json::parse_event_t event,
                                                       json& node) {
@@ -380,13 +380,12 @@ std::optional<Error> ParseNotingDuplicates(std::string_view text, json& parsed,
   } catch (const json::exception&) {
     return Error{"body: not valid JSON: a number is out of range"};
   }
-  return std::nullopt;
+  return Ok();
 }
 
 // An object of exactly the known fields, each once, each a string of valid UTF-8.
-std::optional<Error> CheckSignupShape(const json& parsed,
-                                      const std::optional<std::string>& duplicate,
-                                      std::string_view text, std::optional<std::size_t> first_bad) {
+Status CheckSignupShape(const json& parsed, const std::optional<std::string>& duplicate,
+                        std::string_view text, std::optional<std::size_t> first_bad) {
   if (!parsed.is_object()) return Error{"body: must be a JSON object"};
   if (duplicate) {
     const auto shown = ShownFieldName(*duplicate);
@@ -412,7 +411,7 @@ std::optional<Error> CheckSignupShape(const json& parsed,
     if (it == parsed.end()) return Error{std::string(field) + ": is required"};
     if (!it->is_string()) return Error{std::string(field) + ": must be a string"};
   }
-  return std::nullopt;
+  return Ok();
 }
 
 // The checked fields; every string decodes (invalid UTF-8 was refused by CheckSignupShape).
@@ -457,8 +456,10 @@ Result<SignupRequest> ParseSignupRequest(std::string_view body) {
     }
   } wipe_password{parsed};
   std::optional<std::string> duplicate;
-  if (auto error = ParseNotingDuplicates(text, parsed, duplicate)) return *error;
-  if (auto error = CheckSignupShape(parsed, duplicate, text, first_bad)) return *error;
+  if (auto status = ParseNotingDuplicates(text, parsed, duplicate); !status.ok())
+    return status.failure();
+  if (auto status = CheckSignupShape(parsed, duplicate, text, first_bad); !status.ok())
+    return status.failure();
   return SignupFields(parsed);
 }
 

@@ -22,7 +22,7 @@ Result<std::shared_ptr<const SecretBox>> LoadSecretBox(const EncryptionConfig& c
 /// neither the current nor a previous key, or sealed while no key is configured) and logs what
 /// else needs attention (values in clear, values under previous keys). Error: names the key ids
 /// and the variables to set.
-std::optional<Error> CheckStoredSecrets(Store& store, const SecretBox* box);
+Status CheckStoredSecrets(Store& store, const SecretBox* box);
 
 extern const char kRotateUsage[];
 /// `provisioner rotate-encryption-key`: exit 0 done, 2 bad configuration or a value that does

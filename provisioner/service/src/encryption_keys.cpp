@@ -61,7 +61,7 @@ Result<std::shared_ptr<const SecretBox>> LoadSecretBox(const EncryptionConfig& c
   return box;
 }
 
-std::optional<Error> CheckStoredSecrets(Store& store, const SecretBox* box) {
+Status CheckStoredSecrets(Store& store, const SecretBox* box) {
   const auto inventory = store.Secrets();
   std::set<std::string> unknown;
   std::set<std::string> previous;
@@ -85,7 +85,7 @@ std::optional<Error> CheckStoredSecrets(Store& store, const SecretBox* box) {
         "PROVISIONER_ALLOW_UNENCRYPTED_SECRETS=true: the tenants' database passwords and license "
         "keys are stored IN CLEAR in the provisioner's database; whoever reads it (a dump, a "
         "backup) can use them. Set PROVISIONER_ENCRYPTION_KEY_FILE in production.");
-    return std::nullopt;
+    return Ok();
   }
   if (inventory.clear > 0) {
     Log(LogLevel::kWarn, "serve",
@@ -101,7 +101,7 @@ std::optional<Error> CheckStoredSecrets(Store& store, const SecretBox* box) {
   }
   Log(LogLevel::kInfo, "serve",
       "tenant secrets are sealed with AES-256-GCM under key id " + box->current_key_id());
-  return std::nullopt;
+  return Ok();
 }
 
 int RotateEncryptionKey(const std::vector<std::string>& args) {

@@ -114,8 +114,8 @@ int Serve(const std::vector<std::string>& args, const std::string& default_chart
   try {
     store.emplace(config.database_url, config.api.threads + 2, secret_box.value(),
                   std::chrono::milliseconds(std::llround(config.database_timeout_seconds * 1000)));
-    if (auto refused = CheckStoredSecrets(*store, secret_box.value().get())) {
-      return Fail(kExitBadConfig, refused->message);
+    if (auto checked = CheckStoredSecrets(*store, secret_box.value().get()); !checked.ok()) {
+      return Fail(kExitBadConfig, checked.failure().message);
     }
     if (const auto backfill = BackfillGeneratedValues(*store); backfill.skipped > 0) {
       Log(LogLevel::kWarn, "serve",

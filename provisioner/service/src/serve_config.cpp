@@ -229,7 +229,7 @@ class EnvReader {
   std::optional<Error> deferred_;
 };
 
-std::optional<Error> ParseServeFlags(const std::vector<std::string>& args, ServeConfig& config) {
+Status ParseServeFlags(const std::vector<std::string>& args, ServeConfig& config) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     // `--flag value` and `--flag=value`, as both programs take every flag.
     const auto equals = args[i].find('=');
@@ -263,10 +263,10 @@ std::optional<Error> ParseServeFlags(const std::vector<std::string>& args, Serve
                "' is the API's --listen too; give the health listener a port of its own, like "
                "0.0.0.0:3001");
   }
-  return std::nullopt;
+  return Ok();
 }
 
-std::optional<Error> ReadRequiredSettings(const EnvReader& env, ServeConfig& config) {
+Status ReadRequiredSettings(const EnvReader& env, ServeConfig& config) {
   std::string first_error;
   auto required = [&](const char* name, const char* what) {
     auto value = env.Get(name);
@@ -295,10 +295,10 @@ std::optional<Error> ReadRequiredSettings(const EnvReader& env, ServeConfig& con
   if (config.api.admin_token.size() < 16) {
     return Bad("PROVISIONER_ADMIN_TOKEN: at least 16 characters (use a random token)");
   }
-  return std::nullopt;
+  return Ok();
 }
 
-std::optional<Error> ReadTrustedProxies(const std::string& proxies, ApiOptions& api) {
+Status ReadTrustedProxies(const std::string& proxies, ApiOptions& api) {
   std::size_t start = 0;
   while (!proxies.empty() && start <= proxies.size()) {
     const auto end = std::min(proxies.find(',', start), proxies.size());
@@ -313,7 +313,7 @@ std::optional<Error> ReadTrustedProxies(const std::string& proxies, ApiOptions& 
     api.trusted_proxies.push_back(*network);
     start = end + 1;
   }
-  return std::nullopt;
+  return Ok();
 }
 
 void ReadTimingAndLimits(EnvReader& env, ServeConfig& config) {
@@ -362,9 +362,9 @@ void ReadRequestLimits(EnvReader& env, ApiOptions& api) {
                 static_cast<std::int64_t>(api.body.min_bytes_per_second), 0, 1000000000));
 }
 
-std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
+Status ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
   const auto prometheus = env.Get("PROMETHEUS_URL");
-  if (prometheus.empty()) return std::nullopt;
+  if (prometheus.empty()) return Ok();
   if (!prometheus.starts_with("http://") && !prometheus.starts_with("https://")) {
     return Bad("PROMETHEUS_URL: '" + prometheus + "' is not an http(s) URL");
   }
@@ -388,7 +388,7 @@ std::optional<Error> ReadUsageSchedule(EnvReader& env, ServeConfig& config) {
   usage.final_after_seconds =
       static_cast<std::int64_t>(env.WholeSeconds("PROVISIONER_USAGE_FINAL_AFTER", 72 * 3600.0));
   config.usage = usage;
-  return std::nullopt;
+  return Ok();
 }
 
 // A bare address: what SMTP's MAIL FROM and the From header both take.
@@ -399,7 +399,7 @@ bool IsPlainAddress(const std::string& address) {
          address.find_first_of(" \t\r\n<>,;\"") == std::string::npos;
 }
 
-std::optional<Error> ReadMailSettings(EnvReader& env, ServeConfig& config) {
+Status ReadMailSettings(EnvReader& env, ServeConfig& config) {
   const auto smtp_url = env.Get("PROVISIONER_SMTP_URL");
   config.api.password_reset_ttl_seconds = static_cast<std::int64_t>(
       env.WholeSeconds("PROVISIONER_PASSWORD_RESET_TTL",
@@ -409,7 +409,7 @@ std::optional<Error> ReadMailSettings(EnvReader& env, ServeConfig& config) {
                        static_cast<double>(config.api.signup_verification_ttl_seconds)));
   config.api.max_unverified_signups = env.Count("PROVISIONER_MAX_UNVERIFIED_SIGNUPS",
                                                 config.api.max_unverified_signups, 1, 10000000);
-  if (smtp_url.empty()) return std::nullopt;
+  if (smtp_url.empty()) return Ok();
   if (!IsSmtpUrl(smtp_url)) {
     return Bad("PROVISIONER_SMTP_URL: not an smtp://host:port or smtps://host:port URL");
   }
@@ -432,7 +432,7 @@ std::optional<Error> ReadMailSettings(EnvReader& env, ServeConfig& config) {
   }
   config.api.public_url = public_url;
   config.mail = std::move(mail);
-  return std::nullopt;
+  return Ok();
 }
 
 }  // namespace
@@ -441,21 +441,22 @@ Result<ServeConfig> ParseServeConfig(const std::vector<std::string>& args,
                                      const std::function<const char*(const char*)>& getenv,
                                      const std::string& default_chart_dir) {
   ServeConfig config;
-  if (auto error = ParseServeFlags(args, config)) return *error;
+  if (auto status = ParseServeFlags(args, config); !status.ok()) return status.failure();
   EnvReader env(getenv);
-  if (auto error = ReadRequiredSettings(env, config)) return *error;
+  if (auto status = ReadRequiredSettings(env, config); !status.ok()) return status.failure();
   config.chart_dir = env.Get("PROVISIONER_CHART_DIR");
   if (config.chart_dir.empty()) config.chart_dir = default_chart_dir;
   config.values_file = env.Get("PROVISIONER_VALUES_FILE");
-  if (auto error = ReadTrustedProxies(env.Get("PROVISIONER_TRUSTED_PROXIES"), config.api)) {
-    return *error;
+  if (auto status = ReadTrustedProxies(env.Get("PROVISIONER_TRUSTED_PROXIES"), config.api);
+      !status.ok()) {
+    return status.failure();
   }
   if (auto plan = env.Get("PROVISIONER_DEFAULT_PLAN"); !plan.empty())
     config.api.default_plan = plan;
   ReadTimingAndLimits(env, config);
   ReadRequestLimits(env, config.api);
-  if (auto error = ReadUsageSchedule(env, config)) return *error;
-  if (auto error = ReadMailSettings(env, config)) return *error;
+  if (auto status = ReadUsageSchedule(env, config); !status.ok()) return status.failure();
+  if (auto status = ReadMailSettings(env, config); !status.ok()) return status.failure();
   if (env.deferred()) return *env.deferred();
   config.database_url =
       WithConnectionDeadlines(std::move(config.database_url), config.database_timeout_seconds);
