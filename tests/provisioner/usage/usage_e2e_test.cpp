@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "billing/provisioner/usage.h"
 #include "kube_api_double.h"
 #include "testbed.h"
 
@@ -432,6 +433,70 @@ TEST(UsageE2eTest, ExactBillingAcrossBrokerAndExporterRestarts) {
   EXPECT_NE(bad.body.find("until"), std::string::npos) << bad.body;
   EXPECT_EQ(HttpRequest("POST", finalize_url, R"({"customer_id": "acme", "until": 0})").status,
             401);
+}
+
+// A row of the fault matrix: Prometheus down for longer than a period and the gap, then
+// restarted on its own data. The messages published meanwhile are billed once, in the first
+// period after the gap, which is flagged incomplete with the periods of the gap; every period
+// Prometheus saw whole is complete.
+TEST(UsageE2eTest, PrometheusDownLongerThanAPeriodFlagsTheGapAndLosesNothing) {
+  MosquittoServer broker(1, "max_queued_messages 100000\n");
+  const int exporter_port = FreePort();
+  ExporterProcess exporter(
+      kExporter, {},
+      {{"MQTT_URL", broker.Url()}, {"CUSTOMER_ID", "acme"}, {"SAMPLE_INTERVAL", "500ms"}},
+      exporter_port);
+  ASSERT_TRUE(exporter.WaitHealthy());
+  const std::vector<std::string> targets = {"127.0.0.1:" + std::to_string(exporter_port)};
+  TempDir tsdb("billing-prom-gap");
+  auto prometheus = std::make_unique<PrometheusServer>(targets, 1s, "", tsdb.path());
+  const std::string received =
+      "iotistic_mqtt_broker_publish_messages_received_total{customer_id=\"acme\"}";
+  auto sees = [&](double value) {
+    return WaitFor([&] { return PromValue(*prometheus, received) == value; }, 60s, 250ms);
+  };
+  ASSERT_TRUE(sees(0)) << exporter.process().Log();
+
+  const std::int64_t from = (static_cast<std::int64_t>(Now()) / kPeriod + 2) * kPeriod;
+  ASSERT_TRUE(WaitFor([&] { return Now() > from + 1; }, 40s));
+  const Sent first = Publish(broker, 1000, 1);
+  ASSERT_TRUE(sees(first.messages));
+
+  prometheus.reset();
+  const double down_at = Now();
+  const Sent second = Publish(broker, 1000, 2);
+  ASSERT_TRUE(WaitFor([&] { return Now() > down_at + kPeriod + kMaxGap + 2; }, 60s));
+  prometheus = std::make_unique<PrometheusServer>(targets, 1s, "", tsdb.path());
+  const double up_at = Now();
+  ASSERT_TRUE(sees(first.messages + second.messages));
+  const double seen_again_at = Now();  // the first sample after the outage is older
+  const Sent third = Publish(broker, 500, 3);
+  ASSERT_TRUE(sees(first.messages + second.messages + third.messages));
+
+  const std::int64_t to = (static_cast<std::int64_t>(Now()) / kPeriod + 2) * kPeriod;
+  ASSERT_TRUE(WaitFor([&] { return Now() > to + kMaxGap + 2; }, 60s));
+  const auto run = RunUsage(*prometheus, from, to, {"--format", "json"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  double billed = 0;
+  int incomplete = 0;
+  for (const auto& r : ParseRecords(run.output)) {
+    if (r["metric"] != "mqtt_messages") continue;
+    billed += r["quantity"].get<double>();
+    const auto start =
+        static_cast<double>(*billing::provisioner::ParseTime(r["period_start"].get<std::string>()));
+    // From the period of the last sample before the outage to that of the first after it.
+    const bool in_gap = start + kPeriod > down_at - 1.5 && start < seen_again_at;
+    if (!r["complete"].get<bool>()) {
+      ++incomplete;
+      EXPECT_TRUE(in_gap) << "incomplete outside the outage: " << r << "\n" << run.output;
+    } else {
+      EXPECT_FALSE(start + kPeriod > down_at + 1.5 && start < up_at - 1.5)
+          << "a period inside the outage is complete: " << r << "\n"
+          << run.output;
+    }
+  }
+  EXPECT_EQ(billed, first.messages + second.messages + third.messages) << run.output;
+  EXPECT_GE(incomplete, 2) << run.output;  // the outage spans more than one period
 }
 
 TEST(UsageCliTest, BadInputGetsAClearErrorNotANumber) {
