@@ -323,6 +323,72 @@ TEST_F(MqttE2eTest, ExporterKilledDuringAScrapeAndABurstContinuesTheBrokerTotals
               2.0);
 }
 
+// A row of the fault matrix: the exporter starved of CPU (SIGSTOP) while devices publish, first
+// for less than its 20 s keep-alive, then until the broker gives its connection up (1.5 times
+// the keep-alive). The billed totals (the broker's) stay exact. The exporter's own per-group
+// counts are exact across the short stop; across the long one they are over by what the broker
+// had in flight to it (Mosquitto's max_inflight_messages, 20): after SIGCONT it reads those
+// messages from the closed connection and counts them, its PUBACKs cannot arrive, and the
+// resumed session sends them again. Pinned here until QoS 1 redeliveries are recognised.
+TEST_F(MqttE2eTest, ExporterStarvedShorterAndLongerThanTheKeepAliveBillsExactly) {
+  MosquittoServer broker(1, kBrokerConfig);
+  auto exporter = StartExporter(broker, kPerDevice);
+  Watcher watch(*exporter);
+  ASSERT_TRUE(WaitFor([&] { return watch.Value("iotistic_mqtt_up") == 1.0; }, 20s));
+  constexpr double kInflight = 20;  // Mosquitto's default max_inflight_messages
+  std::vector<MetricSample> last;
+  // Waits until the broker's total is `billed` and the per-group sum is in [billed, billed +
+  // over]; false (with the figures) otherwise.
+  auto counted = [&](double billed, double over) {
+    const bool ok = WaitFor(
+        [&] {
+          last = watch.Scrape();
+          const double groups = Sum(last, "iotistic_mqtt_messages_total");
+          return FindValue(last, "iotistic_mqtt_broker_publish_messages_received_total") ==
+                     billed &&
+                 groups >= billed && groups <= billed + over;
+        },
+        60s, 200ms);
+    if (!ok) {
+      ADD_FAILURE()
+          << "of " << billed << " published, counted " << Sum(last, "iotistic_mqtt_messages_total")
+          << ", broker says "
+          << FindValue(last, "iotistic_mqtt_broker_publish_messages_received_total").value_or(-1);
+    }
+    return ok;
+  };
+
+  // Shorter: the devices publish while it is stopped; it catches up on the same connection.
+  kill(exporter->process().pid(), SIGSTOP);
+  const Sent first = Simulate(broker, {"--devices", "20", "--messages", "3000"});
+  kill(exporter->process().pid(), SIGCONT);
+  ASSERT_TRUE(counted(first.messages, 0)) << exporter->process().Log();
+  EXPECT_EQ(exporter->process().Log().find("lost"), std::string::npos) << "no reconnect";
+
+  // Longer: stopped until the broker has dropped the connection, with traffic meanwhile.
+  kill(exporter->process().pid(), SIGSTOP);
+  const Sent second = Simulate(broker, {"--devices", "20", "--messages", "3000", "--seed", "2"});
+  const bool dropped = WaitFor(
+      [&] { return broker.Log().find("has exceeded timeout") != std::string::npos; }, 60s, 500ms);
+  kill(exporter->process().pid(), SIGCONT);
+  ASSERT_TRUE(dropped) << broker.Log();
+  ASSERT_TRUE(counted(first.messages + second.messages, kInflight)) << exporter->process().Log();
+  const double groups_after_outage = Sum(last, "iotistic_mqtt_messages_total");
+  // Once reconnected, counting is exact again.
+  const Sent third = Simulate(broker, {"--devices", "20", "--messages", "2000", "--seed", "3"});
+  const double billed = first.messages + second.messages + third.messages;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        last = watch.Scrape();
+        return FindValue(last, "iotistic_mqtt_broker_publish_messages_received_total") == billed &&
+               Sum(last, "iotistic_mqtt_messages_total") == groups_after_outage + third.messages;
+      },
+      60s, 200ms))
+      << exporter->process().Log();
+  EXPECT_EQ(watch.decreases(), 0);
+  EXPECT_EQ(FindValue(watch.Scrape(), "iotistic_mqtt_up"), 1.0);
+}
+
 // Retained messages are replayed by the broker to every new subscription (each reconnect); the
 // replay is not traffic. A message published with the retain flag while we are subscribed is.
 TEST_F(MqttE2eTest, RetainedReplaysAreNotCountedButLiveRetainedPublishesAre) {
