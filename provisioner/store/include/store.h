@@ -35,6 +35,7 @@
 #include "billing/provisioner/ledger.h"
 #include "billing/provisioner/usage.h"
 #include "deployment_state.h"
+#include "pg_connection.h"
 #include "secret_box.h"
 #include "secret_values.h"
 
@@ -82,14 +83,14 @@ class ConnectionPool {
 
   class Lease {
    public:
-    Lease(ConnectionPool& pool, std::unique_ptr<pqxx::connection_base> connection);
+    Lease(ConnectionPool& pool, PgConnection connection);
     ~Lease();
     Lease(Lease&&) = delete;
     pqxx::connection_base& operator*() const { return *connection_; }
 
    private:
     ConnectionPool& pool_;
-    std::unique_ptr<pqxx::connection_base> connection_;
+    PgConnection connection_;
     std::uint64_t id_;  // its entry among the watched leases
   };
   /// Waits up to the operation timeout (30 s without one) for a free connection
@@ -102,9 +103,9 @@ class ConnectionPool {
     std::chrono::steady_clock::time_point deadline;
     bool cut;
   };
-  std::unique_ptr<pqxx::connection_base> Checkout();
+  PgConnection Checkout();
   std::uint64_t StartWatching(int socket);
-  void Release(std::uint64_t id, std::unique_ptr<pqxx::connection_base> connection);
+  void Release(std::uint64_t id, PgConnection connection);
   void CutOverdueLeases(const std::stop_token& stop);
 
   const std::string database_url_;
@@ -112,7 +113,7 @@ class ConnectionPool {
   const std::chrono::milliseconds operation_timeout_;
   std::mutex mutex_;
   std::condition_variable available_;
-  std::vector<std::unique_ptr<pqxx::connection_base>> idle_;
+  std::vector<PgConnection> idle_;
   std::size_t open_ = 0;
   std::map<std::uint64_t, Watched> leased_;  // with a deadline only
   std::uint64_t next_lease_id_ = 0;
@@ -296,7 +297,7 @@ class ReconcileSession {
  private:
   std::string database_url_;
   std::shared_ptr<StoreSecrets> secrets_;
-  std::unique_ptr<pqxx::connection_base> connection_;
+  PgConnection connection_;
   pqxx::connection_base& Connection();
 };
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "billing/provisioner/usage.h"
+#include "pg_connection.h"
 
 namespace pqxx {
 class connection_base;
@@ -63,7 +64,7 @@ class UsageStore {
   std::set<std::string> CustomerIds();
 
  private:
-  std::unique_ptr<pqxx::connection_base> connection_;
+  PgConnection connection_;
   std::size_t adjustments_written_ = 0;
 };
 

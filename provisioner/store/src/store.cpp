@@ -12,13 +12,7 @@
 namespace billing::provisioner {
 namespace {
 
-constexpr int kCustomerLockClass = 7217003;
-
-// Error messages without DETAIL: "Failing row contains (...)" would put stored credentials into
-// the logs.
-void Terse(pqxx::connection_base& connection) {
-  connection.set_verbosity(pqxx::connection_base::terse);
-}  // pg_advisory_lock(class, hashtext(customer))
+constexpr int kCustomerLockClass = 7217003;  // pg_advisory_lock(class, hashtext(customer))
 
 const char* const kDeploymentColumns =
     "customer_id, desired_state, desired_generation, applied_generation, chart_values::text, "
@@ -115,8 +109,7 @@ ConnectionPool::ConnectionPool(std::string database_url, std::size_t size,
 
 ConnectionPool::~ConnectionPool() = default;
 
-ConnectionPool::Lease::Lease(ConnectionPool& pool,
-                             std::unique_ptr<pqxx::connection_base> connection)
+ConnectionPool::Lease::Lease(ConnectionPool& pool, PgConnection connection)
     : pool_(pool),
       connection_(std::move(connection)),
       id_(pool_.StartWatching(connection_->sock())) {}
@@ -125,7 +118,7 @@ ConnectionPool::Lease::~Lease() { pool_.Release(id_, std::move(connection_)); }
 
 ConnectionPool::Lease ConnectionPool::Acquire() { return Lease(*this, Checkout()); }
 
-std::unique_ptr<pqxx::connection_base> ConnectionPool::Checkout() {
+PgConnection ConnectionPool::Checkout() {
   std::unique_lock lock(mutex_);
   // Bounded: a hung database must turn into an error answer, not a request that never returns.
   const auto wait = operation_timeout_.count() > 0
@@ -144,9 +137,7 @@ std::unique_ptr<pqxx::connection_base> ConnectionPool::Checkout() {
   lock.unlock();
   try {
     // Opening is bounded by libpq's connect_timeout (serve puts one in DATABASE_URL).
-    auto connection = std::make_unique<pqxx::connection>(database_url_);
-    Terse(*connection);
-    return connection;
+    return Connect(database_url_);
   } catch (...) {
     lock.lock();
     --open_;
@@ -166,7 +157,7 @@ std::uint64_t ConnectionPool::StartWatching(int socket) {
   return id;
 }
 
-void ConnectionPool::Release(std::uint64_t id, std::unique_ptr<pqxx::connection_base> connection) {
+void ConnectionPool::Release(std::uint64_t id, PgConnection connection) {
   std::lock_guard lock(mutex_);
   // Unwatched before the connection can close: the watchdog never touches a reused descriptor.
   leased_.erase(id);
@@ -746,8 +737,7 @@ ReconcileSession::~ReconcileSession() = default;
 pqxx::connection_base& ReconcileSession::Connection() {
   // A broken connection also lost its advisory locks: a new one starts with none held.
   if (!connection_ || !connection_->is_open()) {
-    connection_ = std::make_unique<pqxx::connection>(database_url_);
-    Terse(*connection_);
+    connection_ = Connect(database_url_);
   }
   return *connection_;
 }

@@ -8,7 +8,7 @@
 namespace billing::provisioner {
 UsageStore::UsageStore(const std::string& database_url) {
   ApplyMigrations(database_url);
-  connection_ = std::make_unique<pqxx::connection>(database_url);
+  connection_ = Connect(database_url);
   connection_->prepare("overlapping_usage", R"sql(
 SELECT to_char(period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
        to_char(period_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
