@@ -83,11 +83,11 @@ Result<Args> ParseArgs(int argc, char** argv) {
       args.help = true;
     } else if (flag == "--web.config.file" || flag == "--config") {
       auto path = value("a file path");
-      if (!path.ok()) return Error{path.error()};
+      if (!path.ok()) return path.failure();
       (flag == "--config" ? args.config_path : args.web_config_file) = std::move(path).value();
     } else if (flag == "--listen") {
       auto listen = value("ADDR:PORT");
-      if (!listen.ok()) return Error{listen.error()};
+      if (!listen.ok()) return listen.failure();
       if (auto valid = ValidateListenAddress(listen.value()); !valid.ok())
         return Error{"--listen: " + valid.error()};
       args.listen = std::move(listen).value();

@@ -62,6 +62,20 @@ class PortInUseError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Calls `start(port)` with a free port, and again with another one while the port turns out to
+// have been taken in the meantime (at most kPortAttempts times).
+template <typename Start>
+void OnFreePort(Start start) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      start(FreePort());
+      return;
+    } catch (const PortInUseError&) {
+      if (attempt == kPortAttempts) throw;
+    }
+  }
+}
+
 std::string ErrnoMessage(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 // Owns a file descriptor.
@@ -900,15 +914,10 @@ PostgresServer::PostgresServer() : dir_(std::make_unique<TempDir>("billing-pg"))
                              std::to_string(result.exit_code) + ":\n" + Tail(result.output));
   }
 
-  for (int attempt = 1;; ++attempt) {
-    port_ = FreePort();
-    try {
-      Start();
-      return;
-    } catch (const PortInUseError&) {
-      if (attempt == kPortAttempts) throw;
-    }
-  }
+  OnFreePort([&](int port) {
+    port_ = port;
+    Start();
+  });
 }
 
 PostgresServer::~PostgresServer() {
@@ -1044,15 +1053,10 @@ MosquittoServer::MosquittoServer(int sys_interval_seconds, std::string extra_con
     : dir_(std::make_unique<TempDir>("billing-mqtt")),
       sys_interval_seconds_(sys_interval_seconds),
       extra_config_(std::move(extra_config)) {
-  for (int attempt = 1;; ++attempt) {
-    port_ = FreePort();
-    try {
-      Start();
-      return;
-    } catch (const PortInUseError&) {
-      if (attempt == kPortAttempts) throw;
-    }
-  }
+  OnFreePort([&](int port) {
+    port_ = port;
+    Start();
+  });
 }
 
 MosquittoServer::~MosquittoServer() { Stop(); }
@@ -1156,8 +1160,8 @@ PrometheusServer::PrometheusServer(const std::vector<std::string>& targets,
                 "      - targets: [" +
                 target_list + "]\n" + extra_config +
                 (extra_config.empty() || extra_config.back() == '\n' ? "" : "\n"));
-  for (int attempt = 1;; ++attempt) {
-    port_ = FreePort();
+  OnFreePort([&](int port) {
+    port_ = port;
     Process::Options options;
     options.argv = {
         FindProgram("/usr/bin/prometheus", "prometheus"),
@@ -1168,15 +1172,10 @@ PrometheusServer::PrometheusServer(const std::vector<std::string>& targets,
         "--web.enable-admin-api",
         "--log.level=info"};
     options.log_path = dir / "prometheus.log";
-    try {
-      const std::string ready_url = Url() + "/-/ready";
-      process_ = StartServer(std::move(options), "Prometheus on port " + std::to_string(port_),
-                             [&] { return HttpGet(ready_url, {}, seconds(2)).status == 200; });
-      return;
-    } catch (const PortInUseError&) {
-      if (attempt == kPortAttempts) throw;
-    }
-  }
+    const std::string ready_url = Url() + "/-/ready";
+    process_ = StartServer(std::move(options), "Prometheus on port " + std::to_string(port_),
+                           [&] { return HttpGet(ready_url, {}, seconds(2)).status == 200; });
+  });
 }
 
 VictoriaMetricsServer::VictoriaMetricsServer(const std::vector<std::string>& targets,
@@ -1193,8 +1192,8 @@ VictoriaMetricsServer::VictoriaMetricsServer(const std::vector<std::string>& tar
                         "\nscrape_configs:\n  - job_name: billing\n    static_configs:\n"
                         "      - targets: [" +
                         target_list + "]\n");
-  for (int attempt = 1;; ++attempt) {
-    port_ = FreePort();
+  OnFreePort([&](int port) {
+    port_ = port;
     Process::Options options;
     options.argv = {FindProgram("/usr/bin/victoria-metrics", "victoria-metrics"),
                     "-storageDataPath=" + (dir / "data").string(),
@@ -1203,17 +1202,11 @@ VictoriaMetricsServer::VictoriaMetricsServer(const std::vector<std::string>& tar
                     // default offset against samples still in flight), and nothing is cached.
                     "-search.latencyOffset=0s", "-search.disableCache"};
     options.log_path = dir / "victoria-metrics.log";
-    try {
-      const std::string health = Url() + "/health";
-      store_ = StartServer(std::move(options), "VictoriaMetrics on port " + std::to_string(port_),
-                           [&] { return HttpGet(health, {}, seconds(2)).status == 200; });
-      break;
-    } catch (const PortInUseError&) {
-      if (attempt == kPortAttempts) throw;
-    }
-  }
-  for (int attempt = 1;; ++attempt) {
-    const int agent_port = FreePort();
+    const std::string health = Url() + "/health";
+    store_ = StartServer(std::move(options), "VictoriaMetrics on port " + std::to_string(port_),
+                         [&] { return HttpGet(health, {}, seconds(2)).status == 200; });
+  });
+  OnFreePort([&](int agent_port) {
     Process::Options options;
     options.argv = {FindProgram("/usr/bin/vmagent", "vmagent"),
                     "-promscrape.config=" + config.string(),
@@ -1222,15 +1215,10 @@ VictoriaMetricsServer::VictoriaMetricsServer(const std::vector<std::string>& tar
                     "-remoteWrite.flushInterval=1s",
                     "-httpListenAddr=127.0.0.1:" + std::to_string(agent_port)};
     options.log_path = dir / "vmagent.log";
-    try {
-      const std::string health = "http://127.0.0.1:" + std::to_string(agent_port) + "/health";
-      agent_ = StartServer(std::move(options), "vmagent on port " + std::to_string(agent_port),
-                           [&] { return HttpGet(health, {}, seconds(2)).status == 200; });
-      return;
-    } catch (const PortInUseError&) {
-      if (attempt == kPortAttempts) throw;
-    }
-  }
+    const std::string health = "http://127.0.0.1:" + std::to_string(agent_port) + "/health";
+    agent_ = StartServer(std::move(options), "vmagent on port " + std::to_string(agent_port),
+                         [&] { return HttpGet(health, {}, seconds(2)).status == 200; });
+  });
 }
 
 VictoriaMetricsServer::~VictoriaMetricsServer() {
@@ -1247,8 +1235,8 @@ std::string VictoriaMetricsServer::Query(const std::string& promql) const {
 }
 
 SmtpServer::SmtpServer() : dir_(std::make_unique<TempDir>("billing-smtp")) {
-  for (int attempt = 1;; ++attempt) {
-    port_ = FreePort();
+  OnFreePort([&](int port) {
+    port_ = port;
     Process::Options options;
     // Debian's interpreter: the one on PATH may lack Debian's python3-aiosmtpd.
     options.argv = {"/usr/bin/python3",
@@ -1261,15 +1249,9 @@ SmtpServer::SmtpServer() : dir_(std::make_unique<TempDir>("billing-smtp")) {
                     "aiosmtpd.handlers.Mailbox",
                     (dir_->path() / "maildir").string()};
     options.log_path = dir_->path() / "smtpd.log";
-    try {
-      const int port = port_;
-      process_ = StartServer(std::move(options), "aiosmtpd on port " + std::to_string(port_),
-                             [port] { return TcpConnects(port); });
-      return;
-    } catch (const PortInUseError&) {
-      if (attempt == kPortAttempts) throw;
-    }
-  }
+    process_ = StartServer(std::move(options), "aiosmtpd on port " + std::to_string(port_),
+                           [port] { return TcpConnects(port); });
+  });
 }
 
 SmtpServer::~SmtpServer() {

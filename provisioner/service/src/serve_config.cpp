@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "billing/common/command_line.h"
 #include "billing/common/duration.h"
 
 namespace billing::provisioner {
@@ -231,16 +232,14 @@ class EnvReader {
 
 Status ParseServeFlags(const std::vector<std::string>& args, ServeConfig& config) {
   for (std::size_t i = 0; i < args.size(); ++i) {
-    // `--flag value` and `--flag=value`, as both programs take every flag.
-    const auto equals = args[i].find('=');
-    const std::string arg = args[i].substr(0, equals);
+    const auto [arg, inline_value] = billing::common::SplitFlag(args[i]);
     if (arg != "--listen" && arg != "--health-listen" && arg != "--workers") {
       return Bad("unknown argument \"" + args[i] + "\"\n" + kServeUsage);
     }
-    if (equals == std::string::npos && i + 1 >= args.size()) {
+    if (!inline_value && i + 1 >= args.size()) {
       return Bad(arg + " needs a value\n" + kServeUsage);
     }
-    const std::string value = equals == std::string::npos ? args[++i] : args[i].substr(equals + 1);
+    const std::string value = inline_value ? *inline_value : args[++i];
     if (arg == "--listen") {
       if (!IsHostPort(value)) {
         return Bad("--listen: '" + value + "' is not HOST:PORT like 0.0.0.0:3000");
